@@ -1,0 +1,168 @@
+//! Command line: `serve`, `dev`, `migrate`, `token create`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::crypto::MasterKey;
+use crate::state::EngineConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "dbaas-api", version, about = "Self-service PostgreSQL databases: the orchestration API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Production mode: serve against DATABASE_URL with the operator's master key.
+    Serve(ServeArgs),
+    /// Embedded default: local state PostgreSQL and a local instance, started for you.
+    Dev(DevArgs),
+    /// Apply the state database migrations and exit.
+    Migrate {
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+    /// Manage API tokens directly in the state database.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Concurrent operations run by this process.
+    #[arg(long, env = "DBAAS_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+    /// Claim lease of an operation, in milliseconds (a dead worker's operations resume after it).
+    #[arg(long, env = "DBAAS_OP_LEASE_MS", default_value_t = 30_000)]
+    pub op_lease_ms: u64,
+    /// Polling fallback for new operations, in milliseconds.
+    #[arg(long, env = "DBAAS_POLL_INTERVAL_MS", default_value_t = 2_000)]
+    pub poll_interval_ms: u64,
+    /// How often expired leases are revoked, in milliseconds.
+    #[arg(long, env = "DBAAS_REAPER_INTERVAL_MS", default_value_t = 5_000)]
+    pub reaper_interval_ms: u64,
+    /// Default grace period for sessions of a database being deleted, in milliseconds.
+    #[arg(long, env = "DBAAS_DELETE_GRACE_MS", default_value_t = 5_000)]
+    pub delete_grace_ms: u64,
+    /// Fault injection for tests: pause before each operation step, in milliseconds.
+    #[arg(long, env = "DBAAS_TEST_STEP_DELAY_MS", default_value_t = 0, hide = true)]
+    pub test_step_delay_ms: u64,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> Result<EngineConfig> {
+        if self.workers == 0 || self.workers > 64 {
+            bail!("--workers must be 1-64");
+        }
+        if self.op_lease_ms < 1000 {
+            bail!("--op-lease-ms must be at least 1000");
+        }
+        Ok(EngineConfig {
+            workers: self.workers,
+            lease: Duration::from_millis(self.op_lease_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(50)),
+            reaper_interval: Duration::from_millis(self.reaper_interval_ms.max(100)),
+            delete_grace: Duration::from_millis(self.delete_grace_ms),
+            step_delay: Duration::from_millis(self.test_step_delay_ms),
+            ..EngineConfig::default()
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    #[arg(long, env = "DBAAS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// 32-byte key, base64, that encrypts stored secrets.
+    #[arg(long, env = "DBAAS_MASTER_KEY", hide_env_values = true, conflicts_with = "master_key_file")]
+    pub master_key: Option<String>,
+    /// File holding the base64 master key.
+    #[arg(long, env = "DBAAS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+impl ServeArgs {
+    pub fn key(&self) -> Result<MasterKey> {
+        let text = match (&self.master_key, &self.master_key_file) {
+            (Some(k), _) => k.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            (None, None) => bail!(
+                "no master key: set DBAAS_MASTER_KEY (32 random bytes, base64: `openssl rand -base64 32`) or DBAAS_MASTER_KEY_FILE"
+            ),
+        };
+        Ok(MasterKey::from_base64(&text)?)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the clusters, the master key and the env file live; reused by the next start.
+    #[arg(long, env = "DBAAS_DEV_DIR", default_value = "/var/tmp/dbaas-dev")]
+    pub data_dir: PathBuf,
+    /// API port.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown only this once).
+    Create {
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// A platform-admin token.
+        #[arg(long, conflicts_with = "tenant", required_unless_present = "tenant")]
+        admin: bool,
+        /// A token scoped to this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let key = args.key()?;
+            let engine = args.engine.config()?;
+            let db = crate::server::connect_state_db(&args.database_url).await?;
+            let state = crate::server::state(db, key, engine);
+            crate::server::serve(state, args.listen, crate::server::shutdown_on_signals()).await
+        }
+        Command::Dev(args) => crate::dev::run(args).await,
+        Command::Migrate { database_url } => {
+            crate::server::connect_state_db(&database_url).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { database_url, admin, tenant, description }) => {
+            let db = crate::server::connect_state_db(&database_url).await?;
+            let tenant_id = match (&tenant, admin) {
+                (Some(name), _) => Some(
+                    sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM tenants WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&db)
+                        .await?
+                        .with_context(|| format!("no tenant named {name:?}"))?,
+                ),
+                (None, _) => None,
+            };
+            let created = crate::http::tenants::issue_token(&db, tenant_id, &description, None).await?;
+            println!("{}", created.secret);
+            Ok(())
+        }
+    }
+}

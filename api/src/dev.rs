@@ -1,0 +1,112 @@
+//! `dbaas-api dev`: the embedded default. Starts a state PostgreSQL and a local instance
+//! (reusing them when the data dir already has them), registers the instance as `local`,
+//! makes an admin token, serves, and stops both clusters on Ctrl-C / SIGTERM.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use dbaas_client::{CreateInstance, Environment, InstanceKind, SslMode};
+
+use crate::cli::DevArgs;
+use crate::crypto::MasterKey;
+use crate::pgcluster::{Cluster, ClusterOptions};
+
+/// Contrib extensions offered on the local instance when the server has them.
+const LOCAL_EXTENSIONS: &[&str] = &["pgcrypto", "citext", "hstore", "pg_trgm", "uuid-ossp", "btree_gin", "btree_gist", "pg_stat_statements"];
+
+pub async fn run(args: DevArgs) -> Result<()> {
+    let dir = &args.data_dir;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let engine = args.engine.config()?;
+
+    eprintln!("starting the state database in {}", dir.join("state").display());
+    let state_pg = tokio::task::block_in_place(|| Cluster::start(&dir.join("state"), &ClusterOptions::default()))?;
+    eprintln!("starting the local instance in {}", dir.join("local").display());
+    let local_pg = tokio::task::block_in_place(|| Cluster::start(&dir.join("local"), &ClusterOptions { tls: true, ..Default::default() }))?;
+
+    let key_path = dir.join("master.key");
+    if !key_path.exists() {
+        fs::write(&key_path, MasterKey::generate_base64())?;
+        fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    }
+    let key = MasterKey::from_base64(&fs::read_to_string(&key_path)?)?;
+
+    let db = crate::server::connect_state_db(&state_pg.url("postgres")).await?;
+    let state = crate::server::state(db.clone(), key, engine);
+
+    if crate::http::instances::by_name(&db, "local").await.map_err(|e| anyhow::anyhow!("{e}"))?.is_none() {
+        lock_down_local(&local_pg).await?;
+        let available = available_extensions(&local_pg).await.unwrap_or_default();
+        let req = CreateInstance {
+            name: "local".into(),
+            kind: InstanceKind::External,
+            host: "127.0.0.1".into(),
+            port: local_pg.port,
+            public_host: Some("localhost".into()),
+            admin_user: "postgres".into(),
+            admin_password: local_pg.password.clone(),
+            sslmode: SslMode::Prefer,
+            ca_cert: local_pg.ca_cert.clone(),
+            environment: Environment::Sandbox,
+            labels: BTreeMap::from([("site".to_string(), "local".to_string())]),
+            max_databases: 100,
+            allowed_extensions: LOCAL_EXTENSIONS.iter().filter(|e| available.iter().any(|a| a == *e)).map(|e| e.to_string()).collect(),
+        };
+        crate::http::instances::register(&state, req).await.map_err(|e| anyhow::anyhow!("registering the local instance: {e:?}"))?;
+    }
+
+    let token = reuse_or_create_token(&db, &dir.join("env")).await?;
+    let endpoint = format!("http://127.0.0.1:{}", args.port);
+    let env = format!("export DBAAS_ENDPOINT={endpoint}\nexport DBAAS_TOKEN={token}\n");
+    let env_path = dir.join("env");
+    fs::write(&env_path, &env)?;
+    fs::set_permissions(&env_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    if let Some(ca) = &local_pg.ca_cert {
+        fs::write(dir.join("local-ca.crt"), ca)?;
+    }
+    println!("{env}");
+    eprintln!(
+        "dbaas dev is ready: instance `local` (sandbox) on 127.0.0.1:{}; these exports are also in {}. Ctrl-C stops everything.",
+        local_pg.port,
+        env_path.display()
+    );
+
+    let listen: SocketAddr = ([127, 0, 0, 1], args.port).into();
+    let result = crate::server::serve(state, listen, crate::server::shutdown_on_signals()).await;
+    db.close().await;
+    eprintln!("stopping the clusters");
+    drop(local_pg);
+    drop(state_pg);
+    result
+}
+
+/// Only the service and each database's own roles may connect anywhere.
+async fn lock_down_local(pg: &Cluster) -> Result<()> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&pg.url("postgres")).await?;
+    sqlx::raw_sql("REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
+        .execute(&mut c)
+        .await?;
+    Ok(())
+}
+
+async fn available_extensions(pg: &Cluster) -> Result<Vec<String>> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&pg.url("postgres")).await?;
+    Ok(sqlx::query_scalar("SELECT name::text FROM pg_available_extensions").fetch_all(&mut c).await?)
+}
+
+/// A restart keeps the admin token of the env file while it is still valid.
+async fn reuse_or_create_token(db: &sqlx::PgPool, env_path: &std::path::Path) -> Result<String> {
+    if let Ok(text) = fs::read_to_string(env_path) {
+        if let Some(tok) = text.lines().find_map(|l| l.strip_prefix("export DBAAS_TOKEN=")) {
+            if crate::auth::authenticate(db, tok.trim()).await.is_ok_and(|p| p.is_admin()) {
+                return Ok(tok.trim().to_string());
+            }
+        }
+    }
+    let created = crate::http::tenants::issue_token(db, None, "dev admin", None).await?;
+    Ok(created.secret)
+}

@@ -1,0 +1,223 @@
+//! Credentials of a database: the three static logins (readable, rotatable) and leases.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use dbaas_client::{Access, CreateLease, Credential, CredentialAccepted, CredentialKind, DatabaseStatus, List, OperationKind};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::databases::visible;
+use super::extract::{parse_duration, ApiJson};
+use crate::auth::Principal;
+use crate::crypto::{generate_password, random_suffix};
+use crate::error::{ApiError, ApiResult};
+use crate::naming::LEASE_SUFFIX_LEN;
+use crate::ops::queue;
+use crate::state::AppState;
+use crate::target::record::{self, CredentialRow, DatabaseRow};
+
+const MIN_LEASE_SECS: u64 = 10;
+const MAX_LEASE_SECS: u64 = 30 * 86_400;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_credentials))
+        .routes(routes!(get_credential))
+        .routes(routes!(rotate_credential))
+        .routes(routes!(create_lease))
+        .routes(routes!(get_lease, revoke_lease))
+}
+
+fn to_model(s: &AppState, db: &DatabaseRow, c: &CredentialRow) -> ApiResult<Credential> {
+    let password = s.key.decrypt(&c.password_enc, &c.context()).map_err(anyhow::Error::from)?;
+    let uri = format!(
+        "postgresql://{}:{}@{}:{}/{}?sslmode=require",
+        pct(&c.role_name),
+        pct(&password),
+        db.public_host,
+        db.port,
+        pct(&db.physical().database)
+    );
+    Ok(Credential {
+        id: c.id,
+        database_id: c.database_id,
+        kind: if c.kind == "lease" { CredentialKind::Lease } else { CredentialKind::Static },
+        access: c.access(),
+        status: c.status.parse().unwrap_or(dbaas_client::CredentialStatus::Revoked),
+        username: c.role_name.clone(),
+        password,
+        uri,
+        expires_at: c.expires_at,
+        rotated_at: c.rotated_at,
+        created_at: c.created_at,
+    })
+}
+
+/// Percent-encodes a URI component (our names only hold a-z, 0-9 and '-', but be exact).
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn parse_access(text: &str) -> ApiResult<Access> {
+    text.parse().map_err(|m: String| ApiError::field("access", "invalid_access", m))
+}
+
+fn usable(db: &DatabaseRow) -> ApiResult<()> {
+    match db.status() {
+        DatabaseStatus::Deleting | DatabaseStatus::Deleted | DatabaseStatus::Retained => Err(ApiError::Conflict(
+            "invalid_state",
+            format!("database is {}; its credentials cannot change", db.status().as_str()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/databases/{id}/credentials", tag = "credentials", params(("id" = Uuid, Path)),
+    responses((status = 200, body = List<Credential>)))]
+async fn list_credentials(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<axum::Json<List<Credential>>> {
+    let db = visible(&s, &who, id).await?;
+    let rows = record::credentials(&s.db, db.id).await?;
+    let items = rows.iter().filter(|c| c.status != "revoked").map(|c| to_model(&s, &db, c)).collect::<ApiResult<_>>()?;
+    Ok(axum::Json(List { items }))
+}
+
+#[utoipa::path(get, path = "/v1/databases/{id}/credentials/{access}", tag = "credentials",
+    params(("id" = Uuid, Path), ("access" = Access, Path)), responses((status = 200, body = Credential)))]
+async fn get_credential(State(s): State<AppState>, who: Principal, Path((id, access)): Path<(Uuid, String)>) -> ApiResult<axum::Json<Credential>> {
+    let access = parse_access(&access)?;
+    let db = visible(&s, &who, id).await?;
+    let rows = record::credentials(&s.db, db.id).await?;
+    let c = rows.iter().find(|c| c.kind == "static" && c.access() == access).ok_or(ApiError::NotFound("credential"))?;
+    Ok(axum::Json(to_model(&s, &db, c)?))
+}
+
+#[utoipa::path(post, path = "/v1/databases/{id}/credentials/{access}/rotate", tag = "credentials",
+    params(("id" = Uuid, Path), ("access" = Access, Path)),
+    responses((status = 202, body = CredentialAccepted, description = "The new password is in effect when the operation succeeds")))]
+async fn rotate_credential(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((id, access)): Path<(Uuid, String)>,
+) -> ApiResult<(StatusCode, axum::Json<CredentialAccepted>)> {
+    let access = parse_access(&access)?;
+    let db = visible(&s, &who, id).await?;
+    usable(&db)?;
+    let mut tx = s.db.begin().await?;
+    let c: CredentialRow = sqlx::query_as(&format!(
+        "SELECT {} FROM credentials WHERE database_id = $1 AND kind = 'static' AND access = $2 FOR UPDATE",
+        record::CREDENTIAL_COLUMNS
+    ))
+    .bind(db.id)
+    .bind(access.as_str())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("credential"))?;
+    if c.pending_password_enc.is_some() {
+        return Err(ApiError::Conflict("rotation_in_progress", "a rotation of this credential is already under way".into()));
+    }
+    sqlx::query("UPDATE credentials SET pending_password_enc = $2 WHERE id = $1")
+        .bind(c.id)
+        .bind(s.key.encrypt(&generate_password(), &c.context()))
+        .execute(&mut *tx)
+        .await?;
+    let op = queue::enqueue(
+        &mut tx,
+        OperationKind::RotateCredential,
+        "database",
+        db.id,
+        Some(db.tenant_id),
+        serde_json::json!({ "credential_id": c.id }),
+    )
+    .await?;
+    tx.commit().await?;
+    let c = record::credential(&s.db, c.id).await?.ok_or(ApiError::NotFound("credential"))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(CredentialAccepted { credential: to_model(&s, &db, &c)?, operation: Some(op.to_model()) })))
+}
+
+#[utoipa::path(post, path = "/v1/databases/{id}/leases", tag = "credentials", params(("id" = Uuid, Path)), request_body = CreateLease,
+    responses((status = 202, body = CredentialAccepted, description = "Usable when the operation succeeds"),
+        (status = 422, body = dbaas_client::Problem)))]
+async fn create_lease(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<CreateLease>,
+) -> ApiResult<(StatusCode, axum::Json<CredentialAccepted>)> {
+    let ttl = parse_duration(&req.ttl).map_err(|m| ApiError::field("ttl", "invalid_duration", m))?;
+    if !(MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&ttl.as_secs()) {
+        return Err(ApiError::field("ttl", "out_of_range", format!("must be between {MIN_LEASE_SECS}s and 30d (got {})", req.ttl)));
+    }
+    let db = visible(&s, &who, id).await?;
+    usable(&db)?;
+    let cid = Uuid::new_v4();
+    let role = db.physical().lease_role(req.access, &random_suffix(LEASE_SUFFIX_LEN));
+    let expires = Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
+    let mut tx = s.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO credentials (id, database_id, kind, access, role_name, password_enc, status, expires_at) \
+         VALUES ($1, $2, 'lease', $3, $4, $5, 'pending', $6)",
+    )
+    .bind(cid)
+    .bind(db.id)
+    .bind(req.access.as_str())
+    .bind(&role)
+    .bind(s.key.encrypt(&generate_password(), &format!("credential:{cid}")))
+    .bind(expires)
+    .execute(&mut *tx)
+    .await?;
+    let op = queue::enqueue(&mut tx, OperationKind::CreateLease, "database", db.id, Some(db.tenant_id), serde_json::json!({ "credential_id": cid }))
+        .await?;
+    tx.commit().await?;
+    let c = record::credential(&s.db, cid).await?.ok_or(ApiError::NotFound("credential"))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(CredentialAccepted { credential: to_model(&s, &db, &c)?, operation: Some(op.to_model()) })))
+}
+
+async fn lease_of(s: &AppState, db: &DatabaseRow, lease: Uuid) -> ApiResult<CredentialRow> {
+    match record::credential(&s.db, lease).await? {
+        Some(c) if c.database_id == db.id && c.kind == "lease" => Ok(c),
+        _ => Err(ApiError::NotFound("lease")),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/databases/{id}/leases/{lease}", tag = "credentials",
+    params(("id" = Uuid, Path), ("lease" = Uuid, Path)), responses((status = 200, body = Credential)))]
+async fn get_lease(State(s): State<AppState>, who: Principal, Path((id, lease)): Path<(Uuid, Uuid)>) -> ApiResult<axum::Json<Credential>> {
+    let db = visible(&s, &who, id).await?;
+    let c = lease_of(&s, &db, lease).await?;
+    Ok(axum::Json(to_model(&s, &db, &c)?))
+}
+
+#[utoipa::path(delete, path = "/v1/databases/{id}/leases/{lease}", tag = "credentials",
+    params(("id" = Uuid, Path), ("lease" = Uuid, Path)), responses((status = 202, body = CredentialAccepted)))]
+async fn revoke_lease(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((id, lease)): Path<(Uuid, Uuid)>,
+) -> ApiResult<(StatusCode, axum::Json<CredentialAccepted>)> {
+    let db = visible(&s, &who, id).await?;
+    let c = lease_of(&s, &db, lease).await?;
+    let mut tx = s.db.begin().await?;
+    let changed = sqlx::query("UPDATE credentials SET status = 'revoking' WHERE id = $1 AND status IN ('pending', 'active')")
+        .bind(c.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let op = if changed == 1 {
+        Some(
+            queue::enqueue(&mut tx, OperationKind::RevokeLease, "database", db.id, Some(db.tenant_id), serde_json::json!({ "credential_id": c.id, "reason": "revoked" }))
+                .await?
+                .to_model(),
+        )
+    } else {
+        None
+    };
+    tx.commit().await?;
+    let c = lease_of(&s, &db, lease).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(CredentialAccepted { credential: to_model(&s, &db, &c)?, operation: op })))
+}

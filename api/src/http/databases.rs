@@ -1,0 +1,494 @@
+//! Databases: create (or re-adopt), read with drift, update, safe delete.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use dbaas_client::{
+    Access, CreateDatabase, DatabaseAccepted, DatabaseMode, DatabaseStatus, Environment, List, OperationKind,
+    UpdateDatabase,
+};
+use serde::Deserialize;
+use sqlx::{Postgres, Transaction};
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::extract::{if_match, parse_duration, ApiJson, ApiQuery};
+use super::tenants::{stale, visible_tenant};
+use crate::auth::Principal;
+use crate::crypto::generate_password;
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::naming::{validate_database_name, validate_extension_name, PhysicalNames};
+use crate::ops::queue;
+use crate::state::AppState;
+use crate::target::conn::{InstanceRow, INSTANCE_COLUMNS};
+use crate::target::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_databases, create_database))
+        .routes(routes!(get_database, update_database, delete_database))
+        .routes(routes!(find_database))
+}
+
+type Accepted = (StatusCode, HeaderMap, axum::Json<DatabaseAccepted>);
+
+/// A database the caller may see (others' are 404).
+pub async fn visible(s: &AppState, who: &Principal, id: Uuid) -> ApiResult<DatabaseRow> {
+    match record::load(&s.db, id).await? {
+        Some(d) if d.status() != DatabaseStatus::Deleted || who.is_admin() => {
+            if who.tenant_filter().is_some_and(|t| t != d.tenant_id) {
+                Err(ApiError::NotFound("database"))
+            } else {
+                Ok(d)
+            }
+        }
+        _ => Err(ApiError::NotFound("database")),
+    }
+}
+
+fn etag(version: i64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = format!("\"{version}\"").parse() {
+        h.insert(axum::http::header::ETAG, v);
+    }
+    h
+}
+
+async fn accepted(s: &AppState, id: Uuid, op: Option<queue::OperationRow>, status: StatusCode) -> ApiResult<Accepted> {
+    let db = record::load(&s.db, id).await?.ok_or(ApiError::NotFound("database"))?;
+    Ok((status, etag(db.version), axum::Json(DatabaseAccepted { database: db.to_model(), operation: op.map(|o| o.to_model()) })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct ListQuery {
+    /// Only this tenant's databases (admin); tenants always see only their own.
+    tenant: Option<String>,
+    environment: Option<Environment>,
+    instance: Option<String>,
+    status: Option<DatabaseStatus>,
+    /// Include deleted databases.
+    #[serde(default)]
+    include_deleted: bool,
+}
+
+#[utoipa::path(get, path = "/v1/databases", tag = "databases", params(ListQuery),
+    responses((status = 200, body = List<dbaas_client::Database>)))]
+async fn list_databases(State(s): State<AppState>, who: Principal, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<axum::Json<List<dbaas_client::Database>>> {
+    let tenant = match &q.tenant {
+        Some(name) => Some(visible_tenant(&s.db, &who, name).await?.0),
+        None => who.tenant_filter(),
+    };
+    let rows: Vec<DatabaseRow> = sqlx::query_as(&format!(
+        "SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
+         AND ($2::text IS NULL OR i.environment = $2) AND ($3::text IS NULL OR i.name = $3) \
+         AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted') ORDER BY t.name, d.name, d.created_at"
+    ))
+    .bind(tenant)
+    .bind(q.environment.map(|e| e.as_str()))
+    .bind(&q.instance)
+    .bind(q.status.map(|st| st.as_str()))
+    .bind(q.include_deleted)
+    .fetch_all(&s.db)
+    .await?;
+    Ok(axum::Json(List { items: rows.iter().map(DatabaseRow::to_model).collect() }))
+}
+
+#[utoipa::path(post, path = "/v1/databases", tag = "databases", request_body = CreateDatabase,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for retries")),
+    responses((status = 202, body = DatabaseAccepted, description = "Accepted: the operation provisions it"),
+        (status = 404, body = dbaas_client::Problem), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
+async fn create_database(State(s): State<AppState>, who: Principal, ApiJson(req): ApiJson<CreateDatabase>) -> ApiResult<Accepted> {
+    // Which tenant.
+    let tenant_name = match (&req.tenant, &who.tenant) {
+        (Some(t), _) => t.clone(),
+        (None, Some(t)) => t.name.clone(),
+        (None, None) => return Err(ApiError::field("tenant", "required", "admin tokens must name the tenant")),
+    };
+    let mut errs = FieldErrors::default();
+    errs.check("name", "invalid_name", validate_database_name(&tenant_name, &req.name));
+    match (&req.instance, &req.placement) {
+        (Some(_), Some(_)) => errs.add("placement", "conflict", "give either instance or placement, not both"),
+        (None, None) => errs.add("instance", "required", "give an instance name or a placement {environment, labels}"),
+        (None, Some(p)) if p.environment.is_none() => {
+            errs.add("placement.environment", "required", "placement needs an environment (placement never crosses environments)")
+        }
+        _ => {}
+    }
+    for (i, e) in req.extensions.iter().enumerate() {
+        errs.check(&format!("extensions[{i}]"), "invalid_extension", validate_extension_name(e));
+    }
+    if req.connection_limit.is_some_and(|c| !(-1..=10_000).contains(&c)) {
+        errs.add("connection_limit", "out_of_range", "must be -1 (no limit) or 0-10000");
+    }
+    errs.into_result()?;
+    let (tenant_id, tenant_name) = visible_tenant(&s.db, &who, &tenant_name).await?;
+
+    let mut tx = s.db.begin().await?;
+    // Serialises creations per tenant (quota) and makes the name check race-free.
+    let max: i32 = sqlx::query_scalar("SELECT max_databases FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let existing: Option<DatabaseRow> = sqlx::query_as(&format!(
+        "SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.tenant_id = $1 AND d.name = $2 AND d.status <> 'deleted'"
+    ))
+    .bind(tenant_id)
+    .bind(&req.name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(old) = existing {
+        return readopt(&s, tx, &req, old).await;
+    }
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM databases WHERE tenant_id = $1 AND status <> 'deleted'")
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if live >= i64::from(max) {
+        return Err(ApiError::Conflict("quota_exceeded", format!("tenant {tenant_name} already has {live} of {max} databases")));
+    }
+    let inst = choose_instance(&mut tx, &req).await?;
+    check_extensions(&inst, &req.extensions)?;
+    let env = inst.environment();
+    let mode = req.mode.unwrap_or(if env == Environment::Prod { DatabaseMode::Protected } else { DatabaseMode::Standard });
+
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO databases (id, tenant_id, name, instance_id, mode, status, extensions, connection_limit) \
+         VALUES ($1, $2, $3, $4, $5, 'provisioning', $6, $7)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(&req.name)
+    .bind(inst.id)
+    .bind(mode.as_str())
+    .bind(&req.extensions)
+    .bind(req.connection_limit.unwrap_or(-1))
+    .execute(&mut *tx)
+    .await?;
+    let names = PhysicalNames::new(&tenant_name, &req.name);
+    for access in Access::ALL {
+        let cid = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO credentials (id, database_id, kind, access, role_name, password_enc, status) \
+             VALUES ($1, $2, 'static', $3, $4, $5, 'pending')",
+        )
+        .bind(cid)
+        .bind(id)
+        .bind(access.as_str())
+        .bind(names.role(access))
+        .bind(s.key.encrypt(&generate_password(), &format!("credential:{cid}")))
+        .execute(&mut *tx)
+        .await?;
+    }
+    let op = enqueue_for(&mut tx, id, tenant_id, OperationKind::ProvisionDatabase, serde_json::json!({})).await?;
+    tx.commit().await?;
+    accepted(&s, id, Some(op), StatusCode::ACCEPTED).await
+}
+
+/// Declaring a retained (or failed) database again takes it back under management with its
+/// data; the provisioning steps are idempotent, so they only fill in what is missing.
+async fn readopt(s: &AppState, mut tx: Transaction<'_, Postgres>, req: &CreateDatabase, old: DatabaseRow) -> ApiResult<Accepted> {
+    let status = old.status();
+    if !matches!(status, DatabaseStatus::Retained | DatabaseStatus::Failed) {
+        return Err(ApiError::Conflict(
+            "already_exists",
+            format!("database {}/{} already exists (status {})", old.tenant_name, old.name, status.as_str()),
+        ));
+    }
+    if req.instance.as_ref().is_some_and(|i| *i != old.instance_name) {
+        return Err(ApiError::Conflict(
+            "instance_mismatch",
+            format!("{}/{} is {} on instance {}; it can only be re-adopted there", old.tenant_name, old.name, status.as_str(), old.instance_name),
+        ));
+    }
+    let inst: InstanceRow = sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1"))
+        .bind(old.instance_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    check_extensions(&inst, &req.extensions)?;
+    let mode = req.mode.unwrap_or(old.mode());
+    sqlx::query(
+        "UPDATE databases SET status = 'provisioning', mode = $2, extensions = $3, connection_limit = $4, \
+         version = version + 1, updated_at = now() WHERE id = $1",
+    )
+    .bind(old.id)
+    .bind(mode.as_str())
+    .bind(&req.extensions)
+    .bind(req.connection_limit.unwrap_or(old.connection_limit))
+    .execute(&mut *tx)
+    .await?;
+    let dropped: Vec<&String> = old.extensions.iter().filter(|e| !req.extensions.contains(e)).collect();
+    let op = enqueue_for(
+        &mut tx,
+        old.id,
+        old.tenant_id,
+        OperationKind::ProvisionDatabase,
+        serde_json::json!({ "readopt": true, "drop_extensions": dropped }),
+    )
+    .await?;
+    tx.commit().await?;
+    accepted(s, old.id, Some(op), StatusCode::ACCEPTED).await
+}
+
+async fn enqueue_for(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    tenant: Uuid,
+    kind: OperationKind,
+    params: serde_json::Value,
+) -> ApiResult<queue::OperationRow> {
+    let op = queue::enqueue(tx, kind, "database", id, Some(tenant), params).await?;
+    sqlx::query("UPDATE databases SET last_operation_id = $2 WHERE id = $1").bind(id).bind(op.id).execute(&mut **tx).await?;
+    Ok(op)
+}
+
+fn check_extensions(inst: &InstanceRow, wanted: &[String]) -> ApiResult<()> {
+    let mut errs = FieldErrors::default();
+    for (i, e) in wanted.iter().enumerate() {
+        if !inst.allowed_extensions.contains(e) {
+            let allowed = if inst.allowed_extensions.is_empty() { "none".to_string() } else { inst.allowed_extensions.join(", ") };
+            errs.add(
+                &format!("extensions[{i}]"),
+                "extension_not_allowed",
+                format!("extension {e:?} is not allowed on instance {} (allowed: {allowed})", inst.name),
+            );
+        }
+    }
+    errs.into_result()
+}
+
+/// The named instance, or the least-loaded one matching the placement with free capacity.
+/// Rows are locked so two requests cannot both take the last slot.
+async fn choose_instance(tx: &mut Transaction<'_, Postgres>, req: &CreateDatabase) -> ApiResult<InstanceRow> {
+    if let Some(name) = &req.instance {
+        let inst: Option<InstanceRow> = sqlx::query_as(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 FOR UPDATE"
+        ))
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let inst = inst.ok_or_else(|| ApiError::field("instance", "unknown_instance", format!("no instance named {name:?}")))?;
+        if inst.database_count >= i64::from(inst.max_databases) {
+            return Err(ApiError::Conflict(
+                "instance_full",
+                format!("instance {name} is at capacity ({} of {} databases)", inst.database_count, inst.max_databases),
+            ));
+        }
+        return Ok(inst);
+    }
+    let p = req.placement.clone().unwrap_or_default();
+    let env = p.environment.map(|e| e.as_str()).unwrap_or("sandbox");
+    let candidates: Vec<InstanceRow> = sqlx::query_as(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.environment = $1 AND i.labels @> $2 ORDER BY i.name FOR UPDATE"
+    ))
+    .bind(env)
+    .bind(sqlx::types::Json(&p.labels))
+    .fetch_all(&mut **tx)
+    .await?;
+    if candidates.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "no_matching_instance",
+            format!("no instance in environment {env} has labels {:?}", p.labels),
+        ));
+    }
+    candidates
+        .into_iter()
+        .filter(|i| i.database_count < i64::from(i.max_databases))
+        .min_by(|a, b| {
+            let la = a.database_count as f64 / f64::from(a.max_databases.max(1));
+            let lb = b.database_count as f64 / f64::from(b.max_databases.max(1));
+            la.total_cmp(&lb)
+        })
+        .ok_or_else(|| ApiError::Conflict("no_capacity", format!("every matching instance in {env} is at capacity")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct GetQuery {
+    /// Compare with the instance's catalog (default true).
+    drift: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/v1/databases/{id}", tag = "databases", params(("id" = Uuid, Path), GetQuery),
+    responses((status = 200, body = dbaas_client::Database), (status = 404, body = dbaas_client::Problem)))]
+async fn get_database(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    ApiQuery(q): ApiQuery<GetQuery>,
+) -> ApiResult<(HeaderMap, axum::Json<dbaas_client::Database>)> {
+    let row = visible(&s, &who, id).await?;
+    with_drift(&s, row, q.drift.unwrap_or(true)).await
+}
+
+async fn with_drift(s: &AppState, row: DatabaseRow, drift: bool) -> ApiResult<(HeaderMap, axum::Json<dbaas_client::Database>)> {
+    let mut model = row.to_model();
+    if drift && matches!(row.status(), DatabaseStatus::Ready | DatabaseStatus::Retained) {
+        if let Some(inst) = record::load_instance(&s.db, row.instance_id).await? {
+            model.drift = Some(crate::target::drift::check(&row, &inst, &s.key).await);
+        }
+    }
+    Ok((etag(row.version), axum::Json(model)))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/databases/{name}", tag = "databases",
+    params(("tenant" = String, Path), ("name" = String, Path), GetQuery),
+    responses((status = 200, body = dbaas_client::Database), (status = 404, body = dbaas_client::Problem)))]
+async fn find_database(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((tenant, name)): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<GetQuery>,
+) -> ApiResult<(HeaderMap, axum::Json<dbaas_client::Database>)> {
+    let (tenant_id, _) = visible_tenant(&s.db, &who, &tenant).await?;
+    let row: DatabaseRow = sqlx::query_as(&format!(
+        "SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.tenant_id = $1 AND d.name = $2 AND d.status <> 'deleted'"
+    ))
+    .bind(tenant_id)
+    .bind(&name)
+    .fetch_optional(&s.db)
+    .await?
+    .ok_or(ApiError::NotFound("database"))?;
+    with_drift(&s, row, q.drift.unwrap_or(true)).await
+}
+
+#[utoipa::path(patch, path = "/v1/databases/{id}", tag = "databases", params(("id" = Uuid, Path)), request_body = UpdateDatabase,
+    responses((status = 202, body = DatabaseAccepted), (status = 200, body = DatabaseAccepted, description = "Only the record changed"),
+        (status = 409, body = dbaas_client::Problem), (status = 412, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
+async fn update_database(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<UpdateDatabase>,
+) -> ApiResult<Accepted> {
+    let header_version = if_match(&headers)?;
+    let mut errs = FieldErrors::default();
+    for (i, e) in req.extensions.iter().flatten().enumerate() {
+        errs.check(&format!("extensions[{i}]"), "invalid_extension", validate_extension_name(e));
+    }
+    if req.connection_limit.is_some_and(|c| !(-1..=10_000).contains(&c)) {
+        errs.add("connection_limit", "out_of_range", "must be -1 (no limit) or 0-10000");
+    }
+    errs.into_result()?;
+    let row = visible(&s, &who, id).await?;
+    let mut tx = s.db.begin().await?;
+    let cur: DatabaseRow = sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
+        .bind(row.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if let Some(v) = header_version.or(req.version) {
+        if v != cur.version {
+            return Err(stale(header_version.is_some()));
+        }
+    }
+    match cur.status() {
+        DatabaseStatus::Deleting | DatabaseStatus::Deleted | DatabaseStatus::Retained => {
+            return Err(ApiError::Conflict(
+                "invalid_state",
+                format!("database is {}; it cannot be changed", cur.status().as_str()),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(ext) = &req.extensions {
+        let inst = record::load_instance(&mut *tx, cur.instance_id).await?.ok_or(ApiError::NotFound("instance"))?;
+        check_extensions(&inst, ext)?;
+    }
+    let extensions = req.extensions.clone().unwrap_or_else(|| cur.extensions.clone());
+    let limit = req.connection_limit.unwrap_or(cur.connection_limit);
+    let mode = req.mode.unwrap_or(cur.mode());
+    let target_changes = extensions != cur.extensions || limit != cur.connection_limit;
+    sqlx::query(
+        "UPDATE databases SET mode = $2, extensions = $3, connection_limit = $4, version = version + 1, updated_at = now(), \
+         status = CASE WHEN $5 THEN 'updating' ELSE status END WHERE id = $1",
+    )
+    .bind(cur.id)
+    .bind(mode.as_str())
+    .bind(&extensions)
+    .bind(limit)
+    .bind(target_changes)
+    .execute(&mut *tx)
+    .await?;
+    let op = if target_changes {
+        let dropped: Vec<&String> = cur.extensions.iter().filter(|e| !extensions.contains(e)).collect();
+        Some(enqueue_for(&mut tx, cur.id, cur.tenant_id, OperationKind::UpdateDatabase, serde_json::json!({ "drop_extensions": dropped })).await?)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    let status = if op.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
+    accepted(&s, cur.id, op, status).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+struct DeleteQuery {
+    /// Drop even a protected database (platform admin only).
+    #[serde(default)]
+    force: bool,
+    /// How long open sessions may stay before they are terminated, e.g. `30s`.
+    grace: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/v1/databases/{id}", tag = "databases", params(("id" = Uuid, Path), DeleteQuery),
+    responses((status = 202, body = DatabaseAccepted, description = "Deleting"),
+        (status = 200, body = DatabaseAccepted, description = "Protected: now retained"),
+        (status = 403, body = dbaas_client::Problem), (status = 404, body = dbaas_client::Problem)))]
+async fn delete_database(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
+) -> ApiResult<Accepted> {
+    if q.force {
+        who.require_admin()?;
+    }
+    let grace_ms = match &q.grace {
+        Some(g) => {
+            let d = parse_duration(g).map_err(|m| ApiError::field("grace", "invalid_duration", m))?;
+            if d.as_secs() > 3600 {
+                return Err(ApiError::field("grace", "out_of_range", "at most 1h"));
+            }
+            Some(d.as_millis() as u64)
+        }
+        None => None,
+    };
+    let row = visible(&s, &who, id).await?;
+    let mut tx = s.db.begin().await?;
+    let cur: DatabaseRow = sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
+        .bind(row.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    match cur.status() {
+        DatabaseStatus::Deleted => return Err(ApiError::NotFound("database")),
+        DatabaseStatus::Deleting => {
+            // Already on its way: answer with the running operation (DELETE is idempotent).
+            let op = match cur.last_operation_id {
+                Some(op) => queue::fetch(&mut *tx, op).await?,
+                None => None,
+            };
+            tx.commit().await?;
+            return accepted(&s, cur.id, op, StatusCode::ACCEPTED).await;
+        }
+        DatabaseStatus::Retained if !q.force => {
+            tx.commit().await?;
+            return accepted(&s, cur.id, None, StatusCode::OK).await;
+        }
+        _ => {}
+    }
+    if cur.mode() == DatabaseMode::Protected && !q.force {
+        sqlx::query("UPDATE databases SET status = 'retained', version = version + 1, updated_at = now() WHERE id = $1")
+            .bind(cur.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return accepted(&s, cur.id, None, StatusCode::OK).await;
+    }
+    sqlx::query("UPDATE databases SET status = 'deleting', version = version + 1, updated_at = now() WHERE id = $1")
+        .bind(cur.id)
+        .execute(&mut *tx)
+        .await?;
+    let op = enqueue_for(&mut tx, cur.id, cur.tenant_id, OperationKind::DeleteDatabase, serde_json::json!({ "grace_ms": grace_ms, "force": q.force }))
+        .await?;
+    tx.commit().await?;
+    accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await
+}

@@ -1,0 +1,51 @@
+//! Liveness, readiness, metrics, and the OpenAPI document with a browsable page.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(openapi: String) -> Router<AppState> {
+    let doc = openapi.clone();
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let d = doc.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], d) }
+            }),
+        )
+        .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let pending: Result<i64, sqlx::Error> = sqlx::query_scalar(
+        "SELECT count(*) FROM _sqlx_migrations WHERE success = false",
+    )
+    .fetch_one(&s.db)
+    .await;
+    match pending {
+        Ok(0) => (StatusCode::OK, "ready").into_response(),
+        Ok(_) => ApiError::Unavailable("a migration failed".into()).into_response(),
+        Err(_) => ApiError::Unavailable("the state database is not reachable".into()).into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode()).into_response()
+}
+
+/// Renders /openapi.json with Redoc (loaded by the browser from its CDN).
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html><head><title>dbaas API</title><meta charset="utf-8"/></head>
+<body><redoc spec-url="/openapi.json"></redoc>
+<noscript>The API description is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>
+</body></html>"#;

@@ -1,0 +1,236 @@
+//! Instances: PostgreSQL servers databases are placed on (admin registers; all may read).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use dbaas_client::{CreateInstance, Instance, InstanceKind, List, SslMode, UpdateInstance};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::extract::{if_match, ApiJson};
+use super::tenants::stale;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::naming::{validate_extension_name, validate_instance_name};
+use crate::state::AppState;
+use crate::target::conn::{InstanceRow, Target, INSTANCE_COLUMNS, MAINTENANCE_DB};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_instances, create_instance))
+        .routes(routes!(get_instance, update_instance, delete_instance))
+}
+
+pub async fn by_name(db: &sqlx::PgPool, name: &str) -> ApiResult<Option<InstanceRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1"))
+        .bind(name)
+        .fetch_optional(db)
+        .await?)
+}
+
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", responses((status = 200, body = List<Instance>)))]
+async fn list_instances(State(s): State<AppState>, _who: Principal) -> ApiResult<axum::Json<List<Instance>>> {
+    let rows: Vec<InstanceRow> = sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i ORDER BY i.name"))
+        .fetch_all(&s.db)
+        .await?;
+    Ok(axum::Json(List { items: rows.iter().map(InstanceRow::to_model).collect() }))
+}
+
+#[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path)),
+    responses((status = 200, body = Instance), (status = 404, body = dbaas_client::Problem)))]
+async fn get_instance(State(s): State<AppState>, _who: Principal, Path(name): Path<String>) -> ApiResult<axum::Json<Instance>> {
+    let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
+    Ok(axum::Json(row.to_model()))
+}
+
+#[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body = CreateInstance,
+    responses((status = 201, body = Instance), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
+async fn create_instance(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiJson(req): ApiJson<CreateInstance>,
+) -> ApiResult<(StatusCode, axum::Json<Instance>)> {
+    who.require_admin()?;
+    let inst = register(&s, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(inst)))
+}
+
+/// What a connectivity and privilege check found.
+struct Verified {
+    server_version: String,
+}
+
+/// Validates, verifies against the server, and records an external instance.
+pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
+    let mut errs = FieldErrors::default();
+    errs.check("name", "invalid_name", validate_instance_name(&req.name));
+    if req.kind == InstanceKind::Managed {
+        errs.add("kind", "unsupported", "managed instances are provisioned on hosts, which this API does not offer yet; register an external instance");
+    }
+    if req.host.trim().is_empty() || req.host.len() > 255 || req.host.chars().any(|c| c.is_whitespace() || c == '/') {
+        errs.add("host", "invalid_host", "must be a host name or IP address");
+    }
+    if req.port == 0 {
+        errs.add("port", "out_of_range", "must be 1-65535");
+    }
+    if req.admin_user.is_empty() || req.admin_user.len() > 63 {
+        errs.add("admin_user", "invalid", "must be 1 to 63 bytes");
+    }
+    if req.admin_password.is_empty() {
+        errs.add("admin_password", "required", "must not be empty");
+    }
+    if !(0..=10_000).contains(&req.max_databases) {
+        errs.add("max_databases", "out_of_range", "must be between 0 and 10000");
+    }
+    if matches!(req.sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && req.ca_cert.is_none() {
+        errs.add("ca_cert", "required", "verify-ca and verify-full need the instance's CA certificate");
+    }
+    for (i, e) in req.allowed_extensions.iter().enumerate() {
+        errs.check(&format!("allowed_extensions[{i}]"), "invalid_extension", validate_extension_name(e));
+    }
+    for k in req.labels.keys() {
+        if k.is_empty() || k.len() > 63 {
+            errs.add("labels", "invalid_label", format!("label key {k:?} must be 1 to 63 characters"));
+        }
+    }
+    errs.into_result()?;
+    if by_name(&s.db, &req.name).await?.is_some() {
+        return Err(ApiError::Conflict("already_exists", format!("instance {:?} already exists", req.name)));
+    }
+    let target = Target::new(&req.host, req.port, &req.admin_user, &req.admin_password, req.sslmode, req.ca_cert.as_deref());
+    let verified = verify(&target, &req.allowed_extensions).await?;
+
+    let id = Uuid::new_v4();
+    let enc = s.key.encrypt(&req.admin_password, &format!("instance:{id}"));
+    sqlx::query(
+        "INSERT INTO instances (id, name, kind, host, port, public_host, admin_user, admin_password_enc, sslmode, ca_cert, \
+         environment, labels, max_databases, allowed_extensions, server_version) \
+         VALUES ($1, $2, 'external', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(id)
+    .bind(&req.name)
+    .bind(&req.host)
+    .bind(i32::from(req.port))
+    .bind(req.public_host.as_deref().unwrap_or(&req.host))
+    .bind(&req.admin_user)
+    .bind(enc)
+    .bind(req.sslmode.as_str())
+    .bind(&req.ca_cert)
+    .bind(req.environment.as_str())
+    .bind(sqlx::types::Json(&req.labels))
+    .bind(req.max_databases)
+    .bind(&req.allowed_extensions)
+    .bind(&verified.server_version)
+    .execute(&s.db)
+    .await?;
+    let row = by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("instance"))?;
+    Ok(row.to_model())
+}
+
+/// Connects and checks the login may create databases and roles.
+async fn verify(target: &Target, extensions: &[String]) -> ApiResult<Verified> {
+    let mut conn = target
+        .connect(MAINTENANCE_DB)
+        .await
+        .map_err(|e| ApiError::Unprocessable("instance_unreachable", format!("cannot connect to the instance: {}", e.message)))?;
+    let (superuser, createdb, createrole, version): (bool, bool, bool, String) = sqlx::query_as(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole, pg_catalog.current_setting('server_version') \
+         FROM pg_catalog.pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(|e| ApiError::Unprocessable("instance_check_failed", format!("reading the login's privileges failed: {e}")))?;
+    if !(superuser || (createdb && createrole)) {
+        let mut missing = Vec::new();
+        if !createdb {
+            missing.push("CREATEDB");
+        }
+        if !createrole {
+            missing.push("CREATEROLE");
+        }
+        return Err(ApiError::Unprocessable(
+            "insufficient_privileges",
+            format!("the admin login lacks {} (it needs SUPERUSER, or CREATEDB and CREATEROLE)", missing.join(" and ")),
+        ));
+    }
+    if !extensions.is_empty() {
+        let available: Vec<String> = sqlx::query_scalar("SELECT name::text FROM pg_catalog.pg_available_extensions")
+            .fetch_all(&mut conn)
+            .await?;
+        let mut errs = FieldErrors::default();
+        for (i, e) in extensions.iter().enumerate() {
+            if !available.contains(e) {
+                errs.add(&format!("allowed_extensions[{i}]"), "unavailable", format!("extension {e:?} is not installed on the server"));
+            }
+        }
+        errs.into_result()?;
+    }
+    Ok(Verified { server_version: version })
+}
+
+#[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path)), request_body = UpdateInstance,
+    responses((status = 200, body = Instance), (status = 409, body = dbaas_client::Problem), (status = 412, body = dbaas_client::Problem)))]
+async fn update_instance(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<UpdateInstance>,
+) -> ApiResult<axum::Json<Instance>> {
+    who.require_admin()?;
+    let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
+    let header_version = if_match(&headers)?;
+    let mut errs = FieldErrors::default();
+    if req.max_databases.is_some_and(|m| !(0..=10_000).contains(&m)) {
+        errs.add("max_databases", "out_of_range", "must be between 0 and 10000");
+    }
+    for (i, e) in req.allowed_extensions.iter().flatten().enumerate() {
+        errs.check(&format!("allowed_extensions[{i}]"), "invalid_extension", validate_extension_name(e));
+    }
+    errs.into_result()?;
+    let password = match &req.admin_password {
+        Some(p) => {
+            let t = Target::new(&row.host, row.port as u16, &row.admin_user, p, crate::target::conn::parse_sslmode(&row.sslmode), row.ca_cert.as_deref());
+            verify(&t, req.allowed_extensions.as_deref().unwrap_or(&[])).await?;
+            Some(s.key.encrypt(p, &format!("instance:{}", row.id)))
+        }
+        None => None,
+    };
+    let n = sqlx::query(
+        "UPDATE instances SET admin_password_enc = coalesce($2, admin_password_enc), labels = coalesce($3, labels), \
+         max_databases = coalesce($4, max_databases), allowed_extensions = coalesce($5, allowed_extensions), \
+         version = version + 1 WHERE id = $1 AND ($6::bigint IS NULL OR version = $6)",
+    )
+    .bind(row.id)
+    .bind(password)
+    .bind(req.labels.as_ref().map(sqlx::types::Json))
+    .bind(req.max_databases)
+    .bind(req.allowed_extensions.as_ref())
+    .bind(header_version.or(req.version))
+    .execute(&s.db)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(stale(header_version.is_some()));
+    }
+    let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
+    Ok(axum::Json(row.to_model()))
+}
+
+#[utoipa::path(delete, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path)),
+    responses((status = 204), (status = 409, body = dbaas_client::Problem)))]
+async fn delete_instance(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    who.require_admin()?;
+    let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
+    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM databases WHERE instance_id = $1)")
+        .bind(row.id)
+        .fetch_one(&s.db)
+        .await?;
+    if any {
+        return Err(ApiError::Conflict(
+            "instance_in_use",
+            format!("instance {name} holds or held databases; it stays registered for their history"),
+        ));
+    }
+    sqlx::query("DELETE FROM instances WHERE id = $1").bind(row.id).execute(&s.db).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,202 @@
+//! Cross-cutting request handling: metrics, audit log and `Idempotency-Key`.
+
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::ActorSlot;
+use crate::crypto::sha256;
+use crate::error::{problem_response, ApiError};
+use crate::metrics::HttpLabels;
+use crate::state::AppState;
+
+/// Largest request body accepted for idempotent replay bookkeeping.
+const MAX_BODY: usize = 1 << 20;
+/// An in-progress idempotency record older than this is taken to be abandoned by a crash.
+const ABANDONED_AFTER: Duration = Duration::from_secs(120);
+
+pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let labels = HttpLabels { method, route, status: resp.status().as_u16() };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    state.metrics.http_duration.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Records every mutating call (actor, action, target, request id, status).
+pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !mutating {
+        return next.run(req).await;
+    }
+    let slot = ActorSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let action = format!(
+        "{} {}",
+        req.method(),
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str()).unwrap_or("unmatched")
+    );
+    let target = req.uri().path().to_string();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let resp = next.run(req).await;
+    let (actor, tenant) = match slot.0.get() {
+        Some(p) => (p.actor(), p.tenant.as_ref().map(|t| t.name.clone())),
+        None => ("anonymous".to_string(), None),
+    };
+    let res = sqlx::query(
+        "INSERT INTO audit_log (actor, tenant, action, target, request_id, status_code) VALUES ($1,$2,$3,$4,$5,$6)",
+    )
+    .bind(actor)
+    .bind(tenant)
+    .bind(action)
+    .bind(target)
+    .bind(request_id)
+    .bind(i32::from(resp.status().as_u16()))
+    .execute(&state.db)
+    .await;
+    if let Err(e) = res {
+        tracing::error!(error = %e, "writing the audit log failed");
+    }
+    resp
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    request_hash: Vec<u8>,
+    status_code: Option<i32>,
+    response: Option<Vec<u8>>,
+    fresh: bool,
+}
+
+/// `Idempotency-Key` on POST: the first answer is stored and replayed for retries of the same
+/// request by the same caller; a different request under the same key is refused.
+pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(key) = req.headers().get("idempotency-key").cloned() else {
+        return next.run(req).await;
+    };
+    let key = match key.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_string(),
+        _ => {
+            return ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into(), "invalid_idempotency_key")
+                .into_response()
+        }
+    };
+    // The caller is named by a hash of its bearer secret: replays are per credential, and the
+    // handler still authenticates the request itself.
+    let principal = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| hex(&sha256(v.as_bytes())))
+        .unwrap_or_else(|| "anonymous".into());
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::BadRequest("request body too large".into(), "body_too_large").into_response()
+        }
+    };
+    let path = parts.uri.path().to_string();
+    let mut fingerprint = path.as_bytes().to_vec();
+    fingerprint.push(0);
+    fingerprint.extend_from_slice(&bytes);
+    let request_hash = sha256(&fingerprint);
+
+    let claimed = sqlx::query_as::<_, KeyRow>(
+        "INSERT INTO idempotency_keys (principal, key, method, path, request_hash) VALUES ($1,$2,'POST',$3,$4) \
+         ON CONFLICT (principal, key) DO UPDATE SET created_at = now(), request_hash = EXCLUDED.request_hash \
+           WHERE idempotency_keys.status_code IS NULL AND idempotency_keys.created_at < now() - $5::interval \
+         RETURNING request_hash, status_code, response, true AS fresh",
+    )
+    .bind(&principal)
+    .bind(&key)
+    .bind(&path)
+    .bind(&request_hash)
+    .bind(format!("{} seconds", ABANDONED_AFTER.as_secs()))
+    .fetch_optional(&state.db)
+    .await;
+    let existing = match claimed {
+        Ok(Some(_)) => None,
+        Ok(None) => sqlx::query_as::<_, KeyRow>(
+            "SELECT request_hash, status_code, response, false AS fresh FROM idempotency_keys WHERE principal=$1 AND key=$2",
+        )
+        .bind(&principal)
+        .bind(&key)
+        .fetch_optional(&state.db)
+        .await
+        .unwrap_or(None),
+        Err(e) => return ApiError::Database(e).into_response(),
+    };
+    if let Some(row) = existing {
+        debug_assert!(!row.fresh);
+        if row.request_hash != request_hash {
+            return problem_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request".into(),
+                vec![],
+            );
+        }
+        return match (row.status_code, row.response) {
+            (Some(code), Some(body)) => {
+                let status = StatusCode::from_u16(code as u16).unwrap_or(StatusCode::OK);
+                let mut resp = (status, body).into_response();
+                resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+                resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+                resp
+            }
+            _ => problem_response(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_progress",
+                "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+                vec![],
+            ),
+        };
+    }
+
+    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let status = resp.status();
+    let (rparts, rbody) = resp.into_parts();
+    let rbytes = to_bytes(rbody, usize::MAX).await.unwrap_or_default();
+    let store = if status.is_server_error() {
+        // Let the client retry for real: forget the key.
+        sqlx::query("DELETE FROM idempotency_keys WHERE principal=$1 AND key=$2")
+            .bind(&principal)
+            .bind(&key)
+            .execute(&state.db)
+            .await
+    } else {
+        sqlx::query("UPDATE idempotency_keys SET status_code=$3, response=$4 WHERE principal=$1 AND key=$2")
+            .bind(&principal)
+            .bind(&key)
+            .bind(i32::from(status.as_u16()))
+            .bind(rbytes.to_vec())
+            .execute(&state.db)
+            .await
+    };
+    if let Err(e) = store {
+        tracing::error!(error = %e, "storing the idempotent response failed");
+    }
+    Response::from_parts(rparts, Body::from(rbytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

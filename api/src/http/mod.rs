@@ -1,0 +1,74 @@
+//! The HTTP surface: one module per resource area, each with its own router.
+
+pub mod credentials;
+pub mod databases;
+pub mod extract;
+pub mod health;
+pub mod instances;
+pub mod middleware;
+pub mod operations;
+pub mod tenants;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::problem_response;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dbaas API", description = "Self-service PostgreSQL databases: tenants, instances, databases with read/write/admin roles, credentials, leases and durable operations."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "instances"), (name = "tenants"), (name = "tokens"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The `/v1` routes and the OpenAPI document generated from their handlers.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(tenants::router())
+        .merge(instances::router())
+        .merge(databases::router())
+        .merge(credentials::router())
+        .merge(operations::router())
+        .split_for_parts()
+}
+
+pub fn app(state: AppState) -> Router {
+    let (v1, doc) = api();
+    let doc = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
+    let v1 = v1
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::audit));
+    Router::new()
+        .merge(v1)
+        .merge(health::router(doc))
+        .fallback(|| async {
+            problem_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into(), vec![]).into_response()
+        })
+        .method_not_allowed_fallback(|| async {
+            problem_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint".into(), vec![])
+                .into_response()
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::metrics))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

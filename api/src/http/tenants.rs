@@ -1,0 +1,296 @@
+//! Tenants (platform admin) and their tokens.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use dbaas_client::{CreateTenant, CreateToken, CreatedToken, List, Tenant, Token, UpdateTenant};
+use sqlx::PgExecutor;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::extract::{if_match, parse_duration, ApiJson};
+use crate::auth::Principal;
+use crate::crypto::{generate_token_secret, sha256};
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::naming::validate_tenant_name;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(get_tenant, update_tenant, delete_tenant))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: Uuid,
+    name: String,
+    max_databases: i32,
+    version: i64,
+    created_at: DateTime<Utc>,
+    database_count: i64,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(r: TenantRow) -> Self {
+        Tenant {
+            id: r.id,
+            name: r.name,
+            max_databases: r.max_databases,
+            database_count: r.database_count,
+            version: r.version,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const TENANT_SELECT: &str = "SELECT t.id, t.name, t.max_databases, t.version, t.created_at, \
+    (SELECT count(*) FROM databases d WHERE d.tenant_id = t.id AND d.status <> 'deleted') AS database_count FROM tenants t";
+
+/// Finds a tenant the caller may see; others' tenants do not exist for a tenant token.
+pub async fn visible_tenant<'e>(db: impl PgExecutor<'e>, who: &Principal, name: &str) -> ApiResult<(Uuid, String)> {
+    if let Some(t) = &who.tenant {
+        return if t.name == name { Ok((t.id, t.name.clone())) } else { Err(ApiError::NotFound("tenant")) };
+    }
+    let row: Option<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM tenants WHERE name = $1")
+        .bind(name)
+        .fetch_optional(db)
+        .await?;
+    row.ok_or(ApiError::NotFound("tenant"))
+}
+
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = List<Tenant>)))]
+async fn list_tenants(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Tenant>>> {
+    let rows: Vec<TenantRow> = sqlx::query_as(&format!("{TENANT_SELECT} WHERE ($1::uuid IS NULL OR t.id = $1) ORDER BY t.name"))
+        .bind(who.tenant_filter())
+        .fetch_all(&s.db)
+        .await?;
+    Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
+}
+
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, body = Tenant), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
+async fn create_tenant(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiJson(req): ApiJson<CreateTenant>,
+) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
+    who.require_admin()?;
+    let mut errs = FieldErrors::default();
+    errs.check("name", "invalid_name", validate_tenant_name(&req.name));
+    if req.max_databases.is_some_and(|m| !(0..=100_000).contains(&m)) {
+        errs.add("max_databases", "out_of_range", "must be between 0 and 100000");
+    }
+    errs.into_result()?;
+    let id = Uuid::new_v4();
+    let inserted = sqlx::query("INSERT INTO tenants (id, name, max_databases) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+        .bind(id)
+        .bind(&req.name)
+        .bind(req.max_databases.unwrap_or(50))
+        .execute(&s.db)
+        .await?
+        .rows_affected();
+    if inserted == 0 {
+        return Err(ApiError::Conflict("already_exists", format!("tenant {:?} already exists", req.name)));
+    }
+    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1")).bind(id).fetch_one(&s.db).await?;
+    Ok((StatusCode::CREATED, axum::Json(row.into())))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{name}", tag = "tenants", params(("name" = String, Path)),
+    responses((status = 200, body = Tenant), (status = 404, body = dbaas_client::Problem)))]
+async fn get_tenant(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<(HeaderMap, axum::Json<Tenant>)> {
+    let (id, _) = visible_tenant(&s.db, &who, &name).await?;
+    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1")).bind(id).fetch_one(&s.db).await?;
+    let mut h = HeaderMap::new();
+    h.insert(axum::http::header::ETAG, format!("\"{}\"", row.version).parse().map_err(anyhow::Error::from)?);
+    Ok((h, axum::Json(row.into())))
+}
+
+#[utoipa::path(patch, path = "/v1/tenants/{name}", tag = "tenants", params(("name" = String, Path)), request_body = UpdateTenant,
+    responses((status = 200, body = Tenant), (status = 409, body = dbaas_client::Problem), (status = 412, body = dbaas_client::Problem)))]
+async fn update_tenant(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<UpdateTenant>,
+) -> ApiResult<axum::Json<Tenant>> {
+    who.require_admin()?;
+    let (id, _) = visible_tenant(&s.db, &who, &name).await?;
+    let header_version = if_match(&headers)?;
+    if req.max_databases.is_some_and(|m| !(0..=100_000).contains(&m)) {
+        return Err(ApiError::field("max_databases", "out_of_range", "must be between 0 and 100000"));
+    }
+    let expected = header_version.or(req.version);
+    let updated = sqlx::query(
+        "UPDATE tenants SET max_databases = coalesce($2, max_databases), version = version + 1 \
+         WHERE id = $1 AND ($3::bigint IS NULL OR version = $3)",
+    )
+    .bind(id)
+    .bind(req.max_databases)
+    .bind(expected)
+    .execute(&s.db)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(stale(header_version.is_some()));
+    }
+    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1")).bind(id).fetch_one(&s.db).await?;
+    Ok(axum::Json(row.into()))
+}
+
+/// The answer to a write based on an outdated version.
+pub fn stale(via_header: bool) -> ApiError {
+    let detail = "the resource changed since you read it; read it again and retry".to_string();
+    if via_header {
+        ApiError::PreconditionFailed(detail)
+    } else {
+        ApiError::Conflict("version_conflict", detail)
+    }
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{name}", tag = "tenants", params(("name" = String, Path)),
+    responses((status = 204), (status = 409, body = dbaas_client::Problem)))]
+async fn delete_tenant(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    who.require_admin()?;
+    let (id, _) = visible_tenant(&s.db, &who, &name).await?;
+    let mut tx = s.db.begin().await?;
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM databases WHERE tenant_id = $1 AND status <> 'deleted'")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if live > 0 {
+        return Err(ApiError::Conflict("tenant_not_empty", format!("tenant {name} still has {live} database(s); delete them first")));
+    }
+    // History (deleted databases, operations) keeps the tenant row alive; its tokens go.
+    let has_history: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM databases WHERE tenant_id = $1)")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if has_history {
+        return Err(ApiError::Conflict(
+            "tenant_has_history",
+            format!("tenant {name} has deleted databases on record; revoke its tokens instead"),
+        ));
+    }
+    sqlx::query("DELETE FROM tokens WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ------------------------------------------------------------------ tokens
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: Uuid,
+    tenant_name: Option<String>,
+    description: String,
+    prefix: String,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<TokenRow> for Token {
+    fn from(r: TokenRow) -> Self {
+        Token {
+            id: r.id,
+            admin: r.tenant_name.is_none(),
+            tenant: r.tenant_name,
+            description: r.description,
+            prefix: r.prefix,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const TOKEN_SELECT: &str = "SELECT k.id, t.name AS tenant_name, k.description, k.prefix, k.expires_at, k.revoked_at, \
+    k.created_at FROM tokens k LEFT JOIN tenants t ON t.id = k.tenant_id";
+
+/// Creates a token and returns it with its secret (the only time it is shown).
+pub async fn issue_token<'e>(
+    db: impl PgExecutor<'e> + Copy,
+    tenant_id: Option<Uuid>,
+    description: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<CreatedToken, sqlx::Error> {
+    let secret = generate_token_secret();
+    let id = Uuid::new_v4();
+    sqlx::query("INSERT INTO tokens (id, tenant_id, description, secret_hash, prefix, expires_at) VALUES ($1,$2,$3,$4,$5,$6)")
+        .bind(id)
+        .bind(tenant_id)
+        .bind(description)
+        .bind(sha256(secret.as_bytes()))
+        .bind(&secret[..12])
+        .bind(expires_at)
+        .execute(db)
+        .await?;
+    let row: TokenRow = sqlx::query_as(&format!("{TOKEN_SELECT} WHERE k.id = $1")).bind(id).fetch_one(db).await?;
+    Ok(CreatedToken { token: row.into(), secret })
+}
+
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", responses((status = 200, body = List<Token>)))]
+async fn list_tokens(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Token>>> {
+    let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+        "{TOKEN_SELECT} WHERE ($1::uuid IS NULL OR k.tenant_id = $1) ORDER BY k.created_at"
+    ))
+    .bind(who.tenant_filter())
+    .fetch_all(&s.db)
+    .await?;
+    Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
+}
+
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), (status = 422, body = dbaas_client::Problem)))]
+async fn create_token(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiJson(req): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
+    let tenant_id = match (&req.tenant, &who.tenant) {
+        // A tenant may mint tokens for itself only.
+        (Some(name), _) => Some(visible_tenant(&s.db, &who, name).await?.0),
+        (None, Some(t)) => Some(t.id),
+        (None, None) => None,
+    };
+    let expires_at = match &req.ttl {
+        None => None,
+        Some(t) => {
+            let d = parse_duration(t).map_err(|m| ApiError::field("ttl", "invalid_duration", m))?;
+            if d.as_secs() < 60 || d.as_secs() > 3 * 365 * 86_400 {
+                return Err(ApiError::field("ttl", "out_of_range", "must be between 60s and 3 years"));
+            }
+            Some(Utc::now() + chrono::Duration::seconds(d.as_secs() as i64))
+        }
+    };
+    let desc = req.description.unwrap_or_default();
+    if desc.len() > 200 {
+        return Err(ApiError::field("description", "too_long", "at most 200 characters"));
+    }
+    let created = issue_token(&s.db, tenant_id, &desc, expires_at).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+#[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Token), (status = 404, body = dbaas_client::Problem)))]
+async fn revoke_token(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<axum::Json<Token>> {
+    let n = sqlx::query(
+        "UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)",
+    )
+    .bind(id)
+    .bind(who.tenant_filter())
+    .execute(&s.db)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(ApiError::NotFound("token"));
+    }
+    let row: TokenRow = sqlx::query_as(&format!("{TOKEN_SELECT} WHERE k.id = $1")).bind(id).fetch_one(&s.db).await?;
+    Ok(axum::Json(row.into()))
+}

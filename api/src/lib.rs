@@ -1,0 +1,15 @@
+//! dbaas-api: the orchestration API of the self-service PostgreSQL service.
+
+pub mod auth;
+pub mod cli;
+pub mod crypto;
+pub mod dev;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod naming;
+pub mod ops;
+pub mod pgcluster;
+pub mod server;
+pub mod state;
+pub mod target;

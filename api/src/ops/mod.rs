@@ -1,0 +1,12 @@
+//! Durable operations: the queue in the state database, the workers that run them, the
+//! LISTEN/NOTIFY plumbing that wakes workers and long-polling clients, and the lease reaper.
+
+pub mod error;
+pub mod listener;
+pub mod queue;
+pub mod reaper;
+pub mod runner;
+pub mod worker;
+
+pub use error::OpError;
+pub use queue::{OperationRow, OPERATION_COLUMNS};

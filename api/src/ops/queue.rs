@@ -1,0 +1,231 @@
+//! The operations queue.
+//!
+//! Why our own queue rather than a job crate (apalis, graphile_worker, underway): an
+//! operation here *is* a domain resource — tenants read it, cancel it, list it by target and
+//! read its log lines — and it must be written in the same transaction as the resource it
+//! changes. A job crate keeps its own tables, so every operation would live twice and the two
+//! copies could disagree. The mechanism itself is small: claim with `FOR UPDATE SKIP LOCKED`,
+//! a lease renewed by heartbeat, exponential backoff, NOTIFY to wake workers.
+//!
+//! Operations on one target run in order: a claim skips an operation while an earlier one on
+//! the same target is still open.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dbaas_client::{Operation, OperationKind, OperationStatus};
+use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::OpError;
+
+pub const JOBS_CHANNEL: &str = "dbaas_jobs";
+pub const OPS_CHANNEL: &str = "dbaas_operations";
+
+pub const OPERATION_COLUMNS: &str = "o.id, o.kind, o.target_kind, o.target_id, o.tenant_id, \
+    (SELECT name FROM tenants WHERE id = o.tenant_id) AS tenant_name, o.params, o.status, o.attempts, \
+    o.max_attempts, o.run_after, o.locked_by, o.cancel_requested, o.error_code, o.error_message, \
+    o.error_retryable, o.created_at, o.started_at, o.finished_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OperationRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub target_kind: String,
+    pub target_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub tenant_name: Option<String>,
+    pub params: serde_json::Value,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_after: DateTime<Utc>,
+    pub locked_by: Option<String>,
+    pub cancel_requested: bool,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub error_retryable: Option<bool>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl OperationRow {
+    pub fn kind(&self) -> Result<OperationKind, OpError> {
+        self.kind.parse().map_err(|e: String| OpError::permanent("unknown_kind", e))
+    }
+
+    pub fn to_model(&self) -> Operation {
+        let status: OperationStatus = self.status.parse().unwrap_or(OperationStatus::Failed);
+        Operation {
+            id: self.id,
+            kind: self.kind.parse().unwrap_or(OperationKind::ProvisionDatabase),
+            status,
+            target_kind: self.target_kind.clone(),
+            target_id: self.target_id,
+            tenant: self.tenant_name.clone(),
+            attempts: self.attempts,
+            max_attempts: self.max_attempts,
+            cancel_requested: self.cancel_requested,
+            error: match (&self.error_code, &self.error_message) {
+                (Some(code), Some(message)) => Some(dbaas_client::OperationError {
+                    code: code.clone(),
+                    message: message.clone(),
+                    retryable: self.error_retryable.unwrap_or(false),
+                }),
+                _ => None,
+            },
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            next_attempt_at: (status == OperationStatus::Queued).then_some(self.run_after),
+        }
+    }
+}
+
+/// Enqueues an operation inside the caller's transaction; workers are woken at commit.
+pub async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    kind: OperationKind,
+    target_kind: &str,
+    target_id: Uuid,
+    tenant_id: Option<Uuid>,
+    params: serde_json::Value,
+) -> Result<OperationRow, sqlx::Error> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO operations (id, kind, target_kind, target_id, tenant_id, params, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued')",
+    )
+    .bind(id)
+    .bind(kind.as_str())
+    .bind(target_kind)
+    .bind(target_id)
+    .bind(tenant_id)
+    .bind(params)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(&mut **tx).await?;
+    fetch(&mut **tx, id).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+pub async fn fetch<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<OperationRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {OPERATION_COLUMNS} FROM operations o WHERE o.id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Claims the next runnable operation: queued and due, or running with an expired lease
+/// (its worker died), and not behind an open operation on the same target.
+pub async fn claim(db: &PgPool, worker: &str, lease: Duration) -> Result<Option<OperationRow>, sqlx::Error> {
+    let claimed: Option<(Uuid,)> = sqlx::query_as(
+        "UPDATE operations SET status = 'running', locked_by = $1, \
+             locked_until = now() + $2 * interval '1 millisecond', attempts = attempts + 1, \
+             started_at = coalesce(started_at, now()) \
+         WHERE id = ( \
+             SELECT o.id FROM operations o \
+             WHERE o.status IN ('queued', 'running') AND o.run_after <= now() \
+               AND (o.status = 'queued' OR o.locked_until < now()) \
+               AND NOT EXISTS (SELECT 1 FROM operations p WHERE p.target_id = o.target_id \
+                               AND p.seq < o.seq AND p.status IN ('queued', 'running')) \
+             ORDER BY o.seq FOR UPDATE SKIP LOCKED LIMIT 1) \
+         RETURNING id",
+    )
+    .bind(worker)
+    .bind(lease.as_millis() as f64)
+    .fetch_optional(db)
+    .await?;
+    match claimed {
+        Some((id,)) => fetch(db, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Renews the claim; `Ok(None)` means the claim was lost (another worker took over).
+/// Returns whether a cancel was requested.
+pub async fn heartbeat(db: &PgPool, id: Uuid, worker: &str, lease: Duration) -> Result<Option<bool>, sqlx::Error> {
+    let row: Option<(bool,)> = sqlx::query_as(
+        "UPDATE operations SET locked_until = now() + $3 * interval '1 millisecond' \
+         WHERE id = $1 AND locked_by = $2 AND status = 'running' RETURNING cancel_requested",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(lease.as_millis() as f64)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+pub async fn log<'e>(db: impl PgExecutor<'e>, id: Uuid, level: &str, message: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO operation_logs (operation_id, level, message) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(level)
+        .bind(message)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends an operation in `status` inside `tx` (which also applies the resource's change),
+/// provided this worker still holds it (`worker` None: only while still queued, i.e. a
+/// cancel before any worker took it). Returns false otherwise.
+pub async fn finish(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    worker: Option<&str>,
+    status: OperationStatus,
+    error: Option<&OpError>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE operations SET status = $3, finished_at = now(), locked_by = NULL, locked_until = NULL, \
+             error_code = coalesce($4, error_code), error_message = coalesce($5, error_message), \
+             error_retryable = coalesce($6, error_retryable) \
+         WHERE id = $1 AND (($2::text IS NULL AND status = 'queued') OR (locked_by = $2 AND status = 'running'))",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(status.as_str())
+    .bind(error.map(|e| e.code.clone()))
+    .bind(error.map(|e| e.message.clone()))
+    .bind(error.map(|e| e.retryable))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if done {
+        notify_changed(tx, id).await?;
+    }
+    Ok(done)
+}
+
+/// Puts a failed attempt back in the queue after an exponential backoff (1 s, 2 s, 4 s … 60 s).
+pub async fn retry_later(db: &PgPool, op: &OperationRow, worker: &str, error: &OpError) -> Result<DateTime<Utc>, sqlx::Error> {
+    let backoff = 2f64.powi((op.attempts - 1).clamp(0, 6)).min(60.0);
+    let jitter = rand::random::<f64>() * backoff * 0.2;
+    let mut tx = db.begin().await?;
+    let (run_after,): (DateTime<Utc>,) = sqlx::query_as(
+        "UPDATE operations SET status = 'queued', locked_by = NULL, locked_until = NULL, \
+             run_after = now() + $3 * interval '1 second', error_code = $4, error_message = $5, error_retryable = true \
+         WHERE id = $1 AND locked_by = $2 RETURNING run_after",
+    )
+    .bind(op.id)
+    .bind(worker)
+    .bind(backoff + jitter)
+    .bind(&error.code)
+    .bind(&error.message)
+    .fetch_one(&mut *tx)
+    .await?;
+    notify_changed(&mut tx, op.id).await?;
+    tx.commit().await?;
+    Ok(run_after)
+}
+
+pub async fn notify_changed(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(OPS_CHANNEL)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Expires leases: an expired active lease gets a revoke operation (once, even with several
+//! replicas running the reaper, thanks to SKIP LOCKED and the status change).
+
+use dbaas_client::OperationKind;
+use tokio_util::sync::CancellationToken;
+
+use super::queue;
+use crate::state::AppState;
+
+pub fn spawn(state: AppState, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(state.engine.reaper_interval) => {}
+            }
+            if let Err(e) = reap(&state).await {
+                tracing::warn!(error = %e, "lease reaper pass failed");
+            }
+        }
+    });
+}
+
+pub async fn reap(state: &AppState) -> Result<usize, sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    let expired: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+        "UPDATE credentials c SET status = 'revoking' FROM databases d \
+         WHERE c.id IN (SELECT id FROM credentials WHERE kind = 'lease' AND status = 'active' \
+                        AND expires_at <= now() FOR UPDATE SKIP LOCKED) \
+           AND d.id = c.database_id \
+         RETURNING c.id, c.database_id, d.tenant_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (cred, db, tenant) in &expired {
+        queue::enqueue(
+            &mut tx,
+            OperationKind::RevokeLease,
+            "database",
+            *db,
+            Some(*tenant),
+            serde_json::json!({ "credential_id": cred, "reason": "expired" }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if !expired.is_empty() {
+        tracing::info!(count = expired.len(), "expired leases queued for revocation");
+    }
+    Ok(expired.len())
+}

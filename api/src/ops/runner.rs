@@ -1,0 +1,156 @@
+//! Runs one operation by kind and applies its outcome to the resource it targets.
+
+use dbaas_client::{OperationKind, OperationStatus};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::queue::{self, OperationRow};
+use super::OpError;
+use crate::state::AppState;
+use crate::target;
+
+pub struct OpContext {
+    pub state: AppState,
+    pub op: OperationRow,
+}
+
+impl OpContext {
+    /// Adds a line to the operation's log (failures to log never fail the operation).
+    pub async fn log(&self, level: &str, message: &str) {
+        if let Err(e) = queue::log(&self.state.db, self.op.id, level, message).await {
+            tracing::warn!(error = %e, operation = %self.op.id, "writing an operation log line failed");
+        }
+    }
+
+    /// Logs the start of a step (and, in tests, pauses so a crash can land mid-operation).
+    pub async fn step(&self, message: &str) {
+        self.log("info", message).await;
+        if !self.state.engine.step_delay.is_zero() {
+            tokio::time::sleep(self.state.engine.step_delay).await;
+        }
+    }
+
+    pub fn param_uuid(&self, name: &str) -> Result<Uuid, OpError> {
+        self.op
+            .params
+            .get(name)
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| OpError::permanent("bad_params", format!("operation parameter {name} missing")))
+    }
+
+    pub fn param_strings(&self, name: &str) -> Vec<String> {
+        self.op
+            .params
+            .get(name)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+}
+
+pub async fn execute(ctx: &OpContext) -> Result<(), OpError> {
+    match ctx.op.kind()? {
+        OperationKind::ProvisionDatabase | OperationKind::UpdateDatabase => target::provision::run(ctx).await,
+        OperationKind::DeleteDatabase => target::delete::run(ctx).await,
+        OperationKind::RotateCredential => target::credentials::rotate(ctx).await,
+        OperationKind::CreateLease => target::credentials::create_lease(ctx).await,
+        OperationKind::RevokeLease => target::credentials::revoke_lease(ctx).await,
+    }
+}
+
+/// Ends the operation and applies its effect on the resource, in one transaction.
+pub async fn complete(
+    state: &AppState,
+    op: &OperationRow,
+    worker: Option<&str>,
+    status: OperationStatus,
+    error: Option<&OpError>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    if !queue::finish(&mut tx, op.id, worker, status, error).await? {
+        return Ok(false);
+    }
+    apply_effects(&mut tx, op, status).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn apply_effects(tx: &mut Transaction<'_, Postgres>, op: &OperationRow, status: OperationStatus) -> Result<(), sqlx::Error> {
+    let ok = status == OperationStatus::Succeeded;
+    let kind: OperationKind = match op.kind.parse() {
+        Ok(k) => k,
+        Err(_) => return Ok(()),
+    };
+    let param = |name: &str| op.params.get(name).and_then(|v| v.as_str()).and_then(|s| s.parse::<Uuid>().ok());
+    match kind {
+        OperationKind::ProvisionDatabase | OperationKind::UpdateDatabase => {
+            // Only the latest operation on a database decides its status.
+            sqlx::query(
+                "UPDATE databases SET status = $3, updated_at = now() WHERE id = $1 AND last_operation_id = $2",
+            )
+            .bind(op.target_id)
+            .bind(op.id)
+            .bind(if ok { "ready" } else { "failed" })
+            .execute(&mut **tx)
+            .await?;
+            if ok {
+                sqlx::query("UPDATE credentials SET status = 'active' WHERE database_id = $1 AND kind = 'static'")
+                    .bind(op.target_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        OperationKind::DeleteDatabase => {
+            if ok {
+                sqlx::query(
+                    "UPDATE databases SET status = 'deleted', deleted_at = now(), updated_at = now() WHERE id = $1",
+                )
+                .bind(op.target_id)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE credentials SET status = 'revoked' WHERE database_id = $1")
+                    .bind(op.target_id)
+                    .execute(&mut **tx)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE databases SET status = 'failed', updated_at = now() WHERE id = $1 AND last_operation_id = $2",
+                )
+                .bind(op.target_id)
+                .bind(op.id)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        OperationKind::RotateCredential => {
+            if let Some(cred) = param("credential_id") {
+                let sql = if ok {
+                    "UPDATE credentials SET password_enc = pending_password_enc, pending_password_enc = NULL, \
+                     rotated_at = now() WHERE id = $1 AND pending_password_enc IS NOT NULL"
+                } else {
+                    "UPDATE credentials SET pending_password_enc = NULL WHERE id = $1"
+                };
+                sqlx::query(sql).bind(cred).execute(&mut **tx).await?;
+            }
+        }
+        OperationKind::CreateLease => {
+            if let Some(cred) = param("credential_id") {
+                sqlx::query("UPDATE credentials SET status = $2 WHERE id = $1 AND status = 'pending'")
+                    .bind(cred)
+                    .bind(if ok { "active" } else { "revoked" })
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        OperationKind::RevokeLease => {
+            if let (Some(cred), true) = (param("credential_id"), ok) {
+                sqlx::query("UPDATE credentials SET status = 'revoked' WHERE id = $1")
+                    .bind(cred)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}

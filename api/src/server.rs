@@ -1,0 +1,86 @@
+//! Runs the API: state database pool and migrations, HTTP server, workers, listener, reaper.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::crypto::MasterKey;
+use crate::metrics::Metrics;
+use crate::ops;
+use crate::state::{AppState, EngineConfig};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+pub async fn connect_state_db(url: &str) -> Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .context("connecting to the state database (DATABASE_URL)")?;
+    MIGRATOR.run(&pool).await.context("applying migrations to the state database")?;
+    Ok(pool)
+}
+
+pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
+    AppState {
+        db,
+        key,
+        engine: Arc::new(engine),
+        metrics: Arc::new(Metrics::default()),
+        job_wakeup: Arc::new(Notify::new()),
+        op_events: broadcast::channel(1024).0,
+    }
+}
+
+/// Serves until `shutdown` fires; then stops claiming work and lets running operations
+/// finish for a while (an unfinished one is resumed by another worker after its lease).
+pub async fn serve(state: AppState, listen: SocketAddr, shutdown: CancellationToken) -> Result<()> {
+    ops::listener::spawn(state.clone(), shutdown.clone());
+    ops::reaper::spawn(state.clone(), shutdown.clone());
+    let workers = ops::worker::spawn(state.clone(), shutdown.clone());
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, worker = %state.engine.worker_id, "dbaas-api listening");
+    let app = crate::http::app(state);
+    let stop = shutdown.clone();
+    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    let drain = async {
+        for w in workers {
+            let _ = w.await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+        tracing::warn!("operations still running at shutdown; another worker resumes them after their lease");
+    }
+    Ok(())
+}
+
+/// Cancels the token on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                t.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}

@@ -1,0 +1,60 @@
+//! Shared state of one API process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{broadcast, Notify};
+use uuid::Uuid;
+
+use crate::crypto::MasterKey;
+use crate::metrics::Metrics;
+
+/// Tunables of the operation engine (defaults suit production; tests shorten them).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Names this process in `operations.locked_by`.
+    pub worker_id: String,
+    /// Concurrent operations per process.
+    pub workers: usize,
+    /// How long a claim lasts without a heartbeat before another worker may resume it.
+    pub lease: Duration,
+    /// Polling fallback when no NOTIFY arrives.
+    pub poll_interval: Duration,
+    /// How often expired leases are looked for.
+    pub reaper_interval: Duration,
+    /// Grace period before sessions of a database being dropped are terminated.
+    pub delete_grace: Duration,
+    /// Fault injection for tests: a pause before every step of an operation.
+    pub step_delay: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
+            workers: 4,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(2),
+            reaper_interval: Duration::from_secs(5),
+            delete_grace: Duration::from_secs(5),
+            step_delay: Duration::ZERO,
+        }
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "dbaas".into())
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub key: MasterKey,
+    pub engine: Arc<EngineConfig>,
+    pub metrics: Arc<Metrics>,
+    /// Woken when an operation is enqueued (LISTEN dbaas_jobs).
+    pub job_wakeup: Arc<Notify>,
+    /// Ids of operations whose status changed (LISTEN dbaas_operations).
+    pub op_events: broadcast::Sender<Uuid>,
+}

@@ -1,0 +1,235 @@
+//! Connecting to an instance with the service's admin login.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dbaas_client::{Environment, Instance, InstanceKind, SslMode};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::crypto::{CryptoError, MasterKey};
+use crate::naming::PgQuote;
+use crate::ops::OpError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The database every instance has, where cluster-wide statements and our locks go.
+pub const MAINTENANCE_DB: &str = "postgres";
+
+pub const INSTANCE_COLUMNS: &str = "i.id, i.name, i.kind, i.host, i.port, i.public_host, i.admin_user, \
+    i.admin_password_enc, i.sslmode, i.ca_cert, i.environment, i.labels, i.max_databases, \
+    i.allowed_extensions, i.server_version, i.version, i.created_at, \
+    (SELECT count(*) FROM databases d WHERE d.instance_id = i.id AND d.status <> 'deleted') AS database_count";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub kind: String,
+    pub host: String,
+    pub port: i32,
+    pub public_host: String,
+    pub admin_user: String,
+    pub admin_password_enc: Vec<u8>,
+    pub sslmode: String,
+    pub ca_cert: Option<String>,
+    pub environment: String,
+    pub labels: sqlx::types::Json<BTreeMap<String, String>>,
+    pub max_databases: i32,
+    pub allowed_extensions: Vec<String>,
+    pub server_version: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub database_count: i64,
+}
+
+pub fn parse_sslmode(s: &str) -> SslMode {
+    match s {
+        "disable" => SslMode::Disable,
+        "require" => SslMode::Require,
+        "verify-ca" => SslMode::VerifyCa,
+        "verify-full" => SslMode::VerifyFull,
+        _ => SslMode::Prefer,
+    }
+}
+
+impl InstanceRow {
+    pub fn environment(&self) -> Environment {
+        self.environment.parse().unwrap_or(Environment::Sandbox)
+    }
+
+    pub fn to_model(&self) -> Instance {
+        Instance {
+            id: self.id,
+            name: self.name.clone(),
+            kind: if self.kind == "managed" { InstanceKind::Managed } else { InstanceKind::External },
+            host: self.host.clone(),
+            port: self.port as u16,
+            public_host: self.public_host.clone(),
+            admin_user: self.admin_user.clone(),
+            sslmode: parse_sslmode(&self.sslmode),
+            ca_cert: self.ca_cert.clone(),
+            environment: self.environment(),
+            labels: self.labels.0.clone(),
+            max_databases: self.max_databases,
+            database_count: self.database_count,
+            allowed_extensions: self.allowed_extensions.clone(),
+            server_version: self.server_version.clone(),
+            version: self.version,
+            created_at: self.created_at,
+        }
+    }
+
+    pub fn target(&self, key: &MasterKey) -> Result<Target, CryptoError> {
+        let password = key.decrypt(&self.admin_password_enc, &format!("instance:{}", self.id))?;
+        Ok(Target::new(
+            &self.host,
+            self.port as u16,
+            &self.admin_user,
+            &password,
+            parse_sslmode(&self.sslmode),
+            self.ca_cert.as_deref(),
+        ))
+    }
+}
+
+/// How to reach one instance as the service's admin.
+#[derive(Clone)]
+pub struct Target {
+    opts: PgConnectOptions,
+}
+
+impl Target {
+    pub fn new(host: &str, port: u16, user: &str, password: &str, sslmode: SslMode, ca_pem: Option<&str>) -> Self {
+        let mut opts = PgConnectOptions::new()
+            .host(host)
+            .port(port)
+            .username(user)
+            .password(password)
+            .application_name("dbaas-api")
+            .ssl_mode(match sslmode {
+                SslMode::Disable => PgSslMode::Disable,
+                SslMode::Prefer => PgSslMode::Prefer,
+                SslMode::Require => PgSslMode::Require,
+                SslMode::VerifyCa => PgSslMode::VerifyCa,
+                SslMode::VerifyFull => PgSslMode::VerifyFull,
+            });
+        if let Some(pem) = ca_pem {
+            opts = opts.ssl_root_cert_from_pem(pem.as_bytes().to_vec());
+        }
+        Self { opts }
+    }
+
+    pub async fn connect(&self, database: &str) -> Result<PgConnection, OpError> {
+        let opts = self.opts.clone().database(database);
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts)).await {
+            Ok(Ok(mut c)) => {
+                // Bounded lock waits: a stuck catalog lock fails the attempt (retryable) instead
+                // of hanging the worker.
+                c.execute("SET lock_timeout = '30s'; SET statement_timeout = '5min'").await?;
+                Ok(c)
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(OpError::retryable("timeout", format!("no answer from the instance within {CONNECT_TIMEOUT:?}"))),
+        }
+    }
+}
+
+/// A connection to the maintenance database holding our advisory locks; dropping it (even
+/// by a crash) releases them.
+pub struct Locked {
+    pub conn: PgConnection,
+}
+
+impl Locked {
+    /// Connects and takes the lock serialising all statements on `physical_db`.
+    pub async fn database(target: &Target, physical_db: &str) -> Result<Self, OpError> {
+        let mut conn = target.connect(MAINTENANCE_DB).await?;
+        sqlx::query("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext($1))")
+            .bind(format!("dbaas:database:{physical_db}"))
+            .execute(&mut conn)
+            .await?;
+        Ok(Self { conn })
+    }
+
+    /// Runs `f` under the instance-wide lock on role DDL (pg_authid is shared by all
+    /// databases; serialising role changes avoids `tuple concurrently updated`).
+    pub async fn roles_lock(&mut self) -> Result<(), OpError> {
+        sqlx::query("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('dbaas:roles'))")
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn roles_unlock(&mut self) -> Result<(), OpError> {
+        sqlx::query("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('dbaas:roles'))")
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Executes one statement as simple-query text (DDL cannot take bind parameters).
+pub async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), OpError> {
+    conn.execute(sql).await?;
+    Ok(())
+}
+
+pub async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool, OpError> {
+    Ok(sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)")
+        .bind(role)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Ends every session of `role` (on the whole instance).
+pub async fn terminate_role_sessions(conn: &mut PgConnection, role: &str) -> Result<i64, OpError> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity \
+         WHERE usename = $1 AND pid <> pg_catalog.pg_backend_pid()",
+    )
+    .bind(role)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Drops a login role after moving or dropping what it owns in every database that has
+/// anything of it. `heir` receives ownership of its objects (None: they are dropped).
+pub async fn drop_role_everywhere(
+    target: &Target,
+    maint: &mut PgConnection,
+    role: &str,
+    heir: Option<&str>,
+) -> Result<Vec<String>, OpError> {
+    let mut log = Vec::new();
+    if !role_exists(maint, role).await? {
+        return Ok(log);
+    }
+    let n = terminate_role_sessions(maint, role).await?;
+    if n > 0 {
+        log.push(format!("terminated {n} session(s) of {role}"));
+    }
+    let dbs: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT d.datname FROM pg_catalog.pg_shdepend s \
+         JOIN pg_catalog.pg_database d ON d.oid = s.dbid \
+         WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass \
+           AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1) AND d.datallowconn",
+    )
+    .bind(role)
+    .fetch_all(&mut *maint)
+    .await?;
+    for db in dbs {
+        let mut c = if db == MAINTENANCE_DB { None } else { Some(target.connect(&db).await?) };
+        let conn = c.as_mut().unwrap_or(maint);
+        if let Some(h) = heir {
+            if role_exists(conn, h).await? {
+                exec(conn, &format!("REASSIGN OWNED BY {} TO {}", role.pg_ident(), h.pg_ident())).await?;
+            }
+        }
+        exec(conn, &format!("DROP OWNED BY {}", role.pg_ident())).await?;
+        log.push(format!("cleared what {role} owned or was granted in {db}"));
+    }
+    exec(maint, &format!("DROP ROLE IF EXISTS {}", role.pg_ident())).await?;
+    log.push(format!("dropped role {role}"));
+    Ok(log)
+}

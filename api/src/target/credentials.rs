@@ -1,0 +1,102 @@
+//! Password rotation and leases (temporary logins) on the instance.
+
+use dbaas_client::Access;
+
+use super::conn::{drop_role_everywhere, exec, role_exists, Locked};
+use super::record;
+use crate::crypto::scram_sha256_verifier;
+use crate::naming::PgQuote;
+use crate::ops::runner::OpContext;
+use crate::ops::OpError;
+
+async fn load(ctx: &OpContext) -> Result<(record::DatabaseRow, super::Target, record::CredentialRow), OpError> {
+    let state = &ctx.state;
+    let db = record::load(&state.db, ctx.op.target_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
+    let inst = record::load_instance(&state.db, db.instance_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
+    let cred = record::credential(&state.db, ctx.param_uuid("credential_id")?)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the credential record is gone"))?;
+    Ok((db, inst.target(&state.key)?, cred))
+}
+
+/// Applies the pending password; the record swaps it in when the operation succeeds.
+pub async fn rotate(ctx: &OpContext) -> Result<(), OpError> {
+    let (db, target, cred) = load(ctx).await?;
+    let Some(pending) = &cred.pending_password_enc else {
+        ctx.log("info", "no rotation pending (already applied)").await;
+        return Ok(());
+    };
+    let verifier = scram_sha256_verifier(&ctx.state.key.decrypt(pending, &cred.context())?);
+    let mut locked = Locked::database(&target, &db.physical().database).await?;
+    ctx.step(&format!("setting a new password on {}", cred.role_name)).await;
+    if !role_exists(&mut locked.conn, &cred.role_name).await? {
+        return Err(OpError::permanent(
+            "role_missing",
+            format!("role {} does not exist on the instance (drift); re-apply the database first", cred.role_name),
+        ));
+    }
+    locked.roles_lock().await?;
+    exec(&mut locked.conn, &format!("ALTER ROLE {} WITH PASSWORD {}", cred.role_name.pg_ident(), verifier.pg_literal()))
+        .await?;
+    locked.roles_unlock().await?;
+    Ok(())
+}
+
+pub async fn create_lease(ctx: &OpContext) -> Result<(), OpError> {
+    let (db, target, cred) = load(ctx).await?;
+    let names = db.physical();
+    let access = cred.access();
+    let parent = names.role(access);
+    let until = cred
+        .expires_at
+        .ok_or_else(|| OpError::permanent("bad_params", "lease without expiry"))?
+        .to_rfc3339();
+    let verifier = scram_sha256_verifier(&ctx.state.key.decrypt(&cred.password_enc, &cred.context())?);
+    let mut locked = Locked::database(&target, &names.database).await?;
+    ctx.step(&format!("creating login {} (member of {parent}, valid until {until})", cred.role_name)).await;
+    locked.roles_lock().await?;
+    let role = cred.role_name.pg_ident();
+    if role_exists(&mut locked.conn, &cred.role_name).await? {
+        exec(
+            &mut locked.conn,
+            &format!("ALTER ROLE {role} WITH LOGIN PASSWORD {} VALID UNTIL {}", verifier.pg_literal(), until.pg_literal()),
+        )
+        .await?;
+    } else {
+        exec(
+            &mut locked.conn,
+            &format!(
+                "CREATE ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT \
+                 PASSWORD {} VALID UNTIL {} IN ROLE {}",
+                verifier.pg_literal(),
+                until.pg_literal(),
+                parent.pg_ident()
+            ),
+        )
+        .await?;
+    }
+    if access == Access::Admin {
+        // What the lease creates is owned by the admin role, so grants outlive the lease.
+        exec(&mut locked.conn, &format!("ALTER ROLE {role} SET role = {}", parent.pg_literal())).await?;
+    }
+    locked.roles_unlock().await?;
+    Ok(())
+}
+
+pub async fn revoke_lease(ctx: &OpContext) -> Result<(), OpError> {
+    let (db, target, cred) = load(ctx).await?;
+    let names = db.physical();
+    let mut locked = Locked::database(&target, &names.database).await?;
+    ctx.step(&format!("revoking login {}", cred.role_name)).await;
+    locked.roles_lock().await?;
+    let admin = names.role(Access::Admin);
+    for line in drop_role_everywhere(&target, &mut locked.conn, &cred.role_name, Some(&admin)).await? {
+        ctx.log("info", &line).await;
+    }
+    locked.roles_unlock().await?;
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Safe delete: revoke CONNECT, let sessions finish (reporting who is connected), terminate
+//! the rest, drop the database, then drop its roles. Each step checks first, so a delete
+//! interrupted half-way finishes on retry.
+
+use std::time::{Duration, Instant};
+
+use dbaas_client::Access;
+
+use super::conn::{drop_role_everywhere, exec, Locked};
+use super::record;
+use crate::naming::PgQuote;
+use crate::ops::runner::OpContext;
+use crate::ops::OpError;
+
+pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
+    let state = &ctx.state;
+    let db = record::load(&state.db, ctx.op.target_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
+    let inst = record::load_instance(&state.db, db.instance_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
+    let target = inst.target(&state.key)?;
+    let names = db.physical();
+    let dbi = names.database.pg_ident();
+
+    ctx.step(&format!("connecting to instance {}", inst.name)).await;
+    let mut locked = Locked::database(&target, &names.database).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)")
+        .bind(&names.database)
+        .fetch_one(&mut locked.conn)
+        .await?;
+
+    if exists {
+        ctx.step("step 1/4: revoking CONNECT").await;
+        let roles: Vec<String> = Access::ALL.iter().map(|a| names.role(*a)).collect();
+        let mut grantees = vec!["PUBLIC".to_string()];
+        for r in &roles {
+            if super::conn::role_exists(&mut locked.conn, r).await? {
+                grantees.push(r.pg_ident());
+            }
+        }
+        exec(&mut locked.conn, &format!("REVOKE CONNECT ON DATABASE {dbi} FROM {}", grantees.join(", "))).await?;
+
+        ctx.step("step 2/4: waiting for sessions to end").await;
+        let grace = ctx
+            .op
+            .params
+            .get("grace_ms")
+            .and_then(|v| v.as_u64())
+            .map(Duration::from_millis)
+            .unwrap_or(state.engine.delete_grace);
+        let deadline = Instant::now() + grace;
+        let mut reported = false;
+        loop {
+            let sessions: Vec<(String, String)> = sqlx::query_as(
+                "SELECT coalesce(usename::text, ''), coalesce(application_name, '') FROM pg_catalog.pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+            )
+            .bind(&names.database)
+            .fetch_all(&mut locked.conn)
+            .await?;
+            if sessions.is_empty() {
+                break;
+            }
+            if !reported {
+                let mut apps: Vec<String> = sessions
+                    .iter()
+                    .map(|(u, a)| format!("{u} ({})", if a.is_empty() { "no application_name" } else { a }))
+                    .collect();
+                apps.sort();
+                apps.dedup();
+                ctx.log("warn", &format!("{} open session(s): {}; waiting up to {grace:?}", sessions.len(), apps.join(", ")))
+                    .await;
+                reported = true;
+            }
+            if Instant::now() >= deadline {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+                )
+                .bind(&names.database)
+                .fetch_one(&mut locked.conn)
+                .await?;
+                ctx.log("warn", &format!("terminated {n} session(s) after the grace period")).await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+
+        ctx.step("step 3/4: dropping the database").await;
+        exec(&mut locked.conn, &format!("DROP DATABASE IF EXISTS {dbi} WITH (FORCE)")).await?;
+        ctx.log("info", &format!("dropped database {}", names.database)).await;
+    } else {
+        ctx.log("info", &format!("database {} is already gone", names.database)).await;
+    }
+
+    ctx.step("step 4/4: dropping roles").await;
+    let creds = record::credentials(&state.db, db.id).await?;
+    locked.roles_lock().await?;
+    // Leases first: they are members of the access roles.
+    let mut roles: Vec<String> = creds.iter().filter(|c| c.kind == "lease").map(|c| c.role_name.clone()).collect();
+    roles.extend(Access::ALL.iter().rev().map(|a| names.role(*a)));
+    for role in roles {
+        for line in drop_role_everywhere(&target, &mut locked.conn, &role, None).await? {
+            ctx.log("info", &line).await;
+        }
+    }
+    locked.roles_unlock().await?;
+    Ok(())
+}

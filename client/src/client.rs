@@ -1,0 +1,281 @@
+//! A typed reqwest client for the `/v1` API.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::{de::DeserializeOwned, Serialize};
+use uuid::Uuid;
+
+use crate::models::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered with a problem document.
+    #[error("{} {}: {}", .0.status, .0.code, .0.detail)]
+    Api(Problem),
+    /// The API could not be reached or answered with something that is not our JSON.
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("unexpected response {status}: {body}")]
+    Unexpected { status: u16, body: String },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl ClientError {
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Self::Api(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api(p) => Some(p.status),
+            Self::Unexpected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A response with the HTTP status kept (202 vs 200 matters to callers).
+#[derive(Debug)]
+pub struct Response<T> {
+    pub status: u16,
+    pub etag: Option<String>,
+    pub body: T,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+    token: String,
+}
+
+impl Client {
+    /// `endpoint` is the base URL (`http://127.0.0.1:8080`), `token` a bearer token.
+    pub fn new(endpoint: &str, token: &str) -> Result<Self, ClientError> {
+        Self::with_ca(endpoint, token, None)
+    }
+
+    /// Like [`Client::new`], trusting `ca_pem` in addition to the system roots.
+    pub fn with_ca(endpoint: &str, token: &str, ca_pem: Option<&str>) -> Result<Self, ClientError> {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(ClientError::Config(format!(
+                "endpoint {endpoint:?} must start with http:// or https://"
+            )));
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("dbaas-client/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| ClientError::Config(format!("ca_cert is not a PEM certificate: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        Ok(Self { http: builder.build()?, endpoint, token: token.to_string() })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A copy of this client using another token.
+    pub fn with_token(&self, token: &str) -> Self {
+        Self { token: token.to_string(), ..self.clone() }
+    }
+
+    /// Sends a request and decodes a JSON body or a problem document.
+    pub async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        headers: &[(&str, String)],
+        timeout: Option<Duration>,
+    ) -> Result<Response<T>, ClientError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.endpoint, path))
+            .bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req = req.timeout(timeout.unwrap_or(Duration::from_secs(60)));
+        let resp = req.send().await?;
+        let status = resp.status();
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = resp.bytes().await?;
+        if status.is_success() {
+            let body = if status == StatusCode::NO_CONTENT && bytes.is_empty() {
+                serde_json::from_slice(b"null")
+            } else {
+                serde_json::from_slice(&bytes)
+            };
+            return match body {
+                Ok(body) => Ok(Response { status: status.as_u16(), etag, body }),
+                Err(_) => Err(ClientError::Unexpected {
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(&bytes).into_owned(),
+                }),
+            };
+        }
+        match serde_json::from_slice::<Problem>(&bytes) {
+            Ok(p) => Err(ClientError::Api(p)),
+            Err(_) => Err(ClientError::Unexpected {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            }),
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        Ok(self.send::<(), T>(Method::GET, path, None, &[], None).await?.body)
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        Ok(self.send(Method::POST, path, Some(body), &[], None).await?.body)
+    }
+
+    // ------------------------------------------------------------ tenants & tokens
+
+    pub async fn create_tenant(&self, req: &CreateTenant) -> Result<Tenant, ClientError> {
+        self.post("/v1/tenants", req).await
+    }
+    pub async fn get_tenant(&self, name: &str) -> Result<Tenant, ClientError> {
+        self.get(&format!("/v1/tenants/{name}")).await
+    }
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, ClientError> {
+        Ok(self.get::<List<Tenant>>("/v1/tenants").await?.items)
+    }
+    pub async fn delete_tenant(&self, name: &str) -> Result<(), ClientError> {
+        self.send::<(), serde_json::Value>(Method::DELETE, &format!("/v1/tenants/{name}"), None, &[], None)
+            .await
+            .map(|_| ())
+    }
+    pub async fn create_token(&self, req: &CreateToken) -> Result<CreatedToken, ClientError> {
+        self.post("/v1/tokens", req).await
+    }
+    pub async fn revoke_token(&self, id: Uuid) -> Result<Token, ClientError> {
+        self.post(&format!("/v1/tokens/{id}/revoke"), &serde_json::json!({})).await
+    }
+
+    // ------------------------------------------------------------ instances
+
+    pub async fn create_instance(&self, req: &CreateInstance) -> Result<Instance, ClientError> {
+        self.post("/v1/instances", req).await
+    }
+    pub async fn get_instance(&self, name: &str) -> Result<Instance, ClientError> {
+        self.get(&format!("/v1/instances/{name}")).await
+    }
+    pub async fn list_instances(&self) -> Result<Vec<Instance>, ClientError> {
+        Ok(self.get::<List<Instance>>("/v1/instances").await?.items)
+    }
+
+    // ------------------------------------------------------------ databases
+
+    pub async fn create_database(&self, req: &CreateDatabase) -> Result<DatabaseAccepted, ClientError> {
+        self.post("/v1/databases", req).await
+    }
+    /// POST with an `Idempotency-Key`; the status (201/202 vs a replay) is kept.
+    pub async fn create_database_idempotent(
+        &self,
+        req: &CreateDatabase,
+        key: &str,
+    ) -> Result<Response<DatabaseAccepted>, ClientError> {
+        self.send(Method::POST, "/v1/databases", Some(req), &[("Idempotency-Key", key.to_string())], None)
+            .await
+    }
+    pub async fn get_database(&self, id: Uuid) -> Result<Database, ClientError> {
+        self.get(&format!("/v1/databases/{id}")).await
+    }
+    /// Looks a database up by `tenant/name`.
+    pub async fn find_database(&self, tenant: &str, name: &str) -> Result<Database, ClientError> {
+        self.get(&format!("/v1/tenants/{tenant}/databases/{name}")).await
+    }
+    pub async fn list_databases(&self, query: &str) -> Result<Vec<Database>, ClientError> {
+        let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+        Ok(self.get::<List<Database>>(&format!("/v1/databases{q}")).await?.items)
+    }
+    pub async fn update_database(&self, id: Uuid, req: &UpdateDatabase) -> Result<DatabaseAccepted, ClientError> {
+        Ok(self.send(Method::PATCH, &format!("/v1/databases/{id}"), Some(req), &[], None).await?.body)
+    }
+    /// DELETE; `force` drops a protected database (admin only).
+    pub async fn delete_database(&self, id: Uuid, force: bool) -> Result<DatabaseAccepted, ClientError> {
+        let path = format!("/v1/databases/{id}{}", if force { "?force=true" } else { "" });
+        Ok(self.send::<(), _>(Method::DELETE, &path, None, &[], None).await?.body)
+    }
+
+    // ------------------------------------------------------------ credentials
+
+    pub async fn list_credentials(&self, database: Uuid) -> Result<Vec<Credential>, ClientError> {
+        Ok(self.get::<List<Credential>>(&format!("/v1/databases/{database}/credentials")).await?.items)
+    }
+    pub async fn get_credential(&self, database: Uuid, access: Access) -> Result<Credential, ClientError> {
+        self.get(&format!("/v1/databases/{database}/credentials/{}", access.as_str())).await
+    }
+    pub async fn rotate_credential(&self, database: Uuid, access: Access) -> Result<CredentialAccepted, ClientError> {
+        self.post(
+            &format!("/v1/databases/{database}/credentials/{}/rotate", access.as_str()),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+    pub async fn create_lease(&self, database: Uuid, req: &CreateLease) -> Result<CredentialAccepted, ClientError> {
+        self.post(&format!("/v1/databases/{database}/leases"), req).await
+    }
+    pub async fn get_lease(&self, database: Uuid, lease: Uuid) -> Result<Credential, ClientError> {
+        self.get(&format!("/v1/databases/{database}/leases/{lease}")).await
+    }
+    pub async fn revoke_lease(&self, database: Uuid, lease: Uuid) -> Result<CredentialAccepted, ClientError> {
+        let path = format!("/v1/databases/{database}/leases/{lease}");
+        Ok(self.send::<(), _>(Method::DELETE, &path, None, &[], None).await?.body)
+    }
+
+    // ------------------------------------------------------------ operations
+
+    pub async fn get_operation(&self, id: Uuid) -> Result<Operation, ClientError> {
+        self.get(&format!("/v1/operations/{id}")).await
+    }
+    pub async fn operation_logs(&self, id: Uuid) -> Result<Vec<OperationLog>, ClientError> {
+        Ok(self.get::<List<OperationLog>>(&format!("/v1/operations/{id}/logs")).await?.items)
+    }
+    pub async fn list_operations(&self, query: &str) -> Result<Vec<Operation>, ClientError> {
+        let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+        Ok(self.get::<List<Operation>>(&format!("/v1/operations{q}")).await?.items)
+    }
+    pub async fn cancel_operation(&self, id: Uuid) -> Result<Operation, ClientError> {
+        self.post(&format!("/v1/operations/{id}/cancel"), &serde_json::json!({})).await
+    }
+
+    /// Long-polls until the operation ends or `limit` passes; returns its last state.
+    pub async fn wait_operation(&self, id: Uuid, limit: Duration) -> Result<Operation, ClientError> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let wait = left.min(Duration::from_secs(30)).as_secs().max(1);
+            let op: Operation = self
+                .send::<(), Operation>(
+                    Method::GET,
+                    &format!("/v1/operations/{id}?wait={wait}s"),
+                    None,
+                    &[],
+                    Some(Duration::from_secs(wait + 30)),
+                )
+                .await?
+                .body;
+            if op.status.is_terminal() || left.is_zero() {
+                return Ok(op);
+            }
+        }
+    }
+}
