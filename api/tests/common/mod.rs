@@ -1,0 +1,250 @@
+//! Test harness: throwaway PostgreSQL clusters (state + target) and real `dbaas-api serve`
+//! processes, stopped when the harness is dropped (also when a test fails).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dbaas_api::crypto::MasterKey;
+use dbaas_api::pgcluster::{free_port, Cluster, ClusterOptions};
+use dbaas_client::*;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{Connection, PgConnection};
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dbaas-api");
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub state_pg: Cluster,
+    pub target_pg: Cluster,
+    pub key: String,
+    pub apis: Vec<ApiProcess>,
+    pub admin_token: String,
+    pub admin: Client,
+}
+
+pub struct ApiProcess {
+    pub child: Child,
+    pub endpoint: String,
+    pub log: std::path::PathBuf,
+}
+
+impl ApiProcess {
+    /// SIGKILL: no graceful anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Options for API processes started by the harness.
+#[derive(Clone)]
+pub struct ApiOptions {
+    pub workers: usize,
+    pub lease_ms: u64,
+    pub step_delay_ms: u64,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self { workers: 4, lease_ms: 3000, step_delay_ms: 0 }
+    }
+}
+
+/// A directory the postgres user can reach (when we are root it runs the clusters).
+pub fn tempdir() -> TempDir {
+    let base = std::path::Path::new("/var/tmp/dbaas-tests");
+    std::fs::create_dir_all(base).unwrap();
+    std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    tempfile::Builder::new().prefix("t").tempdir_in(base).unwrap()
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(ApiOptions::default()).await
+    }
+
+    pub async fn start_with(opts: ApiOptions) -> Self {
+        let dir = tempdir();
+        let throwaway = ClusterOptions { throwaway: true, ..Default::default() };
+        let state_pg = Cluster::start(&dir.path().join("state"), &throwaway).expect("state cluster");
+        let target_pg = Cluster::start(&dir.path().join("target"), &ClusterOptions { tls: true, throwaway: true, ..Default::default() })
+            .expect("target cluster");
+        lock_down(&target_pg).await;
+        let key = MasterKey::generate_base64();
+        let mut h = Self {
+            dir,
+            state_pg,
+            target_pg,
+            key,
+            apis: Vec::new(),
+            admin_token: String::new(),
+            admin: Client::new("http://127.0.0.1:1", "x").unwrap(),
+        };
+        let out = Command::new(BIN)
+            .args(["token", "create", "--admin", "--description", "test admin"])
+            .env("DATABASE_URL", h.state_pg.url("postgres"))
+            .output()
+            .expect("token create");
+        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+        h.admin_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        h.spawn_api(opts).await;
+        h.admin = Client::new(&h.apis[0].endpoint, &h.admin_token).unwrap();
+        let t = &h.target_pg;
+        h.admin
+            .create_instance(&CreateInstance {
+                name: "main".into(),
+                kind: InstanceKind::External,
+                host: "127.0.0.1".into(),
+                port: t.port,
+                public_host: None,
+                admin_user: "postgres".into(),
+                admin_password: t.password.clone(),
+                sslmode: SslMode::Require,
+                ca_cert: t.ca_cert.clone(),
+                environment: Environment::Sandbox,
+                labels: BTreeMap::from([("tier".to_string(), "gold".to_string())]),
+                max_databases: 100,
+                allowed_extensions: vec!["pgcrypto".into(), "citext".into()],
+            })
+            .await
+            .expect("register instance");
+        h
+    }
+
+    /// Starts one more `dbaas-api serve` on the same state database.
+    pub async fn spawn_api(&mut self, opts: ApiOptions) -> usize {
+        let port = free_port().unwrap();
+        let log = self.dir.path().join(format!("api-{port}.log"));
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env("DATABASE_URL", self.state_pg.url("postgres"))
+            .env("DBAAS_MASTER_KEY", &self.key)
+            .env("DBAAS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DBAAS_WORKERS", opts.workers.to_string())
+            .env("DBAAS_OP_LEASE_MS", opts.lease_ms.to_string())
+            .env("DBAAS_POLL_INTERVAL_MS", "500")
+            .env("DBAAS_REAPER_INTERVAL_MS", "500")
+            .env("DBAAS_DELETE_GRACE_MS", "1000")
+            .env("DBAAS_TEST_STEP_DELAY_MS", opts.step_delay_ms.to_string())
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn dbaas-api");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(format!("{endpoint}/readyz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "API did not become ready: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.apis.push(ApiProcess { child, endpoint, log });
+        self.apis.len() - 1
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.apis[0].endpoint
+    }
+
+    /// The state database, for checks only the store can answer (exactly-once, nothing left).
+    pub async fn state_db(&self) -> PgConnection {
+        PgConnection::connect(&self.state_pg.url("postgres")).await.unwrap()
+    }
+
+    /// The target instance as its superuser.
+    pub async fn target_db(&self, db: &str) -> PgConnection {
+        PgConnection::connect(&self.target_pg.url(db)).await.unwrap()
+    }
+
+    pub async fn tenant(&self, name: &str) -> Client {
+        self.admin.create_tenant(&CreateTenant { name: name.into(), max_databases: None }).await.unwrap();
+        let tok = self
+            .admin
+            .create_token(&CreateToken { tenant: Some(name.into()), ..Default::default() })
+            .await
+            .unwrap();
+        self.admin.with_token(&tok.secret)
+    }
+
+    /// Creates a database and waits for it to be ready.
+    pub async fn ready_database(&self, client: &Client, req: CreateDatabase) -> Database {
+        let acc = client.create_database(&req).await.expect("create database");
+        let op = client.wait_operation(acc.operation.unwrap().id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+        client.get_database(acc.database.id).await.unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let mut c = self.state_db().await;
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+
+    pub async fn target_roles_like(&self, pattern: &str) -> Vec<String> {
+        let mut c = self.target_db("postgres").await;
+        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 ORDER BY 1")
+            .bind(pattern)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    }
+
+    pub async fn target_has_db(&self, name: &str) -> bool {
+        let mut c = self.target_db("postgres").await;
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(name).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+pub fn db_req(name: &str) -> CreateDatabase {
+    CreateDatabase { name: name.into(), instance: Some("main".into()), ..Default::default() }
+}
+
+/// Revokes PUBLIC's CONNECT on the maintenance databases, as `dev` does for its instance.
+async fn lock_down(pg: &Cluster) {
+    let mut c = PgConnection::connect(&pg.url("postgres")).await.unwrap();
+    sqlx::raw_sql("REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
+        .execute(&mut c)
+        .await
+        .unwrap();
+}
+
+/// Connects with a credential the way a client would: TLS required.
+pub async fn connect_as(cred: &Credential) -> Result<PgConnection, sqlx::Error> {
+    let opts: PgConnectOptions = cred.uri.parse()?;
+    PgConnection::connect_with(&opts.ssl_mode(PgSslMode::Require)).await
+}
+
+/// The SQLSTATE of a failed statement.
+pub fn sqlstate(e: &sqlx::Error) -> String {
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.to_string()).unwrap_or_else(|| format!("no sqlstate: {e}"))
+}
+
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
