@@ -131,7 +131,7 @@ async fn verify(target: &Target, extensions: &[String]) -> ApiResult<Verified> {
     let mut conn = target
         .connect(MAINTENANCE_DB)
         .await
-        .map_err(|e| ApiError::Unprocessable("instance_unreachable", format!("cannot connect to the instance: {}", e.message)))?;
+        .map_err(|e| ApiError::Unprocessable("instance_unreachable", format!("cannot connect to the instance: {} ({})", e.message, e.code)))?;
     let (superuser, createdb, createrole, version): (bool, bool, bool, String) = sqlx::query_as(
         "SELECT rolsuper, rolcreatedb, rolcreaterole, pg_catalog.current_setting('server_version') \
          FROM pg_catalog.pg_roles WHERE rolname = current_user",

@@ -15,14 +15,15 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dbaas-api");
 
+/// Fields drop in order: API processes, then clusters, then the directory holding them.
 pub struct Harness {
-    pub dir: TempDir,
-    pub state_pg: Cluster,
-    pub target_pg: Cluster,
-    pub key: String,
     pub apis: Vec<ApiProcess>,
     pub admin_token: String,
     pub admin: Client,
+    pub key: String,
+    pub state_pg: Cluster,
+    pub target_pg: Cluster,
+    pub dir: TempDir,
 }
 
 pub struct ApiProcess {
