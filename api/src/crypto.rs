@@ -111,12 +111,7 @@ fn scram_with_salt(password: &str, salt: &[u8], iterations: u32) -> String {
     let client_key = hmac(&salted, b"Client Key");
     let stored_key = Sha256::digest(client_key);
     let server_key = hmac(&salted, b"Server Key");
-    format!(
-        "SCRAM-SHA-256${iterations}:{}${}:{}",
-        B64.encode(salt),
-        B64.encode(stored_key),
-        B64.encode(server_key)
-    )
+    format!("SCRAM-SHA-256${iterations}:{}${}:{}", B64.encode(salt), B64.encode(stored_key), B64.encode(server_key))
 }
 
 fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {

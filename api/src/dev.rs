@@ -14,7 +14,8 @@ use crate::crypto::MasterKey;
 use crate::pgcluster::{Cluster, ClusterOptions};
 
 /// Contrib extensions offered on the local instance when the server has them.
-const LOCAL_EXTENSIONS: &[&str] = &["pgcrypto", "citext", "hstore", "pg_trgm", "uuid-ossp", "btree_gin", "btree_gist", "pg_stat_statements"];
+const LOCAL_EXTENSIONS: &[&str] =
+    &["pgcrypto", "citext", "hstore", "pg_trgm", "uuid-ossp", "btree_gin", "btree_gist", "pg_stat_statements"];
 
 pub async fn run(args: DevArgs) -> Result<()> {
     let dir = &args.data_dir;
@@ -24,7 +25,9 @@ pub async fn run(args: DevArgs) -> Result<()> {
     eprintln!("starting the state database in {}", dir.join("state").display());
     let state_pg = tokio::task::block_in_place(|| Cluster::start(&dir.join("state"), &ClusterOptions::default()))?;
     eprintln!("starting the local instance in {}", dir.join("local").display());
-    let local_pg = tokio::task::block_in_place(|| Cluster::start(&dir.join("local"), &ClusterOptions { tls: true, ..Default::default() }))?;
+    let local_pg = tokio::task::block_in_place(|| {
+        Cluster::start(&dir.join("local"), &ClusterOptions { tls: true, ..Default::default() })
+    })?;
 
     let key_path = dir.join("master.key");
     if !key_path.exists() {
@@ -52,9 +55,15 @@ pub async fn run(args: DevArgs) -> Result<()> {
             environment: Environment::Sandbox,
             labels: BTreeMap::from([("site".to_string(), "local".to_string())]),
             max_databases: 100,
-            allowed_extensions: LOCAL_EXTENSIONS.iter().filter(|e| available.iter().any(|a| a == *e)).map(|e| e.to_string()).collect(),
+            allowed_extensions: LOCAL_EXTENSIONS
+                .iter()
+                .filter(|e| available.iter().any(|a| a == *e))
+                .map(|e| e.to_string())
+                .collect(),
         };
-        crate::http::instances::register(&state, req).await.map_err(|e| anyhow::anyhow!("registering the local instance: {e:?}"))?;
+        crate::http::instances::register(&state, req)
+            .await
+            .map_err(|e| anyhow::anyhow!("registering the local instance: {e:?}"))?;
     }
 
     let token = reuse_or_create_token(&db, &dir.join("env")).await?;
@@ -86,9 +95,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
 async fn lock_down_local(pg: &Cluster) -> Result<()> {
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(&pg.url("postgres")).await?;
-    sqlx::raw_sql("REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
-        .execute(&mut c)
-        .await?;
+    sqlx::raw_sql(
+        "REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC",
+    )
+    .execute(&mut c)
+    .await?;
     Ok(())
 }
 

@@ -105,8 +105,7 @@ pub fn problem_response(status: StatusCode, code: &str, detail: String, errors: 
         request_id: None,
     };
     let mut resp = (status, axum::Json(problem)).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     resp
 }
 
@@ -123,8 +122,7 @@ impl IntoResponse for ApiError {
         };
         let mut resp = problem_response(status, code, detail, errors);
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"dbaas\""));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"dbaas\""));
         }
         resp
     }

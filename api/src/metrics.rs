@@ -35,9 +35,8 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         });
         let operations = Family::<OpLabels, Counter>::default();
-        let operation_duration = Family::<OpLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.01, 2.0, 16))
-        });
+        let operation_duration =
+            Family::<OpLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 16)));
         registry.register("http_requests", "HTTP requests served", http_requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("operations", "Operation attempts finished, by outcome", operations.clone());

@@ -50,9 +50,7 @@ fn validate_slug(name: &str, max: usize) -> Result<(), NameError> {
     let mut chars = name.chars();
     let first = chars.next().unwrap_or('a');
     if !first.is_ascii_lowercase() {
-        return Err(format!(
-            "must start with a lower-case letter a-z (got {first:?}); allowed: a-z, 0-9 and '-'"
-        ));
+        return Err(format!("must start with a lower-case letter a-z (got {first:?}); allowed: a-z, 0-9 and '-'"));
     }
     if let Some(bad) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
         return Err(format!("contains {bad:?}; only lower-case a-z, digits 0-9 and '-' are allowed"));

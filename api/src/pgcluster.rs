@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-const DEFAULT_BIN_DIRS: &[&str] = &["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"];
+const DEFAULT_BIN_DIRS: &[&str] =
+    &["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"];
 
 /// Where the PostgreSQL server binaries are: `$PG_BIN_DIR`, a known Debian path, or `$PATH`.
 pub fn find_bin_dir() -> Result<PathBuf> {
@@ -193,11 +194,8 @@ impl Cluster {
         params.distinguished_name.push(DnType::CommonName, "localhost");
         let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
         let data = self.data_dir();
-        for (name, body) in [
-            ("server.crt", cert.pem()),
-            ("server.key", key.serialize_pem()),
-            ("ca.crt", ca_cert.pem()),
-        ] {
+        for (name, body) in [("server.crt", cert.pem()), ("server.key", key.serialize_pem()), ("ca.crt", ca_cert.pem())]
+        {
             let path = data.join(name);
             write_private(&path, &body)?;
             self.own(&path)?;
@@ -218,11 +216,11 @@ impl Cluster {
         if opts.throwaway {
             conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
-        let mut hba = String::from(
-            "# Written by dbaas-api.\nlocal all all scram-sha-256\n",
-        );
+        let mut hba = String::from("# Written by dbaas-api.\nlocal all all scram-sha-256\n");
         if opts.tls {
-            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n");
+            conf.push_str(
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n",
+            );
             // Logins from the network must use TLS; the service's own admin may also use
             // plain TCP on loopback.
             hba.push_str("host all postgres 127.0.0.1/32 scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n");

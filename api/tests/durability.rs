@@ -57,7 +57,10 @@ async fn sigkill_mid_operation_then_resume() {
     let b = b.with_token(&h.admin_token);
     all_complete(&h, &b, &names).await;
     let mut c = h.target_db("postgres").await;
-    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'team-a-%'").fetch_one(&mut c).await.unwrap();
+    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'team-a-%'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(dbs, 8);
 }
 

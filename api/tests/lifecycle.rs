@@ -22,7 +22,9 @@ async fn protected_delete_retains_then_readopts_then_force_drops() {
     let db = h.ready_database(&a, req.clone()).await;
     let admin = a.get_credential(db.id, Access::Admin).await.unwrap();
     let mut c = connect_as(&admin).await.unwrap();
-    c.execute("CREATE TABLE entries (id int PRIMARY KEY, amount int); INSERT INTO entries VALUES (1, 100), (2, 250)").await.unwrap();
+    c.execute("CREATE TABLE entries (id int PRIMARY KEY, amount int); INSERT INTO entries VALUES (1, 100), (2, 250)")
+        .await
+        .unwrap();
     drop(c);
 
     // DELETE of a protected database never drops it.
@@ -33,7 +35,10 @@ async fn protected_delete_retains_then_readopts_then_force_drops() {
     assert_eq!(h.target_roles_like("team-a-ledger-%").await.len(), 3);
     assert_eq!(a.get_database(db.id).await.unwrap().status, DatabaseStatus::Retained);
     // Retained: no longer managed, so no changes through the API; credentials still readable.
-    let e = a.update_database(db.id, &UpdateDatabase { connection_limit: Some(3), ..Default::default() }).await.unwrap_err();
+    let e = a
+        .update_database(db.id, &UpdateDatabase { connection_limit: Some(3), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.problem().unwrap().code, "invalid_state");
     assert_eq!(a.get_credential(db.id, Access::Admin).await.unwrap().password, admin.password);
     // Deleting again is harmless.
@@ -71,7 +76,10 @@ async fn protected_delete_retains_then_readopts_then_force_drops() {
     let fresh = h.ready_database(&a, req).await;
     assert_ne!(fresh.id, db.id);
     let mut c = connect_as(&a.get_credential(fresh.id, Access::Admin).await.unwrap()).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'entries'").fetch_one(&mut c).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'entries'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
 }
 
@@ -160,7 +168,10 @@ async fn rotation_drift_and_cancel() {
     connect_as(&new).await.unwrap();
     assert!(connect_as(&old).await.is_err());
     let mut su = h.target_db("postgres").await;
-    let stored: String = sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = 'team-a-app-write'").fetch_one(&mut su).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = 'team-a-app-write'")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
     assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
 
     // Drift: a role and then the database dropped by hand.
@@ -196,7 +207,10 @@ async fn rotation_drift_and_cancel() {
     assert!(slow.target_roles_like("team-a-slow%").await.is_empty());
     // Cancel a queued one: it ends at once.
     let acc = s.create_database(&db_req("slow2")).await.unwrap();
-    let upd = s.update_database(acc.database.id, &UpdateDatabase { connection_limit: Some(4), ..Default::default() }).await.unwrap();
+    let upd = s
+        .update_database(acc.database.id, &UpdateDatabase { connection_limit: Some(4), ..Default::default() })
+        .await
+        .unwrap();
     let queued = upd.operation.unwrap();
     assert_eq!(queued.status, OperationStatus::Queued);
     let c = s.cancel_operation(queued.id).await.unwrap();
@@ -212,9 +226,17 @@ async fn service_endpoints() {
     let h = Harness::start().await;
     let a = h.tenant("team-a").await;
     h.ready_database(&a, db_req("x")).await;
-    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", h.endpoint())).await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value =
+        reqwest::get(format!("{}/openapi.json", h.endpoint())).await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for p in ["/v1/databases", "/v1/databases/{id}", "/v1/operations/{id}", "/v1/databases/{id}/leases", "/v1/instances", "/v1/tenants"] {
+    for p in [
+        "/v1/databases",
+        "/v1/databases/{id}",
+        "/v1/operations/{id}",
+        "/v1/databases/{id}/leases",
+        "/v1/instances",
+        "/v1/tenants",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
     }
     assert!(doc["components"]["schemas"].get("Problem").is_some());
@@ -222,7 +244,10 @@ async fn service_endpoints() {
     assert!(page.contains("/openapi.json"));
     let metrics = reqwest::get(format!("{}/metrics", h.endpoint())).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("dbaas_http_requests_total{"), "{metrics}");
-    assert!(metrics.contains("dbaas_operations_total{kind=\"provision_database\",outcome=\"succeeded\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("dbaas_operations_total{kind=\"provision_database\",outcome=\"succeeded\"} 1"),
+        "{metrics}"
+    );
     let nf = reqwest::get(format!("{}/v1/nope", h.endpoint())).await.unwrap();
     assert_eq!(nf.status().as_u16(), 404);
     assert_eq!(nf.headers()["content-type"], "application/problem+json");

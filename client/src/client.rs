@@ -12,7 +12,7 @@ use crate::models::*;
 pub enum ClientError {
     /// The API answered with a problem document.
     #[error("{} {}: {}", .0.status, .0.code, .0.detail)]
-    Api(Problem),
+    Api(Box<Problem>),
     /// The API could not be reached or answered with something that is not our JSON.
     #[error("transport: {0}")]
     Transport(#[from] reqwest::Error),
@@ -63,9 +63,7 @@ impl Client {
     pub fn with_ca(endpoint: &str, token: &str, ca_pem: Option<&str>) -> Result<Self, ClientError> {
         let endpoint = endpoint.trim_end_matches('/').to_string();
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(ClientError::Config(format!(
-                "endpoint {endpoint:?} must start with http:// or https://"
-            )));
+            return Err(ClientError::Config(format!("endpoint {endpoint:?} must start with http:// or https://")));
         }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -96,10 +94,7 @@ impl Client {
         headers: &[(&str, String)],
         timeout: Option<Duration>,
     ) -> Result<Response<T>, ClientError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.endpoint, path))
-            .bearer_auth(&self.token);
+        let mut req = self.http.request(method, format!("{}{}", self.endpoint, path)).bearer_auth(&self.token);
         for (k, v) in headers {
             req = req.header(*k, v);
         }
@@ -109,11 +104,7 @@ impl Client {
         req = req.timeout(timeout.unwrap_or(Duration::from_secs(60)));
         let resp = req.send().await?;
         let status = resp.status();
-        let etag = resp
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = resp.bytes().await?;
         if status.is_success() {
             let body = if status == StatusCode::NO_CONTENT && bytes.is_empty() {
@@ -130,7 +121,7 @@ impl Client {
             };
         }
         match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(p) => Err(ClientError::Api(p)),
+            Ok(p) => Err(ClientError::Api(Box::new(p))),
             Err(_) => Err(ClientError::Unexpected {
                 status: status.as_u16(),
                 body: String::from_utf8_lossy(&bytes).into_owned(),
@@ -192,8 +183,7 @@ impl Client {
         req: &CreateDatabase,
         key: &str,
     ) -> Result<Response<DatabaseAccepted>, ClientError> {
-        self.send(Method::POST, "/v1/databases", Some(req), &[("Idempotency-Key", key.to_string())], None)
-            .await
+        self.send(Method::POST, "/v1/databases", Some(req), &[("Idempotency-Key", key.to_string())], None).await
     }
     pub async fn get_database(&self, id: Uuid) -> Result<Database, ClientError> {
         self.get(&format!("/v1/databases/{id}")).await
@@ -224,11 +214,8 @@ impl Client {
         self.get(&format!("/v1/databases/{database}/credentials/{}", access.as_str())).await
     }
     pub async fn rotate_credential(&self, database: Uuid, access: Access) -> Result<CredentialAccepted, ClientError> {
-        self.post(
-            &format!("/v1/databases/{database}/credentials/{}/rotate", access.as_str()),
-            &serde_json::json!({}),
-        )
-        .await
+        self.post(&format!("/v1/databases/{database}/credentials/{}/rotate", access.as_str()), &serde_json::json!({}))
+            .await
     }
     pub async fn create_lease(&self, database: Uuid, req: &CreateLease) -> Result<CredentialAccepted, ClientError> {
         self.post(&format!("/v1/databases/{database}/leases"), req).await

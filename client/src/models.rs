@@ -410,10 +410,7 @@ pub struct Drift {
 
 impl Drift {
     pub fn is_clean(&self) -> bool {
-        self.checked
-            && !self.database_missing
-            && self.missing_roles.is_empty()
-            && self.differences.is_empty()
+        self.checked && !self.database_missing && self.missing_roles.is_empty() && self.differences.is_empty()
     }
 }
 

@@ -3,7 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use dbaas_client::{Access, CreateLease, Credential, CredentialAccepted, CredentialKind, DatabaseStatus, List, OperationKind};
+use dbaas_client::{
+    Access, CreateLease, Credential, CredentialAccepted, CredentialKind, DatabaseStatus, List, OperationKind,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -80,16 +82,25 @@ fn usable(db: &DatabaseRow) -> ApiResult<()> {
 
 #[utoipa::path(get, path = "/v1/databases/{id}/credentials", tag = "credentials", params(("id" = Uuid, Path)),
     responses((status = 200, body = List<Credential>)))]
-async fn list_credentials(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<axum::Json<List<Credential>>> {
+async fn list_credentials(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<List<Credential>>> {
     let db = visible(&s, &who, id).await?;
     let rows = record::credentials(&s.db, db.id).await?;
-    let items = rows.iter().filter(|c| c.status != "revoked").map(|c| to_model(&s, &db, c)).collect::<ApiResult<_>>()?;
+    let items =
+        rows.iter().filter(|c| c.status != "revoked").map(|c| to_model(&s, &db, c)).collect::<ApiResult<_>>()?;
     Ok(axum::Json(List { items }))
 }
 
 #[utoipa::path(get, path = "/v1/databases/{id}/credentials/{access}", tag = "credentials",
     params(("id" = Uuid, Path), ("access" = Access, Path)), responses((status = 200, body = Credential)))]
-async fn get_credential(State(s): State<AppState>, who: Principal, Path((id, access)): Path<(Uuid, String)>) -> ApiResult<axum::Json<Credential>> {
+async fn get_credential(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((id, access)): Path<(Uuid, String)>,
+) -> ApiResult<axum::Json<Credential>> {
     let access = parse_access(&access)?;
     let db = visible(&s, &who, id).await?;
     let rows = record::credentials(&s.db, db.id).await?;
@@ -119,7 +130,10 @@ async fn rotate_credential(
     .await?
     .ok_or(ApiError::NotFound("credential"))?;
     if c.pending_password_enc.is_some() {
-        return Err(ApiError::Conflict("rotation_in_progress", "a rotation of this credential is already under way".into()));
+        return Err(ApiError::Conflict(
+            "rotation_in_progress",
+            "a rotation of this credential is already under way".into(),
+        ));
     }
     sqlx::query("UPDATE credentials SET pending_password_enc = $2 WHERE id = $1")
         .bind(c.id)
@@ -137,7 +151,10 @@ async fn rotate_credential(
     .await?;
     tx.commit().await?;
     let c = record::credential(&s.db, c.id).await?.ok_or(ApiError::NotFound("credential"))?;
-    Ok((StatusCode::ACCEPTED, axum::Json(CredentialAccepted { credential: to_model(&s, &db, &c)?, operation: Some(op.to_model()) })))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(CredentialAccepted { credential: to_model(&s, &db, &c)?, operation: Some(op.to_model()) }),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/databases/{id}/leases", tag = "credentials", params(("id" = Uuid, Path)), request_body = CreateLease,
@@ -151,7 +168,11 @@ async fn create_lease(
 ) -> ApiResult<(StatusCode, axum::Json<CredentialAccepted>)> {
     let ttl = parse_duration(&req.ttl).map_err(|m| ApiError::field("ttl", "invalid_duration", m))?;
     if !(MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&ttl.as_secs()) {
-        return Err(ApiError::field("ttl", "out_of_range", format!("must be between {MIN_LEASE_SECS}s and 30d (got {})", req.ttl)));
+        return Err(ApiError::field(
+            "ttl",
+            "out_of_range",
+            format!("must be between {MIN_LEASE_SECS}s and 30d (got {})", req.ttl),
+        ));
     }
     let db = visible(&s, &who, id).await?;
     usable(&db)?;
@@ -171,11 +192,21 @@ async fn create_lease(
     .bind(expires)
     .execute(&mut *tx)
     .await?;
-    let op = queue::enqueue(&mut tx, OperationKind::CreateLease, "database", db.id, Some(db.tenant_id), serde_json::json!({ "credential_id": cid }))
-        .await?;
+    let op = queue::enqueue(
+        &mut tx,
+        OperationKind::CreateLease,
+        "database",
+        db.id,
+        Some(db.tenant_id),
+        serde_json::json!({ "credential_id": cid }),
+    )
+    .await?;
     tx.commit().await?;
     let c = record::credential(&s.db, cid).await?.ok_or(ApiError::NotFound("credential"))?;
-    Ok((StatusCode::ACCEPTED, axum::Json(CredentialAccepted { credential: to_model(&s, &db, &c)?, operation: Some(op.to_model()) })))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(CredentialAccepted { credential: to_model(&s, &db, &c)?, operation: Some(op.to_model()) }),
+    ))
 }
 
 async fn lease_of(s: &AppState, db: &DatabaseRow, lease: Uuid) -> ApiResult<CredentialRow> {
@@ -187,7 +218,11 @@ async fn lease_of(s: &AppState, db: &DatabaseRow, lease: Uuid) -> ApiResult<Cred
 
 #[utoipa::path(get, path = "/v1/databases/{id}/leases/{lease}", tag = "credentials",
     params(("id" = Uuid, Path), ("lease" = Uuid, Path)), responses((status = 200, body = Credential)))]
-async fn get_lease(State(s): State<AppState>, who: Principal, Path((id, lease)): Path<(Uuid, Uuid)>) -> ApiResult<axum::Json<Credential>> {
+async fn get_lease(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((id, lease)): Path<(Uuid, Uuid)>,
+) -> ApiResult<axum::Json<Credential>> {
     let db = visible(&s, &who, id).await?;
     let c = lease_of(&s, &db, lease).await?;
     Ok(axum::Json(to_model(&s, &db, &c)?))
@@ -203,16 +238,24 @@ async fn revoke_lease(
     let db = visible(&s, &who, id).await?;
     let c = lease_of(&s, &db, lease).await?;
     let mut tx = s.db.begin().await?;
-    let changed = sqlx::query("UPDATE credentials SET status = 'revoking' WHERE id = $1 AND status IN ('pending', 'active')")
-        .bind(c.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let changed =
+        sqlx::query("UPDATE credentials SET status = 'revoking' WHERE id = $1 AND status IN ('pending', 'active')")
+            .bind(c.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     let op = if changed == 1 {
         Some(
-            queue::enqueue(&mut tx, OperationKind::RevokeLease, "database", db.id, Some(db.tenant_id), serde_json::json!({ "credential_id": c.id, "reason": "revoked" }))
-                .await?
-                .to_model(),
+            queue::enqueue(
+                &mut tx,
+                OperationKind::RevokeLease,
+                "database",
+                db.id,
+                Some(db.tenant_id),
+                serde_json::json!({ "credential_id": c.id, "reason": "revoked" }),
+            )
+            .await?
+            .to_model(),
         )
     } else {
         None

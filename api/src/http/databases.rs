@@ -56,7 +56,11 @@ fn etag(version: i64) -> HeaderMap {
 
 async fn accepted(s: &AppState, id: Uuid, op: Option<queue::OperationRow>, status: StatusCode) -> ApiResult<Accepted> {
     let db = record::load(&s.db, id).await?.ok_or(ApiError::NotFound("database"))?;
-    Ok((status, etag(db.version), axum::Json(DatabaseAccepted { database: db.to_model(), operation: op.map(|o| o.to_model()) })))
+    Ok((
+        status,
+        etag(db.version),
+        axum::Json(DatabaseAccepted { database: db.to_model(), operation: op.map(|o| o.to_model()) }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -73,7 +77,11 @@ struct ListQuery {
 
 #[utoipa::path(get, path = "/v1/databases", tag = "databases", params(ListQuery),
     responses((status = 200, body = List<dbaas_client::Database>)))]
-async fn list_databases(State(s): State<AppState>, who: Principal, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<axum::Json<List<dbaas_client::Database>>> {
+async fn list_databases(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<axum::Json<List<dbaas_client::Database>>> {
     let tenant = match &q.tenant {
         Some(name) => Some(visible_tenant(&s.db, &who, name).await?.0),
         None => who.tenant_filter(),
@@ -97,7 +105,11 @@ async fn list_databases(State(s): State<AppState>, who: Principal, ApiQuery(q): 
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for retries")),
     responses((status = 202, body = DatabaseAccepted, description = "Accepted: the operation provisions it"),
         (status = 404, body = dbaas_client::Problem), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
-async fn create_database(State(s): State<AppState>, who: Principal, ApiJson(req): ApiJson<CreateDatabase>) -> ApiResult<Accepted> {
+async fn create_database(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiJson(req): ApiJson<CreateDatabase>,
+) -> ApiResult<Accepted> {
     // Which tenant.
     let tenant_name = match (&req.tenant, &who.tenant) {
         (Some(t), _) => t.clone(),
@@ -109,9 +121,11 @@ async fn create_database(State(s): State<AppState>, who: Principal, ApiJson(req)
     match (&req.instance, &req.placement) {
         (Some(_), Some(_)) => errs.add("placement", "conflict", "give either instance or placement, not both"),
         (None, None) => errs.add("instance", "required", "give an instance name or a placement {environment, labels}"),
-        (None, Some(p)) if p.environment.is_none() => {
-            errs.add("placement.environment", "required", "placement needs an environment (placement never crosses environments)")
-        }
+        (None, Some(p)) if p.environment.is_none() => errs.add(
+            "placement.environment",
+            "required",
+            "placement needs an environment (placement never crosses environments)",
+        ),
         _ => {}
     }
     for (i, e) in req.extensions.iter().enumerate() {
@@ -144,12 +158,16 @@ async fn create_database(State(s): State<AppState>, who: Principal, ApiJson(req)
         .fetch_one(&mut *tx)
         .await?;
     if live >= i64::from(max) {
-        return Err(ApiError::Conflict("quota_exceeded", format!("tenant {tenant_name} already has {live} of {max} databases")));
+        return Err(ApiError::Conflict(
+            "quota_exceeded",
+            format!("tenant {tenant_name} already has {live} of {max} databases"),
+        ));
     }
     let inst = choose_instance(&mut tx, &req).await?;
     check_extensions(&inst, &req.extensions)?;
     let env = inst.environment();
-    let mode = req.mode.unwrap_or(if env == Environment::Prod { DatabaseMode::Protected } else { DatabaseMode::Standard });
+    let mode =
+        req.mode.unwrap_or(if env == Environment::Prod { DatabaseMode::Protected } else { DatabaseMode::Standard });
 
     let id = Uuid::new_v4();
     sqlx::query(
@@ -187,7 +205,12 @@ async fn create_database(State(s): State<AppState>, who: Principal, ApiJson(req)
 
 /// Declaring a retained (or failed) database again takes it back under management with its
 /// data; the provisioning steps are idempotent, so they only fill in what is missing.
-async fn readopt(s: &AppState, mut tx: Transaction<'_, Postgres>, req: &CreateDatabase, old: DatabaseRow) -> ApiResult<Accepted> {
+async fn readopt(
+    s: &AppState,
+    mut tx: Transaction<'_, Postgres>,
+    req: &CreateDatabase,
+    old: DatabaseRow,
+) -> ApiResult<Accepted> {
     let status = old.status();
     if !matches!(status, DatabaseStatus::Retained | DatabaseStatus::Failed) {
         return Err(ApiError::Conflict(
@@ -198,7 +221,13 @@ async fn readopt(s: &AppState, mut tx: Transaction<'_, Postgres>, req: &CreateDa
     if req.instance.as_ref().is_some_and(|i| *i != old.instance_name) {
         return Err(ApiError::Conflict(
             "instance_mismatch",
-            format!("{}/{} is {} on instance {}; it can only be re-adopted there", old.tenant_name, old.name, status.as_str(), old.instance_name),
+            format!(
+                "{}/{} is {} on instance {}; it can only be re-adopted there",
+                old.tenant_name,
+                old.name,
+                status.as_str(),
+                old.instance_name
+            ),
         ));
     }
     let inst: InstanceRow = sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1"))
@@ -238,7 +267,11 @@ async fn enqueue_for(
     params: serde_json::Value,
 ) -> ApiResult<queue::OperationRow> {
     let op = queue::enqueue(tx, kind, "database", id, Some(tenant), params).await?;
-    sqlx::query("UPDATE databases SET last_operation_id = $2 WHERE id = $1").bind(id).bind(op.id).execute(&mut **tx).await?;
+    sqlx::query("UPDATE databases SET last_operation_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(op.id)
+        .execute(&mut **tx)
+        .await?;
     Ok(op)
 }
 
@@ -246,7 +279,11 @@ fn check_extensions(inst: &InstanceRow, wanted: &[String]) -> ApiResult<()> {
     let mut errs = FieldErrors::default();
     for (i, e) in wanted.iter().enumerate() {
         if !inst.allowed_extensions.contains(e) {
-            let allowed = if inst.allowed_extensions.is_empty() { "none".to_string() } else { inst.allowed_extensions.join(", ") };
+            let allowed = if inst.allowed_extensions.is_empty() {
+                "none".to_string()
+            } else {
+                inst.allowed_extensions.join(", ")
+            };
             errs.add(
                 &format!("extensions[{i}]"),
                 "extension_not_allowed",
@@ -261,13 +298,13 @@ fn check_extensions(inst: &InstanceRow, wanted: &[String]) -> ApiResult<()> {
 /// Rows are locked so two requests cannot both take the last slot.
 async fn choose_instance(tx: &mut Transaction<'_, Postgres>, req: &CreateDatabase) -> ApiResult<InstanceRow> {
     if let Some(name) = &req.instance {
-        let inst: Option<InstanceRow> = sqlx::query_as(&format!(
-            "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 FOR UPDATE"
-        ))
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let inst = inst.ok_or_else(|| ApiError::field("instance", "unknown_instance", format!("no instance named {name:?}")))?;
+        let inst: Option<InstanceRow> =
+            sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 FOR UPDATE"))
+                .bind(name)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let inst =
+            inst.ok_or_else(|| ApiError::field("instance", "unknown_instance", format!("no instance named {name:?}")))?;
         if inst.database_count >= i64::from(inst.max_databases) {
             return Err(ApiError::Conflict(
                 "instance_full",
@@ -320,7 +357,11 @@ async fn get_database(
     with_drift(&s, row, q.drift.unwrap_or(true)).await
 }
 
-async fn with_drift(s: &AppState, row: DatabaseRow, drift: bool) -> ApiResult<(HeaderMap, axum::Json<dbaas_client::Database>)> {
+async fn with_drift(
+    s: &AppState,
+    row: DatabaseRow,
+    drift: bool,
+) -> ApiResult<(HeaderMap, axum::Json<dbaas_client::Database>)> {
     let mut model = row.to_model();
     if drift && matches!(row.status(), DatabaseStatus::Ready | DatabaseStatus::Retained) {
         if let Some(inst) = record::load_instance(&s.db, row.instance_id).await? {
@@ -372,10 +413,11 @@ async fn update_database(
     errs.into_result()?;
     let row = visible(&s, &who, id).await?;
     let mut tx = s.db.begin().await?;
-    let cur: DatabaseRow = sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
-        .bind(row.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let cur: DatabaseRow =
+        sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
+            .bind(row.id)
+            .fetch_one(&mut *tx)
+            .await?;
     if let Some(v) = header_version.or(req.version) {
         if v != cur.version {
             return Err(stale(header_version.is_some()));
@@ -411,7 +453,16 @@ async fn update_database(
     .await?;
     let op = if target_changes {
         let dropped: Vec<&String> = cur.extensions.iter().filter(|e| !extensions.contains(e)).collect();
-        Some(enqueue_for(&mut tx, cur.id, cur.tenant_id, OperationKind::UpdateDatabase, serde_json::json!({ "drop_extensions": dropped })).await?)
+        Some(
+            enqueue_for(
+                &mut tx,
+                cur.id,
+                cur.tenant_id,
+                OperationKind::UpdateDatabase,
+                serde_json::json!({ "drop_extensions": dropped }),
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -454,10 +505,11 @@ async fn delete_database(
     };
     let row = visible(&s, &who, id).await?;
     let mut tx = s.db.begin().await?;
-    let cur: DatabaseRow = sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
-        .bind(row.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let cur: DatabaseRow =
+        sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
+            .bind(row.id)
+            .fetch_one(&mut *tx)
+            .await?;
     match cur.status() {
         DatabaseStatus::Deleted => return Err(ApiError::NotFound("database")),
         DatabaseStatus::Deleting => {
@@ -476,10 +528,12 @@ async fn delete_database(
         _ => {}
     }
     if cur.mode() == DatabaseMode::Protected && !q.force {
-        sqlx::query("UPDATE databases SET status = 'retained', version = version + 1, updated_at = now() WHERE id = $1")
-            .bind(cur.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE databases SET status = 'retained', version = version + 1, updated_at = now() WHERE id = $1",
+        )
+        .bind(cur.id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         return accepted(&s, cur.id, None, StatusCode::OK).await;
     }
@@ -487,8 +541,14 @@ async fn delete_database(
         .bind(cur.id)
         .execute(&mut *tx)
         .await?;
-    let op = enqueue_for(&mut tx, cur.id, cur.tenant_id, OperationKind::DeleteDatabase, serde_json::json!({ "grace_ms": grace_ms, "force": q.force }))
-        .await?;
+    let op = enqueue_for(
+        &mut tx,
+        cur.id,
+        cur.tenant_id,
+        OperationKind::DeleteDatabase,
+        serde_json::json!({ "grace_ms": grace_ms, "force": q.force }),
+    )
+    .await?;
     tx.commit().await?;
     accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await
 }

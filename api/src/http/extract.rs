@@ -19,9 +19,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::JsonSyntaxError(e)) => {
                 Err(ApiError::BadRequest(format!("malformed JSON: {}", e.body_text()), "malformed_json"))
             }
-            Err(JsonRejection::JsonDataError(e)) => {
-                Err(ApiError::Unprocessable("invalid_body", e.body_text()))
-            }
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Unprocessable("invalid_body", e.body_text())),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
                 "send the body as JSON with `Content-Type: application/json`".into(),
                 "unsupported_media_type",
@@ -53,7 +51,10 @@ pub fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<i64>, ApiError
     let Some(v) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
     let text = v.to_str().unwrap_or("").trim().trim_start_matches("W/").trim_matches('"');
     text.parse::<i64>().map(Some).map_err(|_| {
-        ApiError::BadRequest(format!("If-Match must be an ETag from this API, like \"3\" (got {text:?})"), "invalid_if_match")
+        ApiError::BadRequest(
+            format!("If-Match must be an ETag from this API, like \"3\" (got {text:?})"),
+            "invalid_if_match",
+        )
     })
 }
 

@@ -26,11 +26,8 @@ pub fn router(openapi: String) -> Router<AppState> {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    let pending: Result<i64, sqlx::Error> = sqlx::query_scalar(
-        "SELECT count(*) FROM _sqlx_migrations WHERE success = false",
-    )
-    .fetch_one(&s.db)
-    .await;
+    let pending: Result<i64, sqlx::Error> =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success = false").fetch_one(&s.db).await;
     match pending {
         Ok(0) => (StatusCode::OK, "ready").into_response(),
         Ok(_) => ApiError::Unavailable("a migration failed".into()).into_response(),
@@ -39,7 +36,8 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode()).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+        .into_response()
 }
 
 /// Renders /openapi.json with Redoc (loaded by the browser from its CDN).

@@ -15,9 +15,11 @@ use crate::state::AppState;
 use crate::target::conn::{InstanceRow, Target, INSTANCE_COLUMNS, MAINTENANCE_DB};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_instances, create_instance))
-        .routes(routes!(get_instance, update_instance, delete_instance))
+    OpenApiRouter::new().routes(routes!(list_instances, create_instance)).routes(routes!(
+        get_instance,
+        update_instance,
+        delete_instance
+    ))
 }
 
 pub async fn by_name(db: &sqlx::PgPool, name: &str) -> ApiResult<Option<InstanceRow>> {
@@ -29,15 +31,18 @@ pub async fn by_name(db: &sqlx::PgPool, name: &str) -> ApiResult<Option<Instance
 
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", responses((status = 200, body = List<Instance>)))]
 async fn list_instances(State(s): State<AppState>, _who: Principal) -> ApiResult<axum::Json<List<Instance>>> {
-    let rows: Vec<InstanceRow> = sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i ORDER BY i.name"))
-        .fetch_all(&s.db)
-        .await?;
+    let rows: Vec<InstanceRow> =
+        sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i ORDER BY i.name")).fetch_all(&s.db).await?;
     Ok(axum::Json(List { items: rows.iter().map(InstanceRow::to_model).collect() }))
 }
 
 #[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path)),
     responses((status = 200, body = Instance), (status = 404, body = dbaas_client::Problem)))]
-async fn get_instance(State(s): State<AppState>, _who: Principal, Path(name): Path<String>) -> ApiResult<axum::Json<Instance>> {
+async fn get_instance(
+    State(s): State<AppState>,
+    _who: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Instance>> {
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
     Ok(axum::Json(row.to_model()))
 }
@@ -96,7 +101,8 @@ pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> 
     if by_name(&s.db, &req.name).await?.is_some() {
         return Err(ApiError::Conflict("already_exists", format!("instance {:?} already exists", req.name)));
     }
-    let target = Target::new(&req.host, req.port, &req.admin_user, &req.admin_password, req.sslmode, req.ca_cert.as_deref());
+    let target =
+        Target::new(&req.host, req.port, &req.admin_user, &req.admin_password, req.sslmode, req.ca_cert.as_deref());
     let verified = verify(&target, &req.allowed_extensions).await?;
 
     let id = Uuid::new_v4();
@@ -128,17 +134,21 @@ pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> 
 
 /// Connects and checks the login may create databases and roles.
 async fn verify(target: &Target, extensions: &[String]) -> ApiResult<Verified> {
-    let mut conn = target
-        .connect(MAINTENANCE_DB)
-        .await
-        .map_err(|e| ApiError::Unprocessable("instance_unreachable", format!("cannot connect to the instance: {} ({})", e.message, e.code)))?;
+    let mut conn = target.connect(MAINTENANCE_DB).await.map_err(|e| {
+        ApiError::Unprocessable(
+            "instance_unreachable",
+            format!("cannot connect to the instance: {} ({})", e.message, e.code),
+        )
+    })?;
     let (superuser, createdb, createrole, version): (bool, bool, bool, String) = sqlx::query_as(
         "SELECT rolsuper, rolcreatedb, rolcreaterole, pg_catalog.current_setting('server_version') \
          FROM pg_catalog.pg_roles WHERE rolname = current_user",
     )
     .fetch_one(&mut conn)
     .await
-    .map_err(|e| ApiError::Unprocessable("instance_check_failed", format!("reading the login's privileges failed: {e}")))?;
+    .map_err(|e| {
+        ApiError::Unprocessable("instance_check_failed", format!("reading the login's privileges failed: {e}"))
+    })?;
     if !(superuser || (createdb && createrole)) {
         let mut missing = Vec::new();
         if !createdb {
@@ -159,7 +169,11 @@ async fn verify(target: &Target, extensions: &[String]) -> ApiResult<Verified> {
         let mut errs = FieldErrors::default();
         for (i, e) in extensions.iter().enumerate() {
             if !available.contains(e) {
-                errs.add(&format!("allowed_extensions[{i}]"), "unavailable", format!("extension {e:?} is not installed on the server"));
+                errs.add(
+                    &format!("allowed_extensions[{i}]"),
+                    "unavailable",
+                    format!("extension {e:?} is not installed on the server"),
+                );
             }
         }
         errs.into_result()?;
@@ -189,7 +203,14 @@ async fn update_instance(
     errs.into_result()?;
     let password = match &req.admin_password {
         Some(p) => {
-            let t = Target::new(&row.host, row.port as u16, &row.admin_user, p, crate::target::conn::parse_sslmode(&row.sslmode), row.ca_cert.as_deref());
+            let t = Target::new(
+                &row.host,
+                row.port as u16,
+                &row.admin_user,
+                p,
+                crate::target::conn::parse_sslmode(&row.sslmode),
+                row.ca_cert.as_deref(),
+            );
             verify(&t, req.allowed_extensions.as_deref().unwrap_or(&[])).await?;
             Some(s.key.encrypt(p, &format!("instance:{}", row.id)))
         }

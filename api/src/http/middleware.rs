@@ -22,11 +22,8 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(120);
 pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let labels = HttpLabels { method, route, status: resp.status().as_u16() };
     state.metrics.http_requests.get_or_create(&labels).inc();
@@ -48,11 +45,7 @@ pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) 
         req.extensions().get::<MatchedPath>().map(|p| p.as_str()).unwrap_or("unmatched")
     );
     let target = req.uri().path().to_string();
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let resp = next.run(req).await;
     let (actor, tenant) = match slot.0.get() {
         Some(p) => (p.actor(), p.tenant.as_ref().map(|t| t.name.clone())),
@@ -95,8 +88,11 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let key = match key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_string(),
         _ => {
-            return ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into(), "invalid_idempotency_key")
-                .into_response()
+            return ApiError::BadRequest(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                "invalid_idempotency_key",
+            )
+            .into_response()
         }
     };
     // The caller is named by a hash of its bearer secret: replays are per credential, and the
@@ -109,9 +105,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => {
-            return ApiError::BadRequest("request body too large".into(), "body_too_large").into_response()
-        }
+        Err(_) => return ApiError::BadRequest("request body too large".into(), "body_too_large").into_response(),
     };
     let path = parts.uri.path().to_string();
     let mut fingerprint = path.as_bytes().to_vec();

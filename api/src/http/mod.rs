@@ -35,7 +35,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -63,8 +66,13 @@ pub fn app(state: AppState) -> Router {
             problem_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into(), vec![]).into_response()
         })
         .method_not_allowed_fallback(|| async {
-            problem_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint".into(), vec![])
-                .into_response()
+            problem_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this endpoint".into(),
+                vec![],
+            )
+            .into_response()
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::metrics))
         .layer(TraceLayer::new_for_http())

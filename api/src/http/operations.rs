@@ -43,7 +43,11 @@ struct ListQuery {
 }
 
 #[utoipa::path(get, path = "/v1/operations", tag = "operations", params(ListQuery), responses((status = 200, body = List<Operation>)))]
-async fn list_operations(State(s): State<AppState>, who: Principal, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<axum::Json<List<Operation>>> {
+async fn list_operations(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<axum::Json<List<Operation>>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::field("limit", "out_of_range", "must be 1-1000"));
@@ -71,7 +75,12 @@ struct GetQuery {
 
 #[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations", params(("id" = Uuid, Path), GetQuery),
     responses((status = 200, body = Operation), (status = 404, body = dbaas_client::Problem)))]
-async fn get_operation(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>, ApiQuery(q): ApiQuery<GetQuery>) -> ApiResult<axum::Json<Operation>> {
+async fn get_operation(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    ApiQuery(q): ApiQuery<GetQuery>,
+) -> ApiResult<axum::Json<Operation>> {
     let wait = match &q.wait {
         Some(w) => parse_duration(w).map_err(|m| ApiError::field("wait", "invalid_duration", m))?.min(MAX_WAIT),
         None => Duration::ZERO,
@@ -96,20 +105,30 @@ async fn get_operation(State(s): State<AppState>, who: Principal, Path(id): Path
 
 #[utoipa::path(get, path = "/v1/operations/{id}/logs", tag = "operations", params(("id" = Uuid, Path)),
     responses((status = 200, body = List<OperationLog>)))]
-async fn operation_logs(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<axum::Json<List<OperationLog>>> {
+async fn operation_logs(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<List<OperationLog>>> {
     visible(&s, &who, id).await?;
     let rows: Vec<(chrono::DateTime<chrono::Utc>, String, String)> =
         sqlx::query_as("SELECT at, level, message FROM operation_logs WHERE operation_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(&s.db)
             .await?;
-    Ok(axum::Json(List { items: rows.into_iter().map(|(at, level, message)| OperationLog { at, level, message }).collect() }))
+    Ok(axum::Json(List {
+        items: rows.into_iter().map(|(at, level, message)| OperationLog { at, level, message }).collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/operations/{id}/cancel", tag = "operations", params(("id" = Uuid, Path)),
     responses((status = 200, body = Operation, description = "Cancelled, or cancellation requested from its worker"),
         (status = 409, body = dbaas_client::Problem)))]
-async fn cancel_operation(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<axum::Json<Operation>> {
+async fn cancel_operation(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<Operation>> {
     let op = visible(&s, &who, id).await?;
     let status = op.to_model().status;
     if status.is_terminal() {

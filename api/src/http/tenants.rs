@@ -54,19 +54,18 @@ pub async fn visible_tenant<'e>(db: impl PgExecutor<'e>, who: &Principal, name: 
     if let Some(t) = &who.tenant {
         return if t.name == name { Ok((t.id, t.name.clone())) } else { Err(ApiError::NotFound("tenant")) };
     }
-    let row: Option<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM tenants WHERE name = $1")
-        .bind(name)
-        .fetch_optional(db)
-        .await?;
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, name FROM tenants WHERE name = $1").bind(name).fetch_optional(db).await?;
     row.ok_or(ApiError::NotFound("tenant"))
 }
 
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = List<Tenant>)))]
 async fn list_tenants(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Tenant>>> {
-    let rows: Vec<TenantRow> = sqlx::query_as(&format!("{TENANT_SELECT} WHERE ($1::uuid IS NULL OR t.id = $1) ORDER BY t.name"))
-        .bind(who.tenant_filter())
-        .fetch_all(&s.db)
-        .await?;
+    let rows: Vec<TenantRow> =
+        sqlx::query_as(&format!("{TENANT_SELECT} WHERE ($1::uuid IS NULL OR t.id = $1) ORDER BY t.name"))
+            .bind(who.tenant_filter())
+            .fetch_all(&s.db)
+            .await?;
     Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
 }
 
@@ -85,13 +84,14 @@ async fn create_tenant(
     }
     errs.into_result()?;
     let id = Uuid::new_v4();
-    let inserted = sqlx::query("INSERT INTO tenants (id, name, max_databases) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-        .bind(id)
-        .bind(&req.name)
-        .bind(req.max_databases.unwrap_or(50))
-        .execute(&s.db)
-        .await?
-        .rows_affected();
+    let inserted =
+        sqlx::query("INSERT INTO tenants (id, name, max_databases) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(id)
+            .bind(&req.name)
+            .bind(req.max_databases.unwrap_or(50))
+            .execute(&s.db)
+            .await?
+            .rows_affected();
     if inserted == 0 {
         return Err(ApiError::Conflict("already_exists", format!("tenant {:?} already exists", req.name)));
     }
@@ -101,7 +101,11 @@ async fn create_tenant(
 
 #[utoipa::path(get, path = "/v1/tenants/{name}", tag = "tenants", params(("name" = String, Path)),
     responses((status = 200, body = Tenant), (status = 404, body = dbaas_client::Problem)))]
-async fn get_tenant(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<(HeaderMap, axum::Json<Tenant>)> {
+async fn get_tenant(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<(HeaderMap, axum::Json<Tenant>)> {
     let (id, _) = visible_tenant(&s.db, &who, &name).await?;
     let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1")).bind(id).fetch_one(&s.db).await?;
     let mut h = HeaderMap::new();
@@ -163,7 +167,10 @@ async fn delete_tenant(State(s): State<AppState>, who: Principal, Path(name): Pa
         .fetch_one(&mut *tx)
         .await?;
     if live > 0 {
-        return Err(ApiError::Conflict("tenant_not_empty", format!("tenant {name} still has {live} database(s); delete them first")));
+        return Err(ApiError::Conflict(
+            "tenant_not_empty",
+            format!("tenant {name} still has {live} database(s); delete them first"),
+        ));
     }
     // History (deleted databases, operations) keeps the tenant row alive; its tokens go.
     let has_history: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM databases WHERE tenant_id = $1)")
@@ -222,27 +229,28 @@ pub async fn issue_token<'e>(
 ) -> Result<CreatedToken, sqlx::Error> {
     let secret = generate_token_secret();
     let id = Uuid::new_v4();
-    sqlx::query("INSERT INTO tokens (id, tenant_id, description, secret_hash, prefix, expires_at) VALUES ($1,$2,$3,$4,$5,$6)")
-        .bind(id)
-        .bind(tenant_id)
-        .bind(description)
-        .bind(sha256(secret.as_bytes()))
-        .bind(&secret[..12])
-        .bind(expires_at)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO tokens (id, tenant_id, description, secret_hash, prefix, expires_at) VALUES ($1,$2,$3,$4,$5,$6)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(description)
+    .bind(sha256(secret.as_bytes()))
+    .bind(&secret[..12])
+    .bind(expires_at)
+    .execute(db)
+    .await?;
     let row: TokenRow = sqlx::query_as(&format!("{TOKEN_SELECT} WHERE k.id = $1")).bind(id).fetch_one(db).await?;
     Ok(CreatedToken { token: row.into(), secret })
 }
 
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", responses((status = 200, body = List<Token>)))]
 async fn list_tokens(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Token>>> {
-    let rows: Vec<TokenRow> = sqlx::query_as(&format!(
-        "{TOKEN_SELECT} WHERE ($1::uuid IS NULL OR k.tenant_id = $1) ORDER BY k.created_at"
-    ))
-    .bind(who.tenant_filter())
-    .fetch_all(&s.db)
-    .await?;
+    let rows: Vec<TokenRow> =
+        sqlx::query_as(&format!("{TOKEN_SELECT} WHERE ($1::uuid IS NULL OR k.tenant_id = $1) ORDER BY k.created_at"))
+            .bind(who.tenant_filter())
+            .fetch_all(&s.db)
+            .await?;
     Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
 }
 

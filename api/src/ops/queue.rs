@@ -200,7 +200,12 @@ pub async fn finish(
 }
 
 /// Puts a failed attempt back in the queue after an exponential backoff (1 s, 2 s, 4 s … 60 s).
-pub async fn retry_later(db: &PgPool, op: &OperationRow, worker: &str, error: &OpError) -> Result<DateTime<Utc>, sqlx::Error> {
+pub async fn retry_later(
+    db: &PgPool,
+    op: &OperationRow,
+    worker: &str,
+    error: &OpError,
+) -> Result<DateTime<Utc>, sqlx::Error> {
     let backoff = 2f64.powi((op.attempts - 1).clamp(0, 6)).min(60.0);
     let jitter = rand::random::<f64>() * backoff * 0.2;
     let mut tx = db.begin().await?;
@@ -222,10 +227,6 @@ pub async fn retry_later(db: &PgPool, op: &OperationRow, worker: &str, error: &O
 }
 
 pub async fn notify_changed(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(OPS_CHANNEL)
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(OPS_CHANNEL).bind(id.to_string()).execute(&mut **tx).await?;
     Ok(())
 }

@@ -76,7 +76,11 @@ pub async fn complete(
     Ok(true)
 }
 
-async fn apply_effects(tx: &mut Transaction<'_, Postgres>, op: &OperationRow, status: OperationStatus) -> Result<(), sqlx::Error> {
+async fn apply_effects(
+    tx: &mut Transaction<'_, Postgres>,
+    op: &OperationRow,
+    status: OperationStatus,
+) -> Result<(), sqlx::Error> {
     let ok = status == OperationStatus::Succeeded;
     let kind: OperationKind = match op.kind.parse() {
         Ok(k) => k,

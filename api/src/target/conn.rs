@@ -130,7 +130,9 @@ impl Target {
                 Ok(c)
             }
             Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(OpError::retryable("timeout", format!("no answer from the instance within {CONNECT_TIMEOUT:?}"))),
+            Err(_) => {
+                Err(OpError::retryable("timeout", format!("no answer from the instance within {CONNECT_TIMEOUT:?}")))
+            }
         }
     }
 }

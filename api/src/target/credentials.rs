@@ -40,8 +40,11 @@ pub async fn rotate(ctx: &OpContext) -> Result<(), OpError> {
         ));
     }
     locked.roles_lock().await?;
-    exec(&mut locked.conn, &format!("ALTER ROLE {} WITH PASSWORD {}", cred.role_name.pg_ident(), verifier.pg_literal()))
-        .await?;
+    exec(
+        &mut locked.conn,
+        &format!("ALTER ROLE {} WITH PASSWORD {}", cred.role_name.pg_ident(), verifier.pg_literal()),
+    )
+    .await?;
     locked.roles_unlock().await?;
     Ok(())
 }
@@ -51,10 +54,7 @@ pub async fn create_lease(ctx: &OpContext) -> Result<(), OpError> {
     let names = db.physical();
     let access = cred.access();
     let parent = names.role(access);
-    let until = cred
-        .expires_at
-        .ok_or_else(|| OpError::permanent("bad_params", "lease without expiry"))?
-        .to_rfc3339();
+    let until = cred.expires_at.ok_or_else(|| OpError::permanent("bad_params", "lease without expiry"))?.to_rfc3339();
     let verifier = scram_sha256_verifier(&ctx.state.key.decrypt(&cred.password_enc, &cred.context())?);
     let mut locked = Locked::database(&target, &names.database).await?;
     ctx.step(&format!("creating login {} (member of {parent}, valid until {until})", cred.role_name)).await;
@@ -63,7 +63,11 @@ pub async fn create_lease(ctx: &OpContext) -> Result<(), OpError> {
     if role_exists(&mut locked.conn, &cred.role_name).await? {
         exec(
             &mut locked.conn,
-            &format!("ALTER ROLE {role} WITH LOGIN PASSWORD {} VALID UNTIL {}", verifier.pg_literal(), until.pg_literal()),
+            &format!(
+                "ALTER ROLE {role} WITH LOGIN PASSWORD {} VALID UNTIL {}",
+                verifier.pg_literal(),
+                until.pg_literal()
+            ),
         )
         .await?;
     } else {

@@ -70,8 +70,11 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
                     .collect();
                 apps.sort();
                 apps.dedup();
-                ctx.log("warn", &format!("{} open session(s): {}; waiting up to {grace:?}", sessions.len(), apps.join(", ")))
-                    .await;
+                ctx.log(
+                    "warn",
+                    &format!("{} open session(s): {}; waiting up to {grace:?}", sessions.len(), apps.join(", ")),
+                )
+                .await;
                 reported = true;
             }
             if Instant::now() >= deadline {

@@ -15,7 +15,9 @@ pub async fn check(db: &DatabaseRow, inst: &InstanceRow, key: &MasterKey) -> Dri
     match tokio::time::timeout(CHECK_TIMEOUT, inspect(db, inst, key)).await {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => Drift { checked: false, error: Some(e.to_string()), ..Default::default() },
-        Err(_) => Drift { checked: false, error: Some("the instance did not answer in time".into()), ..Default::default() },
+        Err(_) => {
+            Drift { checked: false, error: Some("the instance did not answer in time".into()), ..Default::default() }
+        }
     }
 }
 
@@ -48,9 +50,8 @@ async fn inspect(db: &DatabaseRow, inst: &InstanceRow, key: &MasterKey) -> Resul
         drift.differences.push(format!("connection limit is {limit}, expected {}", db.connection_limit));
     }
     let mut conn = target.connect(&names.database).await?;
-    let installed: Vec<String> = sqlx::query_scalar("SELECT extname::text FROM pg_catalog.pg_extension")
-        .fetch_all(&mut conn)
-        .await?;
+    let installed: Vec<String> =
+        sqlx::query_scalar("SELECT extname::text FROM pg_catalog.pg_extension").fetch_all(&mut conn).await?;
     for ext in &db.extensions {
         if !installed.contains(ext) {
             drift.differences.push(format!("extension {ext} is not installed"));

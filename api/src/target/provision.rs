@@ -108,10 +108,11 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
         }
     }
     for ext in &db.extensions {
-        let present: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = $1)")
-            .bind(ext)
-            .fetch_one(&mut conn)
-            .await?;
+        let present: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = $1)")
+                .bind(ext)
+                .fetch_one(&mut conn)
+                .await?;
         if !present {
             exec(&mut conn, &format!("CREATE EXTENSION IF NOT EXISTS {}", ext.pg_ident())).await?;
             ctx.log("info", &format!("extension {ext} created")).await;
@@ -120,7 +121,12 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     Ok(())
 }
 
-async fn ensure_database(ctx: &OpContext, conn: &mut PgConnection, names: &PhysicalNames, limit: i32) -> Result<(), OpError> {
+async fn ensure_database(
+    ctx: &OpContext,
+    conn: &mut PgConnection,
+    names: &PhysicalNames,
+    limit: i32,
+) -> Result<(), OpError> {
     let admin = names.role(Access::Admin);
     let dbi = names.database.pg_ident();
     let found: Option<(String, i32)> = sqlx::query_as(
@@ -197,7 +203,8 @@ async fn apply_access_model(conn: &mut PgConnection, names: &PhysicalNames) -> R
         let s = s.pg_ident();
         exec(conn, &format!("GRANT USAGE ON SCHEMA {s} TO {read}, {write}")).await?;
         exec(conn, &format!("GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {read}")).await?;
-        exec(conn, &format!("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {s} TO {write}")).await?;
+        exec(conn, &format!("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {s} TO {write}"))
+            .await?;
         exec(conn, &format!("GRANT SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {read}")).await?;
         exec(conn, &format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {write}")).await?;
     }

@@ -39,7 +39,10 @@ impl ApiProcess {
         let _ = self.child.wait();
     }
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         self.child.wait().unwrap()
     }
 }
@@ -82,8 +85,11 @@ impl Harness {
         let dir = tempdir();
         let throwaway = ClusterOptions { throwaway: true, ..Default::default() };
         let state_pg = Cluster::start(&dir.path().join("state"), &throwaway).expect("state cluster");
-        let target_pg = Cluster::start(&dir.path().join("target"), &ClusterOptions { tls: true, throwaway: true, ..Default::default() })
-            .expect("target cluster");
+        let target_pg = Cluster::start(
+            &dir.path().join("target"),
+            &ClusterOptions { tls: true, throwaway: true, ..Default::default() },
+        )
+        .expect("target cluster");
         lock_down(&target_pg).await;
         let key = MasterKey::generate_base64();
         let mut h = Self {
@@ -155,7 +161,11 @@ impl Harness {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "API did not become ready: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "API did not become ready: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.apis.push(ApiProcess { child, endpoint, log });
@@ -178,11 +188,8 @@ impl Harness {
 
     pub async fn tenant(&self, name: &str) -> Client {
         self.admin.create_tenant(&CreateTenant { name: name.into(), max_databases: None }).await.unwrap();
-        let tok = self
-            .admin
-            .create_token(&CreateToken { tenant: Some(name.into()), ..Default::default() })
-            .await
-            .unwrap();
+        let tok =
+            self.admin.create_token(&CreateToken { tenant: Some(name.into()), ..Default::default() }).await.unwrap();
         self.admin.with_token(&tok.secret)
     }
 
@@ -210,7 +217,11 @@ impl Harness {
 
     pub async fn target_has_db(&self, name: &str) -> bool {
         let mut c = self.target_db("postgres").await;
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(name).fetch_one(&mut c).await.unwrap()
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
     }
 }
 
@@ -221,10 +232,12 @@ pub fn db_req(name: &str) -> CreateDatabase {
 /// Revokes PUBLIC's CONNECT on the maintenance databases, as `dev` does for its instance.
 async fn lock_down(pg: &Cluster) {
     let mut c = PgConnection::connect(&pg.url("postgres")).await.unwrap();
-    sqlx::raw_sql("REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC; REVOKE CONNECT ON DATABASE template1 FROM PUBLIC",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
 }
 
 /// Connects with a credential the way a client would: TLS required.

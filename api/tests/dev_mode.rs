@@ -1,0 +1,104 @@
+//! `dbaas-api dev`: one command to a working service, stopped cleanly, reusable.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use dbaas_client::*;
+
+fn start_dev(dir: &std::path::Path, port: u16) -> std::process::Child {
+    Command::new(BIN)
+        .args(["dev", "--data-dir"])
+        .arg(dir)
+        .args(["--port", &port.to_string()])
+        .env("DBAAS_POLL_INTERVAL_MS", "500")
+        .stdout(std::fs::File::create(dir.with_extension("stdout")).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{endpoint}/readyz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "dev mode did not become ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn env_of(text: &str, key: &str) -> String {
+    text.lines().find_map(|l| l.strip_prefix(&format!("export {key}="))).unwrap().trim().to_string()
+}
+
+fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    child.wait().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_mode_starts_serves_stops_and_reuses() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("dev");
+    let port = dbaas_api::pgcluster::free_port().unwrap();
+    let mut child = start_dev(&dir, port);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_ready(&endpoint).await;
+
+    let env = std::fs::read_to_string(dir.join("env")).unwrap();
+    assert_eq!(env_of(&env, "DBAAS_ENDPOINT"), endpoint);
+    let token = env_of(&env, "DBAAS_TOKEN");
+    let printed = std::fs::read_to_string(dir.with_extension("stdout")).unwrap();
+    assert!(printed.contains(&format!("export DBAAS_TOKEN={token}")), "{printed}");
+
+    let admin = Client::new(&endpoint, &token).unwrap();
+    let local = admin.get_instance("local").await.unwrap();
+    assert_eq!(local.environment, Environment::Sandbox);
+    assert!(local.ca_cert.is_some());
+    admin.create_tenant(&CreateTenant { name: "demo".into(), max_databases: None }).await.unwrap();
+    let acc = admin
+        .create_database(&CreateDatabase {
+            name: "app".into(),
+            tenant: Some("demo".into()),
+            instance: Some("local".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let op = admin.wait_operation(acc.operation.unwrap().id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    for access in Access::ALL {
+        let cred = admin.get_credential(acc.database.id, access).await.unwrap();
+        let mut c = connect_as(&cred).await.unwrap_or_else(|e| panic!("{access:?}: {e}"));
+        let who: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut c).await.unwrap();
+        assert_eq!(who, cred.username);
+        let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert!(ssl);
+    }
+
+    // SIGTERM stops the API and both clusters.
+    let status = sigterm(&mut child);
+    assert!(status.success(), "{status:?}");
+    assert!(!dir.join("state/pgdata/postmaster.pid").exists(), "state cluster still running");
+    assert!(!dir.join("local/pgdata/postmaster.pid").exists(), "local cluster still running");
+
+    // A second start with the same data dir reuses it: same token, same database.
+    let mut child = start_dev(&dir, port);
+    wait_ready(&endpoint).await;
+    let env2 = std::fs::read_to_string(dir.join("env")).unwrap();
+    assert_eq!(env_of(&env2, "DBAAS_TOKEN"), token);
+    let d = admin.get_database(acc.database.id).await.unwrap();
+    assert_eq!(d.status, DatabaseStatus::Ready);
+    assert!(d.drift.unwrap().is_clean());
+    assert!(sigterm(&mut child).success());
+}
