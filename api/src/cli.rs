@@ -87,6 +87,12 @@ pub struct ServeArgs {
     /// File holding the base64 master key.
     #[arg(long, env = "DBAAS_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// PEM certificate (chain) to serve HTTPS; needs --tls-key.
+    #[arg(long, env = "DBAAS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "DBAAS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -139,8 +145,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             let key = args.key()?;
             let engine = args.engine.config()?;
             let db = crate::server::connect_state_db(&args.database_url).await?;
+            let tls = match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::server::Tls { cert: cert.clone(), key: key.clone() }),
+                _ => None,
+            };
             let state = crate::server::state(db, key, engine);
-            crate::server::serve(state, args.listen, crate::server::shutdown_on_signals()).await
+            crate::server::serve_with(state, args.listen, tls, crate::server::shutdown_on_signals()).await
         }
         Command::Dev(args) => crate::dev::run(args).await,
         Command::Migrate { database_url } => {

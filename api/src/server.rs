@@ -39,17 +39,60 @@ pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
     }
 }
 
+/// Certificate and key files for HTTPS.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Serves plain HTTP until `shutdown` fires.
+pub async fn serve(state: AppState, listen: SocketAddr, shutdown: CancellationToken) -> Result<()> {
+    serve_with(state, listen, None, shutdown).await
+}
+
 /// Serves until `shutdown` fires; then stops claiming work and lets running operations
 /// finish for a while (an unfinished one is resumed by another worker after its lease).
-pub async fn serve(state: AppState, listen: SocketAddr, shutdown: CancellationToken) -> Result<()> {
+pub async fn serve_with(
+    state: AppState,
+    listen: SocketAddr,
+    tls: Option<Tls>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    // Load TLS material before anything starts, so a bad file fails fast and clearly.
+    let tls_config =
+        match &tls {
+            Some(t) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key).await.with_context(
+                    || format!("loading TLS certificate {} and key {}", t.cert.display(), t.key.display()),
+                )?)
+            }
+            None => None,
+        };
     ops::listener::spawn(state.clone(), shutdown.clone());
     ops::reaper::spawn(state.clone(), shutdown.clone());
     let workers = ops::worker::spawn(state.clone(), shutdown.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    tracing::info!(address = %listener.local_addr()?, worker = %state.engine.worker_id, "dbaas-api listening");
+    let worker_id = state.engine.worker_id.clone();
     let app = crate::http::app(state);
     let stop = shutdown.clone();
-    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    match tls_config {
+        None => {
+            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+            tracing::info!(address = %listener.local_addr()?, worker = %worker_id, "dbaas-api listening (http)");
+            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+        }
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                h.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            tracing::info!(address = %listen, worker = %worker_id, "dbaas-api listening (https)");
+            axum_server::bind_rustls(listen, config).handle(handle).serve(app.into_make_service()).await?;
+        }
+    }
     let drain = async {
         for w in workers {
             let _ = w.await;
