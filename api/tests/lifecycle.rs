@@ -181,6 +181,13 @@ async fn rotation_drift_and_cancel() {
     let drift = a.get_database(db.id).await.unwrap().drift.unwrap();
     assert!(drift.checked && drift.database_missing, "{drift:?}");
     assert_eq!(drift.missing_roles, vec!["team-a-app-read".to_string()]);
+    // Reconcile restores both, with the same credentials.
+    let rec = a.reconcile_database(db.id).await.unwrap();
+    let op = a.wait_operation(rec.operation.unwrap().id, WAIT).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    assert!(a.get_database(db.id).await.unwrap().drift.unwrap().is_clean());
+    connect_as(&a.get_credential(db.id, Access::Read).await.unwrap()).await.unwrap();
+    connect_as(&new).await.unwrap();
 
     // Cancel a running operation: it stops at its next heartbeat, the database is marked
     // failed, and a DELETE cleans up whatever was half-made.

@@ -205,6 +205,11 @@ impl Client {
         Ok(self.send::<(), _>(Method::DELETE, &path, None, &[], None).await?.body)
     }
 
+    /// Re-runs provisioning: restores what was dropped by hand.
+    pub async fn reconcile_database(&self, id: Uuid) -> Result<DatabaseAccepted, ClientError> {
+        self.post(&format!("/v1/databases/{id}/reconcile"), &serde_json::json!({})).await
+    }
+
     // ------------------------------------------------------------ credentials
 
     pub async fn list_credentials(&self, database: Uuid) -> Result<Vec<Credential>, ClientError> {

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod models;
+pub mod names;
 
 pub use client::{Client, ClientError};
 pub use models::*;

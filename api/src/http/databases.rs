@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_databases, create_database))
         .routes(routes!(get_database, update_database, delete_database))
         .routes(routes!(find_database))
+        .routes(routes!(reconcile_database))
 }
 
 type Accepted = (StatusCode, HeaderMap, axum::Json<DatabaseAccepted>);
@@ -547,6 +548,43 @@ async fn delete_database(
         cur.tenant_id,
         OperationKind::DeleteDatabase,
         serde_json::json!({ "grace_ms": grace_ms, "force": q.force }),
+    )
+    .await?;
+    tx.commit().await?;
+    accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await
+}
+
+#[utoipa::path(post, path = "/v1/databases/{id}/reconcile", tag = "databases", params(("id" = Uuid, Path)),
+    responses((status = 202, body = DatabaseAccepted, description = "Provisioning runs again and restores what is missing"),
+        (status = 409, body = dbaas_client::Problem)))]
+/// Re-applies the database's provisioning (idempotent): restores a database or roles dropped
+/// by hand, re-grants privileges, re-applies passwords; data in place is untouched.
+async fn reconcile_database(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<Accepted> {
+    let row = visible(&s, &who, id).await?;
+    let mut tx = s.db.begin().await?;
+    let cur: DatabaseRow =
+        sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
+            .bind(row.id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !matches!(cur.status(), DatabaseStatus::Ready | DatabaseStatus::Failed) {
+        return Err(ApiError::Conflict(
+            "invalid_state",
+            format!("database is {}; only ready or failed databases are reconciled", cur.status().as_str()),
+        ));
+    }
+    sqlx::query(
+        "UPDATE databases SET status = 'provisioning', version = version + 1, updated_at = now() WHERE id = $1",
+    )
+    .bind(cur.id)
+    .execute(&mut *tx)
+    .await?;
+    let op = enqueue_for(
+        &mut tx,
+        cur.id,
+        cur.tenant_id,
+        OperationKind::ProvisionDatabase,
+        serde_json::json!({ "reconcile": true }),
     )
     .await?;
     tx.commit().await?;
