@@ -66,7 +66,8 @@ struct TokenRow {
 
 pub async fn authenticate(db: &PgPool, secret: &str) -> ApiResult<Principal> {
     let row: Option<TokenRow> = sqlx::query_as(
-        "SELECT t.id, t.tenant_id, n.name AS tenant_name, t.expires_at, t.revoked_at \
+        "SELECT t.id, t.tenant_id, n.name AS tenant_name, t.expires_at, \
+         coalesce(t.revoked_at, n.deleted_at) AS revoked_at \
          FROM tokens t LEFT JOIN tenants n ON n.id = t.tenant_id WHERE t.secret_hash = $1",
     )
     .bind(sha256(secret.as_bytes()))

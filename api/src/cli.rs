@@ -162,11 +162,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let db = crate::server::connect_state_db(&database_url).await?;
             let tenant_id = match (&tenant, admin) {
                 (Some(name), _) => Some(
-                    sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM tenants WHERE name = $1")
-                        .bind(name)
-                        .fetch_optional(&db)
-                        .await?
-                        .with_context(|| format!("no tenant named {name:?}"))?,
+                    sqlx::query_scalar::<_, uuid::Uuid>(
+                        "SELECT id FROM tenants WHERE name = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(name)
+                    .fetch_optional(&db)
+                    .await?
+                    .with_context(|| format!("no tenant named {name:?}"))?,
                 ),
                 (None, _) => None,
             };

@@ -140,10 +140,12 @@ async fn create_database(
 
     let mut tx = s.db.begin().await?;
     // Serialises creations per tenant (quota) and makes the name check race-free.
-    let max: i32 = sqlx::query_scalar("SELECT max_databases FROM tenants WHERE id = $1 FOR UPDATE")
-        .bind(tenant_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let max: i32 =
+        sqlx::query_scalar("SELECT max_databases FROM tenants WHERE id = $1 AND deleted_at IS NULL FOR UPDATE")
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(ApiError::NotFound("tenant"))?;
     let existing: Option<DatabaseRow> = sqlx::query_as(&format!(
         "SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.tenant_id = $1 AND d.name = $2 AND d.status <> 'deleted'"
     ))

@@ -47,7 +47,8 @@ impl From<TenantRow> for Tenant {
 }
 
 const TENANT_SELECT: &str = "SELECT t.id, t.name, t.max_databases, t.version, t.created_at, \
-    (SELECT count(*) FROM databases d WHERE d.tenant_id = t.id AND d.status <> 'deleted') AS database_count FROM tenants t";
+    (SELECT count(*) FROM databases d WHERE d.tenant_id = t.id AND d.status <> 'deleted') AS database_count FROM tenants t \
+    WHERE t.deleted_at IS NULL";
 
 /// Finds a tenant the caller may see; others' tenants do not exist for a tenant token.
 pub async fn visible_tenant<'e>(db: impl PgExecutor<'e>, who: &Principal, name: &str) -> ApiResult<(Uuid, String)> {
@@ -55,14 +56,17 @@ pub async fn visible_tenant<'e>(db: impl PgExecutor<'e>, who: &Principal, name: 
         return if t.name == name { Ok((t.id, t.name.clone())) } else { Err(ApiError::NotFound("tenant")) };
     }
     let row: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, name FROM tenants WHERE name = $1").bind(name).fetch_optional(db).await?;
+        sqlx::query_as("SELECT id, name FROM tenants WHERE name = $1 AND deleted_at IS NULL")
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
     row.ok_or(ApiError::NotFound("tenant"))
 }
 
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = List<Tenant>)))]
 async fn list_tenants(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Tenant>>> {
     let rows: Vec<TenantRow> =
-        sqlx::query_as(&format!("{TENANT_SELECT} WHERE ($1::uuid IS NULL OR t.id = $1) ORDER BY t.name"))
+        sqlx::query_as(&format!("{TENANT_SELECT} AND ($1::uuid IS NULL OR t.id = $1) ORDER BY t.name"))
             .bind(who.tenant_filter())
             .fetch_all(&s.db)
             .await?;
@@ -84,18 +88,20 @@ async fn create_tenant(
     }
     errs.into_result()?;
     let id = Uuid::new_v4();
-    let inserted =
-        sqlx::query("INSERT INTO tenants (id, name, max_databases) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-            .bind(id)
-            .bind(&req.name)
-            .bind(req.max_databases.unwrap_or(50))
-            .execute(&s.db)
-            .await?
-            .rows_affected();
+    let inserted = sqlx::query(
+        "INSERT INTO tenants (id, name, max_databases) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) WHERE deleted_at IS NULL DO NOTHING",
+    )
+    .bind(id)
+    .bind(&req.name)
+    .bind(req.max_databases.unwrap_or(50))
+    .execute(&s.db)
+    .await?
+    .rows_affected();
     if inserted == 0 {
         return Err(ApiError::Conflict("already_exists", format!("tenant {:?} already exists", req.name)));
     }
-    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1")).bind(id).fetch_one(&s.db).await?;
+    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} AND t.id = $1")).bind(id).fetch_one(&s.db).await?;
     Ok((StatusCode::CREATED, axum::Json(row.into())))
 }
 
@@ -107,7 +113,7 @@ async fn get_tenant(
     Path(name): Path<String>,
 ) -> ApiResult<(HeaderMap, axum::Json<Tenant>)> {
     let (id, _) = visible_tenant(&s.db, &who, &name).await?;
-    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1")).bind(id).fetch_one(&s.db).await?;
+    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} AND t.id = $1")).bind(id).fetch_one(&s.db).await?;
     let mut h = HeaderMap::new();
     h.insert(axum::http::header::ETAG, format!("\"{}\"", row.version).parse().map_err(anyhow::Error::from)?);
     Ok((h, axum::Json(row.into())))
@@ -142,7 +148,7 @@ async fn update_tenant(
     if updated == 0 {
         return Err(stale(header_version.is_some()));
     }
-    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} WHERE t.id = $1")).bind(id).fetch_one(&s.db).await?;
+    let row: TenantRow = sqlx::query_as(&format!("{TENANT_SELECT} AND t.id = $1")).bind(id).fetch_one(&s.db).await?;
     Ok(axum::Json(row.into()))
 }
 
@@ -162,6 +168,8 @@ async fn delete_tenant(State(s): State<AppState>, who: Principal, Path(name): Pa
     who.require_admin()?;
     let (id, _) = visible_tenant(&s.db, &who, &name).await?;
     let mut tx = s.db.begin().await?;
+    // Serialises with database creations, which lock the tenant row too.
+    sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
     let live: i64 = sqlx::query_scalar("SELECT count(*) FROM databases WHERE tenant_id = $1 AND status <> 'deleted'")
         .bind(id)
         .fetch_one(&mut *tx)
@@ -172,19 +180,16 @@ async fn delete_tenant(State(s): State<AppState>, who: Principal, Path(name): Pa
             format!("tenant {name} still has {live} database(s); delete them first"),
         ));
     }
-    // History (deleted databases, operations) keeps the tenant row alive; its tokens go.
-    let has_history: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM databases WHERE tenant_id = $1)")
+    // The row stays for the history that references it (deleted databases, operations);
+    // the name is free again and the tenant's tokens stop working.
+    sqlx::query("UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = $1")
         .bind(id)
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-    if has_history {
-        return Err(ApiError::Conflict(
-            "tenant_has_history",
-            format!("tenant {name} has deleted databases on record; revoke its tokens instead"),
-        ));
-    }
-    sqlx::query("DELETE FROM tokens WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM tenants WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE tenants SET deleted_at = now(), version = version + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

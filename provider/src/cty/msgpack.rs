@@ -265,10 +265,7 @@ mod tests {
 
     #[test]
     fn numbers_as_float_and_string() {
-        assert_eq!(
-            decode(&Type::Number, &[0xcb, 0x40, 0x04, 0, 0, 0, 0, 0, 0]).unwrap(),
-            Value::Number(2.5)
-        );
+        assert_eq!(decode(&Type::Number, &[0xcb, 0x40, 0x04, 0, 0, 0, 0, 0, 0]).unwrap(), Value::Number(2.5));
         assert_eq!(decode(&Type::Number, &[0xa2, b'4', b'2']).unwrap(), Value::int(42));
     }
 

@@ -130,9 +130,8 @@ pub trait DataSource: Send + Sync {
 /// What opening an ephemeral resource yields.
 pub struct Opened {
     pub state: Value,
+    /// Handed back to `close`, which Terraform calls once it is done with the value.
     pub private: Private,
-    /// Ask Terraform to call close (e.g. to revoke the credential early).
-    pub closable: bool,
 }
 
 #[tonic::async_trait]

@@ -356,15 +356,14 @@ impl Provider for ProviderServer {
         let config = decode(&ty, r.config.as_ref())?;
         let mut diags = Diags::default();
         let opened = e.open(&self.ctx, &config, &mut diags).await;
-        let (state, private, closable) = match opened {
-            Some(o) => (o.state, o.private, o.closable),
-            None => (config, Private::default(), false),
+        let (state, private) = match opened {
+            Some(o) => (o.state, o.private),
+            None => (config, Private::default()),
         };
         Ok(Response::new(pb::open_ephemeral_resource::Response {
             diagnostics: diags.to_proto(),
             renew_at: None,
-            is_closable: closable,
-            state: encode(&ty, &state)?,
+            result: encode(&ty, &state)?,
             private: Some(private.encode()),
             deferred: None,
         }))
@@ -375,12 +374,7 @@ impl Provider for ProviderServer {
         _r: Request<pb::renew_ephemeral_resource::Request>,
     ) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
         // We never ask for renewal (no renew_at); a lease lives for its TTL.
-        Ok(Response::new(pb::renew_ephemeral_resource::Response {
-            state: None,
-            diagnostics: vec![],
-            renew_at: None,
-            private: None,
-        }))
+        Ok(Response::new(pb::renew_ephemeral_resource::Response { diagnostics: vec![], renew_at: None, private: None }))
     }
 
     async fn close_ephemeral_resource(

@@ -140,14 +140,28 @@ impl Resource for Database {
 
     async fn modify_plan(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         prior: &Value,
         planned: &mut Value,
-        _config: &Value,
+        config: &Value,
         _private: &Private,
-        _diags: &mut Diags,
+        diags: &mut Diags,
     ) {
         if prior.is_null() {
+            // Catch an unknown instance at plan time rather than half-way through an apply.
+            if let Some(name) = config.get("instance").as_str() {
+                if let Some(client) = ctx.client(&mut Diags::default()).await {
+                    if let Err(e) = client.get_instance(name).await {
+                        if e.status() == Some(404) {
+                            diags.error_at(
+                                Path::attr("instance"),
+                                "Unknown instance",
+                                format!("no instance named {name:?} is registered"),
+                            );
+                        }
+                    }
+                }
+            }
             return;
         }
         // A changed trigger rotates that password: its value is known only after apply.

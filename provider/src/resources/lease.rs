@@ -93,16 +93,21 @@ impl EphemeralResource for Lease {
         let mut private = Private::default();
         private.set("database_id", db.to_string());
         private.set("lease_id", cred.id.to_string());
-        let revoke = c.get("revoke_on_close").as_bool().unwrap_or(false);
+        if c.get("revoke_on_close").as_bool().unwrap_or(false) {
+            private.set("revoke_on_close", "true");
+        }
         let mut state = c.clone();
         state.set("username", Value::str(&cred.username));
         state.set("password", Value::str(&cred.password));
         state.set("uri", Value::str(&cred.uri));
         state.set("expires_at", Value::opt_str(cred.expires_at.map(|e| e.to_rfc3339())));
-        Some(Opened { state, private, closable: revoke })
+        Some(Opened { state, private })
     }
 
     async fn close(&self, ctx: &Ctx, private: &Private, diags: &mut Diags) {
+        if private.get("revoke_on_close") != Some("true") {
+            return;
+        }
         let Some(client) = ctx.client(diags).await else { return };
         let (Some(db), Some(lease)) = (
             private.get("database_id").and_then(|s| s.parse().ok()),

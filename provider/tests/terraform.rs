@@ -1,0 +1,306 @@
+//! Acceptance tests: the real terraform binary, the provider from a filesystem mirror, the
+//! real API and real PostgreSQL.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use sqlx::Executor;
+
+const DB: &str = r#"
+resource "dbaas_tenant" "team" {
+  name = "team-a"
+}
+
+resource "dbaas_database" "orders" {
+  tenant     = dbaas_tenant.team.name
+  name       = "NAME"
+  instance   = "main"
+  EXTRA
+}
+
+output "id" {
+  value = dbaas_database.orders.id
+}
+output "uris" {
+  value     = { read = dbaas_database.orders.read_uri, write = dbaas_database.orders.write_uri, admin = dbaas_database.orders.admin_uri }
+  sensitive = true
+}
+"#;
+
+fn db_config(name: &str, extra: &str) -> String {
+    DB.replace("NAME", name).replace("EXTRA", extra)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_plan_update_replace_import_drift_destroy() {
+    let env = Env::start().await;
+    let wd = env.workdir("lifecycle", &db_config("orders", ""));
+
+    // Apply creates; every role logs in with its password; a second plan is empty.
+    env.apply(&wd);
+    let out = env.outputs(&wd);
+    for access in ["read", "write", "admin"] {
+        let uri = out["uris"]["value"][access].as_str().unwrap();
+        let mut c = connect(uri).await.unwrap_or_else(|e| panic!("{access}: {e}"));
+        let who: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut c).await.unwrap();
+        assert_eq!(who, format!("team-a-orders-{access}"));
+    }
+    let mut admin = connect(out["uris"]["value"]["admin"].as_str().unwrap()).await.unwrap();
+    admin.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await.unwrap();
+    let (code, plan) = env.plan(&wd);
+    assert_eq!(code, 0, "second plan should be empty:\n{plan}");
+
+    // In-place update: connection limit and extensions.
+    env.write(&wd, &db_config("orders", "connection_limit = 12\n  extensions = [\"citext\"]"));
+    let (code, plan) = env.plan(&wd);
+    assert_eq!(code, 2);
+    assert!(plan.contains("will be updated in-place") && !plan.contains("must be replaced"), "{plan}");
+    env.apply(&wd);
+    let mut su = env.target_db("postgres").await;
+    let limit: i32 = sqlx::query_scalar("SELECT datconnlimit FROM pg_database WHERE datname = 'team-a-orders'")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(limit, 12);
+    assert_eq!(env.plan(&wd).0, 0);
+
+    // Rotation through a trigger: the write password changes, the others do not.
+    env.write(
+        &wd,
+        &db_config(
+            "orders",
+            "connection_limit = 12\n  extensions = [\"citext\"]\n  rotation_triggers = { write = \"1\" }",
+        ),
+    );
+    env.apply(&wd);
+    env.write(
+        &wd,
+        &db_config(
+            "orders",
+            "connection_limit = 12\n  extensions = [\"citext\"]\n  rotation_triggers = { write = \"2\" }",
+        ),
+    );
+    let before = env.outputs(&wd);
+    env.apply(&wd);
+    let after = env.outputs(&wd);
+    assert_ne!(before["uris"]["value"]["write"], after["uris"]["value"]["write"]);
+    assert_eq!(before["uris"]["value"]["read"], after["uris"]["value"]["read"]);
+    connect(after["uris"]["value"]["write"].as_str().unwrap()).await.unwrap();
+    assert!(connect(before["uris"]["value"]["write"].as_str().unwrap()).await.is_err());
+    assert_eq!(env.plan(&wd).0, 0);
+
+    // Import: by tenant/name and by id, each followed by an empty plan.
+    let id = env.outputs(&wd)["id"]["value"].as_str().unwrap().to_string();
+    env.write(&wd, &db_config("orders", "connection_limit = 12\n  extensions = [\"citext\"]"));
+    for import_id in ["team-a/orders", id.as_str()] {
+        assert!(env.tf(&wd, &["state", "rm", "dbaas_database.orders"]).status.success());
+        let out = env.tf(&wd, &["import", "-input=false", "dbaas_database.orders", import_id]);
+        assert!(out.status.success(), "import {import_id}: {}", text(&out));
+        let (code, plan) = env.plan(&wd);
+        assert_eq!(code, 0, "plan after import of {import_id} should be empty:\n{plan}");
+    }
+
+    // Drift: dropped by hand, the next plan creates it, the apply brings it back.
+    su.execute("DROP DATABASE \"team-a-orders\" WITH (FORCE)").await.unwrap();
+    let (code, plan) = env.plan(&wd);
+    assert_eq!(code, 2);
+    assert!(plan.contains("dbaas_database.orders will be created"), "{plan}");
+    assert!(plan.contains("dropped outside Terraform"), "{plan}");
+    env.apply(&wd);
+    assert!(env.target_has_db("team-a-orders").await);
+    assert_eq!(env.plan(&wd).0, 0);
+
+    // Replacement: a new name replaces the database.
+    env.write(&wd, &db_config("orders2", "connection_limit = 12\n  extensions = [\"citext\"]"));
+    let (code, plan) = env.plan(&wd);
+    assert_eq!(code, 2);
+    assert!(plan.contains("must be replaced") && plan.contains("forces replacement"), "{plan}");
+    env.apply(&wd);
+    assert!(env.target_has_db("team-a-orders2").await);
+    assert!(!env.target_has_db("team-a-orders").await);
+
+    // Destroy removes everything.
+    let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!env.target_has_db("team-a-orders2").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protected_destroy_retains_and_apply_readopts() {
+    let env = Env::start().await;
+    let wd = env.workdir("protected", &db_config("ledger", "mode = \"protected\""));
+    env.apply(&wd);
+    let uri = env.outputs(&wd)["uris"]["value"]["admin"].as_str().unwrap().to_string();
+    let mut c = connect(&uri).await.unwrap();
+    c.execute("CREATE TABLE entries (amount int); INSERT INTO entries VALUES (100), (250)").await.unwrap();
+    drop(c);
+
+    let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false", "-target=dbaas_database.orders"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("retained, not dropped"), "{}", text(&out));
+    assert!(env.target_has_db("team-a-ledger").await);
+
+    // Declared again: re-adopted with its data and the same credentials.
+    let out = env.apply(&wd);
+    assert!(out.contains("1 added"), "{out}");
+    let mut c = connect(&uri).await.unwrap();
+    let sum: i64 = sqlx::query_scalar("SELECT sum(amount) FROM entries").fetch_one(&mut c).await.unwrap();
+    assert_eq!(sum, 350);
+    assert_eq!(env.plan(&wd).0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ephemeral_lease_is_used_and_never_stored() {
+    let env = Env::start().await;
+    let body = db_config("app", "")
+        + r#"
+ephemeral "dbaas_lease" "migrate" {
+  database_id = dbaas_database.orders.id
+  access      = "admin"
+  ttl         = "10m"
+}
+
+resource "terraform_data" "migration" {
+  triggers_replace = [dbaas_database.orders.id]
+  provisioner "local-exec" {
+    command     = "psql \"$URI\" -Atc 'CREATE TABLE from_lease (id int); SELECT session_user' > lease-user.txt"
+    environment = { URI = ephemeral.dbaas_lease.migrate.uri }
+  }
+}
+"#;
+    let wd = env.workdir("lease", &body);
+    env.apply(&wd);
+    let printed = std::fs::read_to_string(wd.join("lease-user.txt")).unwrap();
+    let user = printed.lines().last().unwrap_or_default().to_string();
+    assert!(user.trim().starts_with("team-a-app-admin-"), "{user:?}");
+    // The table it created belongs to the admin role, so it outlives the lease.
+    let mut c = env.target_db("team-a-app").await;
+    let owner: String = sqlx::query_scalar("SELECT tableowner::text FROM pg_tables WHERE tablename = 'from_lease'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(owner, "team-a-app-admin");
+    // Neither the lease's login nor its password is in the state; no lease resource either
+    // (only the dependency address of the consumer names it).
+    let state = std::fs::read_to_string(wd.join("terraform.tfstate")).unwrap();
+    let db_id = env.outputs(&wd)["id"]["value"].as_str().unwrap().parse().unwrap();
+    let lease = env
+        .admin
+        .list_credentials(db_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.username == user)
+        .expect("lease credential");
+    assert!(!state.contains(&lease.username), "lease login found in state");
+    assert!(!state.contains(&lease.password), "lease password found in state");
+    let parsed: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let types: Vec<&str> =
+        parsed["resources"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+    assert!(!types.contains(&"dbaas_lease"), "{types:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_fails_at_plan_with_paths() {
+    let env = Env::start().await;
+    let wd = env.workdir(
+        "bad",
+        r#"
+resource "dbaas_database" "a" {
+  tenant   = "team-a"
+  name     = "Bad Name"
+  instance = "main"
+}
+resource "dbaas_database" "b" {
+  tenant    = "team-a"
+  name      = "b"
+  instance  = "main"
+  placement = { environment = "sandbox" }
+}
+resource "dbaas_database" "d" {
+  tenant = "team-a"
+  name   = "d"
+  instance = "main"
+  timeouts {
+    create = "soon"
+  }
+}
+ephemeral "dbaas_lease" "l" {
+  database_id = "x"
+  access      = "root"
+  ttl         = "5s"
+}
+"#,
+    );
+    let (code, out) = env.plan(&wd);
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "Error: Invalid database name",
+        "Error: Conflicting instance and placement",
+        "Error: Invalid timeout",
+        "Error: Invalid access level",
+        "Error: Invalid ttl",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    // Diagnostics point at the offending attribute's line.
+    assert!(out.contains("name     = \"Bad Name\""), "{out}");
+    assert!(out.contains("ttl         = \"5s\""), "{out}");
+    assert!(!out.contains("panic") && !out.contains("goroutine"), "{out}");
+
+    // An unknown instance is caught at plan time (it needs the API, so after validation).
+    let unknown = env.workdir("unknown", "resource \"dbaas_database\" \"c\" {\n  tenant   = \"team-a\"\n  name     = \"c\"\n  instance = \"nowhere\"\n}\n");
+    let (code, out) = env.plan(&unknown);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Error: Unknown instance") && out.contains("instance = \"nowhere\""), "{out}");
+
+    // Provider configuration: missing endpoint, unreachable API, bad token.
+    let ok = env.workdir("cfg", "resource \"dbaas_tenant\" \"t\" {\n  name = \"team-z\"\n}\n");
+    let out = env.tf_env(&ok, &["plan", "-input=false"], &[("DBAAS_TOKEN", "x")]);
+    assert!(text(&out).contains("Missing dbaas endpoint"), "{}", text(&out));
+    let out =
+        env.tf_env(&ok, &["plan", "-input=false"], &[("DBAAS_ENDPOINT", "http://127.0.0.1:1"), ("DBAAS_TOKEN", "x")]);
+    assert!(text(&out).contains("Cannot reach the dbaas API"), "{}", text(&out));
+    let out = env.tf_env(
+        &ok,
+        &["plan", "-input=false"],
+        &[("DBAAS_ENDPOINT", &env.endpoint), ("DBAAS_TOKEN", "dbaas_wrong")],
+    );
+    assert!(text(&out).contains("refused the token"), "{}", text(&out));
+    let out = env.tf_env(&ok, &["plan", "-input=false"], &[("DBAAS_ENDPOINT", "ftp://x"), ("DBAAS_TOKEN", "x")]);
+    assert!(!out.status.success());
+    // Nothing was created by any of it.
+    assert!(env.admin.list_databases("").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_apply_of_twenty_databases() {
+    let env = Env::start().await;
+    let wd = env.workdir(
+        "parallel",
+        r#"
+resource "dbaas_tenant" "team" {
+  name = "team-p"
+}
+resource "dbaas_database" "db" {
+  count    = 20
+  tenant   = dbaas_tenant.team.name
+  name     = "db-${count.index}"
+  instance = "main"
+}
+"#,
+    );
+    let out = env.tf(&wd, &["apply", "-auto-approve", "-input=false", "-parallelism=10"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("21 added"));
+    let dbs = env.admin.list_databases("tenant=team-p").await.unwrap();
+    assert_eq!(dbs.len(), 20);
+    assert!(dbs.iter().all(|d| d.status == dbaas_client::DatabaseStatus::Ready));
+    assert_eq!(env.plan(&wd).0, 0);
+    let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false", "-parallelism=10"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The tenant is gone (destroyed last) and none of its databases is left.
+    assert!(env.admin.list_databases("").await.unwrap().iter().all(|d| d.tenant != "team-p"));
+    assert!(!env.target_has_db("team-p-db-0").await);
+}
