@@ -16,6 +16,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+if ! command -v "${TERRAFORM:-terraform}" >/dev/null 2>&1; then
+  # Terraform is not in Debian's archive; the provider's acceptance tests need the binary.
+  echo "terraform not found: install Terraform >= 1.10 (these machines have it at /usr/local/bin/terraform) or set TERRAFORM=/path/to/terraform" >&2
+  exit 1
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install the Rust toolchain (https://rustup.rs) and retry" >&2
   exit 1
