@@ -30,3 +30,34 @@ pub fn provider() -> ProviderServer {
         vec![Arc::new(lease::Lease)],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::{DataSource, EphemeralResource, Resource, Schema};
+
+    fn check(dir: &str, type_name: &str, schema: Schema) {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs")
+            .join(dir)
+            .join(format!("{}.md", type_name.trim_start_matches("dbaas_")));
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|_| panic!("{} is missing", file.display()));
+        assert!(text.contains(&format!("# {type_name}")), "{} does not title {type_name}", file.display());
+        for a in &schema.block.attrs {
+            assert!(text.contains(&format!("`{}`", a.name)), "{} does not document `{}`", file.display(), a.name);
+        }
+        assert!(text.contains("## Example Usage") && text.contains("```terraform"), "{} has no example", file.display());
+    }
+
+    #[test]
+    fn docs_describe_every_attribute() {
+        for r in [&database::Database as &dyn Resource, &tenant::Tenant, &token::Token, &instance::Instance] {
+            check("resources", r.type_name(), r.schema());
+            assert!(r.schema().block.attrs.iter().all(|a| !a.description.is_empty()), "{}: attribute without description", r.type_name());
+        }
+        for d in [&database_data::DatabaseData as &dyn DataSource, &instance_data::InstanceData, &databases_data::DatabasesData] {
+            check("data-sources", d.type_name(), d.schema());
+        }
+        check("ephemeral-resources", lease::Lease.type_name(), lease::Lease.schema());
+    }
+}
