@@ -304,3 +304,58 @@ resource "dbaas_database" "db" {
     assert!(env.admin.list_databases("").await.unwrap().iter().all(|d| d.tenant != "team-p"));
     assert!(!env.target_has_db("team-p-db-0").await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timed_out_apply_resumes_the_same_operation() {
+    // Each of the ~8 provisioning steps takes 500 ms: a 1 s create timeout expires first.
+    let env = Env::start_with(std::time::Duration::from_millis(500)).await;
+    let slow = db_config("slow", "timeouts {\n    create = \"1s\"\n  }");
+    let wd = env.workdir("timeout", &slow);
+    let out = env.tf(&wd, &["apply", "-auto-approve", "-input=false"]);
+    assert!(!out.status.success());
+    let text = text(&out);
+    assert!(text.contains("still running after 1s") && text.contains("resumes waiting"), "{text}");
+
+    // The next apply (with room to wait) picks the same operation up: one database, one
+    // provisioning operation, no error.
+    env.write(&wd, &db_config("slow", "timeouts {\n    create = \"60s\"\n  }"));
+    env.apply(&wd);
+    let dbs = env.admin.list_databases("").await.unwrap();
+    assert_eq!(dbs.len(), 1);
+    let ops = env.admin.list_operations(&format!("target_id={}", dbs[0].id)).await.unwrap();
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert_eq!(ops[0].attempts, 1);
+    assert_eq!(env.plan(&wd).0, 0);
+}
+
+#[test]
+fn run_by_hand_it_explains_itself() {
+    let out = std::process::Command::new(PROVIDER).env_remove("TF_PLUGIN_MAGIC_COOKIE").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing may reach stdout, which carries the handshake");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plugin for Terraform"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instance_import_then_password_is_verified() {
+    let env = Env::start().await;
+    let body = format!(
+        "resource \"dbaas_instance\" \"main\" {{\n  name = \"main\"\n  host = \"127.0.0.1\"\n  port = {}\n  admin_user = \"postgres\"\n  \
+         admin_password = \"{}\"\n  sslmode = \"require\"\n  environment = \"sandbox\"\n  max_databases = 100\n  \
+         allowed_extensions = [\"pgcrypto\", \"citext\"]\n}}\n",
+        env.target.port, env.target.password
+    );
+    let wd = env.workdir("instance", &body);
+    let out = env.tf(&wd, &["import", "-input=false", "dbaas_instance.main", "main"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, plan) = env.plan(&wd);
+    assert_eq!(code, 2);
+    assert!(plan.contains("admin_password") && !plan.contains("must be replaced"), "{plan}");
+    env.apply(&wd);
+    assert_eq!(env.plan(&wd).0, 0);
+    // A wrong password is refused by the API's verification, on the attribute.
+    env.write(&wd, &body.replace(&env.target.password, "wrong-password"));
+    let out = env.tf(&wd, &["apply", "-auto-approve", "-input=false"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("28P01"), "{}", text(&out));
+}

@@ -208,9 +208,14 @@ impl Resource for Instance {
         }
     }
 
-    async fn import(&self, _ctx: &Ctx, _id: &str, diags: &mut Diags) -> Option<Value> {
-        diags.error("Instances cannot be imported", "the admin password is never returned by the API; declare the instance and apply (registration is idempotent by name only through the API)");
-        None
+    /// Import by name. The admin password is never returned by the API, so it is empty in the
+    /// imported state; the next apply sends the configured one, which the API verifies.
+    async fn import(&self, ctx: &Ctx, id: &str, diags: &mut Diags) -> Option<Value> {
+        let found = self.read(ctx, &Value::object([("name", Value::str(id))]), &mut Private::default(), diags).await;
+        if found.is_none() && !diags.has_errors() {
+            diags.error("Cannot import an instance that does not exist", format!("no instance named {id:?}"));
+        }
+        found
     }
 }
 

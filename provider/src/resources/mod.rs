@@ -46,16 +46,28 @@ mod tests {
         for a in &schema.block.attrs {
             assert!(text.contains(&format!("`{}`", a.name)), "{} does not document `{}`", file.display(), a.name);
         }
-        assert!(text.contains("## Example Usage") && text.contains("```terraform"), "{} has no example", file.display());
+        assert!(
+            text.contains("## Example Usage") && text.contains("```terraform"),
+            "{} has no example",
+            file.display()
+        );
     }
 
     #[test]
     fn docs_describe_every_attribute() {
         for r in [&database::Database as &dyn Resource, &tenant::Tenant, &token::Token, &instance::Instance] {
             check("resources", r.type_name(), r.schema());
-            assert!(r.schema().block.attrs.iter().all(|a| !a.description.is_empty()), "{}: attribute without description", r.type_name());
+            assert!(
+                r.schema().block.attrs.iter().all(|a| !a.description.is_empty()),
+                "{}: attribute without description",
+                r.type_name()
+            );
         }
-        for d in [&database_data::DatabaseData as &dyn DataSource, &instance_data::InstanceData, &databases_data::DatabasesData] {
+        for d in [
+            &database_data::DatabaseData as &dyn DataSource,
+            &instance_data::InstanceData,
+            &databases_data::DatabasesData,
+        ] {
             check("data-sources", d.type_name(), d.schema());
         }
         check("ephemeral-resources", lease::Lease.type_name(), lease::Lease.schema());

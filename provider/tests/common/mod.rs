@@ -38,6 +38,11 @@ pub fn terraform_bin() -> String {
 
 impl Env {
     pub async fn start() -> Self {
+        Self::start_with(std::time::Duration::ZERO).await
+    }
+
+    /// `step_delay` slows every operation step (fault injection for timeout tests).
+    pub async fn start_with(step_delay: std::time::Duration) -> Self {
         let base = Path::new("/var/tmp/dbaas-tests");
         std::fs::create_dir_all(base).unwrap();
         std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -56,6 +61,7 @@ impl Env {
         let key = dbaas_api::crypto::MasterKey::from_base64(&dbaas_api::crypto::MasterKey::generate_base64()).unwrap();
         let engine = dbaas_api::state::EngineConfig {
             poll_interval: std::time::Duration::from_millis(300),
+            step_delay,
             ..Default::default()
         };
         let app = dbaas_api::server::state(db.clone(), key, engine);
