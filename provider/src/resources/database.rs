@@ -80,8 +80,10 @@ impl Resource for Database {
                 diags.error_at(Path::attr("name"), "Invalid database name", m);
             }
         }
+        // Unknown values (module inputs at validate time) decide nothing yet.
         let (inst, place) = (c.get("instance"), c.get("placement"));
-        if !inst.is_null() && !place.is_null() {
+        let known_set = |v: &Value| !v.is_null() && !v.is_unknown();
+        if known_set(inst) && known_set(place) {
             diags.error_at(
                 Path::attr("placement"),
                 "Conflicting instance and placement",

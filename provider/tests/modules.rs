@@ -1,0 +1,122 @@
+//! The reusable modules: formatted, valid, and applied for real (then destroyed).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn modules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules").canonicalize().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn modules_are_formatted_valid_and_apply() {
+    let env = Env::start().await;
+    let out = std::process::Command::new(terraform_bin())
+        .args(["fmt", "-check", "-recursive"])
+        .arg(modules_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "terraform fmt -check: {}", text(&out));
+
+    // Each module's example validates (with the module source pointed at the checkout).
+    for m in ["postgres-database", "tenant", "postgres-instance"] {
+        let example = std::fs::read_to_string(modules_dir().join(m).join("examples/basic/main.tf")).unwrap();
+        let wd = env.dir.path().join(format!("example-{m}"));
+        std::fs::create_dir_all(&wd).unwrap();
+        std::fs::write(
+            wd.join("main.tf"),
+            example.replace("\"../..\"", &format!("\"{}\"", modules_dir().join(m).display())),
+        )
+        .unwrap();
+        let out = env.tf(&wd, &["init", "-input=false"]);
+        assert!(out.status.success(), "init {m}: {}", text(&out));
+        let out = env.tf(&wd, &["validate"]);
+        assert!(out.status.success(), "validate {m}: {}", text(&out));
+    }
+
+    let src = |m: &str| modules_dir().join(m).display().to_string();
+
+    // tenant: a tenant and a token that works for it.
+    let wd = env.workdir(
+        "mod-tenant",
+        &format!(
+            "module \"team\" {{\n  source = \"{}\"\n  name = \"team-m\"\n  max_databases = 3\n}}\noutput \"token\" {{\n  value = module.team.token\n  sensitive = true\n}}\n",
+            src("tenant")
+        ),
+    );
+    env.apply(&wd);
+    let token = env.outputs(&wd)["token"]["value"].as_str().unwrap().to_string();
+    let team = dbaas_client::Client::new(&env.endpoint, &token).unwrap();
+    assert_eq!(team.list_tenants().await.unwrap()[0].name, "team-m");
+    assert_eq!(env.plan(&wd).0, 0);
+
+    // postgres-database, with the team's own token and placement by environment.
+    let wd_db = env.workdir(
+        "mod-database",
+        &format!(
+            "module \"orders\" {{\n  source = \"{}\"\n  name = \"orders\"\n  environment = \"sandbox\"\n  extensions = [\"pgcrypto\"]\n}}\n\
+             output \"uris\" {{\n  value = module.orders.uris\n  sensitive = true\n}}\noutput \"name\" {{\n  value = module.orders.database_name\n}}\n",
+            src("postgres-database")
+        ),
+    );
+    let out = env.tf_env(
+        &wd_db,
+        &["apply", "-auto-approve", "-input=false"],
+        &[("DBAAS_ENDPOINT", &env.endpoint), ("DBAAS_TOKEN", &token)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let outs = {
+        let o = env.tf_env(&wd_db, &["output", "-json"], &[]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    assert_eq!(outs["name"]["value"], "team-m-orders");
+    for access in ["read", "write", "admin"] {
+        connect(outs["uris"]["value"][access].as_str().unwrap()).await.unwrap();
+    }
+    let out = env.tf_env(
+        &wd_db,
+        &["destroy", "-auto-approve", "-input=false"],
+        &[("DBAAS_ENDPOINT", &env.endpoint), ("DBAAS_TOKEN", &token)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!env.target_has_db("team-m-orders").await);
+
+    // Variable validation catches bad input before the provider sees it.
+    let wd_bad = env.workdir(
+        "mod-bad",
+        &format!(
+            "module \"bad\" {{\n  source = \"{}\"\n  name = \"Bad_Name\"\n  environment = \"moon\"\n}}\n",
+            src("postgres-database")
+        ),
+    );
+    let (code, out) = env.plan(&wd_bad);
+    assert_eq!(code, 1);
+    assert!(out.contains("The name must start with a lower-case letter"), "{out}");
+    assert!(out.contains("The environment must be sandbox, preprod or prod"), "{out}");
+
+    // postgres-instance: registers a server, then unregisters it.
+    let wd_inst = env.workdir(
+        "mod-instance",
+        &format!(
+            "module \"second\" {{\n  source = \"{}\"\n  name = \"second\"\n  host = \"127.0.0.1\"\n  port = {}\n  admin_user = \"postgres\"\n  \
+             admin_password = \"{}\"\n  environment = \"preprod\"\n  labels = {{ tier = \"silver\" }}\n}}\n",
+            src("postgres-instance"),
+            env.target.port,
+            env.target.password
+        ),
+    );
+    env.apply(&wd_inst);
+    assert_eq!(env.admin.get_instance("second").await.unwrap().environment, dbaas_client::Environment::Preprod);
+    assert_eq!(env.plan(&wd_inst).0, 0);
+    let out = env.tf(&wd_inst, &["destroy", "-auto-approve", "-input=false"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(env.admin.get_instance("second").await.unwrap_err().status(), Some(404));
+
+    // And the tenant goes last.
+    let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(team.list_databases("").await.unwrap_err().status(), Some(401));
+}
