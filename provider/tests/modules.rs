@@ -120,3 +120,50 @@ async fn modules_are_formatted_valid_and_apply() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(team.list_databases("").await.unwrap_err().status(), Some(401));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_example_applies_and_examples_are_formatted() {
+    let env = Env::start().await;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").canonicalize().unwrap();
+    let out = std::process::Command::new(terraform_bin())
+        .args(["fmt", "-check", "-recursive"])
+        .arg(&examples)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "terraform fmt -check examples: {}", text(&out));
+
+    // The quickstart targets the dev instance `local`: register one under that name.
+    let local = env.admin.get_instance("main").await.unwrap();
+    env.admin
+        .create_instance(&dbaas_client::CreateInstance {
+            name: "local".into(),
+            kind: dbaas_client::InstanceKind::External,
+            host: local.host.clone(),
+            port: local.port,
+            public_host: None,
+            admin_user: "postgres".into(),
+            admin_password: env.target.password.clone(),
+            sslmode: dbaas_client::SslMode::Require,
+            ca_cert: None,
+            environment: dbaas_client::Environment::Sandbox,
+            labels: Default::default(),
+            max_databases: 10,
+            allowed_extensions: vec!["pgcrypto".into()],
+        })
+        .await
+        .unwrap();
+    let wd = env.dir.path().join("quickstart");
+    std::fs::create_dir_all(&wd).unwrap();
+    std::fs::copy(examples.join("quickstart/main.tf"), wd.join("main.tf")).unwrap();
+    assert!(env.tf(&wd, &["init", "-input=false"]).status.success());
+    env.apply(&wd);
+    let out = env.outputs(&wd);
+    let mut admin = connect(out["admin_uri"]["value"].as_str().unwrap()).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE hello (id int); INSERT INTO hello VALUES (1)").execute(&mut admin).await.unwrap();
+    let mut read = connect(out["read_uri"]["value"].as_str().unwrap()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM hello").fetch_one(&mut read).await.unwrap();
+    assert_eq!(n, 1);
+    drop((admin, read));
+    let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
