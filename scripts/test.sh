@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests and integration tests against real PostgreSQL clusters
-# started by the harness, and real dbaas-api processes. Extra arguments go to cargo test.
+# started by the harness, real dbaas-api processes and the real terraform; then the GitLab
+# pipeline checked with gitlab-ci-local. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 cargo test --workspace --locked "$@"
+# The project's pipeline, validated and its lint jobs run locally.
+bash scripts/ci-local.sh
