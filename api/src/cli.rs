@@ -28,6 +28,11 @@ pub enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Print the OpenAPI document (JSON), or the API reference as Markdown.
+    Openapi {
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Manage API tokens directly in the state database.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -153,6 +158,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::server::serve_with(state, args.listen, tls, crate::server::shutdown_on_signals()).await
         }
         Command::Dev(args) => crate::dev::run(args).await,
+        Command::Openapi { markdown } => {
+            let (_, doc) = crate::http::api();
+            if markdown {
+                print!("{}", crate::http::reference::markdown(&doc));
+            } else {
+                println!("{}", doc.to_pretty_json()?);
+            }
+            Ok(())
+        }
         Command::Migrate { database_url } => {
             crate::server::connect_state_db(&database_url).await?;
             println!("migrations applied");

@@ -7,6 +7,7 @@ pub mod health;
 pub mod instances;
 pub mod middleware;
 pub mod operations;
+pub mod reference;
 pub mod tenants;
 
 use axum::http::StatusCode;
