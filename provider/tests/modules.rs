@@ -167,3 +167,46 @@ async fn quickstart_example_applies_and_examples_are_formatted() {
     let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn packaged_zip_installs_from_a_packed_mirror() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/package-provider.sh");
+    let out =
+        std::process::Command::new("bash").arg(&script).arg(PROVIDER).arg(dir.path().join("dist")).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let sums = std::process::Command::new("sha256sum")
+        .arg("-c")
+        .arg(format!("terraform-provider-dbaas_{VERSION}_SHA256SUMS"))
+        .current_dir(dir.path().join("dist"))
+        .output()
+        .unwrap();
+    assert!(sums.status.success(), "{}", text(&sums));
+    let mirror = dir.path().join("mirror/registry.terraform.io/dbaas/dbaas");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let zip = format!("terraform-provider-dbaas_{VERSION}_linux_amd64.zip");
+    std::fs::copy(dir.path().join("dist").join(&zip), mirror.join(&zip)).unwrap();
+    std::fs::write(
+        dir.path().join("cli.tfrc"),
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n",
+            dir.path().join("mirror").display()
+        ),
+    )
+    .unwrap();
+    let wd = dir.path().join("wd");
+    std::fs::create_dir_all(&wd).unwrap();
+    std::fs::write(
+        wd.join("main.tf"),
+        format!("terraform {{\n  required_providers {{\n    dbaas = {{ source = \"dbaas/dbaas\", version = \"{VERSION}\" }}\n  }}\n}}\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(terraform_bin())
+        .args(["init", "-no-color", "-input=false"])
+        .current_dir(&wd)
+        .env("TF_CLI_CONFIG_FILE", dir.path().join("cli.tfrc"))
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("Installed dbaas/dbaas v0.1.0"), "{}", text(&out));
+}
