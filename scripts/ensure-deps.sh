@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client-15)
+# pg_repack: client binary and server extension (maintenance jobs and their tests).
+[ -x /usr/lib/postgresql/15/bin/pg_repack ] || need+=(postgresql-15-repack)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 
 if [ ${#need[@]} -gt 0 ]; then

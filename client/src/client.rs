@@ -233,6 +233,16 @@ impl Client {
         Ok(self.send::<(), _>(Method::DELETE, &path, None, &[], None).await?.body)
     }
 
+    // ------------------------------------------------------------ maintenance
+
+    pub async fn start_maintenance(
+        &self,
+        database: Uuid,
+        req: &CreateMaintenance,
+    ) -> Result<MaintenanceAccepted, ClientError> {
+        self.post(&format!("/v1/databases/{database}/maintenance"), req).await
+    }
+
     // ------------------------------------------------------------ operations
 
     pub async fn get_operation(&self, id: Uuid) -> Result<Operation, ClientError> {

@@ -543,6 +543,7 @@ pub enum OperationKind {
     RotateCredential,
     CreateLease,
     RevokeLease,
+    Maintenance,
 }
 
 impl OperationKind {
@@ -554,6 +555,7 @@ impl OperationKind {
             Self::RotateCredential => "rotate_credential",
             Self::CreateLease => "create_lease",
             Self::RevokeLease => "revoke_lease",
+            Self::Maintenance => "maintenance",
         }
     }
 }
@@ -568,6 +570,7 @@ impl std::str::FromStr for OperationKind {
             "rotate_credential" => Self::RotateCredential,
             "create_lease" => Self::CreateLease,
             "revoke_lease" => Self::RevokeLease,
+            "maintenance" => Self::Maintenance,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }
@@ -650,6 +653,72 @@ pub struct OperationLog {
     pub at: DateTime<Utc>,
     pub level: String,
     pub message: String,
+}
+
+// ---------------------------------------------------------------- maintenance
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MaintenanceKind {
+    /// pg_repack: rebuild bloated tables online.
+    Repack,
+    /// VACUUM (with ANALYZE).
+    Vacuum,
+    Analyze,
+    /// REINDEX … CONCURRENTLY.
+    Reindex,
+}
+
+impl MaintenanceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Repack => "repack",
+            Self::Vacuum => "vacuum",
+            Self::Analyze => "analyze",
+            Self::Reindex => "reindex",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceOptions {
+    /// repack: skip tables whose estimated bloat is below this (default 20).
+    #[serde(default)]
+    pub bloat_threshold_percent: Option<f64>,
+    /// Longest wait for a table lock, e.g. `5s` (default 10s); never kills other sessions
+    /// unless `kill_backends`.
+    #[serde(default)]
+    pub lock_timeout: Option<String>,
+    /// repack: parallel jobs for index builds (1-8, default 1).
+    #[serde(default)]
+    pub jobs: Option<u32>,
+    /// repack: skip a table while a transaction older than this holds a lock on it (default 5m).
+    #[serde(default)]
+    pub max_transaction_age: Option<String>,
+    /// repack: cancel sessions blocking the final lock instead of giving up (default false).
+    #[serde(default)]
+    pub kill_backends: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateMaintenance {
+    pub kind: MaintenanceKind,
+    /// Schema-qualified tables (`public.orders`); empty means every table of the database.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub options: MaintenanceOptions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MaintenanceAccepted {
+    pub operation: Operation,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ pub mod databases;
 pub mod extract;
 pub mod health;
 pub mod instances;
+pub mod maintenance;
 pub mod middleware;
 pub mod operations;
 pub mod reference;
@@ -27,7 +28,7 @@ use crate::state::AppState;
     info(title = "dbaas API", description = "Self-service PostgreSQL databases: tenants, instances, databases with read/write/admin roles, credentials, leases and durable operations."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "instances"), (name = "tenants"), (name = "tokens"))
+    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "maintenance"), (name = "instances"), (name = "tenants"), (name = "tokens"))
 )]
 struct ApiDoc;
 
@@ -51,6 +52,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(databases::router())
         .merge(credentials::router())
         .merge(operations::router())
+        .merge(maintenance::router())
         .split_for_parts()
 }
 

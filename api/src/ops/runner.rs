@@ -56,6 +56,17 @@ pub async fn execute(ctx: &OpContext) -> Result<(), OpError> {
         OperationKind::RotateCredential => target::credentials::rotate(ctx).await,
         OperationKind::CreateLease => target::credentials::create_lease(ctx).await,
         OperationKind::RevokeLease => target::credentials::revoke_lease(ctx).await,
+        OperationKind::Maintenance => target::maintenance::run(ctx).await,
+    }
+}
+
+/// Removes what an interrupted attempt may have left on the target (a killed pg_repack's
+/// objects). Called when an attempt ends without success, before any retry.
+pub async fn cleanup(ctx: &OpContext) {
+    if let Ok(OperationKind::Maintenance) = ctx.op.kind() {
+        if let Err(e) = target::maintenance::cleanup(ctx).await {
+            ctx.log("warn", &format!("cleanup after the interrupted attempt failed: {e}")).await;
+        }
     }
 }
 
@@ -147,6 +158,7 @@ async fn apply_effects(
                     .await?;
             }
         }
+        OperationKind::Maintenance => {}
         OperationKind::RevokeLease => {
             if let (Some(cred), true) = (param("credential_id"), ok) {
                 sqlx::query("UPDATE credentials SET status = 'revoked' WHERE id = $1")

@@ -83,6 +83,10 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
         }
     };
     heartbeat.abort();
+    // An attempt that did not succeed (and was not taken over) may have left things behind.
+    if !matches!(result, Some(Ok(()))) && !lost.load(Ordering::SeqCst) {
+        runner::cleanup(&ctx).await;
+    }
 
     let outcome = match result {
         Some(Ok(())) => {

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod credentials;
 pub mod delete;
 pub mod drift;
+pub mod maintenance;
 pub mod provision;
 pub mod record;
 
