@@ -55,6 +55,9 @@ pub struct EngineArgs {
     /// Default grace period for sessions of a database being deleted, in milliseconds.
     #[arg(long, env = "DBAAS_DELETE_GRACE_MS", default_value_t = 5_000)]
     pub delete_grace_ms: u64,
+    /// How often due maintenance schedules are looked for, in milliseconds.
+    #[arg(long, env = "DBAAS_SCHEDULER_INTERVAL_MS", default_value_t = 5_000)]
+    pub scheduler_interval_ms: u64,
     /// Fault injection for tests: pause before each operation step, in milliseconds.
     #[arg(long, env = "DBAAS_TEST_STEP_DELAY_MS", default_value_t = 0, hide = true)]
     pub test_step_delay_ms: u64,
@@ -74,6 +77,7 @@ impl EngineArgs {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(50)),
             reaper_interval: Duration::from_millis(self.reaper_interval_ms.max(100)),
             delete_grace: Duration::from_millis(self.delete_grace_ms),
+            scheduler_interval: Duration::from_millis(self.scheduler_interval_ms.max(100)),
             step_delay: Duration::from_millis(self.test_step_delay_ms),
             ..EngineConfig::default()
         })

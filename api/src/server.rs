@@ -72,6 +72,7 @@ pub async fn serve_with(
         };
     ops::listener::spawn(state.clone(), shutdown.clone());
     ops::reaper::spawn(state.clone(), shutdown.clone());
+    ops::scheduler::spawn(state.clone(), shutdown.clone());
     let workers = ops::worker::spawn(state.clone(), shutdown.clone());
     let worker_id = state.engine.worker_id.clone();
     let app = crate::http::app(state);

@@ -25,6 +25,8 @@ pub struct EngineConfig {
     pub reaper_interval: Duration,
     /// Grace period before sessions of a database being dropped are terminated.
     pub delete_grace: Duration,
+    /// How often due maintenance schedules are looked for.
+    pub scheduler_interval: Duration,
     /// Fault injection for tests: a pause before every step of an operation.
     pub step_delay: Duration,
 }
@@ -38,6 +40,7 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_secs(2),
             reaper_interval: Duration::from_secs(5),
             delete_grace: Duration::from_secs(5),
+            scheduler_interval: Duration::from_secs(5),
             step_delay: Duration::ZERO,
         }
     }

@@ -243,6 +243,43 @@ impl Client {
         self.post(&format!("/v1/databases/{database}/maintenance"), req).await
     }
 
+    pub async fn create_schedule(&self, database: Uuid, req: &CreateSchedule) -> Result<Schedule, ClientError> {
+        self.post(&format!("/v1/databases/{database}/schedules"), req).await
+    }
+    pub async fn list_schedules(&self, database: Uuid) -> Result<Vec<Schedule>, ClientError> {
+        Ok(self.get::<List<Schedule>>(&format!("/v1/databases/{database}/schedules")).await?.items)
+    }
+    pub async fn get_schedule(&self, database: Uuid, id: Uuid) -> Result<Schedule, ClientError> {
+        self.get(&format!("/v1/databases/{database}/schedules/{id}")).await
+    }
+    pub async fn update_schedule(
+        &self,
+        database: Uuid,
+        id: Uuid,
+        req: &UpdateSchedule,
+    ) -> Result<Schedule, ClientError> {
+        Ok(self
+            .send(Method::PATCH, &format!("/v1/databases/{database}/schedules/{id}"), Some(req), &[], None)
+            .await?
+            .body)
+    }
+    pub async fn delete_schedule(&self, database: Uuid, id: Uuid) -> Result<(), ClientError> {
+        let path = format!("/v1/databases/{database}/schedules/{id}");
+        self.send::<(), serde_json::Value>(Method::DELETE, &path, None, &[], None).await.map(|_| ())
+    }
+    /// Sets (or with None clears) an instance's maintenance window (admin).
+    pub async fn set_maintenance_window(
+        &self,
+        instance: &str,
+        window: Option<&MaintenanceWindow>,
+    ) -> Result<Instance, ClientError> {
+        let path = format!("/v1/instances/{instance}/maintenance-window");
+        match window {
+            Some(w) => Ok(self.send(Method::PUT, &path, Some(w), &[], None).await?.body),
+            None => Ok(self.send::<(), Instance>(Method::DELETE, &path, None, &[], None).await?.body),
+        }
+    }
+
     // ------------------------------------------------------------ operations
 
     pub async fn get_operation(&self, id: Uuid) -> Result<Operation, ClientError> {

@@ -248,6 +248,9 @@ pub struct Instance {
     pub database_count: i64,
     pub allowed_extensions: Vec<String>,
     pub server_version: String,
+    /// Scheduled maintenance starts only inside this window (none: any time).
+    #[serde(default)]
+    pub maintenance_window: Option<MaintenanceWindow>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
 }
@@ -713,6 +716,63 @@ pub struct CreateMaintenance {
     pub tables: Vec<String>,
     #[serde(default)]
     pub options: MaintenanceOptions,
+}
+
+/// A daily window (UTC) in which scheduled maintenance may start; `end` before `start`
+/// wraps past midnight.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    /// `HH:MM`, UTC.
+    pub start: String,
+    /// `HH:MM`, UTC.
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateSchedule {
+    pub kind: MaintenanceKind,
+    /// Cron expression, 5 fields (or 6 with seconds first), UTC, e.g. `0 3 * * SUN`.
+    pub cron: String,
+    #[serde(default)]
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub options: MaintenanceOptions,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSchedule {
+    pub version: Option<i64>,
+    pub kind: Option<MaintenanceKind>,
+    pub cron: Option<String>,
+    pub tables: Option<Vec<String>>,
+    pub options: Option<MaintenanceOptions>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Schedule {
+    pub id: Uuid,
+    pub database_id: Uuid,
+    pub kind: MaintenanceKind,
+    pub cron: String,
+    pub tables: Vec<String>,
+    pub options: MaintenanceOptions,
+    pub enabled: bool,
+    /// The next slot; it starts then, or when the instance's maintenance window opens.
+    pub next_run_at: DateTime<Utc>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_operation_id: Option<Uuid>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

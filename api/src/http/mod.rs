@@ -9,6 +9,7 @@ pub mod maintenance;
 pub mod middleware;
 pub mod operations;
 pub mod reference;
+pub mod schedules;
 pub mod tenants;
 
 use axum::http::StatusCode;
@@ -53,6 +54,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(credentials::router())
         .merge(operations::router())
         .merge(maintenance::router())
+        .merge(schedules::router())
         .split_for_parts()
 }
 

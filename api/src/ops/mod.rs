@@ -6,6 +6,7 @@ pub mod listener;
 pub mod queue;
 pub mod reaper;
 pub mod runner;
+pub mod scheduler;
 pub mod worker;
 
 pub use error::OpError;

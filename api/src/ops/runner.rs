@@ -128,6 +128,10 @@ async fn apply_effects(
                     .bind(op.target_id)
                     .execute(&mut **tx)
                     .await?;
+                sqlx::query("DELETE FROM schedules WHERE database_id = $1")
+                    .bind(op.target_id)
+                    .execute(&mut **tx)
+                    .await?;
             } else {
                 sqlx::query(
                     "UPDATE databases SET status = 'failed', updated_at = now() WHERE id = $1 AND last_operation_id = $2",

@@ -18,7 +18,7 @@ pub const MAINTENANCE_DB: &str = "postgres";
 
 pub const INSTANCE_COLUMNS: &str = "i.id, i.name, i.kind, i.host, i.port, i.public_host, i.admin_user, \
     i.admin_password_enc, i.sslmode, i.ca_cert, i.environment, i.labels, i.max_databases, \
-    i.allowed_extensions, i.server_version, i.version, i.created_at, \
+    i.allowed_extensions, i.server_version, i.maintenance_window, i.version, i.created_at, \
     (SELECT count(*) FROM databases d WHERE d.instance_id = i.id AND d.status <> 'deleted') AS database_count";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -38,6 +38,7 @@ pub struct InstanceRow {
     pub max_databases: i32,
     pub allowed_extensions: Vec<String>,
     pub server_version: String,
+    pub maintenance_window: Option<sqlx::types::Json<dbaas_client::MaintenanceWindow>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub database_count: i64,
@@ -75,6 +76,7 @@ impl InstanceRow {
             database_count: self.database_count,
             allowed_extensions: self.allowed_extensions.clone(),
             server_version: self.server_version.clone(),
+            maintenance_window: self.maintenance_window.as_ref().map(|w| w.0.clone()),
             version: self.version,
             created_at: self.created_at,
         }

@@ -47,11 +47,19 @@ struct Setup {
     inst: InstanceRow,
     target: Target,
     req: CreateMaintenance,
+    /// The schedule slot this run belongs to, if scheduled.
+    slot: Option<String>,
 }
 
 async fn setup(ctx: &OpContext) -> Result<Setup, OpError> {
+    // Scheduled runs carry their schedule and slot beside the request.
+    let mut params = ctx.op.params.clone();
+    let slot = params.as_object_mut().and_then(|o| {
+        o.remove("schedule_id");
+        o.remove("slot")
+    });
     let req: CreateMaintenance =
-        serde_json::from_value(ctx.op.params.clone()).map_err(|e| OpError::permanent("bad_params", e.to_string()))?;
+        serde_json::from_value(params).map_err(|e| OpError::permanent("bad_params", e.to_string()))?;
     let db = record::load(&ctx.state.db, ctx.op.target_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
@@ -59,11 +67,14 @@ async fn setup(ctx: &OpContext) -> Result<Setup, OpError> {
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
     let target = inst.target(&ctx.state.key)?;
-    Ok(Setup { db, inst, target, req })
+    Ok(Setup { db, inst, target, req, slot: slot.and_then(|v| v.as_str().map(str::to_string)) })
 }
 
 pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
-    let Setup { db, inst, target, req } = setup(ctx).await?;
+    let Setup { db, inst, target, req, slot } = setup(ctx).await?;
+    if let Some(slot) = slot {
+        ctx.log("info", &format!("scheduled run for the slot of {slot}")).await;
+    }
     let dbname = db.physical().database;
     let mut conn = target.connect(&dbname).await?;
     let tables = resolve_tables(&mut conn, &req.tables).await?;

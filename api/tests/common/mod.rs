@@ -146,6 +146,7 @@ impl Harness {
             .env("DBAAS_POLL_INTERVAL_MS", "500")
             .env("DBAAS_REAPER_INTERVAL_MS", "500")
             .env("DBAAS_DELETE_GRACE_MS", "1000")
+            .env("DBAAS_SCHEDULER_INTERVAL_MS", "300")
             .env("DBAAS_TEST_STEP_DELAY_MS", opts.step_delay_ms.to_string())
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::null())

@@ -1,0 +1,226 @@
+//! Maintenance schedules of a database: cron expression, kind, options; next run shown.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use dbaas_client::{
+    CreateMaintenance, CreateSchedule, List, MaintenanceKind, MaintenanceOptions, Schedule, UpdateSchedule,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::databases::visible;
+use super::extract::{if_match, ApiJson};
+use super::tenants::stale;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_schedules, create_schedule)).routes(routes!(
+        get_schedule,
+        update_schedule,
+        delete_schedule
+    ))
+}
+
+/// Parses a cron expression (5 fields, or 6 with seconds first), UTC.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    if expr.trim().is_empty() || expr.len() > 200 {
+        return Err("must be a cron expression such as `0 3 * * SUN`".into());
+    }
+    croner::Cron::new(expr)
+        .with_seconds_optional()
+        .parse()
+        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
+}
+
+/// The first slot strictly after `after`.
+pub fn next_slot(cron: &croner::Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&after, false).ok()
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    database_id: Uuid,
+    kind: String,
+    cron: String,
+    tables: Vec<String>,
+    options: sqlx::types::Json<MaintenanceOptions>,
+    enabled: bool,
+    next_run_at: DateTime<Utc>,
+    last_run_at: Option<DateTime<Utc>>,
+    last_operation_id: Option<Uuid>,
+    version: i64,
+    created_at: DateTime<Utc>,
+}
+
+const SELECT: &str = "SELECT s.id, s.database_id, s.kind, s.cron, s.tables, s.options, s.enabled, s.next_run_at, \
+    r.slot AS last_run_at, r.operation_id AS last_operation_id, s.version, s.created_at FROM schedules s \
+    LEFT JOIN LATERAL (SELECT slot, operation_id FROM schedule_runs WHERE schedule_id = s.id ORDER BY slot DESC LIMIT 1) r ON true";
+
+fn kind_of(s: &str) -> MaintenanceKind {
+    serde_json::from_value(serde_json::Value::String(s.into())).unwrap_or(MaintenanceKind::Analyze)
+}
+
+impl From<Row> for Schedule {
+    fn from(r: Row) -> Self {
+        Schedule {
+            id: r.id,
+            database_id: r.database_id,
+            kind: kind_of(&r.kind),
+            cron: r.cron,
+            tables: r.tables,
+            options: r.options.0,
+            enabled: r.enabled,
+            next_run_at: r.next_run_at,
+            last_run_at: r.last_run_at,
+            last_operation_id: r.last_operation_id,
+            version: r.version,
+            created_at: r.created_at,
+        }
+    }
+}
+
+async fn load(s: &AppState, db: Uuid, id: Uuid) -> ApiResult<Row> {
+    sqlx::query_as(&format!("{SELECT} WHERE s.id = $1 AND s.database_id = $2"))
+        .bind(id)
+        .bind(db)
+        .fetch_optional(&s.db)
+        .await?
+        .ok_or(ApiError::NotFound("schedule"))
+}
+
+fn check(
+    kind: MaintenanceKind,
+    cron: &str,
+    tables: &[String],
+    options: &MaintenanceOptions,
+) -> ApiResult<croner::Cron> {
+    let c = parse_cron(cron).map_err(|m| ApiError::field("cron", "invalid_cron", m))?;
+    super::maintenance::validate(&CreateMaintenance { kind, tables: tables.to_vec(), options: options.clone() })?;
+    Ok(c)
+}
+
+#[utoipa::path(get, path = "/v1/databases/{id}/schedules", tag = "maintenance", params(("id" = Uuid, Path)),
+    responses((status = 200, body = List<Schedule>)))]
+async fn list_schedules(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<List<Schedule>>> {
+    let db = visible(&s, &who, id).await?;
+    let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} WHERE s.database_id = $1 ORDER BY s.created_at"))
+        .bind(db.id)
+        .fetch_all(&s.db)
+        .await?;
+    Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
+}
+
+#[utoipa::path(post, path = "/v1/databases/{id}/schedules", tag = "maintenance", params(("id" = Uuid, Path)), request_body = CreateSchedule,
+    responses((status = 201, body = Schedule), (status = 422, body = dbaas_client::Problem)))]
+async fn create_schedule(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<CreateSchedule>,
+) -> ApiResult<(StatusCode, axum::Json<Schedule>)> {
+    let cron = check(req.kind, &req.cron, &req.tables, &req.options)?;
+    let db = visible(&s, &who, id).await?;
+    let next = next_slot(&cron, Utc::now())
+        .ok_or_else(|| ApiError::field("cron", "never_fires", "the expression has no future occurrence"))?;
+    let sid = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO schedules (id, database_id, kind, cron, tables, options, enabled, next_run_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+    )
+    .bind(sid)
+    .bind(db.id)
+    .bind(req.kind.as_str())
+    .bind(&req.cron)
+    .bind(&req.tables)
+    .bind(sqlx::types::Json(&req.options))
+    .bind(req.enabled.unwrap_or(true))
+    .bind(next)
+    .execute(&s.db)
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(load(&s, db.id, sid).await?.into())))
+}
+
+#[utoipa::path(get, path = "/v1/databases/{id}/schedules/{schedule}", tag = "maintenance",
+    params(("id" = Uuid, Path), ("schedule" = Uuid, Path)), responses((status = 200, body = Schedule)))]
+async fn get_schedule(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((id, sid)): Path<(Uuid, Uuid)>,
+) -> ApiResult<axum::Json<Schedule>> {
+    let db = visible(&s, &who, id).await?;
+    Ok(axum::Json(load(&s, db.id, sid).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/v1/databases/{id}/schedules/{schedule}", tag = "maintenance",
+    params(("id" = Uuid, Path), ("schedule" = Uuid, Path)), request_body = UpdateSchedule,
+    responses((status = 200, body = Schedule), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
+async fn update_schedule(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((id, sid)): Path<(Uuid, Uuid)>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<UpdateSchedule>,
+) -> ApiResult<axum::Json<Schedule>> {
+    let header_version = if_match(&headers)?;
+    let db = visible(&s, &who, id).await?;
+    let cur = load(&s, db.id, sid).await?;
+    let kind = req.kind.unwrap_or(kind_of(&cur.kind));
+    let cron_text = req.cron.clone().unwrap_or(cur.cron.clone());
+    let tables = req.tables.clone().unwrap_or(cur.tables.clone());
+    let options = req.options.clone().unwrap_or(cur.options.0.clone());
+    let cron = check(kind, &cron_text, &tables, &options)?;
+    // A new expression (or re-enabling) starts from the next slot after now.
+    let next = if cron_text != cur.cron || (req.enabled == Some(true) && !cur.enabled) {
+        next_slot(&cron, Utc::now())
+            .ok_or_else(|| ApiError::field("cron", "never_fires", "the expression has no future occurrence"))?
+    } else {
+        cur.next_run_at
+    };
+    let n = sqlx::query(
+        "UPDATE schedules SET kind = $3, cron = $4, tables = $5, options = $6, enabled = $7, next_run_at = $8, version = version + 1 \
+         WHERE id = $1 AND database_id = $2 AND ($9::bigint IS NULL OR version = $9)",
+    )
+    .bind(sid)
+    .bind(db.id)
+    .bind(kind.as_str())
+    .bind(&cron_text)
+    .bind(&tables)
+    .bind(sqlx::types::Json(&options))
+    .bind(req.enabled.unwrap_or(cur.enabled))
+    .bind(next)
+    .bind(header_version.or(req.version))
+    .execute(&s.db)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(stale(header_version.is_some()));
+    }
+    Ok(axum::Json(load(&s, db.id, sid).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/databases/{id}/schedules/{schedule}", tag = "maintenance",
+    params(("id" = Uuid, Path), ("schedule" = Uuid, Path)), responses((status = 204)))]
+async fn delete_schedule(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((id, sid)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let db = visible(&s, &who, id).await?;
+    let n = sqlx::query("DELETE FROM schedules WHERE id = $1 AND database_id = $2")
+        .bind(sid)
+        .bind(db.id)
+        .execute(&s.db)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(ApiError::NotFound("schedule"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

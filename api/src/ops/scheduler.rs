@@ -1,0 +1,97 @@
+//! Fires due maintenance schedules. Each replica runs this loop; a slot becomes at most one
+//! operation because the run is recorded under the (schedule, slot) primary key in the same
+//! transaction that enqueues it, and schedule rows are claimed with SKIP LOCKED.
+
+use chrono::{Timelike, Utc};
+use dbaas_client::{CreateMaintenance, MaintenanceOptions, OperationKind};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::queue;
+use crate::http::instances::in_window;
+use crate::http::schedules::{next_slot, parse_cron};
+use crate::state::AppState;
+
+pub fn spawn(state: AppState, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(state.engine.scheduler_interval) => {}
+            }
+            if let Err(e) = tick(&state).await {
+                tracing::warn!(error = %e, "scheduler pass failed");
+            }
+        }
+    });
+}
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    id: Uuid,
+    database_id: Uuid,
+    tenant_id: Uuid,
+    kind: String,
+    cron: String,
+    tables: Vec<String>,
+    options: sqlx::types::Json<MaintenanceOptions>,
+    next_run_at: chrono::DateTime<Utc>,
+    maintenance_window: Option<sqlx::types::Json<dbaas_client::MaintenanceWindow>>,
+}
+
+/// One pass: returns how many operations were enqueued.
+pub async fn tick(state: &AppState) -> Result<usize, sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    let due: Vec<Due> = sqlx::query_as(
+        "SELECT s.id, s.database_id, d.tenant_id, s.kind, s.cron, s.tables, s.options, s.next_run_at, i.maintenance_window \
+         FROM schedules s JOIN databases d ON d.id = s.database_id JOIN instances i ON i.id = d.instance_id \
+         WHERE s.enabled AND s.next_run_at <= now() AND d.status = 'ready' \
+         ORDER BY s.next_run_at FOR UPDATE OF s SKIP LOCKED LIMIT 100",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let now = Utc::now();
+    let minute = now.hour() * 60 + now.minute();
+    let mut fired = 0;
+    for s in due {
+        // Outside the instance's window the slot waits (missed slots collapse into one run).
+        if s.maintenance_window.as_ref().is_some_and(|w| !in_window(&w.0, minute)) {
+            continue;
+        }
+        let Ok(cron) = parse_cron(&s.cron) else { continue };
+        let kind = serde_json::from_value(serde_json::Value::String(s.kind.clone()));
+        let Ok(kind) = kind else { continue };
+        let params =
+            serde_json::to_value(CreateMaintenance { kind, tables: s.tables.clone(), options: s.options.0.clone() })
+                .unwrap_or_default();
+        let mut params = params;
+        params["schedule_id"] = serde_json::Value::String(s.id.to_string());
+        params["slot"] = serde_json::Value::String(s.next_run_at.to_rfc3339());
+        let op =
+            queue::enqueue(&mut tx, OperationKind::Maintenance, "database", s.database_id, Some(s.tenant_id), params)
+                .await?;
+        let recorded = sqlx::query(
+            "INSERT INTO schedule_runs (schedule_id, slot, operation_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(s.id)
+        .bind(s.next_run_at)
+        .bind(op.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if recorded == 0 {
+            // Another replica already fired this slot: undo our enqueue.
+            sqlx::query("DELETE FROM operations WHERE id = $1").bind(op.id).execute(&mut *tx).await?;
+        } else {
+            fired += 1;
+        }
+        let next = next_slot(&cron, now.max(s.next_run_at)).unwrap_or(now + chrono::Duration::days(3650));
+        sqlx::query("UPDATE schedules SET next_run_at = $2 WHERE id = $1")
+            .bind(s.id)
+            .bind(next)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(fired)
+}
