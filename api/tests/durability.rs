@@ -26,7 +26,8 @@ async fn all_complete(h: &Harness, client: &Client, names: &[String]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_operation_then_resume() {
     // Slow steps so the kill lands inside operations; a short lease so the resume is quick.
-    let mut h = Harness::start_with(ApiOptions { workers: 4, lease_ms: 2000, step_delay_ms: 300 }).await;
+    let mut h =
+        Harness::start_with(ApiOptions { workers: 4, lease_ms: 2000, step_delay_ms: 300, ..Default::default() }).await;
     let a = h.tenant("team-a").await;
     let names: Vec<String> = (0..8).map(|i| format!("db{i}")).collect();
     let mut ops = Vec::new();
@@ -41,7 +42,7 @@ async fn sigkill_mid_operation_then_resume() {
     let running = h.count("SELECT count(*) FROM operations WHERE status = 'running'").await;
     assert!(running >= 1, "the kill should leave claimed operations behind");
 
-    let i = h.spawn_api(ApiOptions { workers: 4, lease_ms: 2000, step_delay_ms: 0 }).await;
+    let i = h.spawn_api(ApiOptions { workers: 4, lease_ms: 2000, step_delay_ms: 0, ..Default::default() }).await;
     let b = Client::new(&h.apis[i].endpoint, &h.admin_token).unwrap();
     for op in &ops {
         let op = b.wait_operation(*op, Duration::from_secs(90)).await.unwrap();
@@ -66,8 +67,9 @@ async fn sigkill_mid_operation_then_resume() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_processes_run_each_operation_once() {
-    let mut h = Harness::start_with(ApiOptions { workers: 4, lease_ms: 5000, step_delay_ms: 100 }).await;
-    let i = h.spawn_api(ApiOptions { workers: 4, lease_ms: 5000, step_delay_ms: 100 }).await;
+    let mut h =
+        Harness::start_with(ApiOptions { workers: 4, lease_ms: 5000, step_delay_ms: 100, ..Default::default() }).await;
+    let i = h.spawn_api(ApiOptions { workers: 4, lease_ms: 5000, step_delay_ms: 100, ..Default::default() }).await;
     let a = h.tenant("team-a").await;
     let b = Client::new(&h.apis[i].endpoint, a_token(&h, &a).as_str()).unwrap();
     let names: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();

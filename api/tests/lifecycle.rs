@@ -191,7 +191,8 @@ async fn rotation_drift_and_cancel() {
 
     // Cancel a running operation: it stops at its next heartbeat, the database is marked
     // failed, and a DELETE cleans up whatever was half-made.
-    let mut slow = Harness::start_with(ApiOptions { workers: 2, lease_ms: 1500, step_delay_ms: 1000 }).await;
+    let mut slow =
+        Harness::start_with(ApiOptions { workers: 2, lease_ms: 1500, step_delay_ms: 1000, ..Default::default() }).await;
     let s = slow.tenant("team-a").await;
     let acc = s.create_database(&db_req("slow")).await.unwrap();
     let op_id = acc.operation.unwrap().id;

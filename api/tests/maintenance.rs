@@ -185,7 +185,8 @@ async fn checksum_plain(c: &mut PgConnection, table: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelling_a_repack_leaves_nothing_behind() {
-    let h = Harness::start_with(ApiOptions { workers: 2, lease_ms: 1500, step_delay_ms: 0 }).await;
+    let h =
+        Harness::start_with(ApiOptions { workers: 2, lease_ms: 1500, step_delay_ms: 0, ..Default::default() }).await;
     let (a, db, mut admin) = setup(&h).await;
     bloated(&mut admin, "public.orders", 50_000, true).await;
     let sum = checksum(&mut admin, "public.orders").await;
@@ -273,4 +274,27 @@ async fn vacuum_analyze_reindex_and_bad_input() {
     let b = h.tenant("team-b").await;
     let e = b.start_maintenance(db.id, &repack(&[], 0.0)).await.unwrap_err();
     assert_eq!(e.status(), Some(404));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mismatched_pg_repack_client_is_reported_and_nothing_changes() {
+    let dir = tempdir();
+    let fake = dir.path().join("pg_repack");
+    std::fs::write(&fake, "#!/bin/sh\necho 'pg_repack 0.9.0'\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let opts = ApiOptions { env: vec![("DBAAS_PG_REPACK".into(), fake.display().to_string())], ..Default::default() };
+    let h = Harness::start_with(opts).await;
+    let (a, db, mut admin) = setup(&h).await;
+    bloated(&mut admin, "public.orders", 5_000, true).await;
+    let (op, _) = run(&a, &db, &repack(&["public.orders"], 0.0)).await;
+    assert_eq!(op.status, OperationStatus::Failed);
+    let err = op.error.unwrap();
+    assert_eq!(err.code, "pg_repack_version_mismatch");
+    assert!(err.message.contains("0.9.0") && err.message.contains("1.4"), "{err:?}");
+    let mut su = h.target_db("team-a-shop").await;
+    let ext: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname = 'pg_repack'")
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+    assert_eq!(ext, 0);
 }

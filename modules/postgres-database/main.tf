@@ -8,3 +8,13 @@ resource "dbaas_database" "this" {
   connection_limit  = var.connection_limit
   rotation_triggers = length(var.rotation_triggers) > 0 ? var.rotation_triggers : null
 }
+
+resource "dbaas_maintenance_schedule" "this" {
+  for_each = var.maintenance_schedules
+
+  database_id             = dbaas_database.this.id
+  kind                    = each.value.kind
+  cron                    = each.value.cron
+  tables                  = each.value.tables
+  bloat_threshold_percent = each.value.bloat_threshold_percent
+}

@@ -41,3 +41,8 @@ output "uris" {
     admin = dbaas_database.this.admin_uri
   }
 }
+
+output "maintenance_schedule_ids" {
+  description = "Ids of the maintenance schedules, by name."
+  value       = { for k, s in dbaas_maintenance_schedule.this : k => s.id }
+}

@@ -74,3 +74,18 @@ variable "rotation_triggers" {
     error_message = "rotation_triggers keys must be read, write or admin."
   }
 }
+
+variable "maintenance_schedules" {
+  description = "Recurring maintenance, keyed by a name: kind (repack, vacuum, analyze, reindex), cron (UTC), optional tables and bloat_threshold_percent."
+  type = map(object({
+    kind                    = string
+    cron                    = string
+    tables                  = optional(list(string))
+    bloat_threshold_percent = optional(number)
+  }))
+  default = {}
+  validation {
+    condition     = alltrue([for s in values(var.maintenance_schedules) : contains(["repack", "vacuum", "analyze", "reindex"], s.kind)])
+    error_message = "Each maintenance schedule's kind must be repack, vacuum, analyze or reindex."
+  }
+}

@@ -359,3 +359,44 @@ async fn instance_import_then_password_is_verified() {
     assert!(!out.status.success());
     assert!(text(&out).contains("28P01"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn maintenance_schedule_fires_and_round_trips() {
+    let env = Env::start().await;
+    let body = db_config("app", "")
+        + r#"
+resource "dbaas_maintenance_schedule" "analyze" {
+  database_id = dbaas_database.orders.id
+  kind        = "analyze"
+  cron        = "*/2 * * * * *"
+}
+"#;
+    let wd = env.workdir("schedule", &body);
+    env.apply(&wd);
+    let db_id: uuid::Uuid = env.outputs(&wd)["id"]["value"].as_str().unwrap().parse().unwrap();
+    let mut ran = false;
+    for _ in 0..50 {
+        let ops = env.admin.list_operations(&format!("target_id={db_id}&kind=maintenance")).await.unwrap();
+        if ops.iter().any(|o| o.status == dbaas_client::OperationStatus::Succeeded) {
+            ran = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(ran, "the schedule never ran");
+    // next_run_at moves on by itself; that is not a diff.
+    assert_eq!(env.plan(&wd).0, 0);
+    let sid = env.admin.list_schedules(db_id).await.unwrap()[0].id;
+    assert!(env.tf(&wd, &["state", "rm", "dbaas_maintenance_schedule.analyze"]).status.success());
+    let out = env.tf(&wd, &["import", "-input=false", "dbaas_maintenance_schedule.analyze", &format!("{db_id}/{sid}")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(env.plan(&wd).0, 0);
+    // Bad cron: the API's message, on the attribute.
+    env.write(&wd, &body.replace("*/2 * * * * *", "every day"));
+    let out = env.tf(&wd, &["apply", "-auto-approve", "-input=false"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("invalid cron") && text(&out).contains("cron"), "{}", text(&out));
+    env.write(&wd, &db_config("app", ""));
+    env.apply(&wd);
+    assert!(env.admin.list_schedules(db_id).await.unwrap().is_empty());
+}

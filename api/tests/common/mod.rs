@@ -60,11 +60,13 @@ pub struct ApiOptions {
     pub workers: usize,
     pub lease_ms: u64,
     pub step_delay_ms: u64,
+    /// Extra environment of the API process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        Self { workers: 4, lease_ms: 3000, step_delay_ms: 0 }
+        Self { workers: 4, lease_ms: 3000, step_delay_ms: 0, env: Vec::new() }
     }
 }
 
@@ -149,6 +151,7 @@ impl Harness {
             .env("DBAAS_SCHEDULER_INTERVAL_MS", "300")
             .env("DBAAS_TEST_STEP_DELAY_MS", opts.step_delay_ms.to_string())
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

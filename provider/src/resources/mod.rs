@@ -11,6 +11,7 @@ mod databases_data;
 mod instance;
 mod instance_data;
 mod lease;
+mod maintenance_schedule;
 mod tenant;
 mod token;
 
@@ -21,6 +22,7 @@ pub fn provider() -> ProviderServer {
             Arc::new(tenant::Tenant),
             Arc::new(token::Token),
             Arc::new(instance::Instance),
+            Arc::new(maintenance_schedule::MaintenanceSchedule),
         ],
         vec![
             Arc::new(database_data::DatabaseData),
@@ -55,7 +57,13 @@ mod tests {
 
     #[test]
     fn docs_describe_every_attribute() {
-        for r in [&database::Database as &dyn Resource, &tenant::Tenant, &token::Token, &instance::Instance] {
+        for r in [
+            &database::Database as &dyn Resource,
+            &tenant::Tenant,
+            &token::Token,
+            &instance::Instance,
+            &maintenance_schedule::MaintenanceSchedule,
+        ] {
             check("resources", r.type_name(), r.schema());
             assert!(
                 r.schema().block.attrs.iter().all(|a| !a.description.is_empty()),

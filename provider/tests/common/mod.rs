@@ -62,6 +62,7 @@ impl Env {
         let engine = dbaas_api::state::EngineConfig {
             poll_interval: std::time::Duration::from_millis(300),
             step_delay,
+            scheduler_interval: std::time::Duration::from_millis(300),
             ..Default::default()
         };
         let app = dbaas_api::server::state(db.clone(), key, engine);
