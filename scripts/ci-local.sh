@@ -16,5 +16,9 @@ if [ ! -x "$gcl" ]; then
   npm install --prefix "$tools" --no-audit --no-fund --silent gitlab-ci-local@4.60.1 >/dev/null
 fi
 "$gcl" --list >/dev/null            # parses, expands and validates the whole file
+# The example pipelines teams copy are validated the same way.
+for f in examples/gitlab-ci/.gitlab-ci.yml examples/gitlab-ci/review-databases/.gitlab-ci.yml; do
+  "$gcl" --file "$f" --list >/dev/null
+done
 "$gcl" --force-shell-executor fmt modules
 echo "gitlab-ci-local: pipeline valid; jobs fmt and modules passed"

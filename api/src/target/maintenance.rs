@@ -304,10 +304,11 @@ async fn repack(
         {
             Ok(()) => {
                 let (_, size1, idx1) = table_figures(conn, t).await?;
+                let bloat1 = bloat_percent(conn, t, precise).await?;
                 ctx.log(
                     "info",
                     &format!(
-                        "{}: repacked, size {} -> {} (indexes {} -> {})",
+                        "{}: repacked, size {} -> {} (indexes {} -> {}), bloat {bloat:.1}% -> {bloat1:.1}%",
                         t.label(),
                         mb(size0),
                         mb(size1),
