@@ -278,6 +278,22 @@ async fn enqueue_for(
     Ok(op)
 }
 
+/// Moves a database to an in-progress status and enqueues the operation that ends it.
+async fn transition(
+    tx: &mut Transaction<'_, Postgres>,
+    cur: &DatabaseRow,
+    status: DatabaseStatus,
+    kind: OperationKind,
+    params: serde_json::Value,
+) -> ApiResult<queue::OperationRow> {
+    sqlx::query("UPDATE databases SET status = $2, version = version + 1, updated_at = now() WHERE id = $1")
+        .bind(cur.id)
+        .bind(status.as_str())
+        .execute(&mut **tx)
+        .await?;
+    enqueue_for(tx, cur.id, cur.tenant_id, kind, params).await
+}
+
 fn check_extensions(inst: &InstanceRow, wanted: &[String]) -> ApiResult<()> {
     let mut errs = FieldErrors::default();
     for (i, e) in wanted.iter().enumerate() {
@@ -416,11 +432,7 @@ async fn update_database(
     errs.into_result()?;
     let row = visible(&s, &who, id).await?;
     let mut tx = s.db.begin().await?;
-    let cur: DatabaseRow =
-        sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
-            .bind(row.id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let cur = record::lock(&mut tx, row.id).await?;
     if let Some(v) = header_version.or(req.version) {
         if v != cur.version {
             return Err(stale(header_version.is_some()));
@@ -508,11 +520,7 @@ async fn delete_database(
     };
     let row = visible(&s, &who, id).await?;
     let mut tx = s.db.begin().await?;
-    let cur: DatabaseRow =
-        sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
-            .bind(row.id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let cur = record::lock(&mut tx, row.id).await?;
     match cur.status() {
         DatabaseStatus::Deleted => return Err(ApiError::NotFound("database")),
         DatabaseStatus::Deleting => {
@@ -540,14 +548,10 @@ async fn delete_database(
         tx.commit().await?;
         return accepted(&s, cur.id, None, StatusCode::OK).await;
     }
-    sqlx::query("UPDATE databases SET status = 'deleting', version = version + 1, updated_at = now() WHERE id = $1")
-        .bind(cur.id)
-        .execute(&mut *tx)
-        .await?;
-    let op = enqueue_for(
+    let op = transition(
         &mut tx,
-        cur.id,
-        cur.tenant_id,
+        &cur,
+        DatabaseStatus::Deleting,
         OperationKind::DeleteDatabase,
         serde_json::json!({ "grace_ms": grace_ms, "force": q.force }),
     )
@@ -564,27 +568,17 @@ async fn delete_database(
 async fn reconcile_database(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<Accepted> {
     let row = visible(&s, &who, id).await?;
     let mut tx = s.db.begin().await?;
-    let cur: DatabaseRow =
-        sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
-            .bind(row.id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let cur = record::lock(&mut tx, row.id).await?;
     if !matches!(cur.status(), DatabaseStatus::Ready | DatabaseStatus::Failed) {
         return Err(ApiError::Conflict(
             "invalid_state",
             format!("database is {}; only ready or failed databases are reconciled", cur.status().as_str()),
         ));
     }
-    sqlx::query(
-        "UPDATE databases SET status = 'provisioning', version = version + 1, updated_at = now() WHERE id = $1",
-    )
-    .bind(cur.id)
-    .execute(&mut *tx)
-    .await?;
-    let op = enqueue_for(
+    let op = transition(
         &mut tx,
-        cur.id,
-        cur.tenant_id,
+        &cur,
+        DatabaseStatus::Provisioning,
         OperationKind::ProvisionDatabase,
         serde_json::json!({ "reconcile": true }),
     )

@@ -10,17 +10,11 @@ use crate::ops::runner::OpContext;
 use crate::ops::OpError;
 
 async fn load(ctx: &OpContext) -> Result<(record::DatabaseRow, super::Target, record::CredentialRow), OpError> {
-    let state = &ctx.state;
-    let db = record::load(&state.db, ctx.op.target_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
-    let inst = record::load_instance(&state.db, db.instance_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
-    let cred = record::credential(&state.db, ctx.param_uuid("credential_id")?)
+    let (db, _, target) = record::for_operation(&ctx.state.db, &ctx.state.key, ctx.op.target_id).await?;
+    let cred = record::credential(&ctx.state.db, ctx.param_uuid("credential_id")?)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the credential record is gone"))?;
-    Ok((db, inst.target(&state.key)?, cred))
+    Ok((db, target, cred))
 }
 
 /// Applies the pending password; the record swaps it in when the operation succeeds.

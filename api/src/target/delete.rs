@@ -14,13 +14,7 @@ use crate::ops::OpError;
 
 pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     let state = &ctx.state;
-    let db = record::load(&state.db, ctx.op.target_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
-    let inst = record::load_instance(&state.db, db.instance_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
-    let target = inst.target(&state.key)?;
+    let (db, inst, target) = record::for_operation(&state.db, &state.key, ctx.op.target_id).await?;
     let names = db.physical();
     let dbi = names.database.pg_ident();
 

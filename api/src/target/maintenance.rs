@@ -60,13 +60,7 @@ async fn setup(ctx: &OpContext) -> Result<Setup, OpError> {
     });
     let req: CreateMaintenance =
         serde_json::from_value(params).map_err(|e| OpError::permanent("bad_params", e.to_string()))?;
-    let db = record::load(&ctx.state.db, ctx.op.target_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
-    let inst = record::load_instance(&ctx.state.db, db.instance_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
-    let target = inst.target(&ctx.state.key)?;
+    let (db, inst, target) = record::for_operation(&ctx.state.db, &ctx.state.key, ctx.op.target_id).await?;
     Ok(Setup { db, inst, target, req, slot: slot.and_then(|v| v.as_str().map(str::to_string)) })
 }
 

@@ -13,14 +13,8 @@ use crate::ops::OpError;
 
 pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     let state = &ctx.state;
-    let db = record::load(&state.db, ctx.op.target_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
-    let inst = record::load_instance(&state.db, db.instance_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
+    let (db, inst, target) = record::for_operation(&state.db, &state.key, ctx.op.target_id).await?;
     let creds = record::credentials(&state.db, db.id).await?;
-    let target = inst.target(&state.key)?;
     let names = db.physical();
 
     ctx.step(&format!("connecting to instance {} ({}:{})", inst.name, inst.host, inst.port)).await;

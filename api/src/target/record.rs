@@ -85,6 +85,28 @@ pub async fn load<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Databa
         .await
 }
 
+/// The database row, locked for the rest of the transaction (serialises its mutations).
+pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<DatabaseRow, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
+        .bind(id)
+        .fetch_one(tx)
+        .await
+}
+
+/// What an operation on a database needs: its record, its instance, and how to reach it.
+pub async fn for_operation(
+    db: &sqlx::PgPool,
+    key: &crate::crypto::MasterKey,
+    id: Uuid,
+) -> Result<(DatabaseRow, InstanceRow, super::Target), crate::ops::OpError> {
+    use crate::ops::OpError;
+    let row = load(db, id).await?.ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
+    let inst =
+        load_instance(db, row.instance_id).await?.ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
+    let target = inst.target(key)?;
+    Ok((row, inst, target))
+}
+
 pub async fn load_instance<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<InstanceRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1"))
         .bind(id)
