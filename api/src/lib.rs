@@ -5,6 +5,7 @@ pub mod cli;
 pub mod crypto;
 pub mod dev;
 pub mod error;
+pub mod hosts;
 pub mod http;
 pub mod metrics;
 pub mod naming;

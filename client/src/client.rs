@@ -172,6 +172,23 @@ impl Client {
         Ok(self.get::<List<Instance>>("/v1/instances").await?.items)
     }
 
+    // ------------------------------------------------------------ hosts
+
+    pub async fn create_host(&self, req: &CreateHost) -> Result<Host, ClientError> {
+        self.post("/v1/hosts", req).await
+    }
+    pub async fn get_host(&self, name: &str) -> Result<Host, ClientError> {
+        self.get(&format!("/v1/hosts/{name}")).await
+    }
+    pub async fn list_hosts(&self) -> Result<Vec<Host>, ClientError> {
+        Ok(self.get::<List<Host>>("/v1/hosts").await?.items)
+    }
+    pub async fn delete_host(&self, name: &str) -> Result<(), ClientError> {
+        self.send::<(), serde_json::Value>(Method::DELETE, &format!("/v1/hosts/{name}"), None, &[], None)
+            .await
+            .map(|_| ())
+    }
+
     // ------------------------------------------------------------ databases
 
     pub async fn create_database(&self, req: &CreateDatabase) -> Result<DatabaseAccepted, ClientError> {

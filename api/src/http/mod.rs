@@ -4,6 +4,7 @@ pub mod credentials;
 pub mod databases;
 pub mod extract;
 pub mod health;
+pub mod hosts;
 pub mod instances;
 pub mod maintenance;
 pub mod middleware;
@@ -29,7 +30,7 @@ use crate::state::AppState;
     info(title = "dbaas API", description = "Self-service PostgreSQL databases: tenants, instances, databases with read/write/admin roles, credentials, leases and durable operations."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "maintenance"), (name = "instances"), (name = "tenants"), (name = "tokens"))
+    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "maintenance"), (name = "instances"), (name = "hosts"), (name = "tenants"), (name = "tokens"))
 )]
 struct ApiDoc;
 
@@ -50,6 +51,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tenants::router())
         .merge(instances::router())
+        .merge(hosts::router())
         .merge(databases::router())
         .merge(credentials::router())
         .merge(operations::router())

@@ -101,8 +101,9 @@ pub async fn for_operation(
 ) -> Result<(DatabaseRow, InstanceRow, super::Target), crate::ops::OpError> {
     use crate::ops::OpError;
     let row = load(db, id).await?.ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
-    let inst =
-        load_instance(db, row.instance_id).await?.ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
+    let inst = load_instance(db, row.instance_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
     let target = inst.target(key)?;
     Ok((row, inst, target))
 }

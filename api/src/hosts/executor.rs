@@ -1,0 +1,130 @@
+//! Running commands on a host. Commands are a program path and an argument vector, never a
+//! shell string, so nothing a caller sends can change what runs.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("invalid command: {0}")]
+    Invalid(String),
+    #[error("cannot run {program}: {message}")]
+    Spawn { program: String, message: String },
+    #[error("{program} exited with {status}: {stderr}")]
+    Failed { program: String, status: i32, stderr: String },
+    #[error("{0} did not finish in time")]
+    Timeout(String),
+}
+
+/// A validated command.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Run as the `postgres` system user (when the service runs as root).
+    pub as_postgres: bool,
+}
+
+impl Command {
+    pub fn new(program: &str, args: &[&str]) -> Result<Self, ExecError> {
+        if !program.starts_with('/') || program.split('/').any(|c| c == "..") {
+            return Err(ExecError::Invalid(format!("program {program:?} must be an absolute path without '..'")));
+        }
+        if program.contains('\0') || args.iter().any(|a| a.contains('\0')) {
+            return Err(ExecError::Invalid("NUL byte in a command".into()));
+        }
+        Ok(Self {
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            as_postgres: false,
+        })
+    }
+
+    pub fn as_postgres(mut self) -> Self {
+        self.as_postgres = true;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs commands on one host. Implementations: [`LocalExecutor`] (the API's machine); an SSH
+/// implementation follows with managed instances on remote hosts.
+pub trait Executor: Send + Sync {
+    /// Runs `cmd`; a non-zero exit is an error carrying stderr.
+    fn run(&self, cmd: &Command) -> impl std::future::Future<Output = Result<Output, ExecError>> + Send;
+    /// Whether commands run as root (then postgres-owned files need a chown).
+    fn is_root(&self) -> bool;
+}
+
+pub struct LocalExecutor {
+    timeout: Duration,
+}
+
+impl Default for LocalExecutor {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(60) }
+    }
+}
+
+impl Executor for LocalExecutor {
+    async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
+        let mut c = tokio::process::Command::new(&cmd.program);
+        c.args(&cmd.args).stdin(std::process::Stdio::null()).kill_on_drop(true).env("LC_ALL", "C");
+        if cmd.as_postgres && self.is_root() {
+            let user = nix::unistd::User::from_name("postgres").ok().flatten().ok_or_else(|| ExecError::Spawn {
+                program: cmd.program.clone(),
+                message: "no postgres system user".into(),
+            })?;
+            c.uid(user.uid.as_raw()).gid(user.gid.as_raw()).current_dir("/");
+        }
+        let out = tokio::time::timeout(self.timeout, c.output())
+            .await
+            .map_err(|_| ExecError::Timeout(cmd.program.clone()))?
+            .map_err(|e| ExecError::Spawn { program: cmd.program.clone(), message: e.to_string() })?;
+        let output = Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if out.status.success() {
+            Ok(output)
+        } else {
+            Err(ExecError::Failed {
+                program: cmd.program.clone(),
+                status: out.status.code().unwrap_or(-1),
+                stderr: output.stderr.trim().to_string(),
+            })
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_validated() {
+        assert!(Command::new("/bin/true", &[]).is_ok());
+        assert!(Command::new("true", &[]).is_err());
+        assert!(Command::new("/usr/../bin/sh", &[]).is_err());
+        assert!(Command::new("/bin/echo", &["a\0b"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn runs_and_reports_failures() {
+        let e = LocalExecutor::default();
+        let out = e.run(&Command::new("/bin/echo", &["hello; rm -rf /"]).expect("cmd")).await.expect("runs");
+        assert_eq!(out.stdout, "hello; rm -rf /\n", "arguments are passed verbatim, never to a shell");
+        let err = e.run(&Command::new("/bin/false", &[]).expect("cmd")).await.expect_err("fails");
+        assert!(matches!(err, ExecError::Failed { status: 1, .. }), "{err}");
+        let err = e.run(&Command::new("/no/such/program", &[]).expect("cmd")).await.expect_err("missing");
+        assert!(matches!(err, ExecError::Spawn { .. }), "{err}");
+    }
+}
