@@ -1,0 +1,68 @@
+//! Hosts where managed instances are provisioned.
+
+#[allow(unused_imports)]
+use super::prelude::*;
+#[allow(unused_imports)]
+use super::*;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum HostKind {
+    /// The API's own machine.
+    Local,
+    /// A machine reached over SSH.
+    Ssh,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateHost {
+    pub name: String,
+    pub kind: HostKind,
+    /// ssh: address of the machine.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// ssh: port (default 22).
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
+    #[serde(default)]
+    pub ssh_user: Option<String>,
+    /// ssh: private key (PEM/OpenSSH), stored encrypted.
+    #[serde(default)]
+    pub ssh_private_key: Option<String>,
+    /// ssh: the host's public key line, checked on every connection.
+    #[serde(default)]
+    pub ssh_known_host_key: Option<String>,
+    /// Absolute directory under which instance data directories are created.
+    pub data_root: String,
+    /// Ports instances may use, inclusive (default 5500-5599).
+    #[serde(default)]
+    pub port_range: Option<[u16; 2]>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PgVersion {
+    /// Major version, e.g. `15`.
+    pub version: String,
+    /// What `pg_config --version` printed.
+    pub full_version: String,
+    pub bin_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Host {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: HostKind,
+    pub address: Option<String>,
+    pub data_root: String,
+    pub port_range: [u16; 2],
+    /// PostgreSQL versions found on the host at registration.
+    pub pg_versions: Vec<PgVersion>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+}
