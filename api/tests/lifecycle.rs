@@ -256,6 +256,23 @@ async fn service_endpoints() {
         metrics.contains("dbaas_operations_total{kind=\"provision_database\",outcome=\"succeeded\"} 1"),
         "{metrics}"
     );
+    // Readiness needs every migration of this binary applied.
+    assert_eq!(reqwest::get(format!("{}/readyz", h.endpoint())).await.unwrap().status().as_u16(), 200);
+    let mut c = h.state_db().await;
+    let (version,): (i64,) = sqlx::query_as(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations) RETURNING version",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    let r = reqwest::get(format!("{}/readyz", h.endpoint())).await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.text().await.unwrap().contains(&version.to_string()));
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", h.endpoint())).await.unwrap().status().as_u16(),
+        200,
+        "alive, just not ready"
+    );
     let nf = reqwest::get(format!("{}/v1/nope", h.endpoint())).await.unwrap();
     assert_eq!(nf.status().as_u16(), 404);
     assert_eq!(nf.headers()["content-type"], "application/problem+json");

@@ -25,12 +25,24 @@ pub fn router(openapi: String) -> Router<AppState> {
         .route("/docs", get(|| async { Html(DOCS_PAGE) }))
 }
 
+/// Ready when the state database answers and every migration this binary embeds is applied
+/// (a replica newer than the schema must not take traffic).
 async fn readyz(State(s): State<AppState>) -> Response {
-    let pending: Result<i64, sqlx::Error> =
-        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success = false").fetch_one(&s.db).await;
-    match pending {
-        Ok(0) => (StatusCode::OK, "ready").into_response(),
-        Ok(_) => ApiError::Unavailable("a migration failed".into()).into_response(),
+    let applied: Result<Vec<i64>, sqlx::Error> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&s.db).await;
+    match applied {
+        Ok(applied) => {
+            let missing: Vec<String> = crate::server::MIGRATOR
+                .iter()
+                .filter(|m| !applied.contains(&m.version))
+                .map(|m| format!("{} {}", m.version, m.description))
+                .collect();
+            if missing.is_empty() {
+                (StatusCode::OK, "ready").into_response()
+            } else {
+                ApiError::Unavailable(format!("migrations not applied: {}", missing.join(", "))).into_response()
+            }
+        }
         Err(_) => ApiError::Unavailable("the state database is not reachable".into()).into_response(),
     }
 }
