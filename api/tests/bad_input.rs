@@ -118,25 +118,7 @@ async fn capacity_quota_and_ttl() {
     let h = Harness::start().await;
     let a = h.tenant("team-a").await;
     // A second registration of the same server with room for one database.
-    let t = &h.target_pg;
-    h.admin
-        .create_instance(&CreateInstance {
-            name: "tiny".into(),
-            kind: InstanceKind::External,
-            host: "127.0.0.1".into(),
-            port: t.port,
-            public_host: None,
-            admin_user: "postgres".into(),
-            admin_password: t.password.clone(),
-            sslmode: SslMode::Require,
-            ca_cert: None,
-            environment: Environment::Sandbox,
-            labels: BTreeMap::new(),
-            max_databases: 1,
-            allowed_extensions: vec![],
-        })
-        .await
-        .unwrap();
+    h.admin.create_instance(&CreateInstance { max_databases: 1, ..instance_req(&h.target_pg, "tiny") }).await.unwrap();
     let mut req = db_req("first");
     req.instance = Some("tiny".into());
     let first = h.ready_database(&a, req.clone()).await;
@@ -297,21 +279,7 @@ async fn stale_patch_changes_nothing() {
 async fn instance_registration_and_target_down() {
     let h = Harness::start().await;
     let a = h.tenant("team-a").await;
-    let base = CreateInstance {
-        name: "other".into(),
-        kind: InstanceKind::External,
-        host: "127.0.0.1".into(),
-        port: h.target_pg.port,
-        public_host: None,
-        admin_user: "postgres".into(),
-        admin_password: h.target_pg.password.clone(),
-        sslmode: SslMode::Require,
-        ca_cert: None,
-        environment: Environment::Sandbox,
-        labels: BTreeMap::new(),
-        max_databases: 10,
-        allowed_extensions: vec![],
-    };
+    let base = instance_req(&h.target_pg, "other");
     // Wrong password, nothing listening, a login without the needed privileges.
     let e =
         h.admin.create_instance(&CreateInstance { admin_password: "wrong".into(), ..base.clone() }).await.unwrap_err();

@@ -12,19 +12,10 @@ use dbaas_client::*;
 
 fn instance(h: &Harness, name: &str, env: Environment, tier: &str, max: i32) -> CreateInstance {
     CreateInstance {
-        name: name.into(),
-        kind: InstanceKind::External,
-        host: "127.0.0.1".into(),
-        port: h.target_pg.port,
-        public_host: None,
-        admin_user: "postgres".into(),
-        admin_password: h.target_pg.password.clone(),
-        sslmode: SslMode::Require,
-        ca_cert: None,
         environment: env,
         labels: BTreeMap::from([("tier".to_string(), tier.to_string())]),
         max_databases: max,
-        allowed_extensions: vec![],
+        ..instance_req(&h.target_pg, name)
     }
 }
 

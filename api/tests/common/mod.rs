@@ -112,25 +112,14 @@ impl Harness {
         h.admin_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
         h.spawn_api(opts).await;
         h.admin = Client::new(&h.apis[0].endpoint, &h.admin_token).unwrap();
-        let t = &h.target_pg;
-        h.admin
-            .create_instance(&CreateInstance {
-                name: "main".into(),
-                kind: InstanceKind::External,
-                host: "127.0.0.1".into(),
-                port: t.port,
-                public_host: None,
-                admin_user: "postgres".into(),
-                admin_password: t.password.clone(),
-                sslmode: SslMode::Require,
-                ca_cert: t.ca_cert.clone(),
-                environment: Environment::Sandbox,
-                labels: BTreeMap::from([("tier".to_string(), "gold".to_string())]),
-                max_databases: 100,
-                allowed_extensions: vec!["pgcrypto".into(), "citext".into()],
-            })
-            .await
-            .expect("register instance");
+        let main = CreateInstance {
+            ca_cert: h.target_pg.ca_cert.clone(),
+            labels: BTreeMap::from([("tier".to_string(), "gold".to_string())]),
+            max_databases: 100,
+            allowed_extensions: vec!["pgcrypto".into(), "citext".into()],
+            ..instance_req(&h.target_pg, "main")
+        };
+        h.admin.create_instance(&main).await.expect("register instance");
         h
     }
 
@@ -226,6 +215,26 @@ impl Harness {
             .fetch_one(&mut c)
             .await
             .unwrap()
+    }
+}
+
+/// The target server registered as an external sandbox instance called `name` (no labels,
+/// room for 10 databases); callers override what they test.
+pub fn instance_req(target: &Cluster, name: &str) -> CreateInstance {
+    CreateInstance {
+        name: name.into(),
+        kind: InstanceKind::External,
+        host: "127.0.0.1".into(),
+        port: target.port,
+        public_host: None,
+        admin_user: "postgres".into(),
+        admin_password: target.password.clone(),
+        sslmode: SslMode::Require,
+        ca_cert: None,
+        environment: Environment::Sandbox,
+        labels: BTreeMap::new(),
+        max_databases: 10,
+        allowed_extensions: vec![],
     }
 }
 
