@@ -58,6 +58,9 @@ pub struct EngineArgs {
     /// How often due maintenance schedules are looked for, in milliseconds.
     #[arg(long, env = "DBAAS_SCHEDULER_INTERVAL_MS", default_value_t = 5_000)]
     pub scheduler_interval_ms: u64,
+    /// How often managed instances are health-checked, in milliseconds.
+    #[arg(long, env = "DBAAS_HEALTH_INTERVAL_MS", default_value_t = 15_000)]
+    pub health_interval_ms: u64,
     /// Fault injection for tests: pause before each operation step, in milliseconds.
     #[arg(long, env = "DBAAS_TEST_STEP_DELAY_MS", default_value_t = 0, hide = true)]
     pub test_step_delay_ms: u64,
@@ -79,6 +82,7 @@ impl EngineArgs {
             delete_grace: Duration::from_millis(self.delete_grace_ms),
             scheduler_interval: Duration::from_millis(self.scheduler_interval_ms.max(100)),
             step_delay: Duration::from_millis(self.test_step_delay_ms),
+            health_interval: Duration::from_millis(self.health_interval_ms.max(200)),
             ..EngineConfig::default()
         })
     }

@@ -7,7 +7,7 @@ use std::fs;
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
-use dbaas_client::{CreateInstance, Environment, InstanceKind, SslMode};
+use dbaas_client::{CreateInstance, Environment, SslMode};
 
 use crate::cli::DevArgs;
 use crate::crypto::MasterKey;
@@ -43,23 +43,23 @@ pub async fn run(args: DevArgs) -> Result<()> {
         lock_down_local(&local_pg).await?;
         let available = available_extensions(&local_pg).await.unwrap_or_default();
         let req = CreateInstance {
-            name: "local".into(),
-            kind: InstanceKind::External,
-            host: "127.0.0.1".into(),
-            port: local_pg.port,
             public_host: Some("localhost".into()),
-            admin_user: "postgres".into(),
-            admin_password: local_pg.password.clone(),
             sslmode: SslMode::Prefer,
             ca_cert: local_pg.ca_cert.clone(),
-            environment: Environment::Sandbox,
             labels: BTreeMap::from([("site".to_string(), "local".to_string())]),
-            max_databases: 100,
             allowed_extensions: LOCAL_EXTENSIONS
                 .iter()
                 .filter(|e| available.iter().any(|a| a == *e))
                 .map(|e| e.to_string())
                 .collect(),
+            ..CreateInstance::external(
+                "local",
+                "127.0.0.1",
+                local_pg.port,
+                "postgres",
+                &local_pg.password,
+                Environment::Sandbox,
+            )
         };
         crate::http::instances::register(&state, req)
             .await

@@ -182,20 +182,9 @@ impl Cluster {
     }
 
     fn write_certificates(&self) -> Result<()> {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-        let ca_key = KeyPair::generate()?;
-        let mut ca = CertificateParams::new(Vec::<String>::new())?;
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "dbaas local instance CA");
-        let ca_cert = ca.self_signed(&ca_key)?;
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
-        params.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-        params.distinguished_name.push(DnType::CommonName, "localhost");
-        let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
+        let c = crate::tlsgen::server_cert("dbaas local instance CA", &["localhost".into(), "127.0.0.1".into()])?;
         let data = self.data_dir();
-        for (name, body) in [("server.crt", cert.pem()), ("server.key", key.serialize_pem()), ("ca.crt", ca_cert.pem())]
-        {
+        for (name, body) in [("server.crt", c.cert_pem), ("server.key", c.key_pem), ("ca.crt", c.ca_pem)] {
             let path = data.join(name);
             write_private(&path, &body)?;
             self.own(&path)?;

@@ -36,6 +36,7 @@ pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
         metrics: Arc::new(Metrics::default()),
         job_wakeup: Arc::new(Notify::new()),
         op_events: broadcast::channel(1024).0,
+        hosts: Arc::new(crate::hosts::HostPool::default()),
     }
 }
 
@@ -73,6 +74,7 @@ pub async fn serve_with(
     ops::listener::spawn(state.clone(), shutdown.clone());
     ops::reaper::spawn(state.clone(), shutdown.clone());
     ops::scheduler::spawn(state.clone(), shutdown.clone());
+    crate::managed::health::spawn(state.clone(), shutdown.clone());
     let workers = ops::worker::spawn(state.clone(), shutdown.clone());
     let worker_id = state.engine.worker_id.clone();
     let app = crate::http::app(state);

@@ -29,6 +29,8 @@ pub struct EngineConfig {
     pub scheduler_interval: Duration,
     /// Fault injection for tests: a pause before every step of an operation.
     pub step_delay: Duration,
+    /// How often managed instances are health-checked.
+    pub health_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +44,7 @@ impl Default for EngineConfig {
             delete_grace: Duration::from_secs(5),
             scheduler_interval: Duration::from_secs(5),
             step_delay: Duration::ZERO,
+            health_interval: Duration::from_secs(15),
         }
     }
 }
@@ -60,4 +63,6 @@ pub struct AppState {
     pub job_wakeup: Arc<Notify>,
     /// Ids of operations whose status changed (LISTEN dbaas_operations).
     pub op_events: broadcast::Sender<Uuid>,
+    /// Connections to hosts of managed instances.
+    pub hosts: Arc<crate::hosts::HostPool>,
 }

@@ -282,11 +282,11 @@ async fn instance_registration_and_target_down() {
     let base = instance_req(&h.target_pg, "other");
     // Wrong password, nothing listening, a login without the needed privileges.
     let e =
-        h.admin.create_instance(&CreateInstance { admin_password: "wrong".into(), ..base.clone() }).await.unwrap_err();
+        h.admin.create_instance(&CreateInstance { admin_password: Some("wrong".into()), ..base.clone() }).await.unwrap_err();
     assert_eq!(problem(&e).code, "instance_unreachable", "{e}");
     assert!(problem(&e).detail.contains("28P01"), "{e}");
     let dead_port = dbaas_api::pgcluster::free_port().unwrap();
-    let e = h.admin.create_instance(&CreateInstance { port: dead_port, ..base.clone() }).await.unwrap_err();
+    let e = h.admin.create_instance(&CreateInstance { port: Some(dead_port), ..base.clone() }).await.unwrap_err();
     assert_eq!(problem(&e).code, "instance_unreachable");
     let mut su = h.target_db("postgres").await;
     sqlx::raw_sql("CREATE ROLE weak LOGIN PASSWORD 'weak-password-1'; GRANT CONNECT ON DATABASE postgres TO weak")
@@ -296,8 +296,8 @@ async fn instance_registration_and_target_down() {
     let e = h
         .admin
         .create_instance(&CreateInstance {
-            admin_user: "weak".into(),
-            admin_password: "weak-password-1".into(),
+            admin_user: Some("weak".into()),
+            admin_password: Some("weak-password-1".into()),
             ..base.clone()
         })
         .await
@@ -310,16 +310,18 @@ async fn instance_registration_and_target_down() {
         .await
         .unwrap_err();
     assert_eq!(problem(&e).errors[0].field, "allowed_extensions[0]");
+    // Managed: the host must be a registered host, and external-only fields are refused.
     let e = h.admin.create_instance(&CreateInstance { kind: InstanceKind::Managed, ..base.clone() }).await.unwrap_err();
-    assert_eq!(problem(&e).errors[0].field, "kind");
+    let fields: Vec<&str> = problem(&e).errors.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(fields, vec!["admin_user", "admin_password", "host", "version"], "{e}");
     assert_eq!(h.count("SELECT count(*) FROM instances").await, 1);
 
     // A CREATEDB + CREATEROLE login (not superuser) is enough, and works end to end.
     sqlx::raw_sql("ALTER ROLE weak CREATEDB CREATEROLE").execute(&mut su).await.unwrap();
     h.admin
         .create_instance(&CreateInstance {
-            admin_user: "weak".into(),
-            admin_password: "weak-password-1".into(),
+            admin_user: Some("weak".into()),
+            admin_password: Some("weak-password-1".into()),
             ..base.clone()
         })
         .await
@@ -342,8 +344,8 @@ async fn instance_registration_and_target_down() {
     h.admin
         .create_instance(&CreateInstance {
             name: "flaky".into(),
-            port: flaky.port,
-            admin_password: flaky.password.clone(),
+            port: Some(flaky.port),
+            admin_password: Some(flaky.password.clone()),
             sslmode: SslMode::Disable,
             ..base.clone()
         })

@@ -57,13 +57,7 @@ async fn placement_picks_least_loaded_match() {
         .send::<_, Instance>(
             reqwest::Method::PATCH,
             "/v1/instances/silver",
-            Some(&UpdateInstance {
-                version: None,
-                admin_password: None,
-                labels: None,
-                max_databases: Some(0),
-                allowed_extensions: None,
-            }),
+            Some(&UpdateInstance { max_databases: Some(0), ..Default::default() }),
             &[],
             None,
         )

@@ -171,6 +171,20 @@ impl Client {
     pub async fn list_instances(&self) -> Result<Vec<Instance>, ClientError> {
         Ok(self.get::<List<Instance>>("/v1/instances").await?.items)
     }
+    /// PATCH; a settings change of a managed instance runs as an operation (`last_operation_id`).
+    pub async fn update_instance(&self, name: &str, req: &UpdateInstance) -> Result<Instance, ClientError> {
+        Ok(self.send(Method::PATCH, &format!("/v1/instances/{name}"), Some(req), &[], None).await?.body)
+    }
+    /// DELETE. A managed instance is removed by an operation and comes back `deleting`; an
+    /// external one is unregistered at once (`None`). `force` also drops its databases (admin).
+    pub async fn delete_instance(&self, name: &str, force: bool) -> Result<Option<Instance>, ClientError> {
+        let path = format!("/v1/instances/{name}{}", if force { "?force=true" } else { "" });
+        Ok(self.send::<(), _>(Method::DELETE, &path, None, &[], None).await?.body)
+    }
+    /// Start, stop or restart a managed instance (an operation).
+    pub async fn instance_action(&self, name: &str, action: InstanceActionKind) -> Result<Instance, ClientError> {
+        self.post(&format!("/v1/instances/{name}/actions"), &InstanceAction { action }).await
+    }
 
     // ------------------------------------------------------------ hosts
 

@@ -136,19 +136,17 @@ async fn quickstart_example_applies_and_examples_are_formatted() {
     let local = env.admin.get_instance("main").await.unwrap();
     env.admin
         .create_instance(&dbaas_client::CreateInstance {
-            name: "local".into(),
-            kind: dbaas_client::InstanceKind::External,
-            host: local.host.clone(),
-            port: local.port,
-            public_host: None,
-            admin_user: "postgres".into(),
-            admin_password: env.target.password.clone(),
             sslmode: dbaas_client::SslMode::Require,
-            ca_cert: None,
-            environment: dbaas_client::Environment::Sandbox,
-            labels: Default::default(),
             max_databases: 10,
             allowed_extensions: vec!["pgcrypto".into()],
+            ..dbaas_client::CreateInstance::external(
+                "local",
+                &local.host,
+                local.port,
+                "postgres",
+                &env.target.password,
+                dbaas_client::Environment::Sandbox,
+            )
         })
         .await
         .unwrap();

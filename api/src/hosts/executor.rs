@@ -5,6 +5,12 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
+    /// The host could not be reached (SSH: connection, authentication or host key).
+    #[error("cannot reach the host: {0}")]
+    Unreachable(String),
+    /// The host's SSH key is not the one registered.
+    #[error("the host key does not match the registered one: {0}")]
+    HostKeyMismatch(String),
     #[error("invalid command: {0}")]
     Invalid(String),
     #[error("cannot run {program}: {message}")]
@@ -22,6 +28,9 @@ pub struct Command {
     pub args: Vec<String>,
     /// Run as the `postgres` system user (when the service runs as root).
     pub as_postgres: bool,
+    /// Bytes written to the program's standard input (files are written this way, so their
+    /// content never appears in an argument list).
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl Command {
@@ -36,12 +45,23 @@ impl Command {
             program: program.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
             as_postgres: false,
+            stdin: None,
         })
     }
 
     pub fn as_postgres(mut self) -> Self {
         self.as_postgres = true;
         self
+    }
+
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// The program and arguments, for messages.
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.as_str()).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -51,8 +71,8 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// Runs commands on one host. Implementations: [`LocalExecutor`] (the API's machine); an SSH
-/// implementation follows with managed instances on remote hosts.
+/// Runs commands on one host. Implementations: [`LocalExecutor`] (the API's machine) and
+/// [`super::ssh::SshExecutor`]; [`HostExec`] picks one at run time.
 pub trait Executor: Send + Sync {
     /// Runs `cmd`; a non-zero exit is an error carrying stderr.
     fn run(&self, cmd: &Command) -> impl std::future::Future<Output = Result<Output, ExecError>> + Send;
@@ -72,8 +92,15 @@ impl Default for LocalExecutor {
 
 impl Executor for LocalExecutor {
     async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
+        use std::process::Stdio;
+        use tokio::io::AsyncWriteExt;
         let mut c = tokio::process::Command::new(&cmd.program);
-        c.args(&cmd.args).stdin(std::process::Stdio::null()).kill_on_drop(true).env("LC_ALL", "C");
+        c.args(&cmd.args)
+            .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .env("LC_ALL", "C");
         if cmd.as_postgres && self.is_root() {
             let user = nix::unistd::User::from_name("postgres").ok().flatten().ok_or_else(|| ExecError::Spawn {
                 program: cmd.program.clone(),
@@ -81,27 +108,57 @@ impl Executor for LocalExecutor {
             })?;
             c.uid(user.uid.as_raw()).gid(user.gid.as_raw()).current_dir("/");
         }
-        let out = tokio::time::timeout(self.timeout, c.output())
-            .await
-            .map_err(|_| ExecError::Timeout(cmd.program.clone()))?
-            .map_err(|e| ExecError::Spawn { program: cmd.program.clone(), message: e.to_string() })?;
-        let output = Output {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        let spawn_err = |e: std::io::Error| ExecError::Spawn { program: cmd.program.clone(), message: e.to_string() };
+        let run = async {
+            let mut child = c.spawn().map_err(spawn_err)?;
+            if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
+                stdin.write_all(data).await.map_err(spawn_err)?;
+            }
+            child.wait_with_output().await.map_err(spawn_err)
         };
-        if out.status.success() {
-            Ok(output)
-        } else {
-            Err(ExecError::Failed {
-                program: cmd.program.clone(),
-                status: out.status.code().unwrap_or(-1),
-                stderr: output.stderr.trim().to_string(),
-            })
-        }
+        let out = tokio::time::timeout(self.timeout, run).await.map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
+        finish(cmd, out.status.code(), &out.stdout, &out.stderr)
     }
 
     fn is_root(&self) -> bool {
         nix::unistd::geteuid().is_root()
+    }
+}
+
+/// Turns an exit status and captured output into our result.
+pub(super) fn finish(cmd: &Command, code: Option<i32>, stdout: &[u8], stderr: &[u8]) -> Result<Output, ExecError> {
+    let output =
+        Output { stdout: String::from_utf8_lossy(stdout).into_owned(), stderr: String::from_utf8_lossy(stderr).into_owned() };
+    if code == Some(0) {
+        Ok(output)
+    } else {
+        Err(ExecError::Failed {
+            program: cmd.program.clone(),
+            status: code.unwrap_or(-1),
+            stderr: output.stderr.trim().to_string(),
+        })
+    }
+}
+
+/// The executor of one registered host, chosen by its kind.
+pub enum HostExec {
+    Local(LocalExecutor),
+    Ssh(super::ssh::SshExecutor),
+}
+
+impl Executor for HostExec {
+    async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
+        match self {
+            Self::Local(e) => e.run(cmd).await,
+            Self::Ssh(e) => e.run(cmd).await,
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        match self {
+            Self::Local(e) => e.is_root(),
+            Self::Ssh(e) => e.is_root(),
+        }
     }
 }
 
@@ -124,6 +181,8 @@ mod tests {
         assert_eq!(out.stdout, "hello; rm -rf /\n", "arguments are passed verbatim, never to a shell");
         let err = e.run(&Command::new("/bin/false", &[]).expect("cmd")).await.expect_err("fails");
         assert!(matches!(err, ExecError::Failed { status: 1, .. }), "{err}");
+        let out = e.run(&Command::new("/bin/cat", &[]).expect("cmd").stdin("from stdin")).await.expect("cat");
+        assert_eq!(out.stdout, "from stdin");
         let err = e.run(&Command::new("/no/such/program", &[]).expect("cmd")).await.expect_err("missing");
         assert!(matches!(err, ExecError::Spawn { .. }), "{err}");
     }

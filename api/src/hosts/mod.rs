@@ -1,7 +1,12 @@
-//! Hosts where managed instances will be provisioned: the executor that runs commands there
-//! and what registration discovers (PostgreSQL versions, a usable data root).
+//! Hosts where managed instances are provisioned: the executors that run commands there, the
+//! connections kept to them, and what registration discovers (PostgreSQL versions, a usable
+//! data root).
 
 pub mod executor;
+mod pool;
+pub mod ssh;
+
+pub use pool::{HostPool, HostRecord, HOST_COLUMNS};
 
 use dbaas_client::PgVersion;
 

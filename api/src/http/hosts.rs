@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::extract::ApiJson;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldErrors};
-use crate::hosts::executor::LocalExecutor;
-use crate::hosts::{discover_versions, prepare_data_root, validate_data_root};
+use crate::hosts::executor::{ExecError, HostExec, LocalExecutor};
+use crate::hosts::ssh::{check_private_key, parse_host_key, SshTarget};
+use crate::hosts::{discover_versions, prepare_data_root, validate_data_root, HostPool};
 use crate::naming::validate_instance_name;
 use crate::state::AppState;
 
@@ -96,20 +97,23 @@ async fn create_host(
             "must be [start, end] with 1024 <= start <= end and at most 10000 ports",
         );
     }
-    match req.kind {
+    let ssh_target = match req.kind {
         HostKind::Local => {
-            for (f, v) in [("address", req.address.is_some()), ("ssh_user", req.ssh_user.is_some()), ("ssh_private_key", req.ssh_private_key.is_some())] {
+            for (f, v) in [
+                ("address", req.address.is_some()),
+                ("ssh_port", req.ssh_port.is_some()),
+                ("ssh_user", req.ssh_user.is_some()),
+                ("ssh_private_key", req.ssh_private_key.is_some()),
+                ("ssh_known_host_key", req.ssh_known_host_key.is_some()),
+            ] {
                 if v {
                     errs.add(f, "not_for_local", "only ssh hosts take connection settings");
                 }
             }
+            None
         }
-        HostKind::Ssh => errs.add(
-            "kind",
-            "unsupported",
-            "ssh hosts are not supported yet (managed instances on remote hosts come with the SSH executor); register a local host",
-        ),
-    }
+        HostKind::Ssh => ssh_target(&req, &mut errs),
+    };
     errs.into_result()?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM hosts WHERE name = $1)")
         .bind(&req.name)
@@ -119,8 +123,19 @@ async fn create_host(
         return Err(ApiError::Conflict("already_exists", format!("host {:?} already exists", req.name)));
     }
 
-    // Registration checks the host for real: a usable data root and PostgreSQL binaries.
-    let exec = LocalExecutor::default();
+    // Registration checks the host for real: reachable (with the right key), a usable data
+    // root and PostgreSQL binaries.
+    let exec = match &ssh_target {
+        None => HostExec::Local(LocalExecutor::default()),
+        Some(t) => HostPool::probe(t).await.map_err(|e| match e {
+            ExecError::HostKeyMismatch(m) => ApiError::field(
+                "ssh_known_host_key",
+                "host_key_mismatch",
+                format!("the host presented another key than ssh_known_host_key: {m}"),
+            ),
+            other => ApiError::field("address", "host_unreachable", format!("cannot log in over SSH: {other}")),
+        })?,
+    };
     prepare_data_root(&exec, &req.data_root).await.map_err(|e| {
         ApiError::field("data_root", "unusable", format!("the postgres user cannot use {}: {e}", req.data_root))
     })?;
@@ -136,14 +151,22 @@ async fn create_host(
     }
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO hosts (id, name, kind, data_root, port_range_start, port_range_end, pg_versions) VALUES ($1, $2, 'local', $3, $4, $5, $6)",
+        "INSERT INTO hosts (id, name, kind, data_root, port_range_start, port_range_end, pg_versions, \
+         address, ssh_port, ssh_user, ssh_private_key_enc, ssh_known_host_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(id)
     .bind(&req.name)
+    .bind(if ssh_target.is_some() { "ssh" } else { "local" })
     .bind(&req.data_root)
     .bind(i32::from(lo))
     .bind(i32::from(hi))
     .bind(sqlx::types::Json(&versions))
+    .bind(ssh_target.as_ref().map(|t| &t.address))
+    .bind(ssh_target.as_ref().map(|t| i32::from(t.port)))
+    .bind(ssh_target.as_ref().map(|t| &t.user))
+    .bind(ssh_target.as_ref().map(|t| s.key.encrypt(&t.private_key, &format!("host:{id}"))))
+    .bind(ssh_target.as_ref().map(|t| &t.known_host_key))
     .execute(&s.db)
     .await?;
     Ok((StatusCode::CREATED, axum::Json(by_name(&s, &req.name).await?.into())))
@@ -154,7 +177,55 @@ async fn create_host(
 async fn delete_host(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<StatusCode> {
     who.require_admin()?;
     let row = by_name(&s, &name).await?;
-    // Managed instances will reference their host; until then nothing else does.
-    sqlx::query("DELETE FROM hosts WHERE id = $1").bind(row.id).execute(&s.db).await?;
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM instances WHERE host_id = $1 AND status <> 'deleted'")
+        .bind(row.id)
+        .fetch_one(&s.db)
+        .await?;
+    if live > 0 {
+        return Err(ApiError::Conflict("host_in_use", format!("host {name} runs {live} instance(s); delete them first")));
+    }
+    // Deleted instances keep their history pointing here: then the host is only forgotten
+    // by name (renamed out of the way).
+    let n = sqlx::query("DELETE FROM hosts h WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM instances WHERE host_id = h.id)")
+        .bind(row.id)
+        .execute(&s.db)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        sqlx::query("UPDATE hosts SET name = left(name, 20) || '-deleted-' || left(replace(id::text, '-', ''), 8) WHERE id = $1")
+            .bind(row.id)
+            .execute(&s.db)
+            .await?;
+    }
+    s.hosts.forget(row.id).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The connection settings of an ssh host, each checked (they reach the ssh command line).
+fn ssh_target(req: &CreateHost, errs: &mut FieldErrors) -> Option<SshTarget> {
+    let address = req.address.clone().unwrap_or_default();
+    if !super::instances::valid_host(&address) {
+        errs.add("address", "invalid_host", "an ssh host needs its host name or IP address");
+    }
+    let user = req.ssh_user.clone().unwrap_or_else(|| "root".into());
+    let user_ok = !user.is_empty()
+        && user.len() <= 32
+        && !user.starts_with('-')
+        && user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !user_ok {
+        errs.add("ssh_user", "invalid_user", "a login name: letters, digits, '_', '-', '.'");
+    }
+    if req.ssh_port == Some(0) {
+        errs.add("ssh_port", "out_of_range", "must be 1-65535");
+    }
+    let key = req.ssh_private_key.clone().unwrap_or_default();
+    errs.check("ssh_private_key", "invalid_key", check_private_key(&key));
+    let host_key = match parse_host_key(req.ssh_known_host_key.as_deref().unwrap_or_default()) {
+        Ok(k) => k,
+        Err(e) => {
+            errs.add("ssh_known_host_key", "invalid_key", e);
+            String::new()
+        }
+    };
+    Some(SshTarget { address, port: req.ssh_port.unwrap_or(22), user, private_key: key, known_host_key: host_key })
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use dbaas_client::{CreateInstance, Instance, InstanceKind, List, SslMode, UpdateInstance};
+use dbaas_client::{CreateInstance, Instance, InstanceKind, List, OperationKind, SslMode, UpdateInstance};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_instances, create_instance))
         .routes(routes!(get_instance, update_instance, delete_instance))
         .routes(routes!(set_window, clear_window))
+        .routes(routes!(super::managed::instance_action))
 }
 
 /// Minutes after midnight of `HH:MM` (`24:00` allowed as an end).
@@ -105,7 +106,7 @@ mod tests {
 }
 
 pub async fn by_name(db: &sqlx::PgPool, name: &str) -> ApiResult<Option<InstanceRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1"))
+    Ok(sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 AND i.status <> 'deleted'"))
         .bind(name)
         .fetch_optional(db)
         .await?)
@@ -114,7 +115,9 @@ pub async fn by_name(db: &sqlx::PgPool, name: &str) -> ApiResult<Option<Instance
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", responses((status = 200, body = List<Instance>)))]
 async fn list_instances(State(s): State<AppState>, _who: Principal) -> ApiResult<axum::Json<List<Instance>>> {
     let rows: Vec<InstanceRow> =
-        sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i ORDER BY i.name")).fetch_all(&s.db).await?;
+        sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.status <> 'deleted' ORDER BY i.name"))
+            .fetch_all(&s.db)
+            .await?;
     Ok(axum::Json(List { items: rows.iter().map(InstanceRow::to_model).collect() }))
 }
 
@@ -130,15 +133,57 @@ async fn get_instance(
 }
 
 #[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body = CreateInstance,
-    responses((status = 201, body = Instance), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
+    responses((status = 201, body = Instance, description = "External instance registered"),
+        (status = 202, body = Instance, description = "Managed instance being provisioned (see last_operation_id)"),
+        (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 async fn create_instance(
     State(s): State<AppState>,
     who: Principal,
     ApiJson(req): ApiJson<CreateInstance>,
 ) -> ApiResult<(StatusCode, axum::Json<Instance>)> {
     who.require_admin()?;
-    let inst = register(&s, req).await?;
-    Ok((StatusCode::CREATED, axum::Json(inst)))
+    match req.kind {
+        InstanceKind::External => Ok((StatusCode::CREATED, axum::Json(register(&s, req).await?))),
+        InstanceKind::Managed => Ok((StatusCode::ACCEPTED, axum::Json(super::managed::create(&s, req).await?))),
+    }
+}
+
+/// Checks shared by both kinds; returns the dedicated tenant's id.
+pub async fn check_common(s: &AppState, req: &CreateInstance, errs: &mut FieldErrors) -> ApiResult<Option<Uuid>> {
+    errs.check("name", "invalid_name", validate_instance_name(&req.name));
+    if !(0..=10_000).contains(&req.max_databases) {
+        errs.add("max_databases", "out_of_range", "must be between 0 and 10000");
+    }
+    for (i, e) in req.allowed_extensions.iter().enumerate() {
+        errs.check(&format!("allowed_extensions[{i}]"), "invalid_extension", validate_extension_name(e));
+    }
+    for k in req.labels.keys() {
+        if k.is_empty() || k.len() > 63 {
+            errs.add("labels", "invalid_label", format!("label key {k:?} must be 1 to 63 characters"));
+        }
+    }
+    if let Some(p) = &req.public_host {
+        if !valid_host(p) {
+            errs.add("public_host", "invalid_host", "must be a host name or IP address");
+        }
+    }
+    let Some(tenant) = &req.dedicated_tenant else { return Ok(None) };
+    let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1 AND deleted_at IS NULL")
+        .bind(tenant)
+        .fetch_optional(&s.db)
+        .await?;
+    if id.is_none() {
+        errs.add("dedicated_tenant", "unknown_tenant", format!("no tenant named {tenant:?}"));
+    }
+    Ok(id)
+}
+
+/// A host name or IP address: no spaces, slashes or leading '-' (it reaches command lines).
+pub fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && !h.starts_with('-')
+        && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'))
 }
 
 /// What a connectivity and privilege check found.
@@ -149,57 +194,51 @@ struct Verified {
 /// Validates, verifies against the server, and records an external instance.
 pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
     let mut errs = FieldErrors::default();
-    errs.check("name", "invalid_name", validate_instance_name(&req.name));
-    if req.kind == InstanceKind::Managed {
-        errs.add("kind", "unsupported", "managed instances are provisioned on hosts, which this API does not offer yet; register an external instance");
-    }
-    if req.host.trim().is_empty() || req.host.len() > 255 || req.host.chars().any(|c| c.is_whitespace() || c == '/') {
+    let dedicated = check_common(s, &req, &mut errs).await?;
+    if !valid_host(&req.host) {
         errs.add("host", "invalid_host", "must be a host name or IP address");
     }
-    if req.port == 0 {
+    let port = req.port.unwrap_or(5432);
+    if port == 0 {
         errs.add("port", "out_of_range", "must be 1-65535");
     }
-    if req.admin_user.is_empty() || req.admin_user.len() > 63 {
-        errs.add("admin_user", "invalid", "must be 1 to 63 bytes");
+    let admin_user = req.admin_user.clone().unwrap_or_default();
+    let admin_password = req.admin_password.clone().unwrap_or_default();
+    if admin_user.is_empty() || admin_user.len() > 63 {
+        errs.add("admin_user", "required", "an external instance needs an admin login of 1 to 63 bytes");
     }
-    if req.admin_password.is_empty() {
+    if admin_password.is_empty() {
         errs.add("admin_password", "required", "must not be empty");
-    }
-    if !(0..=10_000).contains(&req.max_databases) {
-        errs.add("max_databases", "out_of_range", "must be between 0 and 10000");
     }
     if matches!(req.sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && req.ca_cert.is_none() {
         errs.add("ca_cert", "required", "verify-ca and verify-full need the instance's CA certificate");
     }
-    for (i, e) in req.allowed_extensions.iter().enumerate() {
-        errs.check(&format!("allowed_extensions[{i}]"), "invalid_extension", validate_extension_name(e));
+    if req.version.is_some() {
+        errs.add("version", "managed_only", "the version of an external instance is read from the server");
     }
-    for k in req.labels.keys() {
-        if k.is_empty() || k.len() > 63 {
-            errs.add("labels", "invalid_label", format!("label key {k:?} must be 1 to 63 characters"));
-        }
+    if !req.settings.is_empty() {
+        errs.add("settings", "managed_only", "settings are applied to managed instances only");
     }
     errs.into_result()?;
     if by_name(&s.db, &req.name).await?.is_some() {
         return Err(ApiError::Conflict("already_exists", format!("instance {:?} already exists", req.name)));
     }
-    let target =
-        Target::new(&req.host, req.port, &req.admin_user, &req.admin_password, req.sslmode, req.ca_cert.as_deref());
+    let target = Target::new(&req.host, port, &admin_user, &admin_password, req.sslmode, req.ca_cert.as_deref());
     let verified = verify(&target, &req.allowed_extensions).await?;
 
     let id = Uuid::new_v4();
-    let enc = s.key.encrypt(&req.admin_password, &format!("instance:{id}"));
+    let enc = s.key.encrypt(&admin_password, &format!("instance:{id}"));
     sqlx::query(
         "INSERT INTO instances (id, name, kind, host, port, public_host, admin_user, admin_password_enc, sslmode, ca_cert, \
-         environment, labels, max_databases, allowed_extensions, server_version) \
-         VALUES ($1, $2, 'external', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         environment, labels, max_databases, allowed_extensions, server_version, dedicated_tenant_id, protected) \
+         VALUES ($1, $2, 'external', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(id)
     .bind(&req.name)
     .bind(&req.host)
-    .bind(i32::from(req.port))
+    .bind(i32::from(port))
     .bind(req.public_host.as_deref().unwrap_or(&req.host))
-    .bind(&req.admin_user)
+    .bind(&admin_user)
     .bind(enc)
     .bind(req.sslmode.as_str())
     .bind(&req.ca_cert)
@@ -208,6 +247,8 @@ pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> 
     .bind(req.max_databases)
     .bind(&req.allowed_extensions)
     .bind(&verified.server_version)
+    .bind(dedicated)
+    .bind(req.protected)
     .execute(&s.db)
     .await?;
     let row = by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("instance"))?;
@@ -264,14 +305,15 @@ async fn verify(target: &Target, extensions: &[String]) -> ApiResult<Verified> {
 }
 
 #[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path)), request_body = UpdateInstance,
-    responses((status = 200, body = Instance), (status = 409, body = dbaas_client::Problem), (status = 412, body = dbaas_client::Problem)))]
+    responses((status = 200, body = Instance), (status = 202, body = Instance, description = "Settings being applied (see last_operation_id)"),
+        (status = 409, body = dbaas_client::Problem), (status = 412, body = dbaas_client::Problem)))]
 async fn update_instance(
     State(s): State<AppState>,
     who: Principal,
     Path(name): Path<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<UpdateInstance>,
-) -> ApiResult<axum::Json<Instance>> {
+) -> ApiResult<(StatusCode, axum::Json<Instance>)> {
     who.require_admin()?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
     let header_version = if_match(&headers)?;
@@ -282,7 +324,18 @@ async fn update_instance(
     for (i, e) in req.allowed_extensions.iter().flatten().enumerate() {
         errs.check(&format!("allowed_extensions[{i}]"), "invalid_extension", validate_extension_name(e));
     }
+    if row.is_managed() && req.admin_password.is_some() {
+        errs.add("admin_password", "managed_only", "the service owns the admin login of a managed instance");
+    }
+    if !row.is_managed() && req.settings.is_some() {
+        errs.add("settings", "managed_only", "settings are applied to managed instances only");
+    }
     errs.into_result()?;
+    // Settings are checked by the server binary before anything is accepted.
+    let settings = match &req.settings {
+        Some(new) if *new != row.settings.0 => Some(super::managed::check_update(&s, &row, new).await?),
+        _ => None,
+    };
     let password = match &req.admin_password {
         Some(p) => {
             let t = Target::new(
@@ -298,9 +351,11 @@ async fn update_instance(
         }
         None => None,
     };
+    let mut tx = s.db.begin().await?;
     let n = sqlx::query(
         "UPDATE instances SET admin_password_enc = coalesce($2, admin_password_enc), labels = coalesce($3, labels), \
          max_databases = coalesce($4, max_databases), allowed_extensions = coalesce($5, allowed_extensions), \
+         protected = coalesce($7, protected), auto_restart = coalesce($8, auto_restart), \
          version = version + 1 WHERE id = $1 AND ($6::bigint IS NULL OR version = $6)",
     )
     .bind(row.id)
@@ -309,31 +364,72 @@ async fn update_instance(
     .bind(req.max_databases)
     .bind(req.allowed_extensions.as_ref())
     .bind(header_version.or(req.version))
-    .execute(&s.db)
+    .bind(req.protected)
+    .bind(req.auto_restart)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 0 {
         return Err(stale(header_version.is_some()));
     }
+    let status = match settings {
+        Some(new) => {
+            super::managed::enqueue(&mut tx, &row, OperationKind::UpdateInstance, serde_json::json!({ "settings": new }))
+                .await?;
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::OK,
+    };
+    tx.commit().await?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
-    Ok(axum::Json(row.to_model()))
+    Ok((status, axum::Json(row.to_model())))
 }
 
-#[utoipa::path(delete, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path)),
-    responses((status = 204), (status = 409, body = dbaas_client::Problem)))]
-async fn delete_instance(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<StatusCode> {
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+struct DeleteQuery {
+    /// Managed instances: delete even while it holds databases (they are dropped with it).
+    #[serde(default)]
+    force: bool,
+}
+
+#[utoipa::path(delete, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path), DeleteQuery),
+    responses((status = 204, description = "External instance unregistered"),
+        (status = 202, body = Instance, description = "Managed instance being stopped and removed (see last_operation_id)"),
+        (status = 409, body = dbaas_client::Problem)))]
+async fn delete_instance(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(name): Path<String>,
+    super::extract::ApiQuery(q): super::extract::ApiQuery<DeleteQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     who.require_admin()?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
-    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM databases WHERE instance_id = $1)")
-        .bind(row.id)
-        .fetch_one(&s.db)
-        .await?;
-    if any {
+    if row.protected {
         return Err(ApiError::Conflict(
-            "instance_in_use",
-            format!("instance {name} holds or held databases; it stays registered for their history"),
+            "protected",
+            format!("instance {name} is protected; set protected = false first if it really must go"),
         ));
     }
-    sqlx::query("DELETE FROM instances WHERE id = $1").bind(row.id).execute(&s.db).await?;
-    Ok(StatusCode::NO_CONTENT)
+    if row.database_count > 0 && !(q.force && row.is_managed()) {
+        let hint = if row.is_managed() { "; delete them first, or pass ?force=true to drop them with it" } else { "" };
+        return Err(ApiError::Conflict(
+            "instance_in_use",
+            format!("instance {name} holds {} database(s){hint}", row.database_count),
+        ));
+    }
+    if row.is_managed() {
+        let inst = super::managed::delete(&s, &row).await?;
+        return Ok((StatusCode::ACCEPTED, axum::Json(inst)).into_response());
+    }
+    // Deleted databases keep their history pointing here: then the row stays, marked deleted.
+    sqlx::query(
+        "UPDATE instances SET status = 'deleted', deleted_at = now(), version = version + 1 WHERE id = $1 \
+         AND EXISTS (SELECT 1 FROM databases WHERE instance_id = $1)",
+    )
+    .bind(row.id)
+    .execute(&s.db)
+    .await?;
+    sqlx::query("DELETE FROM instances WHERE id = $1 AND status <> 'deleted'").bind(row.id).execute(&s.db).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod health;
 pub mod hosts;
 pub mod instances;
+mod managed;
 pub mod maintenance;
 pub mod middleware;
 pub mod operations;

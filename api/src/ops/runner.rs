@@ -57,16 +57,27 @@ pub async fn execute(ctx: &OpContext) -> Result<(), OpError> {
         OperationKind::CreateLease => target::credentials::create_lease(ctx).await,
         OperationKind::RevokeLease => target::credentials::revoke_lease(ctx).await,
         OperationKind::Maintenance => target::maintenance::run(ctx).await,
+        OperationKind::ProvisionInstance
+        | OperationKind::UpdateInstance
+        | OperationKind::StartInstance
+        | OperationKind::StopInstance
+        | OperationKind::RestartInstance
+        | OperationKind::DeleteInstance => crate::managed::ops::run(ctx).await,
     }
 }
 
 /// Removes what an interrupted attempt may have left on the target (a killed pg_repack's
-/// objects). Called when an attempt ends without success, before any retry.
-pub async fn cleanup(ctx: &OpContext) {
-    if let Ok(OperationKind::Maintenance) = ctx.op.kind() {
-        if let Err(e) = target::maintenance::cleanup(ctx).await {
-            ctx.log("warn", &format!("cleanup after the interrupted attempt failed: {e}")).await;
-        }
+/// objects). Called when an attempt ends without success, before any retry; `last` says no
+/// attempt follows (failed for good, or cancelled).
+pub async fn cleanup(ctx: &OpContext, last: bool) {
+    let result = match ctx.op.kind() {
+        Ok(OperationKind::Maintenance) => target::maintenance::cleanup(ctx).await,
+        // A provisioning is resumed by its next attempt; only the last one tears down.
+        Ok(OperationKind::ProvisionInstance) if last => crate::managed::ops::cleanup_failed_provision(ctx).await,
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        ctx.log("warn", &format!("cleanup after the interrupted attempt failed: {e}")).await;
     }
 }
 
@@ -163,6 +174,12 @@ async fn apply_effects(
             }
         }
         OperationKind::Maintenance => {}
+        OperationKind::ProvisionInstance
+        | OperationKind::UpdateInstance
+        | OperationKind::StartInstance
+        | OperationKind::StopInstance
+        | OperationKind::RestartInstance
+        | OperationKind::DeleteInstance => instance_effects(tx, op, kind, ok).await?,
         OperationKind::RevokeLease => {
             if let (Some(cred), true) = (param("credential_id"), ok) {
                 sqlx::query("UPDATE credentials SET status = 'revoked' WHERE id = $1")
@@ -171,6 +188,72 @@ async fn apply_effects(
                     .await?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The instance's status after one of its operations. Only its latest operation decides.
+async fn instance_effects(
+    tx: &mut Transaction<'_, Postgres>,
+    op: &OperationRow,
+    kind: OperationKind,
+    ok: bool,
+) -> Result<(), sqlx::Error> {
+    let status = match (kind, ok) {
+        (OperationKind::ProvisionInstance | OperationKind::StartInstance | OperationKind::RestartInstance, true) => {
+            Some("ready")
+        }
+        (OperationKind::StopInstance, true) => Some("stopped"),
+        (OperationKind::DeleteInstance, true) => Some("deleted"),
+        (OperationKind::ProvisionInstance | OperationKind::DeleteInstance, false) => Some("failed"),
+        // A failed start/stop/settings change leaves the instance as it was; the health
+        // check reports whether it serves.
+        _ => None,
+    };
+    if let Some(status) = status {
+        sqlx::query(
+            "UPDATE instances SET status = $3, version = version + 1, \
+             deleted_at = CASE WHEN $3 = 'deleted' THEN now() END, \
+             health = CASE WHEN $3 = 'ready' THEN 'healthy' ELSE health END, \
+             health_message = CASE WHEN $3 = 'ready' THEN NULL ELSE health_message END, \
+             health_checked_at = CASE WHEN $3 = 'ready' THEN now() ELSE health_checked_at END \
+             WHERE id = $1 AND (last_operation_id = $2 OR last_operation_id IS NULL)",
+        )
+        .bind(op.target_id)
+        .bind(op.id)
+        .bind(status)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if kind == OperationKind::UpdateInstance && ok {
+        if let Some(settings) = op.params.get("settings") {
+            sqlx::query("UPDATE instances SET settings = $2, version = version + 1 WHERE id = $1")
+                .bind(op.target_id)
+                .bind(settings)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    if kind == OperationKind::DeleteInstance && ok {
+        // A forced delete took the instance's databases with it.
+        sqlx::query(
+            "UPDATE credentials SET status = 'revoked' WHERE database_id IN \
+             (SELECT id FROM databases WHERE instance_id = $1 AND status <> 'deleted')",
+        )
+        .bind(op.target_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM schedules WHERE database_id IN (SELECT id FROM databases WHERE instance_id = $1)")
+            .bind(op.target_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "UPDATE databases SET status = 'deleted', deleted_at = now(), updated_at = now() \
+             WHERE instance_id = $1 AND status <> 'deleted'",
+        )
+        .bind(op.target_id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

@@ -85,7 +85,8 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
     heartbeat.abort();
     // An attempt that did not succeed (and was not taken over) may have left things behind.
     if !matches!(result, Some(Ok(()))) && !lost.load(Ordering::SeqCst) {
-        runner::cleanup(&ctx).await;
+        let retried = matches!(&result, Some(Err(e)) if e.retryable && op.attempts < op.max_attempts);
+        runner::cleanup(&ctx, !retried).await;
     }
 
     let outcome = match result {

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dbaas_client::{Environment, Instance, InstanceKind, SslMode};
+use dbaas_client::{
+    Environment, HealthStatus, Instance, InstanceHealth, InstanceKind, InstanceStatus, ManagedDetails, SslMode,
+};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -19,7 +21,18 @@ pub const MAINTENANCE_DB: &str = "postgres";
 pub const INSTANCE_COLUMNS: &str = "i.id, i.name, i.kind, i.host, i.port, i.public_host, i.admin_user, \
     i.admin_password_enc, i.sslmode, i.ca_cert, i.environment, i.labels, i.max_databases, \
     i.allowed_extensions, i.server_version, i.maintenance_window, i.version, i.created_at, \
-    (SELECT count(*) FROM databases d WHERE d.instance_id = i.id AND d.status <> 'deleted') AS database_count";
+    (SELECT count(*) FROM databases d WHERE d.instance_id = i.id AND d.status <> 'deleted') AS database_count, \
+    i.status, i.host_id, (SELECT name FROM hosts WHERE id = i.host_id) AS host_name, i.pg_version, i.settings, \
+    i.dedicated_tenant_id, (SELECT name FROM tenants WHERE id = i.dedicated_tenant_id) AS dedicated_tenant, \
+    i.protected, i.auto_restart, i.health, i.health_message, i.health_checked_at, i.last_operation_id, i.managed";
+
+/// What a managed instance keeps about itself (`instances.managed`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ManagedState {
+    pub data_dir: String,
+    #[serde(default)]
+    pub ready_in_ms: Option<i64>,
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InstanceRow {
@@ -42,6 +55,20 @@ pub struct InstanceRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub database_count: i64,
+    pub status: String,
+    pub host_id: Option<uuid::Uuid>,
+    pub host_name: Option<String>,
+    pub pg_version: Option<String>,
+    pub settings: sqlx::types::Json<BTreeMap<String, String>>,
+    pub dedicated_tenant_id: Option<uuid::Uuid>,
+    pub dedicated_tenant: Option<String>,
+    pub protected: bool,
+    pub auto_restart: bool,
+    pub health: Option<String>,
+    pub health_message: Option<String>,
+    pub health_checked_at: Option<DateTime<Utc>>,
+    pub last_operation_id: Option<uuid::Uuid>,
+    pub managed: Option<sqlx::types::Json<ManagedState>>,
 }
 
 pub fn parse_sslmode(s: &str) -> SslMode {
@@ -59,11 +86,44 @@ impl InstanceRow {
         self.environment.parse().unwrap_or(Environment::Sandbox)
     }
 
+    pub fn is_managed(&self) -> bool {
+        self.kind == "managed"
+    }
+
+    pub fn status(&self) -> InstanceStatus {
+        self.status.parse().unwrap_or(InstanceStatus::Failed)
+    }
+
+    pub fn managed_state(&self) -> ManagedState {
+        self.managed.as_ref().map(|m| m.0.clone()).unwrap_or_default()
+    }
+
     pub fn to_model(&self) -> Instance {
+        let managed = self.is_managed().then(|| ManagedDetails {
+            host: self.host_name.clone().unwrap_or_default(),
+            version: self.pg_version.clone().unwrap_or_default(),
+            data_dir: self.managed_state().data_dir,
+            settings: self.settings.0.clone(),
+            auto_restart: self.auto_restart,
+            health: match (&self.health, self.health_checked_at) {
+                (Some(h), Some(at)) => Some(InstanceHealth {
+                    status: if h == "healthy" { HealthStatus::Healthy } else { HealthStatus::Down },
+                    message: self.health_message.clone(),
+                    checked_at: at,
+                }),
+                _ => None,
+            },
+            ready_in_ms: self.managed_state().ready_in_ms,
+        });
         Instance {
             id: self.id,
             name: self.name.clone(),
-            kind: if self.kind == "managed" { InstanceKind::Managed } else { InstanceKind::External },
+            kind: if self.is_managed() { InstanceKind::Managed } else { InstanceKind::External },
+            status: self.status(),
+            dedicated_tenant: self.dedicated_tenant.clone(),
+            protected: self.protected,
+            managed,
+            last_operation_id: self.last_operation_id,
             host: self.host.clone(),
             port: self.port as u16,
             public_host: self.public_host.clone(),

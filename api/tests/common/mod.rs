@@ -222,19 +222,9 @@ impl Harness {
 /// room for 10 databases); callers override what they test.
 pub fn instance_req(target: &Cluster, name: &str) -> CreateInstance {
     CreateInstance {
-        name: name.into(),
-        kind: InstanceKind::External,
-        host: "127.0.0.1".into(),
-        port: target.port,
-        public_host: None,
-        admin_user: "postgres".into(),
-        admin_password: target.password.clone(),
         sslmode: SslMode::Require,
-        ca_cert: None,
-        environment: Environment::Sandbox,
-        labels: BTreeMap::new(),
         max_databases: 10,
-        allowed_extensions: vec![],
+        ..CreateInstance::external(name, "127.0.0.1", target.port, "postgres", &target.password, Environment::Sandbox)
     }
 }
 

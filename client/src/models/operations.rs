@@ -16,6 +16,12 @@ pub enum OperationKind {
     CreateLease,
     RevokeLease,
     Maintenance,
+    ProvisionInstance,
+    UpdateInstance,
+    StartInstance,
+    StopInstance,
+    RestartInstance,
+    DeleteInstance,
 }
 
 impl OperationKind {
@@ -28,6 +34,12 @@ impl OperationKind {
             Self::CreateLease => "create_lease",
             Self::RevokeLease => "revoke_lease",
             Self::Maintenance => "maintenance",
+            Self::ProvisionInstance => "provision_instance",
+            Self::UpdateInstance => "update_instance",
+            Self::StartInstance => "start_instance",
+            Self::StopInstance => "stop_instance",
+            Self::RestartInstance => "restart_instance",
+            Self::DeleteInstance => "delete_instance",
         }
     }
 }
@@ -43,6 +55,12 @@ impl std::str::FromStr for OperationKind {
             "create_lease" => Self::CreateLease,
             "revoke_lease" => Self::RevokeLease,
             "maintenance" => Self::Maintenance,
+            "provision_instance" => Self::ProvisionInstance,
+            "update_instance" => Self::UpdateInstance,
+            "start_instance" => Self::StartInstance,
+            "stop_instance" => Self::StopInstance,
+            "restart_instance" => Self::RestartInstance,
+            "delete_instance" => Self::DeleteInstance,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }

@@ -2,9 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use dbaas_client::{CreateInstance, Environment, InstanceKind, SslMode, UpdateInstance};
+use std::time::Duration;
 
+use dbaas_client::{Client, CreateInstance, Environment, InstanceKind, InstanceStatus, SslMode, UpdateInstance};
+
+use super::common::wait_op;
 use crate::cty::{Type, Value};
+use crate::framework::resource::timeout;
 use crate::framework::{Attr, Ctx, Diags, Path, Private, Resource, Schema};
 
 pub struct Instance;
@@ -14,11 +18,13 @@ pub fn instance_values(i: &dbaas_client::Instance) -> Vec<(&'static str, Value)>
         ("id", Value::str(i.id.to_string())),
         ("name", Value::str(&i.name)),
         ("kind", Value::str(if i.kind == InstanceKind::Managed { "managed" } else { "external" })),
+        ("status", Value::str(i.status.as_str())),
         ("host", Value::str(&i.host)),
         ("port", Value::int(i64::from(i.port))),
         ("public_host", Value::str(&i.public_host)),
         ("admin_user", Value::str(&i.admin_user)),
         ("sslmode", Value::str(i.sslmode.as_str())),
+        ("ca_cert", Value::opt_str(i.ca_cert.clone())),
         ("environment", Value::str(i.environment.as_str())),
         ("labels", Value::string_map(&i.labels)),
         ("max_databases", Value::int(i64::from(i.max_databases))),
@@ -32,6 +38,18 @@ fn sslmode(s: &str) -> Option<SslMode> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
 
+/// Waits for the instance's latest operation (provision, settings, delete).
+async fn wait_latest(client: &Client, i: &dbaas_client::Instance, limit: Duration, what: &str, diags: &mut Diags) -> bool {
+    let Some(id) = i.last_operation_id else { return true };
+    match client.get_operation(id).await {
+        Ok(op) => wait_op(client, &op, limit, what, diags).await,
+        Err(e) => {
+            diags.api_error(what, &e, &[]);
+            false
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Resource for Instance {
     fn type_name(&self) -> &'static str {
@@ -41,26 +59,34 @@ impl Resource for Instance {
     fn schema(&self) -> Schema {
         let s = Type::String;
         Schema::new(
-            "A PostgreSQL server databases are placed on. `external`: an existing server registered with an admin login that has SUPERUSER, or CREATEDB and CREATEROLE.",
+            "A PostgreSQL server databases are placed on. `external`: an existing server registered with an admin login that has SUPERUSER, or CREATEDB and CREATEROLE. `managed`: a cluster the service provisions on a registered host (initdb, TLS + SCRAM only, its own admin role), whose settings it applies by reload or restart.",
             vec![
                 Attr::computed("id", s.clone(), "Instance id.").keep(),
                 Attr::required("name", s.clone(), "Instance name.").replace(),
-                Attr::optional_computed("kind", s.clone(), "`external` (default). `managed` instances come with host provisioning.").replace(),
-                Attr::required("host", s.clone(), "Host the service connects to.").replace(),
-                Attr::optional_computed("port", Type::Number, "Port (default 5432).").replace(),
-                Attr::optional_computed("public_host", s.clone(), "Host handed to clients in connection URIs (default: host).").replace(),
-                Attr::required("admin_user", s.clone(), "Admin login of the service.").replace(),
-                Attr::required("admin_password", s.clone(), "Password of the admin login (stored encrypted by the service).").sensitive(),
-                Attr::optional_computed("sslmode", s.clone(), "TLS mode to reach the server: disable, prefer (default), require, verify-ca, verify-full.").replace(),
-                Attr::optional("ca_cert", s.clone(), "PEM CA certificate of the server.").replace(),
+                Attr::optional_computed("kind", s.clone(), "`external` (default) or `managed`.").replace(),
+                Attr::required("host", s.clone(), "external: the server's host name or address. managed: the name of a registered host (`POST /v1/hosts`).").replace(),
+                Attr::optional_computed("port", Type::Number, "external: the server's port (default 5432). managed: a port of the host's range (default: the lowest free one).").replace().keep(),
+                Attr::optional_computed("public_host", s.clone(), "Host handed to clients in connection URIs (default: the address).").replace().keep(),
+                Attr::optional_computed("admin_user", s.clone(), "external: admin login of the service (required). managed: computed (the service's own role).").replace().keep(),
+                Attr::optional("admin_password", s.clone(), "external: password of the admin login (required; stored encrypted by the service).").sensitive(),
+                Attr::optional_computed("sslmode", s.clone(), "external: TLS mode to reach the server: disable, prefer (default), require, verify-ca, verify-full. managed: verify-full.").replace().keep(),
+                Attr::optional_computed("ca_cert", s.clone(), "PEM CA certificate of the server. managed: generated by the service (clients use it for verify-full).").replace().keep(),
+                Attr::optional("version", s.clone(), "managed: PostgreSQL major version, one the host has (e.g. `15`).").replace(),
+                Attr::optional_computed("settings", Type::map(s.clone()), "managed: postgresql.conf parameters, checked by the server binary. Changes apply by reload, or by a restart when a parameter needs one."),
+                Attr::optional("dedicated_tenant", s.clone(), "Only this tenant's databases may be placed here (a cluster per tenant).").replace(),
+                Attr::optional_computed("protected", Type::Bool, "A protected instance is never deleted (default false)."),
+                Attr::optional_computed("auto_restart", Type::Bool, "managed: restart the cluster when the health check finds it down (default true)."),
                 Attr::required("environment", s.clone(), "`sandbox`, `preprod` or `prod`.").replace(),
                 Attr::optional_computed("labels", Type::map(s.clone()), "Labels for placement."),
                 Attr::optional_computed("max_databases", Type::Number, "Capacity (default 100)."),
                 Attr::optional_computed("allowed_extensions", Type::list(s.clone()), "Extensions tenants may request."),
-                Attr::computed("server_version", s.clone(), "PostgreSQL version found at registration.").keep(),
+                Attr::computed("status", s.clone(), "provisioning, ready, stopped, failed, deleting."),
+                Attr::computed("address", s.clone(), "Address the service connects to (managed: the host's)."),
+                Attr::computed("server_version", s.clone(), "PostgreSQL version of the server."),
                 Attr::computed("database_count", Type::Number, "Databases on the instance."),
             ],
         )
+        .with_timeouts(&["create", "update", "delete"])
     }
 
     fn validate(&self, c: &Value, diags: &mut Diags) {
@@ -82,33 +108,70 @@ impl Resource for Instance {
                 );
             }
         }
-        if let Some(k) = c.get("kind").as_str() {
-            if k != "external" {
-                diags.error_at(
-                    Path::attr("kind"),
-                    "Unsupported instance kind",
-                    "only `external` instances can be registered for now",
-                );
+        let managed = match c.get("kind").as_str() {
+            None | Some("external") => false,
+            Some("managed") => true,
+            Some(k) => {
+                diags.error_at(Path::attr("kind"), "Invalid instance kind", format!("{k:?}: use external or managed"));
+                return;
+            }
+        };
+        let given = |k: &str| !c.get(k).is_null();
+        if managed {
+            for k in ["admin_user", "admin_password", "sslmode", "ca_cert"] {
+                if given(k) {
+                    diags.error_at(Path::attr(k), "Not for a managed instance", format!("{k} is set by the service for managed instances"));
+                }
+            }
+            if !given("version") {
+                diags.error_at(Path::attr("version"), "Missing version", "a managed instance needs the PostgreSQL major version, e.g. \"15\"");
+            }
+        } else {
+            for k in ["admin_user", "admin_password"] {
+                if !given(k) {
+                    diags.error_at(Path::attr(k), "Missing attribute", format!("an external instance needs {k}"));
+                }
+            }
+            for k in ["version", "settings"] {
+                if given(k) {
+                    diags.error_at(Path::attr(k), "Only for managed instances", format!("{k} applies to kind = \"managed\""));
+                }
             }
         }
     }
 
     async fn create(&self, ctx: &Ctx, _p: &Value, c: &Value, _pr: &mut Private, diags: &mut Diags) -> Option<Value> {
         let client = ctx.client(diags).await?;
+        let limit = timeout(c, "create", diags);
+        let managed = c.get("kind").as_str() == Some("managed");
+        let name = c.get("name").as_str()?;
+        let host = c.get("host").as_str()?;
+        let env: Environment = c.get("environment").as_str()?.parse().ok()?;
+        let base = if managed {
+            CreateInstance::managed(name, host, c.get("version").as_str().unwrap_or_default(), env)
+        } else {
+            CreateInstance::external(
+                name,
+                host,
+                5432,
+                c.get("admin_user").as_str().unwrap_or_default(),
+                c.get("admin_password").as_str().unwrap_or_default(),
+                env,
+            )
+        };
         let req = CreateInstance {
-            name: c.get("name").as_str()?.to_string(),
-            kind: InstanceKind::External,
-            host: c.get("host").as_str()?.to_string(),
-            port: c.get("port").as_i64().map(|p| p as u16).unwrap_or(5432),
+            port: c.get("port").as_i64().map(|p| p as u16).or(base.port),
             public_host: c.get("public_host").as_str().map(str::to_string),
-            admin_user: c.get("admin_user").as_str()?.to_string(),
-            admin_password: c.get("admin_password").as_str()?.to_string(),
             sslmode: c.get("sslmode").as_str().and_then(sslmode).unwrap_or_default(),
             ca_cert: c.get("ca_cert").as_str().map(str::to_string),
-            environment: c.get("environment").as_str()?.parse().ok()?,
+            settings: c.get("settings").as_string_map().unwrap_or_default(),
+            dedicated_tenant: c.get("dedicated_tenant").as_str().map(str::to_string),
+            protected: c.get("protected").as_bool().unwrap_or(false),
+            auto_restart: c.get("auto_restart").as_bool().unwrap_or(true),
             labels: c.get("labels").as_string_map().unwrap_or_default(),
             max_databases: c.get("max_databases").as_i64().map(|n| n as i32).unwrap_or(100),
             allowed_extensions: c.get("allowed_extensions").as_strings().unwrap_or_default(),
+            ..base
         };
         let paths: Vec<(&str, Path)> = [
             "name",
@@ -118,16 +181,35 @@ impl Resource for Instance {
             "admin_password",
             "ca_cert",
             "kind",
+            "version",
+            "dedicated_tenant",
             "allowed_extensions",
             "max_databases",
         ]
         .iter()
         .map(|f| (*f, Path::attr(f)))
         .collect();
-        match client.create_instance(&req).await {
+        let created = match client.create_instance(&req).await {
+            Ok(i) => i,
+            Err(e) => {
+                diags.api_error("Creating the instance", &e, &paths);
+                return None;
+            }
+        };
+        if !wait_latest(&client, &created, limit, "Provisioning the instance", diags).await {
+            // A provisioning that failed left nothing on the host; drop the failed record so
+            // the next apply starts clean. One still running stays (the next apply waits).
+            if let Ok(i) = client.get_instance(name).await {
+                if i.status == InstanceStatus::Failed {
+                    let _ = client.delete_instance(name, false).await;
+                }
+            }
+            return None;
+        }
+        match client.get_instance(name).await {
             Ok(i) => Some(with_config(&i, c)),
             Err(e) => {
-                diags.api_error("Registering the instance", &e, &paths);
+                diags.api_error("Reading the new instance", &e, &[]);
                 None
             }
         }
@@ -157,8 +239,8 @@ impl Resource for Instance {
         let client = ctx.client(diags).await?;
         let name = planned.get("name").as_str()?;
         let changed = |k: &str| planned.get(k) != prior.get(k);
+        let limit = timeout(c, "update", diags);
         let req = UpdateInstance {
-            version: None,
             admin_password: changed("admin_password")
                 .then(|| planned.get("admin_password").as_str().map(str::to_string))
                 .flatten(),
@@ -169,27 +251,33 @@ impl Resource for Instance {
             allowed_extensions: changed("allowed_extensions")
                 .then(|| planned.get("allowed_extensions").as_strings())
                 .flatten(),
+            settings: (changed("settings") && !c.get("settings").is_null())
+                .then(|| planned.get("settings").as_string_map())
+                .flatten(),
+            protected: changed("protected").then(|| planned.get("protected").as_bool()).flatten(),
+            auto_restart: changed("auto_restart").then(|| planned.get("auto_restart").as_bool()).flatten(),
+            ..Default::default()
         };
-        match client
-            .send::<_, dbaas_client::Instance>(
-                reqwest::Method::PATCH,
-                &format!("/v1/instances/{name}"),
-                Some(&req),
-                &[],
-                None,
-            )
-            .await
-        {
-            Ok(r) => Some(with_config(&r.body, c)),
+        match client.update_instance(name, &req).await {
+            Ok(i) => {
+                // A settings change is an operation (reload or restart); wait for it.
+                if req.settings.is_some() && !wait_latest(&client, &i, limit, "Applying the settings", diags).await {
+                    return None;
+                }
+                match client.get_instance(name).await {
+                    Ok(i) => Some(with_config(&i, c)),
+                    Err(e) => {
+                        diags.api_error("Reading the instance", &e, &[]);
+                        None
+                    }
+                }
+            }
             Err(e) => {
-                diags.api_error(
-                    "Updating the instance",
-                    &e,
-                    &[
-                        ("admin_password", Path::attr("admin_password")),
-                        ("allowed_extensions", Path::attr("allowed_extensions")),
-                    ],
-                );
+                let paths: Vec<(&str, Path)> = ["admin_password", "allowed_extensions", "settings", "max_databases"]
+                    .iter()
+                    .map(|f| (*f, Path::attr(f)))
+                    .collect();
+                diags.api_error("Updating the instance", &e, &paths);
                 None
             }
         }
@@ -198,16 +286,16 @@ impl Resource for Instance {
     async fn delete(&self, ctx: &Ctx, prior: &Value, _pr: &mut Private, diags: &mut Diags) {
         let Some(client) = ctx.client(diags).await else { return };
         let Some(name) = prior.get("name").as_str() else { return };
-        match client
-            .send::<(), serde_json::Value>(reqwest::Method::DELETE, &format!("/v1/instances/{name}"), None, &[], None)
-            .await
-        {
-            Ok(_) => {}
+        let limit = timeout(prior, "delete", diags);
+        match client.delete_instance(name, false).await {
+            Ok(Some(i)) => {
+                wait_latest(&client, &i, limit, "Deleting the instance", diags).await;
+            }
+            Ok(None) => {}
             Err(e) if e.status() == Some(404) => {}
             Err(e) => diags.api_error("Deleting the instance", &e, &[]),
         }
     }
-
     /// Import by name. The admin password is never returned by the API, so it is empty in the
     /// imported state; the next apply sends the configured one, which the API verifies.
     async fn import(&self, ctx: &Ctx, id: &str, diags: &mut Diags) -> Option<Value> {
@@ -219,10 +307,27 @@ impl Resource for Instance {
     }
 }
 
-/// The API's view plus what only configuration holds (the password, the CA certificate).
+/// The API's view plus what only configuration holds (the password; the name of a managed
+/// instance's host, where the API's `host` is the address).
 fn with_config(i: &dbaas_client::Instance, c: &Value) -> Value {
     let mut m: BTreeMap<String, Value> = instance_values(i).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    m.insert("address".into(), Value::str(&i.host));
     m.insert("admin_password".into(), c.get("admin_password").clone());
-    m.insert("ca_cert".into(), c.get("ca_cert").clone());
+    m.insert("dedicated_tenant".into(), Value::opt_str(i.dedicated_tenant.clone()));
+    m.insert("protected".into(), Value::Bool(i.protected));
+    m.insert("timeouts".into(), c.get("timeouts").clone());
+    match &i.managed {
+        Some(d) => {
+            m.insert("host".into(), Value::str(&d.host));
+            m.insert("version".into(), Value::str(&d.version));
+            m.insert("settings".into(), Value::string_map(&d.settings));
+            m.insert("auto_restart".into(), Value::Bool(d.auto_restart));
+        }
+        None => {
+            m.insert("version".into(), Value::Null);
+            m.insert("settings".into(), Value::Map(BTreeMap::new()));
+            m.insert("auto_restart".into(), Value::Bool(true));
+        }
+    }
     Value::Map(m)
 }

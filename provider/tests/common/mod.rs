@@ -2,7 +2,6 @@
 //! free port, the provider installed in a filesystem mirror, and the real `terraform`.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -70,19 +69,10 @@ impl Env {
         dbaas_api::http::instances::register(
             &app,
             CreateInstance {
-                name: "main".into(),
-                kind: InstanceKind::External,
-                host: "127.0.0.1".into(),
-                port: target.port,
-                public_host: None,
-                admin_user: "postgres".into(),
-                admin_password: target.password.clone(),
                 sslmode: SslMode::Require,
                 ca_cert: target.ca_cert.clone(),
-                environment: Environment::Sandbox,
-                labels: BTreeMap::new(),
-                max_databases: 100,
                 allowed_extensions: vec!["pgcrypto".into(), "citext".into()],
+                ..CreateInstance::external("main", "127.0.0.1", target.port, "postgres", &target.password, Environment::Sandbox)
             },
         )
         .await

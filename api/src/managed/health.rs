@@ -1,0 +1,76 @@
+//! Periodic health checks of managed instances. A cluster that stopped answering is marked
+//! `down`; when the instance has `auto_restart`, a start operation is enqueued (at most one
+//! open operation per instance, so replicas checking at once do not pile up restarts).
+
+use dbaas_client::OperationKind;
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::queue;
+use crate::state::AppState;
+use crate::target::conn::{InstanceRow, INSTANCE_COLUMNS, MAINTENANCE_DB};
+
+pub fn spawn(state: AppState, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(state.engine.health_interval) => {}
+            }
+            if let Err(e) = pass(&state).await {
+                tracing::warn!(error = %e, "health check pass failed");
+            }
+        }
+    });
+}
+
+async fn pass(state: &AppState) -> Result<(), sqlx::Error> {
+    // Only instances that should be serving: not while an operation works on them.
+    let rows: Vec<InstanceRow> = sqlx::query_as(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.kind = 'managed' AND i.status = 'ready' \
+         AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.target_id = i.id AND o.status IN ('queued', 'running'))"
+    ))
+    .fetch_all(&state.db)
+    .await?;
+    for inst in rows {
+        let problem = match inst.target(&state.key) {
+            Ok(t) => match t.connect(MAINTENANCE_DB).await {
+                Ok(_) => None,
+                Err(e) => Some(e.message),
+            },
+            Err(e) => Some(e.to_string()),
+        };
+        record(state, &inst, problem).await?;
+    }
+    Ok(())
+}
+
+async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -> Result<(), sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "UPDATE instances SET health = $2, health_message = $3, health_checked_at = now() WHERE id = $1",
+    )
+    .bind(inst.id)
+    .bind(if problem.is_some() { "down" } else { "healthy" })
+    .bind(&problem)
+    .execute(&mut *tx)
+    .await?;
+    if let (Some(p), true) = (&problem, inst.auto_restart) {
+        // Lock the row so two replicas seeing the same outage enqueue one start.
+        let busy: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM operations WHERE target_id = $1 AND status IN ('queued', 'running')) \
+             FROM instances WHERE id = $1 AND status = 'ready' FOR UPDATE",
+        )
+        .bind(inst.id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(true);
+        if !busy {
+            let op = queue::enqueue(&mut tx, OperationKind::StartInstance, "instance", inst.id, None, serde_json::json!({"reason": "health check"})).await?;
+            sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1").bind(inst.id).bind(op.id).execute(&mut *tx).await?;
+            queue::log(&mut *tx, op.id, "warn", &format!("health check: the server is down ({p}); restarting it")).await?;
+            tracing::warn!(instance = %inst.name, problem = %p, "managed instance down; restart enqueued");
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! Managed instances: PostgreSQL clusters this service creates and runs on registered hosts.
+//!
+//! Everything on the host goes through the host's [`Executor`] as argument vectors (no shell),
+//! as the `postgres` system user. Each operation is a sequence of idempotent steps that
+//! looks before it acts, so an attempt cut short (API killed, host rebooted) is resumed by the
+//! next one; a provisioning that fails for good removes what it made.
+//!
+//! On the host an instance owns one directory, `<data_root>/<name>-<id8>`:
+//! `pgdata/` (the cluster, with our `dbaas.conf` include, `pg_hba.conf` and TLS files),
+//! `run/` (its unix socket) and `server.log`.
+
+pub mod health;
+pub mod node;
+pub mod ops;
+pub mod settings;
+
+use crate::hosts::executor::ExecError;
+use crate::ops::OpError;
+
+/// The login the service creates in each managed cluster and uses for everything.
+pub const SERVICE_ADMIN: &str = "dbaas_admin";
+
+impl From<ExecError> for OpError {
+    fn from(e: ExecError) -> Self {
+        match &e {
+            ExecError::Unreachable(_) => OpError::retryable("host_unreachable", e.to_string()),
+            ExecError::Timeout(_) => OpError::retryable("host_timeout", e.to_string()),
+            ExecError::HostKeyMismatch(_) => OpError::permanent("host_key_mismatch", e.to_string()),
+            ExecError::Failed { .. } => OpError::permanent("host_command_failed", e.to_string()),
+            ExecError::Spawn { .. } | ExecError::Invalid(_) => OpError::permanent("host_command_invalid", e.to_string()),
+        }
+    }
+}

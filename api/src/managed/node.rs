@@ -1,0 +1,170 @@
+//! One managed cluster on its host: its paths and the commands that act on it.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::hosts::executor::{Command, ExecError, Executor, HostExec, Output};
+use crate::hosts::{validate_data_root, HostRecord};
+
+pub struct Node {
+    pub exec: Arc<HostExec>,
+    pub host: HostRecord,
+    pub name: String,
+    pub port: u16,
+    /// The instance's directory on the host.
+    pub dir: String,
+    /// Server binaries of its major version.
+    pub bin: String,
+}
+
+/// `<data_root>/<name>-<first 8 hex of the id>`: readable, and never the directory of an
+/// earlier instance of the same name.
+pub fn instance_dir(data_root: &str, name: &str, id: Uuid) -> String {
+    format!("{data_root}/{name}-{}", &id.simple().to_string()[..8])
+}
+
+/// `pg_ctl status` exit codes.
+const PG_CTL_NOT_RUNNING: i32 = 3;
+const PG_CTL_NO_DATA_DIR: i32 = 4;
+
+impl Node {
+    pub fn data(&self) -> String {
+        format!("{}/pgdata", self.dir)
+    }
+
+    pub fn run_dir(&self) -> String {
+        format!("{}/run", self.dir)
+    }
+
+    pub fn log_file(&self) -> String {
+        format!("{}/server.log", self.dir)
+    }
+
+    fn program(&self, name: &str) -> String {
+        format!("{}/{name}", self.bin)
+    }
+
+    /// Runs a PostgreSQL binary of this version as the postgres user.
+    pub async fn pg(&self, program: &str, args: &[&str]) -> Result<Output, ExecError> {
+        self.exec.run(&Command::new(&self.program(program), args)?.as_postgres()).await
+    }
+
+    /// Runs a system program as the postgres user.
+    pub async fn sys(&self, program: &str, args: &[&str]) -> Result<Output, ExecError> {
+        self.exec.run(&Command::new(program, args)?.as_postgres()).await
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<bool, ExecError> {
+        match self.sys("/usr/bin/test", &["-e", path]).await {
+            Ok(_) => Ok(true),
+            Err(ExecError::Failed { status: 1, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a file owned by the postgres user with the given mode (content via stdin).
+    pub async fn write_file(&self, path: &str, content: &str, mode: &str) -> Result<(), ExecError> {
+        // The file is created 0600 before any content reaches it (keys never sit readable).
+        self.sys("/usr/bin/install", &["-m", "0600", "/dev/null", path]).await?;
+        self.exec
+            .run(&Command::new("/bin/dd", &[&format!("of={path}"), "status=none"])?.as_postgres().stdin(content))
+            .await?;
+        if mode != "0600" {
+            self.sys("/bin/chmod", &[mode, path]).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn read_file(&self, path: &str) -> Result<String, ExecError> {
+        Ok(self.sys("/bin/cat", &[path]).await?.stdout)
+    }
+
+    /// Whether the postmaster runs (`pg_ctl status`).
+    pub async fn running(&self) -> Result<bool, ExecError> {
+        match self.pg("pg_ctl", &["status", "-D", &self.data()]).await {
+            Ok(_) => Ok(true),
+            Err(ExecError::Failed { status: PG_CTL_NOT_RUNNING | PG_CTL_NO_DATA_DIR, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the server and waits until it accepts connections. The log file takes the
+    /// server's output, so no pipe of ours stays open behind it.
+    pub async fn start(&self) -> Result<(), ExecError> {
+        if self.running().await? {
+            return Ok(());
+        }
+        let r = self.pg("pg_ctl", &["start", "-D", &self.data(), "-l", &self.log_file(), "-w", "-t", "60"]).await;
+        if let Err(ExecError::Failed { program, status, stderr }) = r {
+            // pg_ctl only says "could not start server": the reason is in the log.
+            let log = self.sys("/usr/bin/tail", &["-n", "5", &self.log_file()]).await.map(|o| o.stdout).unwrap_or_default();
+            return Err(ExecError::Failed { program, status, stderr: format!("{stderr}; server log: {}", log.trim()) });
+        }
+        r.map(|_| ())
+    }
+
+    /// Stops the server: `fast` disconnects sessions cleanly, `immediate` for teardown.
+    pub async fn stop(&self, mode: &str) -> Result<(), ExecError> {
+        if !self.running().await? {
+            return Ok(());
+        }
+        self.pg("pg_ctl", &["stop", "-D", &self.data(), "-m", mode, "-w", "-t", "60"]).await.map(|_| ())
+    }
+
+    /// Stops the server if it runs and removes the instance's directory.
+    pub async fn remove(&self) -> Result<(), ExecError> {
+        // Never remove anything but an instance directory under the host's data root.
+        let inside = self.dir.strip_prefix(&format!("{}/", self.host.data_root)).is_some_and(|rest| !rest.contains('/'));
+        if !inside || validate_data_root(&self.dir).is_err() {
+            return Err(ExecError::Invalid(format!("refusing to remove {}: not an instance directory", self.dir)));
+        }
+        if self.exists(&self.data()).await? {
+            self.stop("immediate").await?;
+        }
+        self.sys("/bin/rm", &["-rf", "--one-file-system", &self.dir]).await?;
+        Ok(())
+    }
+
+    /// Ports something listens on (TCP, v4 and v6), read from /proc/net.
+    pub async fn listening_ports(exec: &HostExec) -> Result<Vec<u16>, ExecError> {
+        let out = exec.run(&Command::new("/bin/cat", &["/proc/net/tcp", "/proc/net/tcp6"])?).await?;
+        Ok(parse_listening(&out.stdout))
+    }
+}
+
+/// Local ports of sockets in state LISTEN (`0A`) in /proc/net/tcp{,6} text.
+fn parse_listening(text: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let local = f.nth(1)?;
+            let state = f.nth(1)?;
+            (state == "0A").then(|| local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()))?
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_tcp() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+           0: 0100007F:15B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000   104        0 1 1\n\
+           1: 0100007F:9C40 0100007F:15B3 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n\
+           0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 0 0 0 0 0 0\n";
+        assert_eq!(parse_listening(text), vec![22, 5555]);
+    }
+
+    #[test]
+    fn dirs() {
+        let id: Uuid = "0123456789abcdef0123456789abcdef".parse().expect("uuid");
+        assert_eq!(instance_dir("/var/lib/dbaas", "pg1", id), "/var/lib/dbaas/pg1-01234567");
+    }
+}

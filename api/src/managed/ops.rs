@@ -1,0 +1,281 @@
+//! The operations on managed instances: provision, settings, start/stop/restart, delete.
+//! Every step checks the host before it acts, so any attempt can be repeated.
+
+use std::time::{Duration, Instant};
+
+use dbaas_client::{OperationKind, Settings};
+use sqlx::PgConnection;
+
+use super::node::Node;
+use super::settings::{render_conf, HBA};
+use super::SERVICE_ADMIN;
+use crate::crypto::scram_sha256_verifier;
+use crate::hosts::executor::{Command, Executor};
+use crate::hosts::HostRecord;
+use crate::naming::PgQuote;
+use crate::ops::runner::OpContext;
+use crate::ops::OpError;
+use crate::target::conn::{InstanceRow, MAINTENANCE_DB};
+use crate::target::record::load_instance;
+
+/// The instance and its node on the host.
+async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
+    let s = &ctx.state;
+    let inst = load_instance(&s.db, ctx.op.target_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
+    let host_id = inst.host_id.ok_or_else(|| OpError::permanent("not_managed", "the instance has no host"))?;
+    let host = HostRecord::load(&s.db, host_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the host record is gone"))?;
+    let version = inst.pg_version.clone().unwrap_or_default();
+    let bin = host
+        .bin_dir(&version)
+        .ok_or_else(|| OpError::permanent("unknown_version", format!("PostgreSQL {version} is not on host {}", host.name)))?;
+    let exec = s.hosts.get(&host, &s.key).await?;
+    let node = Node { exec, name: inst.name.clone(), port: inst.port as u16, dir: inst.managed_state().data_dir, bin, host };
+    Ok((inst, node))
+}
+
+pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
+    let (inst, node) = load(ctx).await?;
+    match ctx.op.kind()? {
+        OperationKind::ProvisionInstance => provision(ctx, &inst, &node).await,
+        OperationKind::UpdateInstance => update_settings(ctx, &inst, &node).await,
+        OperationKind::StartInstance => {
+            ctx.step("starting the server").await;
+            node.start().await?;
+            check_ready(ctx, &inst).await
+        }
+        OperationKind::StopInstance => {
+            ctx.step("stopping the server (fast: sessions are disconnected)").await;
+            Ok(node.stop("fast").await?)
+        }
+        OperationKind::RestartInstance => {
+            ctx.step("restarting the server").await;
+            node.stop("fast").await?;
+            node.start().await?;
+            check_ready(ctx, &inst).await
+        }
+        OperationKind::DeleteInstance => {
+            ctx.step(&format!("stopping the server and removing {}", node.dir)).await;
+            node.remove().await?;
+            ctx.state.hosts.forget(node.host.id).await;
+            Ok(())
+        }
+        other => Err(OpError::permanent("bad_kind", format!("{} is not an instance operation", other.as_str()))),
+    }
+}
+
+/// After a provisioning that will not be retried: nothing stays on the host.
+pub async fn cleanup_failed_provision(ctx: &OpContext) -> Result<(), OpError> {
+    let (_, node) = load(ctx).await?;
+    ctx.log("info", &format!("removing what provisioning made: {}", node.dir)).await;
+    node.remove().await?;
+    Ok(())
+}
+
+async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(), OpError> {
+    let data = node.data();
+    let done_marker = format!("{}/initdb.done", node.dir);
+
+    ctx.step(&format!("data directory {}", node.dir)).await;
+    node.sys("/bin/mkdir", &["-p", "-m", "0700", &node.dir]).await?;
+    node.sys("/bin/mkdir", &["-p", "-m", "0700", &node.run_dir()]).await?;
+
+    if node.exists(&done_marker).await? {
+        ctx.log("info", "initdb: already done").await;
+    } else {
+        if node.exists(&data).await? {
+            // An initdb cut short leaves a partial cluster: start that step again.
+            ctx.log("info", "initdb: removing the partial data directory of an interrupted attempt").await;
+            node.sys("/bin/rm", &["-rf", "--one-file-system", &data]).await?;
+        }
+        ctx.step("initdb (scram-sha-256, data checksums)").await;
+        node.pg(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "--data-checksums",
+            ],
+        )
+        .await?;
+        node.sys("/usr/bin/touch", &[&done_marker]).await?;
+    }
+
+    ctx.step("configuration: dbaas.conf include and pg_hba.conf (TLS + SCRAM only from the network)").await;
+    write_config(node, &inst.settings.0).await?;
+
+    ctx.step("TLS certificate").await;
+    let ca = ensure_certificate(node, inst).await?;
+    sqlx::query("UPDATE instances SET ca_cert = $2 WHERE id = $1").bind(inst.id).bind(&ca).execute(&ctx.state.db).await?;
+
+    ctx.step("starting the server").await;
+    node.start().await?;
+
+    ctx.step(&format!("service admin role {SERVICE_ADMIN}")).await;
+    let password = ctx
+        .state
+        .key
+        .decrypt(&inst.admin_password_enc, &format!("instance:{}", inst.id))
+        .map_err(|e| OpError::permanent("secret", e.to_string()))?;
+    let sql = format!(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{admin}') THEN \
+         CREATE ROLE {ident} LOGIN SUPERUSER; END IF; END$$;\n\
+         ALTER ROLE {ident} WITH LOGIN SUPERUSER PASSWORD {verifier};\n",
+        admin = SERVICE_ADMIN,
+        ident = SERVICE_ADMIN.pg_ident(),
+        verifier = scram_sha256_verifier(&password).pg_literal(),
+    );
+    let port = node.port.to_string();
+    let run = node.run_dir();
+    let psql_args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &run, "-p", &port, "-U", "postgres", "-d", MAINTENANCE_DB, "-f", "-"];
+    node.exec
+        .run(&Command::new(&format!("{}/psql", node.bin), &psql_args)?.as_postgres().stdin(sql))
+        .await?;
+
+    ctx.step("register: connecting as the service over TLS (verify-full)").await;
+    let fresh = load_instance(&ctx.state.db, inst.id).await?.ok_or_else(|| OpError::permanent("not_found", "gone"))?;
+    let mut conn = fresh.target(&ctx.state.key)?.connect(MAINTENANCE_DB).await?;
+    let version: String =
+        sqlx::query_scalar("SELECT pg_catalog.current_setting('server_version')").fetch_one(&mut conn).await?;
+    let elapsed = (chrono::Utc::now() - ctx.op.created_at).num_milliseconds();
+    sqlx::query(
+        "UPDATE instances SET server_version = $2, ready_at = now(), \
+         managed = jsonb_set(coalesce(managed, '{}'), '{ready_in_ms}', to_jsonb($3::bigint)) WHERE id = $1",
+    )
+    .bind(inst.id)
+    .bind(&version)
+    .bind(elapsed)
+    .execute(&ctx.state.db)
+    .await?;
+    ctx.log("info", &format!("ready: PostgreSQL {version} on port {}, {elapsed} ms after the request", node.port)).await;
+    Ok(())
+}
+
+async fn write_config(node: &Node, settings: &Settings) -> Result<(), OpError> {
+    let data = node.data();
+    node.write_file(&format!("{data}/dbaas.conf"), &render_conf(node, settings), "0600").await?;
+    node.write_file(&format!("{data}/pg_hba.conf"), HBA, "0600").await?;
+    let main = format!("{data}/postgresql.conf");
+    let text = node.read_file(&main).await?;
+    if !text.contains("include = 'dbaas.conf'") {
+        node.write_file(&main, &format!("{text}\n# Managed by dbaas-api: this include comes last and wins.\ninclude = 'dbaas.conf'\n"), "0600").await?;
+    }
+    Ok(())
+}
+
+/// Keeps the certificate an earlier attempt wrote; otherwise issues one for the addresses
+/// clients use. Returns the CA (PEM) clients verify the server with.
+async fn ensure_certificate(node: &Node, inst: &InstanceRow) -> Result<String, OpError> {
+    let data = node.data();
+    let ca_path = format!("{data}/ca.crt");
+    if node.exists(&ca_path).await? && node.exists(&format!("{data}/server.key")).await? {
+        return Ok(node.read_file(&ca_path).await?);
+    }
+    let mut names = vec![inst.host.clone(), inst.public_host.clone(), "localhost".into(), "127.0.0.1".into()];
+    names.dedup();
+    let c = crate::tlsgen::server_cert(&format!("dbaas instance {} CA", inst.name), &names)
+        .map_err(|e| OpError::permanent("certificate", e.to_string()))?;
+    node.write_file(&format!("{data}/server.key"), &c.key_pem, "0600").await?;
+    node.write_file(&format!("{data}/server.crt"), &c.cert_pem, "0644").await?;
+    node.write_file(&ca_path, &c.ca_pem, "0644").await?;
+    Ok(c.ca_pem)
+}
+
+/// Connects as the service (the server is up and our login works).
+async fn check_ready(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
+    let mut conn = inst.target(&ctx.state.key)?.connect(MAINTENANCE_DB).await?;
+    sqlx::query("SELECT 1").execute(&mut conn).await?;
+    ctx.log("info", "the server accepts connections").await;
+    Ok(())
+}
+
+/// Writes the new settings, reloads, and restarts only when a changed parameter needs it.
+async fn update_settings(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(), OpError> {
+    let new: Settings = ctx
+        .op
+        .params
+        .get("settings")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .ok_or_else(|| OpError::permanent("bad_params", "operation parameter settings missing"))?;
+    let old = &inst.settings.0;
+    let changed: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(old.keys().filter(|k| !new.contains_key(*k)).cloned())
+        .collect();
+    ctx.log("info", &format!("changed: {}", if changed.is_empty() { "nothing".into() } else { changed.join(", ") })).await;
+
+    ctx.step("writing dbaas.conf").await;
+    write_config(node, &new).await?;
+
+    ctx.step("reloading the configuration").await;
+    let target = inst.target(&ctx.state.key)?;
+    let mut conn = target.connect(MAINTENANCE_DB).await?;
+    let before: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT pg_catalog.pg_conf_load_time()").fetch_one(&mut conn).await?;
+    sqlx::query("SELECT pg_catalog.pg_reload_conf()").execute(&mut conn).await?;
+    drop(conn);
+    let mut conn = wait_reloaded(&target, before).await?;
+
+    let errors: Vec<(String, String)> = sqlx::query_as(
+        "SELECT coalesce(name, sourcefile), error FROM pg_catalog.pg_file_settings WHERE error IS NOT NULL",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    if !errors.is_empty() {
+        // Put the running configuration back before failing, so the file never disagrees
+        // with what the instance record says.
+        write_config(node, old).await?;
+        sqlx::query("SELECT pg_catalog.pg_reload_conf()").execute(&mut conn).await?;
+        let list: Vec<String> = errors.into_iter().map(|(n, e)| format!("{n}: {e}")).collect();
+        return Err(OpError::permanent("invalid_setting", format!("the server rejected the settings ({}); previous settings restored", list.join("; "))));
+    }
+    let pending: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pg_catalog.pg_settings WHERE pending_restart ORDER BY name")
+            .fetch_all(&mut conn)
+            .await?;
+    drop(conn);
+    if pending.is_empty() {
+        ctx.log("info", "applied by reload, no restart needed").await;
+        return Ok(());
+    }
+    ctx.step(&format!("restart needed for {}: restarting", pending.join(", "))).await;
+    node.stop("fast").await?;
+    node.start().await?;
+    check_ready(ctx, inst).await?;
+    ctx.log("info", &format!("restarted to apply {}", pending.join(", "))).await;
+    Ok(())
+}
+
+/// A new session once the server has loaded the configuration again (reload is a signal:
+/// it lands shortly after `pg_reload_conf()` returns).
+async fn wait_reloaded(
+    target: &crate::target::Target,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<PgConnection, OpError> {
+    let start = Instant::now();
+    loop {
+        let mut conn = target.connect(MAINTENANCE_DB).await?;
+        let now: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("SELECT pg_catalog.pg_conf_load_time()").fetch_one(&mut conn).await?;
+        if now > before {
+            return Ok(conn);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(OpError::retryable("reload_timeout", "the server did not reload its configuration within 10 s"));
+        }
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,183 @@
+//! postgresql.conf parameters of managed instances: checked before anything is created, then
+//! rendered into the include file the service owns.
+//!
+//! Values are checked by the server binary of the instance's version itself
+//! (`postgres -C … -c name=value` against an empty configuration), so units, ranges, enum
+//! values and booleans are judged exactly as the server will judge them, with its own message.
+
+use dbaas_client::Settings;
+
+use super::node::Node;
+use crate::hosts::executor::{Command, ExecError, Executor, HostExec};
+
+/// Parameters the service sets itself: the cluster's layout, TLS and authentication.
+const RESERVED: &[&str] = &[
+    "config_file",
+    "data_directory",
+    "external_pid_file",
+    "hba_file",
+    "ident_file",
+    "include",
+    "include_dir",
+    "include_if_exists",
+    "password_encryption",
+    "port",
+    "ssl",
+    "ssl_ca_file",
+    "ssl_cert_file",
+    "ssl_crl_dir",
+    "ssl_crl_file",
+    "ssl_key_file",
+    "ssl_passphrase_command",
+    "unix_socket_directories",
+    "unix_socket_group",
+    "unix_socket_permissions",
+];
+
+/// A problem with one setting: (name, code, message).
+pub type SettingError = (String, &'static str, String);
+
+/// Checks names and value text without running anything.
+pub fn check_syntax(settings: &Settings) -> Vec<SettingError> {
+    let mut errs = Vec::new();
+    if settings.len() > 200 {
+        errs.push((String::new(), "too_many", "at most 200 settings".into()));
+    }
+    for (name, value) in settings {
+        let valid_part = |p: &str| {
+            p.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        };
+        if name.len() > 63 || name.split('.').count() > 2 || !name.split('.').all(valid_part) {
+            errs.push((name.clone(), "invalid_name", "a parameter name is lowercase letters, digits and '_' (custom ones: prefix.name)".into()));
+        } else if RESERVED.contains(&name.as_str()) {
+            errs.push((name.clone(), "reserved", format!("{name} is set by the service (layout, TLS and authentication of managed instances)")));
+        }
+        if value.len() > 1024 || value.chars().any(char::is_control) {
+            errs.push((name.clone(), "invalid_value", "values are at most 1024 characters, without control characters".into()));
+        }
+    }
+    errs
+}
+
+/// Asks the server binary whether each setting is valid. `scratch` is a directory on the host
+/// with an empty postgresql.conf, readable by the postgres user.
+pub async fn check_values(
+    exec: &HostExec,
+    bin: &str,
+    scratch: &str,
+    settings: &Settings,
+) -> Result<Vec<SettingError>, ExecError> {
+    let postgres = &format!("{bin}/postgres");
+    let run = |pairs: Vec<(&String, &String)>| {
+        let mut args = vec!["-D".to_string(), scratch.to_string(), "-C".into(), "port".into()];
+        for (k, v) in pairs {
+            args.push("-c".into());
+            args.push(format!("{k}={v}"));
+        }
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            exec.run(&Command::new(postgres, &refs)?.as_postgres()).await
+        }
+    };
+    // One run for all; only when it fails, one per setting to say which.
+    match run(settings.iter().collect()).await {
+        Ok(_) => return Ok(Vec::new()),
+        Err(ExecError::Failed { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let mut errs = Vec::new();
+    for (k, v) in settings {
+        match run(vec![(k, v)]).await {
+            Ok(_) => {}
+            Err(ExecError::Failed { stderr, .. }) => {
+                let code = if stderr.contains("unrecognized configuration parameter") { "unknown_setting" } else { "invalid_value" };
+                errs.push((k.clone(), code, server_message(&stderr)));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if errs.is_empty() {
+        // Each is fine alone but not together (rare: e.g. limits that depend on each other).
+        errs.push((String::new(), "invalid_combination", "the server refuses these settings together".into()));
+    }
+    Ok(errs)
+}
+
+/// The FATAL line (and HINT) of a server message, without timestamps.
+fn server_message(stderr: &str) -> String {
+    let parts: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| {
+            ["FATAL:", "HINT:", "DETAIL:"].iter().find_map(|tag| l.find(tag).map(|i| l[i + tag.len()..].trim()))
+        })
+        .collect();
+    if parts.is_empty() {
+        stderr.trim().to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// Makes (once) the empty configuration the checks run against.
+pub async fn scratch_dir(exec: &HostExec, data_root: &str) -> Result<String, ExecError> {
+    let dir = format!("{data_root}/.settings-check");
+    let conf = format!("{dir}/postgresql.conf");
+    exec.run(&Command::new("/bin/mkdir", &["-p", "-m", "0700", &dir])?.as_postgres()).await?;
+    exec.run(&Command::new("/usr/bin/touch", &[&conf])?.as_postgres()).await?;
+    Ok(dir)
+}
+
+/// A postgresql.conf value, quoted (every type accepts the quoted form).
+fn quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The include file: what the service needs, then the instance's own settings (which may
+/// override `listen_addresses`, nothing reserved).
+pub fn render_conf(node: &Node, settings: &Settings) -> String {
+    let mut conf = format!(
+        "# Written by dbaas-api for instance {name}; edits are overwritten.\n\
+         listen_addresses = '*'\n\
+         port = {port}\n\
+         unix_socket_directories = {run}\n\
+         password_encryption = 'scram-sha-256'\n\
+         ssl = on\n\
+         ssl_cert_file = 'server.crt'\n\
+         ssl_key_file = 'server.key'\n\
+         ssl_ca_file = 'ca.crt'\n",
+        name = node.name,
+        port = node.port,
+        run = quote(&node.run_dir()),
+    );
+    for (k, v) in settings {
+        conf.push_str(&format!("{k} = {}\n", quote(v)));
+    }
+    conf
+}
+
+/// Only TLS + SCRAM from the network; locally, the postgres system user by peer
+/// authentication (how the service bootstraps its admin role). Nothing else matches.
+pub const HBA: &str = "# Written by dbaas-api; edits are overwritten.\n\
+    local   all  postgres                peer\n\
+    hostssl all  all       0.0.0.0/0     scram-sha-256\n\
+    hostssl all  all       ::/0          scram-sha-256\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax() {
+        let s = |pairs: &[(&str, &str)]| -> Settings { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        assert!(check_syntax(&s(&[("work_mem", "64MB"), ("myapp.mode", "x")])).is_empty());
+        let errs = check_syntax(&s(&[("Work_Mem", "1"), ("port", "1"), ("a;b", "1"), ("x", "a\nb")]));
+        let codes: Vec<&str> = errs.iter().map(|e| e.1).collect();
+        assert_eq!(codes, vec!["invalid_name", "invalid_name", "reserved", "invalid_value"], "{errs:?}");
+        assert_eq!(quote("it's \\ ok"), "'it''s \\\\ ok'");
+        assert_eq!(
+            server_message("2026 GMT [1] FATAL:  invalid value for parameter \"jit\": \"x\"\n2026 GMT [1] HINT:  Use on."),
+            "invalid value for parameter \"jit\": \"x\" Use on."
+        );
+    }
+}
