@@ -9,6 +9,10 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client-15)
 # pg_repack: client binary and server extension (maintenance jobs and their tests).
 [ -x /usr/lib/postgresql/15/bin/pg_repack ] || need+=(postgresql-15-repack)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# Managed instances on SSH hosts: the service drives the OpenSSH client; the tests start a
+# real sshd on loopback.
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

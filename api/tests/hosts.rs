@@ -52,7 +52,11 @@ async fn local_host_registration_and_bad_input() {
         (CreateHost { port_range: Some([6100, 6000]), ..local("h2", "/var/tmp/x") }, "port_range"),
         (CreateHost { port_range: Some([80, 90]), ..local("h2", "/var/tmp/x") }, "port_range"),
         (CreateHost { address: Some("10.0.0.1".into()), ..local("h2", "/var/tmp/x") }, "address"),
-        (CreateHost { kind: HostKind::Ssh, address: Some("127.0.0.1".into()), ..local("h2", "/var/tmp/x") }, "kind"),
+        (
+            CreateHost { kind: HostKind::Ssh, address: Some("127.0.0.1".into()), ..local("h2", "/var/tmp/x") },
+            "ssh_private_key",
+        ),
+        (CreateHost { kind: HostKind::Ssh, address: Some("-oProxyCommand=x".into()), ..local("h2", "/var/tmp/x") }, "address"),
     ] {
         let p = problem(h.admin.create_host(&req).await.unwrap_err());
         assert_eq!(p.status, 422, "{req:?}");

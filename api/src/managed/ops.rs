@@ -229,7 +229,8 @@ async fn update_settings(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Re
     let mut conn = wait_reloaded(&target, before).await?;
 
     let errors: Vec<(String, String)> = sqlx::query_as(
-        "SELECT coalesce(name, sourcefile), error FROM pg_catalog.pg_file_settings WHERE error IS NOT NULL",
+        "SELECT coalesce(name, sourcefile), error FROM pg_catalog.pg_file_settings \
+         WHERE error IS NOT NULL AND error <> 'setting could not be applied'",
     )
     .fetch_all(&mut conn)
     .await?;

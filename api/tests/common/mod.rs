@@ -2,6 +2,8 @@
 //! processes, stopped when the harness is dropped (also when a test fails).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod hosts;
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

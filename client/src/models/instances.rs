@@ -45,6 +45,10 @@ pub type Settings = BTreeMap<String, String>;
 
 fn settings_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Settings, D::Error> {
     let raw: BTreeMap<String, serde_json::Value> = Deserialize::deserialize(d)?;
+    scalars_to_strings::<D>(raw)
+}
+
+fn scalars_to_strings<'de, D: serde::Deserializer<'de>>(raw: BTreeMap<String, serde_json::Value>) -> Result<Settings, D::Error> {
     raw.into_iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k, s)),
@@ -56,7 +60,8 @@ fn settings_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Settings, D::Er
 }
 
 fn opt_settings_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Settings>, D::Error> {
-    settings_de(d).map(Some)
+    let raw: Option<BTreeMap<String, serde_json::Value>> = Deserialize::deserialize(d)?;
+    raw.map(scalars_to_strings::<D>).transpose()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
