@@ -281,8 +281,11 @@ async fn instance_registration_and_target_down() {
     let a = h.tenant("team-a").await;
     let base = instance_req(&h.target_pg, "other");
     // Wrong password, nothing listening, a login without the needed privileges.
-    let e =
-        h.admin.create_instance(&CreateInstance { admin_password: Some("wrong".into()), ..base.clone() }).await.unwrap_err();
+    let e = h
+        .admin
+        .create_instance(&CreateInstance { admin_password: Some("wrong".into()), ..base.clone() })
+        .await
+        .unwrap_err();
     assert_eq!(problem(&e).code, "instance_unreachable", "{e}");
     assert!(problem(&e).detail.contains("28P01"), "{e}");
     let dead_port = dbaas_api::pgcluster::free_port().unwrap();

@@ -56,7 +56,10 @@ async fn local_host_registration_and_bad_input() {
             CreateHost { kind: HostKind::Ssh, address: Some("127.0.0.1".into()), ..local("h2", "/var/tmp/x") },
             "ssh_private_key",
         ),
-        (CreateHost { kind: HostKind::Ssh, address: Some("-oProxyCommand=x".into()), ..local("h2", "/var/tmp/x") }, "address"),
+        (
+            CreateHost { kind: HostKind::Ssh, address: Some("-oProxyCommand=x".into()), ..local("h2", "/var/tmp/x") },
+            "address",
+        ),
     ] {
         let p = problem(h.admin.create_host(&req).await.unwrap_err());
         assert_eq!(p.status, 422, "{req:?}");

@@ -1,6 +1,8 @@
 //! Managed instances on a local host: provisioning, databases over TLS, settings applied by
 //! reload or restart, start/stop, delete, health checks, bad input and a crash mid-provision.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -56,7 +58,9 @@ async fn two_instances_on_one_host_settings_actions_delete() {
         assert!(details.ready_in_ms.unwrap() > 0);
         assert!(inst.server_version.starts_with("15"), "{}", inst.server_version);
         let log = log_text(&h.admin, op.id).await;
-        for step in ["data directory", "initdb", "configuration", "TLS certificate", "starting", "service admin role", "ready:"] {
+        for step in
+            ["data directory", "initdb", "configuration", "TLS certificate", "starting", "service admin role", "ready:"]
+        {
             assert!(log.contains(step), "missing step {step:?} in:\n{log}");
         }
     }
@@ -66,7 +70,10 @@ async fn two_instances_on_one_host_settings_actions_delete() {
     for name in ["pg-one", "pg-two"] {
         let inst = h.admin.get_instance(name).await.unwrap();
         let d = h
-            .ready_database(&a, CreateDatabase { name: format!("app-{name}"), instance: Some(name.into()), ..Default::default() })
+            .ready_database(
+                &a,
+                CreateDatabase { name: format!("app-{name}"), instance: Some(name.into()), ..Default::default() },
+            )
             .await;
         for access in [Access::Read, Access::Write, Access::Admin] {
             let cred = a.get_credential(d.id, access).await.unwrap();
@@ -81,9 +88,11 @@ async fn two_instances_on_one_host_settings_actions_delete() {
         let cred = a.get_credential(d.id, Access::Write).await.unwrap();
         let opts: PgConnectOptions = cred.uri.parse().unwrap();
         let ca = inst.ca_cert.clone().expect("managed instances publish their CA");
-        PgConnection::connect_with(&opts.clone().ssl_mode(PgSslMode::VerifyFull).ssl_root_cert_from_pem(ca.into_bytes()))
-            .await
-            .expect("verify-full with the instance CA");
+        PgConnection::connect_with(
+            &opts.clone().ssl_mode(PgSslMode::VerifyFull).ssl_root_cert_from_pem(ca.into_bytes()),
+        )
+        .await
+        .expect("verify-full with the instance CA");
         // No TLS: refused by pg_hba (only hostssl lines exist).
         let e = PgConnection::connect_with(&opts.ssl_mode(PgSslMode::Disable)).await.unwrap_err();
         assert_eq!(sqlstate(&e), "28000", "{e}");
@@ -97,7 +106,10 @@ async fn two_instances_on_one_host_settings_actions_delete() {
     let before = started_at(&mut admin_conn).await;
     let upd = h
         .admin
-        .update_instance("pg-one", &UpdateInstance { settings: Some(settings(&[("work_mem", "16MB")])), ..Default::default() })
+        .update_instance(
+            "pg-one",
+            &UpdateInstance { settings: Some(settings(&[("work_mem", "16MB")])), ..Default::default() },
+        )
         .await
         .unwrap();
     assert_ne!(upd.last_operation_id, inst.last_operation_id);
@@ -112,11 +124,17 @@ async fn two_instances_on_one_host_settings_actions_delete() {
 
     // ...a restart-only change restarts, and says so.
     let new = settings(&[("work_mem", "16MB"), ("shared_buffers", "48MB")]);
-    h.admin.update_instance("pg-one", &UpdateInstance { settings: Some(new.clone()), ..Default::default() }).await.unwrap();
+    h.admin
+        .update_instance("pg-one", &UpdateInstance { settings: Some(new.clone()), ..Default::default() })
+        .await
+        .unwrap();
     let (op, inst) = settle(&h.admin, "pg-one").await;
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}\n{}", log_text(&h.admin, op.id).await);
     let log = log_text(&h.admin, op.id).await;
-    assert!(log.contains("restart needed for shared_buffers") && log.contains("restarted to apply shared_buffers"), "{log}");
+    assert!(
+        log.contains("restart needed for shared_buffers") && log.contains("restarted to apply shared_buffers"),
+        "{log}"
+    );
     assert_eq!(inst.managed.as_ref().unwrap().settings, new);
     let mut c = connect_as(&a.get_credential(d.id, Access::Admin).await.unwrap()).await.unwrap();
     assert_eq!(show(&mut c, "shared_buffers").await, "48MB");
@@ -125,11 +143,17 @@ async fn two_instances_on_one_host_settings_actions_delete() {
     // An invalid value is refused before anything changes, with the server's own words.
     let e = h
         .admin
-        .update_instance("pg-one", &UpdateInstance { settings: Some(settings(&[("work_mem", "lots")])), ..Default::default() })
+        .update_instance(
+            "pg-one",
+            &UpdateInstance { settings: Some(settings(&[("work_mem", "lots")])), ..Default::default() },
+        )
         .await
         .unwrap_err();
     let p = problem(&e);
-    assert_eq!((p.status, p.errors[0].field.as_str(), p.errors[0].code.as_str()), (422, "settings.work_mem", "invalid_value"));
+    assert_eq!(
+        (p.status, p.errors[0].field.as_str(), p.errors[0].code.as_str()),
+        (422, "settings.work_mem", "invalid_value")
+    );
     assert!(p.errors[0].message.contains("invalid value for parameter \"work_mem\""), "{p:?}");
     assert_eq!(h.admin.get_instance("pg-one").await.unwrap().managed.unwrap().settings, new);
 
@@ -164,7 +188,8 @@ async fn two_instances_on_one_host_settings_actions_delete() {
     assert_eq!(gone.unwrap_err().status(), Some(404), "its databases went with it");
 
     // The name and port are free again.
-    let again = h.admin.create_instance(&CreateInstance { port: Some(port_two), ..managed("pg-two", "box-1") }).await.unwrap();
+    let again =
+        h.admin.create_instance(&CreateInstance { port: Some(port_two), ..managed("pg-two", "box-1") }).await.unwrap();
     assert_eq!(again.port, port_two);
     let (op, _) = settle(&h.admin, "pg-two").await;
     assert_eq!(op.status, OperationStatus::Succeeded);
@@ -188,15 +213,39 @@ async fn bad_input_leaves_nothing_behind() {
         (CreateInstance { port: Some(25300), ..base.clone() }, "port", "out_of_range"),
         (CreateInstance { port: Some(25205), ..base.clone() }, "port", "port_in_use"),
         (CreateInstance { host: "nowhere".into(), ..base.clone() }, "host", "unknown_host"),
-        (CreateInstance { settings: settings(&[("no_such_setting", "1")]), ..base.clone() }, "settings.no_such_setting", "unknown_setting"),
-        (CreateInstance { settings: settings(&[("shared_buffers", "12XB")]), ..base.clone() }, "settings.shared_buffers", "invalid_value"),
-        (CreateInstance { settings: settings(&[("max_connections", "-5")]), ..base.clone() }, "settings.max_connections", "invalid_value"),
+        (
+            CreateInstance { settings: settings(&[("no_such_setting", "1")]), ..base.clone() },
+            "settings.no_such_setting",
+            "unknown_setting",
+        ),
+        (
+            CreateInstance { settings: settings(&[("shared_buffers", "12XB")]), ..base.clone() },
+            "settings.shared_buffers",
+            "invalid_value",
+        ),
+        (
+            CreateInstance { settings: settings(&[("max_connections", "-5")]), ..base.clone() },
+            "settings.max_connections",
+            "invalid_value",
+        ),
         (CreateInstance { settings: settings(&[("port", "5432")]), ..base.clone() }, "settings.port", "reserved"),
         (CreateInstance { settings: settings(&[("ssl", "off")]), ..base.clone() }, "settings.ssl", "reserved"),
-        (CreateInstance { settings: settings(&[("bad name", "1")]), ..base.clone() }, "settings.bad name", "invalid_name"),
+        (
+            CreateInstance { settings: settings(&[("bad name", "1")]), ..base.clone() },
+            "settings.bad name",
+            "invalid_name",
+        ),
         (CreateInstance { admin_user: Some("postgres".into()), ..base.clone() }, "admin_user", "external_only"),
-        (CreateInstance { allowed_extensions: vec!["no_such_ext".into()], ..base.clone() }, "allowed_extensions[0]", "unavailable"),
-        (CreateInstance { dedicated_tenant: Some("nobody".into()), ..base.clone() }, "dedicated_tenant", "unknown_tenant"),
+        (
+            CreateInstance { allowed_extensions: vec!["no_such_ext".into()], ..base.clone() },
+            "allowed_extensions[0]",
+            "unavailable",
+        ),
+        (
+            CreateInstance { dedicated_tenant: Some("nobody".into()), ..base.clone() },
+            "dedicated_tenant",
+            "unknown_tenant",
+        ),
     ];
     for (req, field, code) in cases {
         let e = h.admin.create_instance(&req).await.unwrap_err();
@@ -219,11 +268,16 @@ async fn bad_input_leaves_nothing_behind() {
     // Allocation skips the busy port; a port already taken by an instance is refused.
     let mut taken = Vec::new();
     for i in 0..3 {
-        let inst = h.admin.create_instance(&CreateInstance { port: None, ..managed(&format!("pg-{i}"), "box-2") }).await.unwrap();
+        let inst = h
+            .admin
+            .create_instance(&CreateInstance { port: None, ..managed(&format!("pg-{i}"), "box-2") })
+            .await
+            .unwrap();
         taken.push(inst.port);
     }
     assert_eq!(taken, vec![25200, 25201, 25202]);
-    let e = h.admin.create_instance(&CreateInstance { port: Some(25201), ..managed("pg-x", "box-2") }).await.unwrap_err();
+    let e =
+        h.admin.create_instance(&CreateInstance { port: Some(25201), ..managed("pg-x", "box-2") }).await.unwrap_err();
     assert_eq!((problem(&e).status, problem(&e).errors[0].code.as_str()), (422, "port_taken"));
     for i in 0..3 {
         let (op, _) = settle(&h.admin, &format!("pg-{i}")).await;
@@ -232,7 +286,10 @@ async fn bad_input_leaves_nothing_behind() {
 
     // Past every check, the server still refuses to start (a library that does not exist):
     // the provisioning fails and removes what it made.
-    let bad = CreateInstance { settings: settings(&[("shared_preload_libraries", "no_such_library")]), ..managed("pg-nolib", "box-2") };
+    let bad = CreateInstance {
+        settings: settings(&[("shared_preload_libraries", "no_such_library")]),
+        ..managed("pg-nolib", "box-2")
+    };
     h.admin.create_instance(&bad).await.unwrap();
     let (op, inst) = settle(&h.admin, "pg-nolib").await;
     assert_eq!((op.status, inst.status), (OperationStatus::Failed, InstanceStatus::Failed));
@@ -257,9 +314,14 @@ async fn bad_input_leaves_nothing_behind() {
     let (op, inst) = settle(&h.admin, "pg-ded").await;
     assert_eq!(op.status, OperationStatus::Succeeded);
     assert_eq!(inst.dedicated_tenant.as_deref(), Some("team-d"));
-    h.ready_database(&t, CreateDatabase { name: "mine".into(), instance: Some("pg-ded".into()), ..Default::default() }).await;
+    h.ready_database(&t, CreateDatabase { name: "mine".into(), instance: Some("pg-ded".into()), ..Default::default() })
+        .await;
     let e = other
-        .create_database(&CreateDatabase { name: "theirs".into(), instance: Some("pg-ded".into()), ..Default::default() })
+        .create_database(&CreateDatabase {
+            name: "theirs".into(),
+            instance: Some("pg-ded".into()),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(problem(&e).status, 422, "{e}");
@@ -291,7 +353,12 @@ async fn killed_mid_provision_completes_after_restart() {
     assert_eq!(inst.status, InstanceStatus::Ready);
     assert_eq!(dir.instance_dirs().len(), 1);
     let a = h.tenant("team-k").await;
-    let d = h.ready_database(&a, CreateDatabase { name: "after-crash".into(), instance: Some("pg-k".into()), ..Default::default() }).await;
+    let d = h
+        .ready_database(
+            &a,
+            CreateDatabase { name: "after-crash".into(), instance: Some("pg-k".into()), ..Default::default() },
+        )
+        .await;
     connect_as(&a.get_credential(d.id, Access::Write).await.unwrap()).await.unwrap();
 }
 
@@ -305,7 +372,8 @@ async fn a_dead_cluster_is_reported_and_restarted() {
     assert_eq!(op.status, OperationStatus::Succeeded);
     // Kill the cluster behind the service's back.
     let data = std::path::Path::new(&dir.root()).join(&dir.instance_dirs()[0]).join("pgdata");
-    let pid: i32 = std::fs::read_to_string(data.join("postmaster.pid")).unwrap().lines().next().unwrap().parse().unwrap();
+    let pid: i32 =
+        std::fs::read_to_string(data.join("postmaster.pid")).unwrap().lines().next().unwrap().parse().unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     let admin = h.admin.clone();
     let first = inst.last_operation_id;
@@ -349,10 +417,21 @@ async fn ssh_host_provisions_an_instance() {
     let wrong_key = CreateHost { ssh_known_host_key: Some(sshd.other_key()), ..ssh_host("remote", &sshd, &dir.root()) };
     let e = h.admin.create_host(&wrong_key).await.unwrap_err();
     let p = problem(&e);
-    assert_eq!((p.errors[0].field.as_str(), p.errors[0].code.as_str()), ("ssh_known_host_key", "host_key_mismatch"), "{p:?}");
+    assert_eq!(
+        (p.errors[0].field.as_str(), p.errors[0].code.as_str()),
+        ("ssh_known_host_key", "host_key_mismatch"),
+        "{p:?}"
+    );
     let dead = free_port().unwrap();
-    let e = h.admin.create_host(&CreateHost { ssh_port: Some(dead), ..ssh_host("remote", &sshd, &dir.root()) }).await.unwrap_err();
-    assert_eq!((problem(&e).errors[0].field.as_str(), problem(&e).errors[0].code.as_str()), ("address", "host_unreachable"));
+    let e = h
+        .admin
+        .create_host(&CreateHost { ssh_port: Some(dead), ..ssh_host("remote", &sshd, &dir.root()) })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (problem(&e).errors[0].field.as_str(), problem(&e).errors[0].code.as_str()),
+        ("address", "host_unreachable")
+    );
     let stranger = sshd.dir.path().join("stranger");
     let out = std::process::Command::new("/usr/bin/ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -387,10 +466,21 @@ async fn ssh_host_provisions_an_instance() {
         .await
         .unwrap();
     let (op, inst) = settle(&h.admin, "pg-ssh").await;
-    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}\n{}\nsshd:\n{}", log_text(&h.admin, op.id).await, sshd.log());
+    assert_eq!(
+        op.status,
+        OperationStatus::Succeeded,
+        "{op:?}\n{}\nsshd:\n{}",
+        log_text(&h.admin, op.id).await,
+        sshd.log()
+    );
     assert_eq!(inst.status, InstanceStatus::Ready);
     let a = h.tenant("team-s").await;
-    let d = h.ready_database(&a, CreateDatabase { name: "over-ssh".into(), instance: Some("pg-ssh".into()), ..Default::default() }).await;
+    let d = h
+        .ready_database(
+            &a,
+            CreateDatabase { name: "over-ssh".into(), instance: Some("pg-ssh".into()), ..Default::default() },
+        )
+        .await;
     let mut c = connect_as(&a.get_credential(d.id, Access::Write).await.unwrap()).await.unwrap();
     assert_eq!(show(&mut c, "work_mem").await, "12MB");
     // The files belong to the postgres user even though the SSH login is root.
@@ -402,7 +492,13 @@ async fn ssh_host_provisions_an_instance() {
     assert!(logins <= 3, "expected the SSH connection to be reused, saw {logins} logins:\n{}", sshd.log());
 
     // Settings and delete go through the same connection.
-    h.admin.update_instance("pg-ssh", &UpdateInstance { settings: Some(settings(&[("work_mem", "24MB")])), ..Default::default() }).await.unwrap();
+    h.admin
+        .update_instance(
+            "pg-ssh",
+            &UpdateInstance { settings: Some(settings(&[("work_mem", "24MB")])), ..Default::default() },
+        )
+        .await
+        .unwrap();
     let (op, _) = settle(&h.admin, "pg-ssh").await;
     assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_text(&h.admin, op.id).await);
     let gone = h.admin.delete_instance("pg-ssh", true).await.unwrap().unwrap();

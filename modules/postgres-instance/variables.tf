@@ -7,19 +7,59 @@ variable "name" {
   }
 }
 
+variable "kind" {
+  description = "external (register an existing server) or managed (the service provisions a cluster on a registered host)."
+  type        = string
+  default     = "external"
+  validation {
+    condition     = contains(["external", "managed"], var.kind)
+    error_message = "kind must be external or managed."
+  }
+}
+
 variable "host" {
-  description = "Host the service connects to."
+  description = "external: the server's host name or address. managed: the name of a registered host."
   type        = string
 }
 
 variable "port" {
-  description = "PostgreSQL port."
+  description = "PostgreSQL port. external: null means 5432. managed: null takes the lowest free port of the host's range."
   type        = number
-  default     = 5432
+  default     = null
   validation {
-    condition     = var.port >= 1 && var.port <= 65535
+    condition     = var.port == null || (coalesce(var.port, 1) >= 1 && coalesce(var.port, 1) <= 65535)
     error_message = "The port must be between 1 and 65535."
   }
+}
+
+variable "pg_version" {
+  description = "managed: PostgreSQL major version, one the host has (e.g. \"15\")."
+  type        = string
+  default     = null
+}
+
+variable "settings" {
+  description = "managed: postgresql.conf parameters (applied by reload, or restart when needed)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "dedicated_tenant" {
+  description = "Only this tenant's databases are placed here (a cluster per tenant); null: shared."
+  type        = string
+  default     = null
+}
+
+variable "protected" {
+  description = "Never delete the instance; null means true in prod, false elsewhere."
+  type        = bool
+  default     = null
+}
+
+variable "auto_restart" {
+  description = "managed: restart the cluster when the health check finds it down."
+  type        = bool
+  default     = true
 }
 
 variable "public_host" {
@@ -29,18 +69,20 @@ variable "public_host" {
 }
 
 variable "admin_user" {
-  description = "Login with SUPERUSER, or CREATEDB and CREATEROLE."
+  description = "external: a login with SUPERUSER, or CREATEDB and CREATEROLE."
   type        = string
+  default     = null
 }
 
 variable "admin_password" {
-  description = "Password of admin_user (stored encrypted by the service)."
+  description = "external: password of admin_user (stored encrypted by the service)."
   type        = string
+  default     = null
   sensitive   = true
 }
 
 variable "sslmode" {
-  description = "TLS mode the service uses: disable, prefer, require, verify-ca or verify-full."
+  description = "external: TLS mode the service uses: disable, prefer, require, verify-ca or verify-full."
   type        = string
   default     = "require"
   validation {

@@ -115,6 +115,28 @@ async fn modules_are_formatted_valid_and_apply() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(env.admin.get_instance("second").await.unwrap_err().status(), Some(404));
 
+    // postgres-instance, managed: a cluster provisioned on a registered host, then removed.
+    let host = env.local_host("mod-box", [25700, 25709]).await;
+    let wd_managed = env.workdir(
+        "mod-managed",
+        &format!(
+            "module \"own\" {{\n  source = \"{}\"\n  name = \"own\"\n  kind = \"managed\"\n  host = \"mod-box\"\n  \
+             pg_version = \"15\"\n  environment = \"sandbox\"\n  dedicated_tenant = \"team-m\"\n  settings = {{ work_mem = \"4MB\" }}\n}}\n\
+             output \"ca\" {{\n  value = module.own.ca_cert\n}}\n",
+            src("postgres-instance"),
+        ),
+    );
+    env.apply(&wd_managed);
+    let own = env.admin.get_instance("own").await.unwrap();
+    assert_eq!(own.status, dbaas_client::InstanceStatus::Ready);
+    assert_eq!(own.dedicated_tenant.as_deref(), Some("team-m"));
+    assert!(env.outputs(&wd_managed)["ca"]["value"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    assert_eq!(env.plan(&wd_managed).0, 0);
+    assert_eq!(instance_dirs(&host.0), 1);
+    let out = env.tf(&wd_managed, &["destroy", "-auto-approve", "-input=false"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(instance_dirs(&host.0), 0);
+
     // And the tenant goes last.
     let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false"]);
     assert!(out.status.success(), "{}", text(&out));

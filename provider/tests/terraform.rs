@@ -249,11 +249,19 @@ ephemeral "dbaas_lease" "l" {
     assert!(out.contains("ttl         = \"5s\""), "{out}");
     assert!(!out.contains("panic") && !out.contains("goroutine"), "{out}");
 
-    // An unknown instance is caught at plan time (it needs the API, so after validation).
+    // An unknown instance is named at plan time (a warning: the same configuration may create
+    // it), and the apply fails on the attribute before anything is made.
     let unknown = env.workdir("unknown", "resource \"dbaas_database\" \"c\" {\n  tenant   = \"team-a\"\n  name     = \"c\"\n  instance = \"nowhere\"\n}\n");
     let (code, out) = env.plan(&unknown);
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("Error: Unknown instance") && out.contains("instance = \"nowhere\""), "{out}");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Warning: Unknown instance") && out.contains("instance = \"nowhere\""), "{out}");
+    let out = text(&env.tf(&unknown, &["apply", "-auto-approve", "-input=false"]));
+    assert!(
+        out.contains("Error:")
+            && out.contains("no instance named \"nowhere\"")
+            && out.contains("instance = \"nowhere\""),
+        "{out}"
+    );
 
     // Provider configuration: missing endpoint, unreachable API, bad token.
     let ok = env.workdir("cfg", "resource \"dbaas_tenant\" \"t\" {\n  name = \"team-z\"\n}\n");

@@ -116,7 +116,8 @@ impl Executor for LocalExecutor {
             }
             child.wait_with_output().await.map_err(spawn_err)
         };
-        let out = tokio::time::timeout(self.timeout, run).await.map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
+        let out =
+            tokio::time::timeout(self.timeout, run).await.map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
         finish(cmd, out.status.code(), &out.stdout, &out.stderr)
     }
 
@@ -127,8 +128,10 @@ impl Executor for LocalExecutor {
 
 /// Turns an exit status and captured output into our result.
 pub(super) fn finish(cmd: &Command, code: Option<i32>, stdout: &[u8], stderr: &[u8]) -> Result<Output, ExecError> {
-    let output =
-        Output { stdout: String::from_utf8_lossy(stdout).into_owned(), stderr: String::from_utf8_lossy(stderr).into_owned() };
+    let output = Output {
+        stdout: String::from_utf8_lossy(stdout).into_owned(),
+        stderr: String::from_utf8_lossy(stderr).into_owned(),
+    };
     if code == Some(0) {
         Ok(output)
     } else {

@@ -58,7 +58,10 @@ impl HostRecord {
     }
 
     fn ssh_target(&self, key: &MasterKey) -> Result<SshTarget, ExecError> {
-        let enc = self.ssh_private_key_enc.as_deref().ok_or_else(|| ExecError::Unreachable("no private key stored".into()))?;
+        let enc = self
+            .ssh_private_key_enc
+            .as_deref()
+            .ok_or_else(|| ExecError::Unreachable("no private key stored".into()))?;
         let private_key = key
             .decrypt(enc, &format!("host:{}", self.id))
             .map_err(|e| ExecError::Unreachable(format!("decrypting the host's private key: {e}")))?;

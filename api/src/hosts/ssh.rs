@@ -43,7 +43,9 @@ const KEY_TYPES: &[&str] = &[
 pub fn parse_host_key(line: &str) -> Result<String, String> {
     let mut parts = line.split_whitespace();
     let (Some(kind), Some(b64)) = (parts.next(), parts.next()) else {
-        return Err("must be a public key line such as `ssh-ed25519 AAAAC3Nza…` (from /etc/ssh/ssh_host_*_key.pub)".into());
+        return Err(
+            "must be a public key line such as `ssh-ed25519 AAAAC3Nza…` (from /etc/ssh/ssh_host_*_key.pub)".into()
+        );
     };
     if !KEY_TYPES.contains(&kind) {
         return Err(format!("unknown key type {kind:?}; expected one of {}", KEY_TYPES.join(", ")));
@@ -145,12 +147,16 @@ impl Executor for SshExecutor {
         let run = async {
             let mut child = c.spawn().await.map_err(|e| classify(&e))?;
             if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin().take()) {
-                stdin.write_all(data).await.map_err(|e| ExecError::Unreachable(format!("writing to {}: {e}", cmd.program)))?;
+                stdin
+                    .write_all(data)
+                    .await
+                    .map_err(|e| ExecError::Unreachable(format!("writing to {}: {e}", cmd.program)))?;
                 stdin.shutdown().await.ok();
             }
             child.wait_with_output().await.map_err(|e| classify(&e))
         };
-        let out = tokio::time::timeout(self.timeout, run).await.map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
+        let out =
+            tokio::time::timeout(self.timeout, run).await.map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
         finish(cmd, out.status.code(), &out.stdout, &out.stderr)
     }
 
@@ -172,7 +178,9 @@ mod tests {
         for bad in ["", "ssh-ed25519", "ssh-foo AAAA", "ssh-ed25519 not*base64"] {
             assert!(parse_host_key(bad).is_err(), "{bad}");
         }
-        assert!(check_private_key("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n").is_ok());
+        assert!(
+            check_private_key("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n").is_ok()
+        );
         assert!(check_private_key("ssh-ed25519 AAAA").is_err());
     }
 }

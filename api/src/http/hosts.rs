@@ -28,6 +28,9 @@ struct Row {
     name: String,
     kind: String,
     address: Option<String>,
+    ssh_port: Option<i32>,
+    ssh_user: Option<String>,
+    ssh_known_host_key: Option<String>,
     data_root: String,
     port_range_start: i32,
     port_range_end: i32,
@@ -43,6 +46,9 @@ impl From<Row> for Host {
             name: r.name,
             kind: if r.kind == "ssh" { HostKind::Ssh } else { HostKind::Local },
             address: r.address,
+            ssh_port: r.ssh_port.map(|p| p as u16),
+            ssh_user: r.ssh_user,
+            ssh_known_host_key: r.ssh_known_host_key,
             data_root: r.data_root,
             port_range: [r.port_range_start as u16, r.port_range_end as u16],
             pg_versions: r.pg_versions.0,
@@ -53,7 +59,7 @@ impl From<Row> for Host {
 }
 
 const SELECT: &str =
-    "SELECT id, name, kind, address, data_root, port_range_start, port_range_end, pg_versions, version, created_at FROM hosts";
+    "SELECT id, name, kind, address, ssh_port, ssh_user, ssh_known_host_key, data_root, port_range_start, port_range_end, pg_versions, version, created_at FROM hosts";
 
 async fn by_name(s: &AppState, name: &str) -> ApiResult<Row> {
     sqlx::query_as(&format!("{SELECT} WHERE name = $1"))
@@ -182,15 +188,19 @@ async fn delete_host(State(s): State<AppState>, who: Principal, Path(name): Path
         .fetch_one(&s.db)
         .await?;
     if live > 0 {
-        return Err(ApiError::Conflict("host_in_use", format!("host {name} runs {live} instance(s); delete them first")));
+        return Err(ApiError::Conflict(
+            "host_in_use",
+            format!("host {name} runs {live} instance(s); delete them first"),
+        ));
     }
     // Deleted instances keep their history pointing here: then the host is only forgotten
     // by name (renamed out of the way).
-    let n = sqlx::query("DELETE FROM hosts h WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM instances WHERE host_id = h.id)")
-        .bind(row.id)
-        .execute(&s.db)
-        .await?
-        .rows_affected();
+    let n =
+        sqlx::query("DELETE FROM hosts h WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM instances WHERE host_id = h.id)")
+            .bind(row.id)
+            .execute(&s.db)
+            .await?
+            .rows_affected();
     if n == 0 {
         sqlx::query("UPDATE hosts SET name = left(name, 20) || '-deleted-' || left(replace(id::text, '-', ''), 8) WHERE id = $1")
             .bind(row.id)

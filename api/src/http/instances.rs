@@ -106,18 +106,21 @@ mod tests {
 }
 
 pub async fn by_name(db: &sqlx::PgPool, name: &str) -> ApiResult<Option<InstanceRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 AND i.status <> 'deleted'"))
-        .bind(name)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 AND i.status <> 'deleted'"
+    ))
+    .bind(name)
+    .fetch_optional(db)
+    .await?)
 }
 
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", responses((status = 200, body = List<Instance>)))]
 async fn list_instances(State(s): State<AppState>, _who: Principal) -> ApiResult<axum::Json<List<Instance>>> {
-    let rows: Vec<InstanceRow> =
-        sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.status <> 'deleted' ORDER BY i.name"))
-            .fetch_all(&s.db)
-            .await?;
+    let rows: Vec<InstanceRow> = sqlx::query_as(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.status <> 'deleted' ORDER BY i.name"
+    ))
+    .fetch_all(&s.db)
+    .await?;
     Ok(axum::Json(List { items: rows.iter().map(InstanceRow::to_model).collect() }))
 }
 
@@ -374,8 +377,13 @@ async fn update_instance(
     }
     let status = match settings {
         Some(new) => {
-            super::managed::enqueue(&mut tx, &row, OperationKind::UpdateInstance, serde_json::json!({ "settings": new }))
-                .await?;
+            super::managed::enqueue(
+                &mut tx,
+                &row,
+                OperationKind::UpdateInstance,
+                serde_json::json!({ "settings": new }),
+            )
+            .await?;
             StatusCode::ACCEPTED
         }
         None => StatusCode::OK,

@@ -3,7 +3,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use dbaas_client::{CreateInstance, Instance, InstanceAction, InstanceActionKind, InstanceStatus, OperationKind, Settings};
+use dbaas_client::{
+    CreateInstance, Instance, InstanceAction, InstanceActionKind, InstanceStatus, OperationKind, Settings,
+};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -36,12 +38,7 @@ fn host_error(e: ExecError) -> ApiError {
 }
 
 /// Settings checked by name, then by the server binary on the host.
-async fn check_settings(
-    exec: &HostExec,
-    host: &HostRecord,
-    bin: &str,
-    settings: &Settings,
-) -> ApiResult<()> {
+async fn check_settings(exec: &HostExec, host: &HostRecord, bin: &str, settings: &Settings) -> ApiResult<()> {
     let mut errs = FieldErrors::default();
     for (name, code, msg) in check_syntax(settings) {
         errs.add(&format!("settings.{name}"), code, msg);
@@ -69,7 +66,11 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
         ("ca_cert", req.ca_cert.is_some()),
     ] {
         if given {
-            errs.add(field, "external_only", "a managed instance gets its admin login and certificate from the service");
+            errs.add(
+                field,
+                "external_only",
+                "a managed instance gets its admin login and certificate from the service",
+            );
         }
     }
     let host = HostRecord::by_name(&s.db, &req.host).await?;
@@ -82,13 +83,21 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
         (_, None, _) => errs.add("version", "required", "the PostgreSQL major version to run, e.g. \"15\""),
         (Some(h), Some(v), None) => {
             let have: Vec<&str> = h.pg_versions.0.iter().map(|p| p.version.as_str()).collect();
-            errs.add("version", "unknown_version", format!("host {} has no PostgreSQL {v}; it has {}", h.name, have.join(", ")));
+            errs.add(
+                "version",
+                "unknown_version",
+                format!("host {} has no PostgreSQL {v}; it has {}", h.name, have.join(", ")),
+            );
         }
         _ => {}
     }
     if let (Some(h), Some(p)) = (&host, req.port) {
         if !(h.port_range_start..=h.port_range_end).contains(&i32::from(p)) {
-            errs.add("port", "out_of_range", format!("must be within the host's range {}-{}", h.port_range_start, h.port_range_end));
+            errs.add(
+                "port",
+                "out_of_range",
+                format!("must be within the host's range {}-{}", h.port_range_start, h.port_range_end),
+            );
         }
     }
     errs.into_result()?;
@@ -135,7 +144,10 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
     .await;
     if let Err(sqlx::Error::Database(e)) = &inserted {
         if e.constraint() == Some("instances_host_port") {
-            return Err(ApiError::Conflict("port_taken", format!("port {port} was just taken by another instance on {}; retry", host.name)));
+            return Err(ApiError::Conflict(
+                "port_taken",
+                format!("port {port} was just taken by another instance on {}; retry", host.name),
+            ));
         }
     }
     inserted?;
@@ -148,20 +160,21 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
 /// The requested port if it is free, else the lowest free one of the host's range. Free means:
 /// no live instance of ours has it and nothing listens on it on the host.
 async fn choose_port(s: &AppState, exec: &HostExec, host: &HostRecord, wanted: Option<u16>) -> ApiResult<u16> {
-    let ours: Vec<i32> =
-        sqlx::query_scalar("SELECT port FROM instances WHERE host_id = $1 AND status <> 'deleted'")
-            .bind(host.id)
-            .fetch_all(&s.db)
-            .await?;
+    let ours: Vec<i32> = sqlx::query_scalar("SELECT port FROM instances WHERE host_id = $1 AND status <> 'deleted'")
+        .bind(host.id)
+        .fetch_all(&s.db)
+        .await?;
     let listening = Node::listening_ports(exec).await.map_err(host_error)?;
     let free = |p: u16| !ours.contains(&i32::from(p)) && !listening.contains(&p);
     match wanted {
         Some(p) if ours.contains(&i32::from(p)) => {
             Err(ApiError::field("port", "port_taken", format!("port {p} belongs to another instance on {}", host.name)))
         }
-        Some(p) if !free(p) => {
-            Err(ApiError::field("port", "port_in_use", format!("something already listens on port {p} on {}", host.name)))
-        }
+        Some(p) if !free(p) => Err(ApiError::field(
+            "port",
+            "port_in_use",
+            format!("something already listens on port {p} on {}", host.name),
+        )),
         Some(p) => Ok(p),
         None => (host.port_range_start as u16..=host.port_range_end as u16).find(|p| free(*p)).ok_or_else(|| {
             ApiError::field("port", "no_free_port", format!("no free port left in {}'s range", host.name))
@@ -181,7 +194,11 @@ async fn check_extensions(exec: &HostExec, bin: &str, extensions: &[String]) -> 
         let control = format!("{share}/extension/{e}.control");
         let found = exec.run(&Command::new("/usr/bin/test", &["-f", &control]).map_err(host_error)?).await;
         if found.is_err() {
-            errs.add(&format!("allowed_extensions[{i}]"), "unavailable", format!("extension {e:?} is not installed on the host"));
+            errs.add(
+                &format!("allowed_extensions[{i}]"),
+                "unavailable",
+                format!("extension {e:?} is not installed on the host"),
+            );
         }
     }
     errs.into_result()
@@ -247,8 +264,12 @@ pub async fn instance_action(
     }
     let status = row.status();
     let (kind, allowed) = match req.action {
-        InstanceActionKind::Start => (OperationKind::StartInstance, matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped)),
-        InstanceActionKind::Stop => (OperationKind::StopInstance, matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped)),
+        InstanceActionKind::Start => {
+            (OperationKind::StartInstance, matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
+        }
+        InstanceActionKind::Stop => {
+            (OperationKind::StopInstance, matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
+        }
         InstanceActionKind::Restart => (OperationKind::RestartInstance, status == InstanceStatus::Ready),
     };
     if !allowed {

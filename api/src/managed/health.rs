@@ -46,14 +46,12 @@ async fn pass(state: &AppState) -> Result<(), sqlx::Error> {
 
 async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "UPDATE instances SET health = $2, health_message = $3, health_checked_at = now() WHERE id = $1",
-    )
-    .bind(inst.id)
-    .bind(if problem.is_some() { "down" } else { "healthy" })
-    .bind(&problem)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE instances SET health = $2, health_message = $3, health_checked_at = now() WHERE id = $1")
+        .bind(inst.id)
+        .bind(if problem.is_some() { "down" } else { "healthy" })
+        .bind(&problem)
+        .execute(&mut *tx)
+        .await?;
     if let (Some(p), true) = (&problem, inst.auto_restart) {
         // Lock the row so two replicas seeing the same outage enqueue one start.
         let busy: bool = sqlx::query_scalar(
@@ -65,9 +63,22 @@ async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -
         .await?
         .unwrap_or(true);
         if !busy {
-            let op = queue::enqueue(&mut tx, OperationKind::StartInstance, "instance", inst.id, None, serde_json::json!({"reason": "health check"})).await?;
-            sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1").bind(inst.id).bind(op.id).execute(&mut *tx).await?;
-            queue::log(&mut *tx, op.id, "warn", &format!("health check: the server is down ({p}); restarting it")).await?;
+            let op = queue::enqueue(
+                &mut tx,
+                OperationKind::StartInstance,
+                "instance",
+                inst.id,
+                None,
+                serde_json::json!({"reason": "health check"}),
+            )
+            .await?;
+            sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1")
+                .bind(inst.id)
+                .bind(op.id)
+                .execute(&mut *tx)
+                .await?;
+            queue::log(&mut *tx, op.id, "warn", &format!("health check: the server is down ({p}); restarting it"))
+                .await?;
             tracing::warn!(instance = %inst.name, problem = %p, "managed instance down; restart enqueued");
         }
     }

@@ -27,7 +27,9 @@ impl From<ExecError> for OpError {
             ExecError::Timeout(_) => OpError::retryable("host_timeout", e.to_string()),
             ExecError::HostKeyMismatch(_) => OpError::permanent("host_key_mismatch", e.to_string()),
             ExecError::Failed { .. } => OpError::permanent("host_command_failed", e.to_string()),
-            ExecError::Spawn { .. } | ExecError::Invalid(_) => OpError::permanent("host_command_invalid", e.to_string()),
+            ExecError::Spawn { .. } | ExecError::Invalid(_) => {
+                OpError::permanent("host_command_invalid", e.to_string())
+            }
         }
     }
 }

@@ -98,7 +98,8 @@ impl Node {
         let r = self.pg("pg_ctl", &["start", "-D", &self.data(), "-l", &self.log_file(), "-w", "-t", "60"]).await;
         if let Err(ExecError::Failed { program, status, stderr }) = r {
             // pg_ctl only says "could not start server": the reason is in the log.
-            let log = self.sys("/usr/bin/tail", &["-n", "5", &self.log_file()]).await.map(|o| o.stdout).unwrap_or_default();
+            let log =
+                self.sys("/usr/bin/tail", &["-n", "5", &self.log_file()]).await.map(|o| o.stdout).unwrap_or_default();
             return Err(ExecError::Failed { program, status, stderr: format!("{stderr}; server log: {}", log.trim()) });
         }
         r.map(|_| ())
@@ -115,7 +116,8 @@ impl Node {
     /// Stops the server if it runs and removes the instance's directory.
     pub async fn remove(&self) -> Result<(), ExecError> {
         // Never remove anything but an instance directory under the host's data root.
-        let inside = self.dir.strip_prefix(&format!("{}/", self.host.data_root)).is_some_and(|rest| !rest.contains('/'));
+        let inside =
+            self.dir.strip_prefix(&format!("{}/", self.host.data_root)).is_some_and(|rest| !rest.contains('/'));
         if !inside || validate_data_root(&self.dir).is_err() {
             return Err(ExecError::Invalid(format!("refusing to remove {}: not an instance directory", self.dir)));
         }

@@ -29,11 +29,12 @@ async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the host record is gone"))?;
     let version = inst.pg_version.clone().unwrap_or_default();
-    let bin = host
-        .bin_dir(&version)
-        .ok_or_else(|| OpError::permanent("unknown_version", format!("PostgreSQL {version} is not on host {}", host.name)))?;
+    let bin = host.bin_dir(&version).ok_or_else(|| {
+        OpError::permanent("unknown_version", format!("PostgreSQL {version} is not on host {}", host.name))
+    })?;
     let exec = s.hosts.get(&host, &s.key).await?;
-    let node = Node { exec, name: inst.name.clone(), port: inst.port as u16, dir: inst.managed_state().data_dir, bin, host };
+    let node =
+        Node { exec, name: inst.name.clone(), port: inst.port as u16, dir: inst.managed_state().data_dir, bin, host };
     Ok((inst, node))
 }
 
@@ -116,7 +117,11 @@ async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(
 
     ctx.step("TLS certificate").await;
     let ca = ensure_certificate(node, inst).await?;
-    sqlx::query("UPDATE instances SET ca_cert = $2 WHERE id = $1").bind(inst.id).bind(&ca).execute(&ctx.state.db).await?;
+    sqlx::query("UPDATE instances SET ca_cert = $2 WHERE id = $1")
+        .bind(inst.id)
+        .bind(&ca)
+        .execute(&ctx.state.db)
+        .await?;
 
     ctx.step("starting the server").await;
     node.start().await?;
@@ -137,10 +142,23 @@ async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(
     );
     let port = node.port.to_string();
     let run = node.run_dir();
-    let psql_args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &run, "-p", &port, "-U", "postgres", "-d", MAINTENANCE_DB, "-f", "-"];
-    node.exec
-        .run(&Command::new(&format!("{}/psql", node.bin), &psql_args)?.as_postgres().stdin(sql))
-        .await?;
+    let psql_args = [
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        &run,
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        MAINTENANCE_DB,
+        "-f",
+        "-",
+    ];
+    node.exec.run(&Command::new(&format!("{}/psql", node.bin), &psql_args)?.as_postgres().stdin(sql)).await?;
 
     ctx.step("register: connecting as the service over TLS (verify-full)").await;
     let fresh = load_instance(&ctx.state.db, inst.id).await?.ok_or_else(|| OpError::permanent("not_found", "gone"))?;
@@ -157,7 +175,8 @@ async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(
     .bind(elapsed)
     .execute(&ctx.state.db)
     .await?;
-    ctx.log("info", &format!("ready: PostgreSQL {version} on port {}, {elapsed} ms after the request", node.port)).await;
+    ctx.log("info", &format!("ready: PostgreSQL {version} on port {}, {elapsed} ms after the request", node.port))
+        .await;
     Ok(())
 }
 
@@ -168,7 +187,12 @@ async fn write_config(node: &Node, settings: &Settings) -> Result<(), OpError> {
     let main = format!("{data}/postgresql.conf");
     let text = node.read_file(&main).await?;
     if !text.contains("include = 'dbaas.conf'") {
-        node.write_file(&main, &format!("{text}\n# Managed by dbaas-api: this include comes last and wins.\ninclude = 'dbaas.conf'\n"), "0600").await?;
+        node.write_file(
+            &main,
+            &format!("{text}\n# Managed by dbaas-api: this include comes last and wins.\ninclude = 'dbaas.conf'\n"),
+            "0600",
+        )
+        .await?;
     }
     Ok(())
 }
@@ -214,7 +238,8 @@ async fn update_settings(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Re
         .map(|(k, _)| k.clone())
         .chain(old.keys().filter(|k| !new.contains_key(*k)).cloned())
         .collect();
-    ctx.log("info", &format!("changed: {}", if changed.is_empty() { "nothing".into() } else { changed.join(", ") })).await;
+    ctx.log("info", &format!("changed: {}", if changed.is_empty() { "nothing".into() } else { changed.join(", ") }))
+        .await;
 
     ctx.step("writing dbaas.conf").await;
     write_config(node, &new).await?;
@@ -240,7 +265,10 @@ async fn update_settings(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Re
         write_config(node, old).await?;
         sqlx::query("SELECT pg_catalog.pg_reload_conf()").execute(&mut conn).await?;
         let list: Vec<String> = errors.into_iter().map(|(n, e)| format!("{n}: {e}")).collect();
-        return Err(OpError::permanent("invalid_setting", format!("the server rejected the settings ({}); previous settings restored", list.join("; "))));
+        return Err(OpError::permanent(
+            "invalid_setting",
+            format!("the server rejected the settings ({}); previous settings restored", list.join("; ")),
+        ));
     }
     let pending: Vec<String> =
         sqlx::query_scalar("SELECT name FROM pg_catalog.pg_settings WHERE pending_restart ORDER BY name")
@@ -274,7 +302,10 @@ async fn wait_reloaded(
             return Ok(conn);
         }
         if start.elapsed() > Duration::from_secs(10) {
-            return Err(OpError::retryable("reload_timeout", "the server did not reload its configuration within 10 s"));
+            return Err(OpError::retryable(
+                "reload_timeout",
+                "the server did not reload its configuration within 10 s",
+            ));
         }
         drop(conn);
         tokio::time::sleep(Duration::from_millis(50)).await;

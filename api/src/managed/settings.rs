@@ -49,12 +49,24 @@ pub fn check_syntax(settings: &Settings) -> Vec<SettingError> {
                 && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         };
         if name.len() > 63 || name.split('.').count() > 2 || !name.split('.').all(valid_part) {
-            errs.push((name.clone(), "invalid_name", "a parameter name is lowercase letters, digits and '_' (custom ones: prefix.name)".into()));
+            errs.push((
+                name.clone(),
+                "invalid_name",
+                "a parameter name is lowercase letters, digits and '_' (custom ones: prefix.name)".into(),
+            ));
         } else if RESERVED.contains(&name.as_str()) {
-            errs.push((name.clone(), "reserved", format!("{name} is set by the service (layout, TLS and authentication of managed instances)")));
+            errs.push((
+                name.clone(),
+                "reserved",
+                format!("{name} is set by the service (layout, TLS and authentication of managed instances)"),
+            ));
         }
         if value.len() > 1024 || value.chars().any(char::is_control) {
-            errs.push((name.clone(), "invalid_value", "values are at most 1024 characters, without control characters".into()));
+            errs.push((
+                name.clone(),
+                "invalid_value",
+                "values are at most 1024 characters, without control characters".into(),
+            ));
         }
     }
     errs
@@ -91,7 +103,11 @@ pub async fn check_values(
         match run(vec![(k, v)]).await {
             Ok(_) => {}
             Err(ExecError::Failed { stderr, .. }) => {
-                let code = if stderr.contains("unrecognized configuration parameter") { "unknown_setting" } else { "invalid_value" };
+                let code = if stderr.contains("unrecognized configuration parameter") {
+                    "unknown_setting"
+                } else {
+                    "invalid_value"
+                };
                 errs.push((k.clone(), code, server_message(&stderr)));
             }
             Err(e) => return Err(e),
@@ -169,14 +185,18 @@ mod tests {
 
     #[test]
     fn syntax() {
-        let s = |pairs: &[(&str, &str)]| -> Settings { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        let s = |pairs: &[(&str, &str)]| -> Settings {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
         assert!(check_syntax(&s(&[("work_mem", "64MB"), ("myapp.mode", "x")])).is_empty());
         let errs = check_syntax(&s(&[("Work_Mem", "1"), ("port", "1"), ("a;b", "1"), ("x", "a\nb")]));
         let codes: Vec<&str> = errs.iter().map(|e| e.1).collect();
         assert_eq!(codes, vec!["invalid_name", "invalid_name", "reserved", "invalid_value"], "{errs:?}");
         assert_eq!(quote("it's \\ ok"), "'it''s \\\\ ok'");
         assert_eq!(
-            server_message("2026 GMT [1] FATAL:  invalid value for parameter \"jit\": \"x\"\n2026 GMT [1] HINT:  Use on."),
+            server_message(
+                "2026 GMT [1] FATAL:  invalid value for parameter \"jit\": \"x\"\n2026 GMT [1] HINT:  Use on."
+            ),
             "invalid value for parameter \"jit\": \"x\" Use on."
         );
     }

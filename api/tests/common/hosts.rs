@@ -48,7 +48,16 @@ impl Drop for HostDir {
             let data = Path::new(&self.root()).join(name).join("pgdata");
             if data.join("postmaster.pid").exists() {
                 let _ = Command::new("/usr/sbin/runuser")
-                    .args(["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "stop", "-m", "immediate", "-D"])
+                    .args([
+                        "-u",
+                        "postgres",
+                        "--",
+                        "/usr/lib/postgresql/15/bin/pg_ctl",
+                        "stop",
+                        "-m",
+                        "immediate",
+                        "-D",
+                    ])
                     .arg(&data)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -82,7 +91,8 @@ pub async fn local_host(h: &Harness, name: &str, ports: [u16; 2]) -> (HostDir, H
 /// Waits for the instance's latest operation and returns it with the instance.
 pub async fn settle(client: &Client, name: &str) -> (Operation, Instance) {
     let inst = client.get_instance(name).await.unwrap();
-    let op = client.wait_operation(inst.last_operation_id.expect("an operation"), Duration::from_secs(120)).await.unwrap();
+    let op =
+        client.wait_operation(inst.last_operation_id.expect("an operation"), Duration::from_secs(120)).await.unwrap();
     (op, client.get_instance(name).await.unwrap())
 }
 
@@ -151,7 +161,11 @@ impl Sshd {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !listening(port) {
-            assert!(Instant::now() < deadline, "sshd did not start: {}", std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not start: {}",
+                std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self { child, port, host_key: host_pub, client_key: client_priv, dir }

@@ -59,6 +59,14 @@ pub struct Host {
     pub name: String,
     pub kind: HostKind,
     pub address: Option<String>,
+    /// ssh: port, login and the host key checked on every connection (the private key is
+    /// never returned).
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
+    #[serde(default)]
+    pub ssh_user: Option<String>,
+    #[serde(default)]
+    pub ssh_known_host_key: Option<String>,
     pub data_root: String,
     pub port_range: [u16; 2],
     /// PostgreSQL versions found on the host at registration.

@@ -48,13 +48,17 @@ fn settings_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Settings, D::Er
     scalars_to_strings::<D>(raw)
 }
 
-fn scalars_to_strings<'de, D: serde::Deserializer<'de>>(raw: BTreeMap<String, serde_json::Value>) -> Result<Settings, D::Error> {
+fn scalars_to_strings<'de, D: serde::Deserializer<'de>>(
+    raw: BTreeMap<String, serde_json::Value>,
+) -> Result<Settings, D::Error> {
     raw.into_iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k, s)),
             serde_json::Value::Number(n) => Ok((k, n.to_string())),
             serde_json::Value::Bool(b) => Ok((k, if b { "on" } else { "off" }.to_string())),
-            other => Err(serde::de::Error::custom(format!("setting {k:?}: expected a string, number or boolean, got {other}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "setting {k:?}: expected a string, number or boolean, got {other}"
+            ))),
         })
         .collect()
 }

@@ -69,6 +69,9 @@ impl Diags {
     pub fn warn(&mut self, summary: impl Into<String>, detail: impl Into<String>) {
         self.0.push(Diag { error: false, summary: summary.into(), detail: detail.into(), path: None });
     }
+    pub fn warn_at(&mut self, path: Path, summary: impl Into<String>, detail: impl Into<String>) {
+        self.0.push(Diag { error: false, summary: summary.into(), detail: detail.into(), path: Some(path) });
+    }
     pub fn has_errors(&self) -> bool {
         self.0.iter().any(|d| d.error)
     }

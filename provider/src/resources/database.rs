@@ -150,15 +150,18 @@ impl Resource for Database {
         diags: &mut Diags,
     ) {
         if prior.is_null() {
-            // Catch an unknown instance at plan time rather than half-way through an apply.
+            // Say at plan time that the instance does not exist. Only a warning: the same
+            // configuration may create it (`instance = dbaas_instance.x.name` is known at plan
+            // before the instance exists); if it does not, the create fails on `instance`
+            // before anything is made.
             if let Some(name) = config.get("instance").as_str() {
                 if let Some(client) = ctx.client(&mut Diags::default()).await {
                     if let Err(e) = client.get_instance(name).await {
                         if e.status() == Some(404) {
-                            diags.error_at(
+                            diags.warn_at(
                                 Path::attr("instance"),
                                 "Unknown instance",
-                                format!("no instance named {name:?} is registered"),
+                                format!("no instance named {name:?} is registered yet; the apply fails unless this configuration creates it"),
                             );
                         }
                     }

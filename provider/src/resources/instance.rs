@@ -39,7 +39,13 @@ fn sslmode(s: &str) -> Option<SslMode> {
 }
 
 /// Waits for the instance's latest operation (provision, settings, delete).
-async fn wait_latest(client: &Client, i: &dbaas_client::Instance, limit: Duration, what: &str, diags: &mut Diags) -> bool {
+async fn wait_latest(
+    client: &Client,
+    i: &dbaas_client::Instance,
+    limit: Duration,
+    what: &str,
+    diags: &mut Diags,
+) -> bool {
     let Some(id) = i.last_operation_id else { return true };
     match client.get_operation(id).await {
         Ok(op) => wait_op(client, &op, limit, what, diags).await,
@@ -116,25 +122,42 @@ impl Resource for Instance {
                 return;
             }
         };
-        let given = |k: &str| !c.get(k).is_null();
+        // Unknown values (module variables during validate) are neither given nor missing.
+        let given = |k: &str| !c.get(k).is_null() && !c.get(k).is_unknown();
+        let missing = |k: &str| c.get(k).is_null();
+        if c.get("kind").is_unknown() {
+            return;
+        }
         if managed {
             for k in ["admin_user", "admin_password", "sslmode", "ca_cert"] {
                 if given(k) {
-                    diags.error_at(Path::attr(k), "Not for a managed instance", format!("{k} is set by the service for managed instances"));
+                    diags.error_at(
+                        Path::attr(k),
+                        "Not for a managed instance",
+                        format!("{k} is set by the service for managed instances"),
+                    );
                 }
             }
-            if !given("version") {
-                diags.error_at(Path::attr("version"), "Missing version", "a managed instance needs the PostgreSQL major version, e.g. \"15\"");
+            if missing("version") {
+                diags.error_at(
+                    Path::attr("version"),
+                    "Missing version",
+                    "a managed instance needs the PostgreSQL major version, e.g. \"15\"",
+                );
             }
         } else {
             for k in ["admin_user", "admin_password"] {
-                if !given(k) {
+                if missing(k) {
                     diags.error_at(Path::attr(k), "Missing attribute", format!("an external instance needs {k}"));
                 }
             }
             for k in ["version", "settings"] {
                 if given(k) {
-                    diags.error_at(Path::attr(k), "Only for managed instances", format!("{k} applies to kind = \"managed\""));
+                    diags.error_at(
+                        Path::attr(k),
+                        "Only for managed instances",
+                        format!("{k} applies to kind = \"managed\""),
+                    );
                 }
             }
         }

@@ -72,7 +72,14 @@ impl Env {
                 sslmode: SslMode::Require,
                 ca_cert: target.ca_cert.clone(),
                 allowed_extensions: vec!["pgcrypto".into(), "citext".into()],
-                ..CreateInstance::external("main", "127.0.0.1", target.port, "postgres", &target.password, Environment::Sandbox)
+                ..CreateInstance::external(
+                    "main",
+                    "127.0.0.1",
+                    target.port,
+                    "postgres",
+                    &target.password,
+                    Environment::Sandbox,
+                )
             },
         )
         .await
@@ -173,6 +180,66 @@ impl Env {
             .fetch_one(&mut c)
             .await
             .unwrap()
+    }
+}
+
+/// Stops clusters left under a host's data root when dropped (also when a test fails).
+pub struct HostClusters(pub PathBuf);
+
+impl Drop for HostClusters {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            let data = e.path().join("pgdata");
+            if data.join("postmaster.pid").exists() {
+                let _ = Command::new("/usr/sbin/runuser")
+                    .args([
+                        "-u",
+                        "postgres",
+                        "--",
+                        "/usr/lib/postgresql/15/bin/pg_ctl",
+                        "stop",
+                        "-m",
+                        "immediate",
+                        "-D",
+                    ])
+                    .arg(&data)
+                    .output();
+            }
+        }
+    }
+}
+
+/// Instance directories under a data root.
+pub fn instance_dirs(root: &Path) -> usize {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .count()
+}
+
+impl Env {
+    /// Registers this machine as a `local` host for managed instances.
+    pub async fn local_host(&self, name: &str, ports: [u16; 2]) -> HostClusters {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = self.dir.path().join(format!("host-{name}"));
+        self.admin
+            .create_host(&CreateHost {
+                name: name.into(),
+                kind: HostKind::Local,
+                address: None,
+                ssh_port: None,
+                ssh_user: None,
+                ssh_private_key: None,
+                ssh_known_host_key: None,
+                data_root: root.to_str().unwrap().into(),
+                port_range: Some(ports),
+            })
+            .await
+            .unwrap();
+        HostClusters(root)
     }
 }
 

@@ -1,4 +1,4 @@
-# Registering an existing server (run with a platform-admin token).
+# Registering an existing server, and a managed one (run with a platform-admin token).
 terraform {
   required_providers {
     dbaas = {
@@ -26,4 +26,17 @@ module "eu1" {
   environment        = "prod"
   labels             = { tier = "gold" }
   allowed_extensions = ["pgcrypto", "citext"]
+}
+
+# A cluster the service provisions on the registered host "db-host-3", for one team.
+module "payments" {
+  source = "../.."
+
+  name             = "pg-payments"
+  kind             = "managed"
+  host             = "db-host-3"
+  pg_version       = "15"
+  environment      = "prod"
+  dedicated_tenant = "payments"
+  settings         = { shared_buffers = "256MB", work_mem = "16MB" }
 }
