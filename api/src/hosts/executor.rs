@@ -86,7 +86,8 @@ pub struct LocalExecutor {
 
 impl Default for LocalExecutor {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(60) }
+        // Longer than `pg_ctl -t 60`, so pg_ctl reports its own timeout first.
+        Self { timeout: Duration::from_secs(120) }
     }
 }
 

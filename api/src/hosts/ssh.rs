@@ -11,10 +11,16 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
 use super::executor::{finish, Command, ExecError, Executor, Output};
+
+/// Seconds an unused connection stays open.
+const IDLE_SECS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(300) {
+    Some(n) => n,
+    None => unreachable!(),
+};
 
 /// What it takes to reach a host.
 #[derive(Clone)]
@@ -99,7 +105,10 @@ impl SshExecutor {
             .config_file("/dev/null")
             .connect_timeout(Duration::from_secs(10))
             .server_alive_interval(Duration::from_secs(15))
-            .control_directory(files.path());
+            .control_directory(files.path())
+            // An idle master goes away on its own (also when this process died without
+            // closing it); the pool notices and reconnects.
+            .control_persist(ControlPersist::IdleFor(IDLE_SECS));
         let session = b.connect(&t.address).await.map_err(|e| classify(&e))?;
         let mut exec = Self { session, root: false, timeout: Duration::from_secs(120), _files: files };
         let id = exec.run(&Command::new("/usr/bin/id", &["-u"])?).await?;
