@@ -1,13 +1,14 @@
 //! `dbaas-api dev`: the embedded default. Starts a state PostgreSQL and a local instance
-//! (reusing them when the data dir already has them), registers the instance as `local`,
-//! makes an admin token, serves, and stops both clusters on Ctrl-C / SIGTERM.
+//! (reusing them when the data dir already has them), registers the instance as `local` and
+//! this machine as host `local` (managed instances on it stop and start with `dev`), makes
+//! an admin token, serves, and stops the clusters on Ctrl-C / SIGTERM.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
-use dbaas_client::{CreateInstance, Environment, SslMode};
+use dbaas_client::{CreateHost, CreateInstance, Environment, HostKind, SslMode};
 
 use crate::cli::DevArgs;
 use crate::crypto::MasterKey;
@@ -66,6 +67,28 @@ pub async fn run(args: DevArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("registering the local instance: {e:?}"))?;
     }
 
+    // This machine is also a host: managed instances can be created on it right away.
+    let host_root = dir.join("hosts");
+    fs::create_dir_all(&host_root)?;
+    if crate::hosts::HostRecord::by_name(&db, "local").await?.is_none() {
+        let req = CreateHost {
+            name: "local".into(),
+            kind: HostKind::Local,
+            address: None,
+            ssh_port: None,
+            ssh_user: None,
+            ssh_private_key: None,
+            ssh_known_host_key: None,
+            data_root: host_root.canonicalize().unwrap_or(host_root.clone()).to_string_lossy().into_owned(),
+            port_range: Some(DEV_PORTS),
+        };
+        if let Err(e) = crate::http::hosts::register(&state, req).await {
+            eprintln!("warning: this machine is not registered as a host ({e:?}); managed instances need one");
+        }
+    }
+    let managed = local_managed(&db).await?;
+    restart_managed(&state, &managed).await;
+
     let token = reuse_or_create_token(&db, &dir.join("env")).await?;
     let endpoint = format!("http://127.0.0.1:{}", args.port);
     let env = format!("export DBAAS_ENDPOINT={endpoint}\nexport DBAAS_TOKEN={token}\n");
@@ -83,12 +106,63 @@ pub async fn run(args: DevArgs) -> Result<()> {
     );
 
     let listen: SocketAddr = ([127, 0, 0, 1], args.port).into();
-    let result = crate::server::serve(state, listen, crate::server::shutdown_on_signals()).await;
+    let result = crate::server::serve(state.clone(), listen, crate::server::shutdown_on_signals()).await;
+    // Managed instances on this machine stop with it (and start again with the next `dev`).
+    for inst in local_managed(&db).await.unwrap_or_default() {
+        if let Ok(node) = crate::managed::ops::node_of(&state, &inst).await {
+            if let Err(e) = node.stop("fast").await {
+                eprintln!("warning: stopping managed instance {}: {e}", inst.name);
+            }
+        }
+    }
     db.close().await;
     eprintln!("stopping the clusters");
     drop(local_pg);
     drop(state_pg);
     result
+}
+
+/// Ports of managed instances created on this machine in dev mode.
+const DEV_PORTS: [u16; 2] = [55500, 55599];
+
+/// Managed instances on this machine's host that should be running.
+async fn local_managed(db: &sqlx::PgPool) -> Result<Vec<crate::target::InstanceRow>> {
+    use crate::target::conn::INSTANCE_COLUMNS;
+    Ok(sqlx::query_as(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM instances i JOIN hosts h ON h.id = i.host_id \
+         WHERE h.name = 'local' AND h.kind = 'local' AND i.status = 'ready'"
+    ))
+    .fetch_all(db)
+    .await?)
+}
+
+/// Starts (as operations, run once the server is up) the managed instances stopped when the
+/// last `dev` exited.
+async fn restart_managed(state: &crate::state::AppState, instances: &[crate::target::InstanceRow]) {
+    for inst in instances {
+        let r = async {
+            let mut tx = state.db.begin().await?;
+            let op = crate::ops::queue::enqueue(
+                &mut tx,
+                dbaas_client::OperationKind::StartInstance,
+                "instance",
+                inst.id,
+                None,
+                serde_json::json!({"reason": "dev start"}),
+            )
+            .await?;
+            sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1")
+                .bind(inst.id)
+                .bind(op.id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = r {
+            eprintln!("warning: cannot restart managed instance {}: {e}", inst.name);
+        }
+    }
 }
 
 /// Only the service and each database's own roles may connect anywhere.

@@ -86,11 +86,21 @@ async fn dev_mode_starts_serves_stops_and_reuses() {
         assert!(ssl);
     }
 
-    // SIGTERM stops the API and both clusters.
+    // The machine is a host too: a managed instance in one call.
+    assert_eq!(admin.get_host("local").await.unwrap().kind, HostKind::Local);
+    let m = admin.create_instance(&CreateInstance::managed("mine", "local", "15", Environment::Sandbox)).await.unwrap();
+    let op = admin.wait_operation(m.last_operation_id.unwrap(), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    let m = admin.get_instance("mine").await.unwrap();
+    let mine_pid = std::path::Path::new(&m.managed.as_ref().unwrap().data_dir).join("pgdata/postmaster.pid");
+    assert!(mine_pid.exists());
+
+    // SIGTERM stops the API and both clusters (and the managed instance).
     let status = sigterm(&mut child);
     assert!(status.success(), "{status:?}");
     assert!(!dir.join("state/pgdata/postmaster.pid").exists(), "state cluster still running");
     assert!(!dir.join("local/pgdata/postmaster.pid").exists(), "local cluster still running");
+    assert!(!mine_pid.exists(), "managed instance still running");
 
     // A second start with the same data dir reuses it: same token, same database.
     let mut child = start_dev(&dir, port);
@@ -99,6 +109,12 @@ async fn dev_mode_starts_serves_stops_and_reuses() {
     assert_eq!(env_of(&env2, "DBAAS_TOKEN"), token);
     let d = admin.get_database(acc.database.id).await.unwrap();
     assert_eq!(d.status, DatabaseStatus::Ready);
+    // The managed instance is started again.
+    let m2 = admin.get_instance("mine").await.unwrap();
+    assert_ne!(m2.last_operation_id, m.last_operation_id);
+    let op = admin.wait_operation(m2.last_operation_id.unwrap(), Duration::from_secs(60)).await.unwrap();
+    assert_eq!((op.kind, op.status), (OperationKind::StartInstance, OperationStatus::Succeeded), "{op:?}");
+    assert!(mine_pid.exists());
     assert!(d.drift.unwrap().is_clean());
     assert!(sigterm(&mut child).success());
 }

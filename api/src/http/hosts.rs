@@ -92,6 +92,11 @@ async fn create_host(
     ApiJson(req): ApiJson<CreateHost>,
 ) -> ApiResult<(StatusCode, axum::Json<Host>)> {
     who.require_admin()?;
+    Ok((StatusCode::CREATED, axum::Json(register(&s, req).await?)))
+}
+
+/// Validates, checks the host for real, and records it (also used by `dev`).
+pub async fn register(s: &AppState, req: CreateHost) -> ApiResult<Host> {
     let mut errs = FieldErrors::default();
     errs.check("name", "invalid_name", validate_instance_name(&req.name));
     errs.check("data_root", "invalid_path", validate_data_root(&req.data_root));
@@ -175,7 +180,7 @@ async fn create_host(
     .bind(ssh_target.as_ref().map(|t| &t.known_host_key))
     .execute(&s.db)
     .await?;
-    Ok((StatusCode::CREATED, axum::Json(by_name(&s, &req.name).await?.into())))
+    Ok(by_name(s, &req.name).await?.into())
 }
 
 #[utoipa::path(delete, path = "/v1/hosts/{name}", tag = "hosts", params(("name" = String, Path)),

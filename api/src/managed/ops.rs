@@ -15,15 +15,21 @@ use crate::hosts::HostRecord;
 use crate::naming::PgQuote;
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
+use crate::state::AppState;
 use crate::target::conn::{InstanceRow, MAINTENANCE_DB};
 use crate::target::record::load_instance;
 
 /// The instance and its node on the host.
 async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
-    let s = &ctx.state;
-    let inst = load_instance(&s.db, ctx.op.target_id)
+    let inst = load_instance(&ctx.state.db, ctx.op.target_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
+    let node = node_of(&ctx.state, &inst).await?;
+    Ok((inst, node))
+}
+
+/// Where a managed instance lives, with a connection to its host.
+pub async fn node_of(s: &AppState, inst: &InstanceRow) -> Result<Node, OpError> {
     let host_id = inst.host_id.ok_or_else(|| OpError::permanent("not_managed", "the instance has no host"))?;
     let host = HostRecord::load(&s.db, host_id)
         .await?
@@ -33,9 +39,7 @@ async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
         OpError::permanent("unknown_version", format!("PostgreSQL {version} is not on host {}", host.name))
     })?;
     let exec = s.hosts.get(&host, &s.key).await?;
-    let node =
-        Node { exec, name: inst.name.clone(), port: inst.port as u16, dir: inst.managed_state().data_dir, bin, host };
-    Ok((inst, node))
+    Ok(Node { exec, name: inst.name.clone(), port: inst.port as u16, dir: inst.managed_state().data_dir, bin, host })
 }
 
 pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
