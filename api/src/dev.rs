@@ -142,20 +142,13 @@ async fn restart_managed(state: &crate::state::AppState, instances: &[crate::tar
     for inst in instances {
         let r = async {
             let mut tx = state.db.begin().await?;
-            let op = crate::ops::queue::enqueue(
+            crate::managed::enqueue(
                 &mut tx,
-                dbaas_client::OperationKind::StartInstance,
-                "instance",
                 inst.id,
-                None,
+                dbaas_client::OperationKind::StartInstance,
                 serde_json::json!({"reason": "dev start"}),
             )
             .await?;
-            sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1")
-                .bind(inst.id)
-                .bind(op.id)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await
         }
         .await;

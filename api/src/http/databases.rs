@@ -166,7 +166,7 @@ async fn create_database(
             format!("tenant {tenant_name} already has {live} of {max} databases"),
         ));
     }
-    let inst = choose_instance(&mut tx, &req, tenant_id).await?;
+    let inst = super::placement::choose_instance(&mut tx, &req, tenant_id).await?;
     check_extensions(&inst, &req.extensions)?;
     let env = inst.environment();
     let mode =
@@ -311,74 +311,6 @@ fn check_extensions(inst: &InstanceRow, wanted: &[String]) -> ApiResult<()> {
         }
     }
     errs.into_result()
-}
-
-/// The named instance, or the least-loaded one matching the placement with free capacity.
-/// Rows are locked so two requests cannot both take the last slot.
-/// An instance dedicated to a tenant takes only that tenant's databases, and is preferred
-/// for them; only `ready` instances take new databases.
-async fn choose_instance(
-    tx: &mut Transaction<'_, Postgres>,
-    req: &CreateDatabase,
-    tenant_id: Uuid,
-) -> ApiResult<InstanceRow> {
-    if let Some(name) = &req.instance {
-        let inst: Option<InstanceRow> = sqlx::query_as(&format!(
-            "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 AND i.status <> 'deleted' FOR UPDATE"
-        ))
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let inst =
-            inst.ok_or_else(|| ApiError::field("instance", "unknown_instance", format!("no instance named {name:?}")))?;
-        if inst.dedicated_tenant_id.is_some_and(|t| t != tenant_id) {
-            return Err(ApiError::field(
-                "instance",
-                "dedicated_to_another_tenant",
-                format!("instance {name} is dedicated to another tenant"),
-            ));
-        }
-        if inst.status() != dbaas_client::InstanceStatus::Ready {
-            return Err(ApiError::Conflict(
-                "instance_not_ready",
-                format!("instance {name} is {}; databases are created on ready instances", inst.status().as_str()),
-            ));
-        }
-        if inst.database_count >= i64::from(inst.max_databases) {
-            return Err(ApiError::Conflict(
-                "instance_full",
-                format!("instance {name} is at capacity ({} of {} databases)", inst.database_count, inst.max_databases),
-            ));
-        }
-        return Ok(inst);
-    }
-    let p = req.placement.clone().unwrap_or_default();
-    let env = p.environment.map(|e| e.as_str()).unwrap_or("sandbox");
-    let candidates: Vec<InstanceRow> = sqlx::query_as(&format!(
-        "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.environment = $1 AND i.labels @> $2 AND i.status = 'ready' \
-         AND (i.dedicated_tenant_id IS NULL OR i.dedicated_tenant_id = $3) ORDER BY i.name FOR UPDATE"
-    ))
-    .bind(env)
-    .bind(sqlx::types::Json(&p.labels))
-    .bind(tenant_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    if candidates.is_empty() {
-        return Err(ApiError::Unprocessable(
-            "no_matching_instance",
-            format!("no instance in environment {env} has labels {:?}", p.labels),
-        ));
-    }
-    candidates
-        .into_iter()
-        .filter(|i| i.database_count < i64::from(i.max_databases))
-        .min_by(|a, b| {
-            let la = a.database_count as f64 / f64::from(a.max_databases.max(1));
-            let lb = b.database_count as f64 / f64::from(b.max_databases.max(1));
-            // The tenant's own instances first, then the least loaded.
-            b.dedicated_tenant_id.is_some().cmp(&a.dedicated_tenant_id.is_some()).then(la.total_cmp(&lb))
-        })
-        .ok_or_else(|| ApiError::Conflict("no_capacity", format!("every matching instance in {env} is at capacity")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

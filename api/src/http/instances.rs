@@ -377,9 +377,9 @@ async fn update_instance(
     }
     let status = match settings {
         Some(new) => {
-            super::managed::enqueue(
+            crate::managed::enqueue(
                 &mut tx,
-                &row,
+                row.id,
                 OperationKind::UpdateInstance,
                 serde_json::json!({ "settings": new }),
             )

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use dbaas_client::{
     CreateInstance, Instance, InstanceAction, InstanceActionKind, InstanceStatus, OperationKind, Settings,
 };
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::extract::ApiJson;
@@ -18,7 +17,6 @@ use crate::hosts::HostRecord;
 use crate::managed::node::{instance_dir, Node};
 use crate::managed::settings::{check_syntax, check_values, scratch_dir};
 use crate::managed::SERVICE_ADMIN;
-use crate::ops::queue;
 use crate::state::AppState;
 use crate::target::conn::{InstanceRow, ManagedState};
 
@@ -152,7 +150,7 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
     }
     inserted?;
     let row = crate::target::record::load_instance(&mut *tx, id).await?.ok_or(ApiError::NotFound("instance"))?;
-    enqueue(&mut tx, &row, OperationKind::ProvisionInstance, serde_json::json!({})).await?;
+    crate::managed::enqueue(&mut tx, row.id, OperationKind::ProvisionInstance, serde_json::json!({})).await?;
     tx.commit().await?;
     Ok(by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
 }
@@ -219,22 +217,6 @@ pub async fn check_update(s: &AppState, row: &InstanceRow, new: &Settings) -> Ap
     Ok(new.clone())
 }
 
-/// Enqueues an operation on the instance and makes it the instance's latest.
-pub async fn enqueue(
-    tx: &mut Transaction<'_, Postgres>,
-    row: &InstanceRow,
-    kind: OperationKind,
-    params: serde_json::Value,
-) -> ApiResult<Uuid> {
-    let op = queue::enqueue(tx, kind, "instance", row.id, None, params).await?;
-    sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1")
-        .bind(row.id)
-        .bind(op.id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(op.id)
-}
-
 /// Marks the instance deleting and enqueues its removal.
 pub async fn delete(s: &AppState, row: &InstanceRow) -> ApiResult<Instance> {
     let mut tx = s.db.begin().await?;
@@ -242,7 +224,7 @@ pub async fn delete(s: &AppState, row: &InstanceRow) -> ApiResult<Instance> {
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    enqueue(&mut tx, row, OperationKind::DeleteInstance, serde_json::json!({})).await?;
+    crate::managed::enqueue(&mut tx, row.id, OperationKind::DeleteInstance, serde_json::json!({})).await?;
     tx.commit().await?;
     Ok(crate::target::record::load_instance(&s.db, row.id).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
 }
@@ -279,7 +261,7 @@ pub async fn instance_action(
         ));
     }
     let mut tx = s.db.begin().await?;
-    enqueue(&mut tx, &row, kind, serde_json::json!({})).await?;
+    crate::managed::enqueue(&mut tx, row.id, kind, serde_json::json!({})).await?;
     tx.commit().await?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
     Ok((StatusCode::ACCEPTED, axum::Json(row.to_model())))

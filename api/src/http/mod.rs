@@ -10,6 +10,7 @@ pub mod maintenance;
 mod managed;
 pub mod middleware;
 pub mod operations;
+mod placement;
 pub mod reference;
 pub mod schedules;
 pub mod tenants;

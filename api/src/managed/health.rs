@@ -63,22 +63,14 @@ async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -
         .await?
         .unwrap_or(true);
         if !busy {
-            let op = queue::enqueue(
+            let op = super::enqueue(
                 &mut tx,
-                OperationKind::StartInstance,
-                "instance",
                 inst.id,
-                None,
+                OperationKind::StartInstance,
                 serde_json::json!({"reason": "health check"}),
             )
             .await?;
-            sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1")
-                .bind(inst.id)
-                .bind(op.id)
-                .execute(&mut *tx)
-                .await?;
-            queue::log(&mut *tx, op.id, "warn", &format!("health check: the server is down ({p}); restarting it"))
-                .await?;
+            queue::log(&mut *tx, op, "warn", &format!("health check: the server is down ({p}); restarting it")).await?;
             tracing::warn!(instance = %inst.name, problem = %p, "managed instance down; restart enqueued");
         }
     }

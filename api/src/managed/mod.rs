@@ -14,8 +14,12 @@ pub mod node;
 pub mod ops;
 pub mod settings;
 
+use dbaas_client::OperationKind;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
 use crate::hosts::executor::ExecError;
-use crate::ops::OpError;
+use crate::ops::{queue, OpError};
 
 /// The login the service creates in each managed cluster and uses for everything.
 pub const SERVICE_ADMIN: &str = "dbaas_admin";
@@ -32,4 +36,21 @@ impl From<ExecError> for OpError {
             }
         }
     }
+}
+
+/// Enqueues an operation on an instance inside the caller's transaction and makes it the
+/// instance's latest (the one that decides its status).
+pub async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    instance: Uuid,
+    kind: OperationKind,
+    params: serde_json::Value,
+) -> Result<Uuid, sqlx::Error> {
+    let op = queue::enqueue(tx, kind, "instance", instance, None, params).await?;
+    sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1")
+        .bind(instance)
+        .bind(op.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(op.id)
 }
