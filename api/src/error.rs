@@ -54,6 +54,10 @@ impl ApiError {
             Self::PreconditionFailed(d) => (StatusCode::PRECONDITION_FAILED, "precondition_failed", d.clone()),
             Self::Unprocessable(code, d) => (StatusCode::UNPROCESSABLE_ENTITY, code, d.clone()),
             Self::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", d.clone()),
+            Self::Database(e) if named_constraint(e).is_some() => {
+                let (status, code, detail) = named_constraint(e).unwrap_or_else(internal_static);
+                (status, code, detail.to_string())
+            }
             Self::Database(e) => match constraint_kind(e) {
                 Some(ConstraintKind::Unique) => {
                     (StatusCode::CONFLICT, "already_exists", "a resource with that name already exists".into())
@@ -75,6 +79,25 @@ impl ApiError {
 
 fn internal() -> (StatusCode, &'static str, String) {
     (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log for the request id".into())
+}
+
+fn internal_static() -> (StatusCode, &'static str, &'static str) {
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log for the request id")
+}
+
+/// Constraints whose violation has a specific meaning for the caller, by name.
+fn named_constraint(e: &sqlx::Error) -> Option<(StatusCode, &'static str, &'static str)> {
+    match e.as_database_error()?.constraint()? {
+        "databases_instance_physical" => Some((
+            StatusCode::CONFLICT,
+            "name_conflict",
+            "another database record already uses this physical name on the instance",
+        )),
+        "credentials_lease_role" => {
+            Some((StatusCode::CONFLICT, "name_conflict", "a lease with this role name already exists; retry"))
+        }
+        _ => None,
+    }
 }
 
 enum ConstraintKind {

@@ -16,8 +16,8 @@ async fn access_matrix() {
     let team_b = h.tenant("team-b").await;
     let a = h.ready_database(&team_a, db_req("orders")).await;
     let b = h.ready_database(&team_b, db_req("billing")).await;
-    assert_eq!(a.physical_name, "team-a-orders");
-    assert_eq!(a.roles.read, "team-a-orders-read");
+    assert_eq!(a.physical_name, "team-a_orders");
+    assert_eq!(a.roles.read, "team-a_orders_read");
 
     let cred = |access| {
         let c = team_a.clone();
@@ -34,7 +34,7 @@ async fn access_matrix() {
         .fetch_one(&mut ca)
         .await
         .unwrap();
-    assert_eq!(owner, "team-a-orders-admin");
+    assert_eq!(owner, "team-a_orders_admin");
 
     // read: SELECT yes, INSERT no.
     let mut cr = connect_as(&read).await.expect("read connects");
@@ -68,7 +68,7 @@ async fn access_matrix() {
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
     let lease = team_a.get_lease(a.id, lease.credential.id).await.unwrap();
     assert_eq!(lease.status, CredentialStatus::Active);
-    assert!(lease.username.starts_with("team-a-orders-admin-"), "{}", lease.username);
+    assert!(lease.username.starts_with("team-a_orders_admin_"), "{}", lease.username);
     let mut cl = connect_as(&lease).await.expect("lease connects");
     cl.execute("CREATE TABLE sales.from_lease (id int); INSERT INTO sales.from_lease VALUES (42)").await.unwrap();
     drop(cl);
@@ -99,11 +99,11 @@ async fn access_matrix() {
     // Roles of A cannot connect to B, nor to the maintenance database.
     let b_admin = team_b.get_credential(b.id, Access::Admin).await.unwrap();
     for c in [&admin, &write, &read] {
-        let uri = c.uri.replace("/team-a-orders?", "/team-b-billing?");
+        let uri = c.uri.replace("/team-a_orders?", "/team-b_billing?");
         let opts: sqlx::postgres::PgConnectOptions = uri.parse().unwrap();
         let err = sqlx::Connection::connect_with(&opts).await.map(|_: sqlx::PgConnection| ()).unwrap_err();
-        assert_eq!(sqlstate(&err), "42501", "{} reached team-b-billing: {err}", c.username);
-        let opts: sqlx::postgres::PgConnectOptions = c.uri.replace("/team-a-orders?", "/postgres?").parse().unwrap();
+        assert_eq!(sqlstate(&err), "42501", "{} reached team-b_billing: {err}", c.username);
+        let opts: sqlx::postgres::PgConnectOptions = c.uri.replace("/team-a_orders?", "/postgres?").parse().unwrap();
         assert!(sqlx::Connection::connect_with(&opts).await.map(|_: sqlx::PgConnection| ()).is_err());
     }
     assert!(connect_as(&b_admin).await.is_ok());
@@ -120,7 +120,7 @@ async fn access_matrix() {
     assert_eq!(team_b.get_operation(a.last_operation_id.unwrap()).await.unwrap_err().status(), Some(404));
 
     // Drift: an object created by hand by someone other than admin is reported.
-    let mut su = h.target_db("team-a-orders").await;
+    let mut su = h.target_db("team-a_orders").await;
     su.execute("CREATE TABLE public.by_superuser (id int)").await.unwrap();
     let d = team_a.get_database(a.id).await.unwrap();
     let drift = d.drift.unwrap();

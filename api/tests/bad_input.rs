@@ -32,7 +32,7 @@ async fn nothing_made(h: &Harness) {
         .await,
         0
     );
-    assert!(h.target_roles_like("team-a-%").await.iter().all(|r| r.starts_with("team-a-yyy")));
+    assert!(h.target_roles_like("team-a_%").await.iter().all(|r| r.starts_with("team-a_yyy")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -40,7 +40,7 @@ async fn bad_names_and_references() {
     let h = Harness::start().await;
     let a = h.tenant("team-a").await;
 
-    let too_long = "x".repeat(42); // "team-a-" + 42 + "-admin-" + 8 = 64 > 63
+    let too_long = "x".repeat(42); // "team-a_" + 42 + "_admin_" + 8 = 64 > 63
     h.ready_database(&a, db_req(&"y".repeat(41))).await; // exactly 63: accepted
     for name in ["a\"b", "a;drop database x", "a b", "Orders", "ünïcode", "1abc", "-x", "a'b", "", too_long.as_str()]
     {
@@ -110,7 +110,7 @@ async fn bad_names_and_references() {
         assert_eq!(p.code, code, "{body}");
     }
     nothing_made(&h).await;
-    assert!(!h.target_has_db("team-a-orders").await);
+    assert!(!h.target_has_db("team-a_orders").await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,7 +126,7 @@ async fn capacity_quota_and_ttl() {
     let p = problem(&a.create_database(&req).await.unwrap_err()).clone();
     assert_eq!((p.status, p.code.as_str()), (409, "instance_full"), "{p:?}");
     assert_eq!(h.count("SELECT count(*) FROM databases").await, 1);
-    assert!(!h.target_has_db("team-a-second").await);
+    assert!(!h.target_has_db("team-a_second").await);
 
     // Tenant quota.
     h.admin
@@ -262,12 +262,12 @@ async fn stale_patch_changes_nothing() {
     let op = a.wait_operation(ok.operation.unwrap().id, Duration::from_secs(30)).await.unwrap();
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
     let mut c = h.target_db("postgres").await;
-    let limit: i32 = sqlx::query_scalar("SELECT datconnlimit FROM pg_database WHERE datname = 'team-a-orders'")
+    let limit: i32 = sqlx::query_scalar("SELECT datconnlimit FROM pg_database WHERE datname = 'team-a_orders'")
         .fetch_one(&mut c)
         .await
         .unwrap();
     assert_eq!(limit, 5);
-    let mut c = h.target_db("team-a-orders").await;
+    let mut c = h.target_db("team-a_orders").await;
     let exts: Vec<String> =
         sqlx::query_scalar("SELECT extname::text FROM pg_extension ORDER BY 1").fetch_all(&mut c).await.unwrap();
     assert!(exts.contains(&"citext".to_string()), "{exts:?}");

@@ -17,7 +17,7 @@ async fn all_complete(h: &Harness, client: &Client, names: &[String]) {
         assert_eq!(d.status, DatabaseStatus::Ready, "{name}");
         let drift = d.drift.unwrap();
         assert!(drift.is_clean(), "{name}: {drift:?}");
-        let roles = h.target_roles_like(&format!("team-a-{name}-%")).await;
+        let roles = h.target_roles_like(&format!("team-a\\_{name}\\_%")).await;
         assert_eq!(roles.len(), 3, "{name}: {roles:?}");
         connect_as(&client.get_credential(d.id, Access::Admin).await.unwrap()).await.unwrap();
     }
@@ -58,7 +58,7 @@ async fn sigkill_mid_operation_then_resume() {
     let b = b.with_token(&h.admin_token);
     all_complete(&h, &b, &names).await;
     let mut c = h.target_db("postgres").await;
-    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'team-a-%'")
+    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'team-a_%'")
         .fetch_one(&mut c)
         .await
         .unwrap();

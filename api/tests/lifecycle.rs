@@ -31,8 +31,8 @@ async fn protected_delete_retains_then_readopts_then_force_drops() {
     let del = a.delete_database(db.id, false).await.unwrap();
     assert_eq!(del.database.status, DatabaseStatus::Retained);
     assert!(del.operation.is_none());
-    assert!(h.target_has_db("team-a-ledger").await);
-    assert_eq!(h.target_roles_like("team-a-ledger-%").await.len(), 3);
+    assert!(h.target_has_db("team-a_ledger").await);
+    assert_eq!(h.target_roles_like("team-a_ledger_%").await.len(), 3);
     assert_eq!(a.get_database(db.id).await.unwrap().status, DatabaseStatus::Retained);
     // Retained: no longer managed, so no changes through the API; credentials still readable.
     let e = a
@@ -69,8 +69,8 @@ async fn protected_delete_retains_then_readopts_then_force_drops() {
     let forced = h.admin.delete_database(db.id, true).await.unwrap();
     let op = h.admin.wait_operation(forced.operation.unwrap().id, WAIT).await.unwrap();
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
-    assert!(!h.target_has_db("team-a-ledger").await);
-    assert!(h.target_roles_like("team-a-ledger-%").await.is_empty());
+    assert!(!h.target_has_db("team-a_ledger").await);
+    assert!(h.target_roles_like("team-a_ledger_%").await.is_empty());
     assert_eq!(a.get_database(db.id).await.unwrap_err().status(), Some(404));
     // The name is free again: a new, empty database.
     let fresh = h.ready_database(&a, req).await;
@@ -119,8 +119,8 @@ async fn safe_delete_reports_sessions_and_drops_everything() {
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{text:#?}");
     assert!(sqlx::query("SELECT 1").execute(&mut session).await.is_err(), "the session must be gone");
-    assert!(!h.target_has_db("team-a-shop").await);
-    assert!(h.target_roles_like("team-a-shop%").await.is_empty(), "roles and lease logins must be dropped");
+    assert!(!h.target_has_db("team-a_shop").await);
+    assert!(h.target_roles_like("team-a_shop%").await.is_empty(), "roles and lease logins must be dropped");
     assert!(a.list_databases("").await.unwrap().is_empty());
     let creds = h.count("SELECT count(*) FROM credentials WHERE status <> 'revoked'").await;
     assert_eq!(creds, 0);
@@ -168,19 +168,19 @@ async fn rotation_drift_and_cancel() {
     connect_as(&new).await.unwrap();
     assert!(connect_as(&old).await.is_err());
     let mut su = h.target_db("postgres").await;
-    let stored: String = sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = 'team-a-app-write'")
+    let stored: String = sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = 'team-a_app_write'")
         .fetch_one(&mut su)
         .await
         .unwrap();
     assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
 
     // Drift: a role and then the database dropped by hand.
-    sqlx::raw_sql("DROP ROLE \"team-a-app-read\"").execute(&mut su).await.unwrap_err(); // owns privileges: refused
-    sqlx::raw_sql("DROP DATABASE \"team-a-app\" WITH (FORCE)").execute(&mut su).await.unwrap();
-    sqlx::raw_sql("DROP ROLE \"team-a-app-read\"").execute(&mut su).await.unwrap();
+    sqlx::raw_sql("DROP ROLE \"team-a_app_read\"").execute(&mut su).await.unwrap_err(); // owns privileges: refused
+    sqlx::raw_sql("DROP DATABASE \"team-a_app\" WITH (FORCE)").execute(&mut su).await.unwrap();
+    sqlx::raw_sql("DROP ROLE \"team-a_app_read\"").execute(&mut su).await.unwrap();
     let drift = a.get_database(db.id).await.unwrap().drift.unwrap();
     assert!(drift.checked && drift.database_missing, "{drift:?}");
-    assert_eq!(drift.missing_roles, vec!["team-a-app-read".to_string()]);
+    assert_eq!(drift.missing_roles, vec!["team-a_app_read".to_string()]);
     // Reconcile restores both, with the same credentials.
     let rec = a.reconcile_database(db.id).await.unwrap();
     let op = a.wait_operation(rec.operation.unwrap().id, WAIT).await.unwrap();
@@ -211,8 +211,8 @@ async fn rotation_drift_and_cancel() {
     let del = s.delete_database(acc.database.id, false).await.unwrap();
     let op = s.wait_operation(del.operation.unwrap().id, WAIT).await.unwrap();
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
-    assert!(!slow.target_has_db("team-a-slow").await);
-    assert!(slow.target_roles_like("team-a-slow%").await.is_empty());
+    assert!(!slow.target_has_db("team-a_slow").await);
+    assert!(slow.target_roles_like("team-a_slow%").await.is_empty());
     // Cancel a queued one: it ends at once.
     let acc = s.create_database(&db_req("slow2")).await.unwrap();
     let upd = s

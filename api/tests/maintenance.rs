@@ -50,12 +50,12 @@ async fn checksum(c: &mut PgConnection, table: &str) -> String {
 }
 
 async fn size(h: &Harness, table: &str) -> i64 {
-    let mut su = h.target_db("team-a-shop").await;
+    let mut su = h.target_db("team-a_shop").await;
     sqlx::query_scalar(&format!("SELECT pg_total_relation_size('{table}')")).fetch_one(&mut su).await.unwrap()
 }
 
 async fn repack_leftovers(h: &Harness) -> (i64, i64, i64) {
-    let mut su = h.target_db("team-a-shop").await;
+    let mut su = h.target_db("team-a_shop").await;
     sqlx::query_as(
         "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'repack' AND c.relkind = 'r'), \
                 (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'repack_trigger%'), \
@@ -168,7 +168,7 @@ async fn prechecks_skip_tables_with_their_reason() {
     assert_eq!(err.code, "nothing_repacked");
     assert!(err.message.contains("no primary key"), "{err:?}");
     // A transaction holding a lock for longer than allowed makes the table wait for another run.
-    let mut holder = h.target_db("team-a-shop").await;
+    let mut holder = h.target_db("team-a_shop").await;
     holder.execute("BEGIN; SELECT count(*) FROM public.fat; DELETE FROM public.fat WHERE id = 10").await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut req = repack(&["public.fat"], 0.0);
@@ -191,7 +191,7 @@ async fn cancelling_a_repack_leaves_nothing_behind() {
     bloated(&mut admin, "public.orders", 50_000, true).await;
     let sum = checksum(&mut admin, "public.orders").await;
     // An open transaction makes pg_repack wait for its lock (it never kills it by default).
-    let mut reader = h.target_db("team-a-shop").await;
+    let mut reader = h.target_db("team-a_shop").await;
     reader.execute("BEGIN; SELECT count(*) FROM public.orders").await.unwrap();
 
     let mut req = repack(&["public.orders"], 20.0);
@@ -264,7 +264,7 @@ async fn vacuum_analyze_reindex_and_bad_input() {
     let err = op.error.unwrap();
     assert_eq!(err.code, "unknown_table");
     assert!(err.message.contains("public.nope"), "{err:?}");
-    let mut su = h.target_db("team-a-shop").await;
+    let mut su = h.target_db("team-a_shop").await;
     let ext: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname = 'pg_repack'")
         .fetch_one(&mut su)
         .await
@@ -291,7 +291,7 @@ async fn mismatched_pg_repack_client_is_reported_and_nothing_changes() {
     let err = op.error.unwrap();
     assert_eq!(err.code, "pg_repack_version_mismatch");
     assert!(err.message.contains("0.9.0") && err.message.contains("1.4"), "{err:?}");
-    let mut su = h.target_db("team-a-shop").await;
+    let mut su = h.target_db("team-a_shop").await;
     let ext: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname = 'pg_repack'")
         .fetch_one(&mut su)
         .await

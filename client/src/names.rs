@@ -17,14 +17,14 @@ pub fn validate_instance_name(name: &str) -> Result<(), NameError> {
 }
 
 /// A database name, checked together with its tenant: the longest role derived from it
-/// (a lease of the admin role) must fit in 63 bytes.
+/// (a lease of the admin role, `<tenant>_<name>_admin_<8 random>`) must fit in 63 bytes.
 pub fn validate_database_name(tenant: &str, name: &str) -> Result<(), NameError> {
     validate_slug(name, MAX_IDENT_BYTES)?;
     let longest = lease_role_len(tenant, name);
     if longest > MAX_IDENT_BYTES {
         let room = MAX_IDENT_BYTES.saturating_sub(longest - name.len());
         return Err(format!(
-            "too long: role names derived from it (like \"{tenant}-{name}-admin-{}\") would be {longest} \
+            "too long: role names derived from it (like \"{tenant}_{name}_admin_{}\") would be {longest} \
              bytes, PostgreSQL's limit is {MAX_IDENT_BYTES}; with tenant {tenant:?} a database name may \
              have at most {room} characters",
             "x".repeat(LEASE_SUFFIX_LEN)

@@ -4,7 +4,7 @@ output "id" {
 }
 
 output "database_name" {
-  description = "Physical database name on the instance (<tenant>-<name>)."
+  description = "Physical database name on the instance (<tenant>_<name>)."
   value       = dbaas_database.this.physical_name
 }
 

@@ -72,7 +72,7 @@ async fn modules_are_formatted_valid_and_apply() {
         let o = env.tf_env(&wd_db, &["output", "-json"], &[]);
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
-    assert_eq!(outs["name"]["value"], "team-m-orders");
+    assert_eq!(outs["name"]["value"], "team-m_orders");
     for access in ["read", "write", "admin"] {
         connect(outs["uris"]["value"][access].as_str().unwrap()).await.unwrap();
     }
@@ -82,7 +82,7 @@ async fn modules_are_formatted_valid_and_apply() {
         &[("DBAAS_ENDPOINT", &env.endpoint), ("DBAAS_TOKEN", &token)],
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(!env.target_has_db("team-m-orders").await);
+    assert!(!env.target_has_db("team-m_orders").await);
 
     // Variable validation catches bad input before the provider sees it.
     let wd_bad = env.workdir(

@@ -44,7 +44,7 @@ async fn apply_plan_update_replace_import_drift_destroy() {
         let uri = out["uris"]["value"][access].as_str().unwrap();
         let mut c = connect(uri).await.unwrap_or_else(|e| panic!("{access}: {e}"));
         let who: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut c).await.unwrap();
-        assert_eq!(who, format!("team-a-orders-{access}"));
+        assert_eq!(who, format!("team-a_orders_{access}"));
     }
     let mut admin = connect(out["uris"]["value"]["admin"].as_str().unwrap()).await.unwrap();
     admin.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await.unwrap();
@@ -58,7 +58,7 @@ async fn apply_plan_update_replace_import_drift_destroy() {
     assert!(plan.contains("will be updated in-place") && !plan.contains("must be replaced"), "{plan}");
     env.apply(&wd);
     let mut su = env.target_db("postgres").await;
-    let limit: i32 = sqlx::query_scalar("SELECT datconnlimit FROM pg_database WHERE datname = 'team-a-orders'")
+    let limit: i32 = sqlx::query_scalar("SELECT datconnlimit FROM pg_database WHERE datname = 'team-a_orders'")
         .fetch_one(&mut su)
         .await
         .unwrap();
@@ -102,13 +102,13 @@ async fn apply_plan_update_replace_import_drift_destroy() {
     }
 
     // Drift: dropped by hand, the next plan creates it, the apply brings it back.
-    su.execute("DROP DATABASE \"team-a-orders\" WITH (FORCE)").await.unwrap();
+    su.execute("DROP DATABASE \"team-a_orders\" WITH (FORCE)").await.unwrap();
     let (code, plan) = env.plan(&wd);
     assert_eq!(code, 2);
     assert!(plan.contains("dbaas_database.orders will be created"), "{plan}");
     assert!(plan.contains("dropped outside Terraform"), "{plan}");
     env.apply(&wd);
-    assert!(env.target_has_db("team-a-orders").await);
+    assert!(env.target_has_db("team-a_orders").await);
     assert_eq!(env.plan(&wd).0, 0);
 
     // Replacement: a new name replaces the database.
@@ -117,13 +117,13 @@ async fn apply_plan_update_replace_import_drift_destroy() {
     assert_eq!(code, 2);
     assert!(plan.contains("must be replaced") && plan.contains("forces replacement"), "{plan}");
     env.apply(&wd);
-    assert!(env.target_has_db("team-a-orders2").await);
-    assert!(!env.target_has_db("team-a-orders").await);
+    assert!(env.target_has_db("team-a_orders2").await);
+    assert!(!env.target_has_db("team-a_orders").await);
 
     // Destroy removes everything.
     let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(!env.target_has_db("team-a-orders2").await);
+    assert!(!env.target_has_db("team-a_orders2").await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,7 +139,7 @@ async fn protected_destroy_retains_and_apply_readopts() {
     let out = env.tf(&wd, &["destroy", "-auto-approve", "-input=false", "-target=dbaas_database.orders"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("retained, not dropped"), "{}", text(&out));
-    assert!(env.target_has_db("team-a-ledger").await);
+    assert!(env.target_has_db("team-a_ledger").await);
 
     // Declared again: re-adopted with its data and the same credentials.
     let out = env.apply(&wd);
@@ -173,14 +173,14 @@ resource "terraform_data" "migration" {
     env.apply(&wd);
     let printed = std::fs::read_to_string(wd.join("lease-user.txt")).unwrap();
     let user = printed.lines().last().unwrap_or_default().to_string();
-    assert!(user.trim().starts_with("team-a-app-admin-"), "{user:?}");
+    assert!(user.trim().starts_with("team-a_app_admin_"), "{user:?}");
     // The table it created belongs to the admin role, so it outlives the lease.
-    let mut c = env.target_db("team-a-app").await;
+    let mut c = env.target_db("team-a_app").await;
     let owner: String = sqlx::query_scalar("SELECT tableowner::text FROM pg_tables WHERE tablename = 'from_lease'")
         .fetch_one(&mut c)
         .await
         .unwrap();
-    assert_eq!(owner, "team-a-app-admin");
+    assert_eq!(owner, "team-a_app_admin");
     // Neither the lease's login nor its password is in the state; no lease resource either
     // (only the dependency address of the consumer names it).
     let state = std::fs::read_to_string(wd.join("terraform.tfstate")).unwrap();
@@ -310,7 +310,7 @@ resource "dbaas_database" "db" {
     assert!(out.status.success(), "{}", text(&out));
     // The tenant is gone (destroyed last) and none of its databases is left.
     assert!(env.admin.list_databases("").await.unwrap().iter().all(|d| d.tenant != "team-p"));
-    assert!(!env.target_has_db("team-p-db-0").await);
+    assert!(!env.target_has_db("team-p_db-0").await);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -20,7 +20,9 @@ use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::{validate_database_name, validate_extension_name, PhysicalNames};
 use crate::ops::queue;
 use crate::state::AppState;
+use crate::naming::Marker;
 use crate::target::conn::{InstanceRow, INSTANCE_COLUMNS};
+use crate::target::ownership::{self, Claim};
 use crate::target::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -173,22 +175,33 @@ async fn create_database(
         req.mode.unwrap_or(if env == Environment::Prod { DatabaseMode::Protected } else { DatabaseMode::Standard });
 
     let id = Uuid::new_v4();
+    let names = PhysicalNames::new(&tenant_name, &req.name);
+    let cred_ids: Vec<(Access, Uuid)> = Access::ALL.iter().map(|a| (*a, Uuid::new_v4())).collect();
+    // Names held by anything on the instance are refused before any record exists; the
+    // provisioning repeats the check under its lock (the instance may be unreachable now).
+    let claim = Claim {
+        database: (&names.database, Marker::Database(id)),
+        roles: [Access::Admin, Access::Write, Access::Read]
+            .iter()
+            .filter_map(|a| cred_ids.iter().find(|(x, _)| x == a).map(|(_, c)| (names.role(*a), Marker::Role(*c))))
+            .collect(),
+    };
+    refuse_foreign(&inst, &s, &claim).await?;
     sqlx::query(
-        "INSERT INTO databases (id, tenant_id, name, instance_id, mode, status, extensions, connection_limit) \
-         VALUES ($1, $2, $3, $4, $5, 'provisioning', $6, $7)",
+        "INSERT INTO databases (id, tenant_id, name, physical_name, instance_id, mode, status, extensions, connection_limit) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8)",
     )
     .bind(id)
     .bind(tenant_id)
     .bind(&req.name)
+    .bind(&names.database)
     .bind(inst.id)
     .bind(mode.as_str())
     .bind(&req.extensions)
     .bind(req.connection_limit.unwrap_or(-1))
     .execute(&mut *tx)
     .await?;
-    let names = PhysicalNames::new(&tenant_name, &req.name);
-    for access in Access::ALL {
-        let cid = Uuid::new_v4();
+    for (access, cid) in cred_ids {
         sqlx::query(
             "INSERT INTO credentials (id, database_id, kind, access, role_name, password_enc, status) \
              VALUES ($1, $2, 'static', $3, $4, $5, 'pending')",
@@ -238,6 +251,10 @@ async fn readopt(
         .fetch_one(&mut *tx)
         .await?;
     check_extensions(&inst, &req.extensions)?;
+    // Re-adoption takes back only what carries this record's markers.
+    let creds = record::credentials(&mut *tx, old.id).await?;
+    let claim = crate::target::provision::claim(&old, &creds).map_err(|e| anyhow::anyhow!(e))?;
+    refuse_foreign(&inst, s, &claim).await?;
     let mode = req.mode.unwrap_or(old.mode());
     sqlx::query(
         "UPDATE databases SET status = 'provisioning', mode = $2, extensions = $3, connection_limit = $4, \
@@ -294,6 +311,26 @@ async fn transition(
     enqueue_for(tx, cur.id, cur.tenant_id, kind, params).await
 }
 
+/// 409 `name_conflict` when the instance holds any of the claimed names without our marker.
+async fn refuse_foreign(inst: &InstanceRow, s: &AppState, claim: &Claim<'_>) -> ApiResult<()> {
+    match ownership::preflight(inst, &s.key, claim).await {
+        Ok(Some(found)) if !found.is_empty() => Err(ApiError::Conflict(
+            "name_conflict",
+            format!(
+                "instance {} already has {} that the service did not create; nothing was changed (choose another \
+                 database name, or remove the object by hand)",
+                inst.name,
+                found.join(", ")
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(instance = %inst.name, error = %e, "name check before create skipped");
+            Ok(())
+        }
+    }
+}
+
 fn check_extensions(inst: &InstanceRow, wanted: &[String]) -> ApiResult<()> {
     let mut errs = FieldErrors::default();
     for (i, e) in wanted.iter().enumerate() {
@@ -339,7 +376,7 @@ async fn with_drift(
     let mut model = row.to_model();
     if drift && matches!(row.status(), DatabaseStatus::Ready | DatabaseStatus::Retained) {
         if let Some(inst) = record::load_instance(&s.db, row.instance_id).await? {
-            model.drift = Some(crate::target::drift::check(&row, &inst, &s.key).await);
+            model.drift = Some(crate::target::drift::check(&s.db, &row, &inst, &s.key).await);
         }
     }
     Ok((etag(row.version), axum::Json(model)))
@@ -409,6 +446,9 @@ async fn update_database(
     let extensions = req.extensions.clone().unwrap_or_else(|| cur.extensions.clone());
     let limit = req.connection_limit.unwrap_or(cur.connection_limit);
     let mode = req.mode.unwrap_or(cur.mode());
+    if cur.mode() == DatabaseMode::Protected && mode == DatabaseMode::Standard {
+        lower_protection(&mut tx, &who, &cur).await?;
+    }
     let target_changes = extensions != cur.extensions || limit != cur.connection_limit;
     sqlx::query(
         "UPDATE databases SET mode = $2, extensions = $3, connection_limit = $4, version = version + 1, updated_at = now(), \
@@ -439,6 +479,25 @@ async fn update_database(
     tx.commit().await?;
     let status = if op.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
     accepted(&s, cur.id, op, status).await
+}
+
+/// Deletion protection is lowered only by a platform admin in `prod`; elsewhere a tenant may,
+/// and the change is written to the audit log with who did it (in the same transaction).
+async fn lower_protection(tx: &mut Transaction<'_, Postgres>, who: &Principal, cur: &DatabaseRow) -> ApiResult<()> {
+    if cur.environment == Environment::Prod.as_str() && !who.is_admin() {
+        return Err(ApiError::Forbidden(
+            "in prod, only a platform admin can lower a database's mode from protected to standard".into(),
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (actor, tenant, action, target, status_code) VALUES ($1, $2, 'database.mode.lowered', $3, 200)",
+    )
+    .bind(who.actor())
+    .bind(&cur.tenant_name)
+    .bind(format!("/v1/databases/{} (protected -> standard)", cur.id))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

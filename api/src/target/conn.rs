@@ -17,6 +17,8 @@ use crate::ops::OpError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The database every instance has, where cluster-wide statements and our locks go.
 pub const MAINTENANCE_DB: &str = "postgres";
+/// The search_path of every session the service opens on a target (see [`Target::new`]).
+pub const PINNED_SEARCH_PATH: &str = "pg_catalog,pg_temp";
 
 pub const INSTANCE_COLUMNS: &str = "i.id, i.name, i.kind, i.host, i.port, i.public_host, i.admin_user, \
     i.admin_password_enc, i.sslmode, i.ca_cert, i.environment, i.labels, i.max_databases, \
@@ -179,7 +181,18 @@ impl Target {
         if let Some(pem) = ca_pem {
             opts = opts.ssl_root_cert_from_pem(pem.as_bytes().to_vec());
         }
+        // Startup options win over `ALTER DATABASE/ROLE … SET search_path`, which a tenant
+        // controls for its own database: unqualified names in our SQL can only resolve to
+        // pg_catalog (pg_temp is never searched for functions or operators).
+        opts = opts.options([("search_path", PINNED_SEARCH_PATH)]);
         Self { opts }
+    }
+
+    /// The same instance reached with another login: used to act inside a tenant's database
+    /// as that database's admin role, so nothing the tenant defined there ever runs with
+    /// more privilege than the tenant already has.
+    pub fn as_login(&self, user: &str, password: &str) -> Self {
+        Self { opts: self.opts.clone().username(user).password(password) }
     }
 
     pub async fn connect(&self, database: &str) -> Result<PgConnection, OpError> {
@@ -240,7 +253,9 @@ pub async fn exec(conn: &mut PgConnection, sql: &str) -> Result<(), OpError> {
 }
 
 pub async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool, OpError> {
-    Ok(sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)")
+    Ok(sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1)",
+    )
         .bind(role)
         .fetch_one(conn)
         .await?)
@@ -250,7 +265,7 @@ pub async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool, Op
 pub async fn terminate_role_sessions(conn: &mut PgConnection, role: &str) -> Result<i64, OpError> {
     Ok(sqlx::query_scalar::<_, i64>(
         "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity \
-         WHERE usename = $1 AND pid <> pg_catalog.pg_backend_pid()",
+         WHERE usename OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
     )
     .bind(role)
     .fetch_one(conn)
@@ -259,15 +274,24 @@ pub async fn terminate_role_sessions(conn: &mut PgConnection, role: &str) -> Res
 
 /// Drops a login role after moving or dropping what it owns in every database that has
 /// anything of it. `heir` receives ownership of its objects (None: they are dropped).
+///
+/// Only a role carrying `marker` is touched: a foreign role with the same name is left alone
+/// (and said so in the returned log).
 pub async fn drop_role_everywhere(
     target: &Target,
     maint: &mut PgConnection,
     role: &str,
+    marker: crate::naming::Marker,
     heir: Option<&str>,
 ) -> Result<Vec<String>, OpError> {
     let mut log = Vec::new();
-    if !role_exists(maint, role).await? {
-        return Ok(log);
+    match super::ownership::role(maint, role, marker).await? {
+        super::ownership::Ownership::Absent => return Ok(log),
+        super::ownership::Ownership::Foreign(why) => {
+            log.push(format!("role {role} is not ours ({why}); left untouched"));
+            return Ok(log);
+        }
+        _ => {}
     }
     let n = terminate_role_sessions(maint, role).await?;
     if n > 0 {
@@ -276,8 +300,9 @@ pub async fn drop_role_everywhere(
     let dbs: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT d.datname FROM pg_catalog.pg_shdepend s \
          JOIN pg_catalog.pg_database d ON d.oid = s.dbid \
-         WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass \
-           AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1) AND d.datallowconn",
+         WHERE s.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_authid'::pg_catalog.regclass \
+           AND s.refobjid OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1) \
+           AND d.datallowconn",
     )
     .bind(role)
     .fetch_all(&mut *maint)

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use dbaas_client::Access;
 
 use super::conn::{drop_role_everywhere, exec, Locked};
+use super::ownership::{self, Ownership};
 use super::record;
-use crate::naming::PgQuote;
+use crate::naming::{Marker, PgQuote};
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
 
@@ -20,12 +21,18 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
 
     ctx.step(&format!("connecting to instance {}", inst.name)).await;
     let mut locked = Locked::database(&target, &names.database).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1)")
-        .bind(&names.database)
-        .fetch_one(&mut locked.conn)
-        .await?;
+    let creds = record::credentials(&state.db, db.id).await?;
+    let claim = super::provision::claim(&db, &creds)?;
+    let (admin_role, admin_marker) = (&claim.roles[0].0, claim.roles[0].1);
+    let ownership =
+        ownership::database(&mut locked.conn, &names.database, Marker::Database(db.id), admin_role, admin_marker)
+            .await?;
 
-    if exists {
+    if let Ownership::Foreign(why) = &ownership {
+        // Not ours (created by hand, or a name clash a failed provisioning reported): the
+        // record goes, the database stays exactly as it is.
+        ctx.log("warn", &format!("database {} is not ours ({why}); left untouched", names.database)).await;
+    } else if ownership.is_ours() {
         ctx.step("step 1/4: revoking CONNECT").await;
         let roles: Vec<String> = Access::ALL.iter().map(|a| names.role(*a)).collect();
         let mut grantees = vec!["PUBLIC".to_string()];
@@ -49,7 +56,7 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
         loop {
             let sessions: Vec<(String, String)> = sqlx::query_as(
                 "SELECT coalesce(usename::text, ''), coalesce(application_name, '') FROM pg_catalog.pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+                 WHERE datname OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
             )
             .bind(&names.database)
             .fetch_all(&mut locked.conn)
@@ -74,7 +81,7 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
             if Instant::now() >= deadline {
                 let n: i64 = sqlx::query_scalar(
                     "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity \
-                     WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+                     WHERE datname OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
                 )
                 .bind(&names.database)
                 .fetch_one(&mut locked.conn)
@@ -93,13 +100,13 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     }
 
     ctx.step("step 4/4: dropping roles").await;
-    let creds = record::credentials(&state.db, db.id).await?;
     locked.roles_lock().await?;
-    // Leases first: they are members of the access roles.
-    let mut roles: Vec<String> = creds.iter().filter(|c| c.kind == "lease").map(|c| c.role_name.clone()).collect();
-    roles.extend(Access::ALL.iter().rev().map(|a| names.role(*a)));
-    for role in roles {
-        for line in drop_role_everywhere(&target, &mut locked.conn, &role, None).await? {
+    // Leases first: they are members of the access roles; then read, write, admin.
+    let mut roles: Vec<(String, Marker)> =
+        creds.iter().filter(|c| c.kind == "lease").map(|c| (c.role_name.clone(), Marker::Role(c.id))).collect();
+    roles.extend(claim.roles.iter().rev().cloned());
+    for (role, marker) in roles {
+        for line in drop_role_everywhere(&target, &mut locked.conn, &role, marker, None).await? {
             ctx.log("info", &line).await;
         }
     }

@@ -1,44 +1,43 @@
 //! Maintenance runs: VACUUM / ANALYZE / REINDEX CONCURRENTLY per table, and pg_repack with
-//! prechecks. Every table gets log lines with its figures before and after; a table that
-//! fails a precheck is skipped with the reason, not the whole run.
+//! prechecks ([`super::repack`]). Every table gets log lines with its figures before and
+//! after; a table that fails a precheck is skipped with the reason, not the whole run.
+//!
+//! Everything that can execute tenant code (VACUUM and ANALYZE evaluate index expressions,
+//! REINDEX rebuilds them) runs as the database's admin role, never as the service.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use dbaas_client::{CreateMaintenance, MaintenanceKind};
 use sqlx::PgConnection;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::conn::{exec, parse_sslmode, InstanceRow, Target};
+use super::conn::{exec, InstanceRow, Target};
 use super::record::{self, DatabaseRow};
 use crate::naming::PgQuote;
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
 
-const DEFAULT_BLOAT_THRESHOLD: f64 = 20.0;
-const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_MAX_XACT_AGE: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Table {
-    oid: u32,
-    schema: String,
-    name: String,
+pub struct Table {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
 }
 
 impl Table {
-    fn qualified(&self) -> String {
+    pub fn qualified(&self) -> String {
         format!("{}.{}", self.schema.pg_ident(), self.name.pg_ident())
     }
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         format!("{}.{}", self.schema, self.name)
     }
 }
 
-fn duration_opt(v: &Option<String>, default: Duration) -> Duration {
+pub(super) fn duration_opt(v: &Option<String>, default: Duration) -> Duration {
     v.as_deref().and_then(|s| crate::http::extract::parse_duration(s).ok()).unwrap_or(default)
 }
 
-fn mb(bytes: i64) -> String {
+pub(super) fn mb(bytes: i64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_048_576.0)
 }
 
@@ -46,6 +45,7 @@ struct Setup {
     db: DatabaseRow,
     inst: InstanceRow,
     target: Target,
+    creds: Vec<record::CredentialRow>,
     req: CreateMaintenance,
     /// The schedule slot this run belongs to, if scheduled.
     slot: Option<String>,
@@ -61,16 +61,17 @@ async fn setup(ctx: &OpContext) -> Result<Setup, OpError> {
     let req: CreateMaintenance =
         serde_json::from_value(params).map_err(|e| OpError::permanent("bad_params", e.to_string()))?;
     let (db, inst, target) = record::for_operation(&ctx.state.db, &ctx.state.key, ctx.op.target_id).await?;
-    Ok(Setup { db, inst, target, req, slot: slot.and_then(|v| v.as_str().map(str::to_string)) })
+    let creds = record::credentials(&ctx.state.db, db.id).await?;
+    Ok(Setup { db, inst, target, creds, req, slot: slot.and_then(|v| v.as_str().map(str::to_string)) })
 }
 
 pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
-    let Setup { db, inst, target, req, slot } = setup(ctx).await?;
+    let Setup { db, inst, target, creds, req, slot } = setup(ctx).await?;
     if let Some(slot) = slot {
         ctx.log("info", &format!("scheduled run for the slot of {slot}")).await;
     }
     let dbname = db.physical().database;
-    let mut conn = target.connect(&dbname).await?;
+    let mut conn = super::tenant_session::connect(&target, &ctx.state.key, &db, &creds).await?;
     let tables = resolve_tables(&mut conn, &req.tables).await?;
     if tables.is_empty() {
         ctx.log("info", "no tables to work on").await;
@@ -82,7 +83,11 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     match req.kind {
         MaintenanceKind::Vacuum | MaintenanceKind::Analyze => vacuum(ctx, &mut conn, &tables, req.kind).await,
         MaintenanceKind::Reindex => reindex(ctx, &mut conn, &tables).await,
-        MaintenanceKind::Repack => repack(ctx, &mut conn, &tables, &req, &inst, &dbname).await,
+        MaintenanceKind::Repack => {
+            // pg_repack 1.4.8 needs superuser: the service's own session, guarded.
+            let mut svc = target.connect(&dbname).await?;
+            super::repack::run(ctx, &mut svc, &tables, &req, &inst, &dbname).await
+        }
     }
 }
 
@@ -91,10 +96,12 @@ async fn resolve_tables(conn: &mut PgConnection, names: &[String]) -> Result<Vec
     let rows: Vec<(i64, String, String)> = if names.is_empty() {
         sqlx::query_as(
             "SELECT c.oid::int8, n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'repack') \
-               AND n.nspname NOT LIKE 'pg\\_%' \
-               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e') \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+             WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,m}'::pg_catalog.\"char\"[]) \
+               AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema,repack}'::pg_catalog.name[]) \
+               AND n.nspname OPERATOR(pg_catalog.!~) '^pg_' \
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid OPERATOR(pg_catalog.=) c.oid \
+                               AND d.deptype OPERATOR(pg_catalog.=) 'e') \
              ORDER BY 2, 3",
         )
         .fetch_all(&mut *conn)
@@ -106,8 +113,9 @@ async fn resolve_tables(conn: &mut PgConnection, names: &[String]) -> Result<Vec
             let (schema, table) = name.split_once('.').unwrap_or(("public", name));
             let row: Option<(i64, String, String)> = sqlx::query_as(
                 "SELECT c.oid::int8, n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'm')",
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+                 WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2 \
+                   AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,m}'::pg_catalog.\"char\"[])",
             )
             .bind(schema)
             .bind(table)
@@ -129,10 +137,10 @@ async fn resolve_tables(conn: &mut PgConnection, names: &[String]) -> Result<Vec
     Ok(rows.into_iter().map(|(oid, schema, name)| Table { oid: oid as u32, schema, name }).collect())
 }
 
-async fn table_figures(conn: &mut PgConnection, t: &Table) -> Result<(i64, i64, i64), OpError> {
+pub(super) async fn table_figures(conn: &mut PgConnection, t: &Table) -> Result<(i64, i64, i64), OpError> {
     let (dead, size, idx): (Option<i64>, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT n_dead_tup FROM pg_catalog.pg_stat_all_tables WHERE relid = $1::oid), \
-                pg_catalog.pg_total_relation_size($1::oid), pg_catalog.pg_indexes_size($1::oid)",
+        "SELECT (SELECT s.n_dead_tup FROM pg_catalog.pg_stat_all_tables s WHERE s.relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid), \
+                pg_catalog.pg_total_relation_size($1::pg_catalog.oid), pg_catalog.pg_indexes_size($1::pg_catalog.oid)",
     )
     .bind(i64::from(t.oid))
     .fetch_one(&mut *conn)
@@ -204,294 +212,6 @@ fn finish(failed: usize, total: usize) -> Result<(), OpError> {
     }
 }
 
-/// The pg_repack client next to the local PostgreSQL binaries (or `$DBAAS_PG_REPACK`).
-fn repack_client() -> Result<std::path::PathBuf, OpError> {
-    if let Ok(p) = std::env::var("DBAAS_PG_REPACK") {
-        return Ok(p.into());
-    }
-    let bin = crate::pgcluster::find_bin_dir().map_err(|e| OpError::permanent("pg_repack_missing", e.to_string()))?;
-    Ok(bin.join("pg_repack"))
-}
-
-async fn client_version(client: &std::path::Path) -> Result<String, OpError> {
-    let out = tokio::process::Command::new(client).arg("--version").output().await.map_err(|e| {
-        OpError::permanent(
-            "pg_repack_missing",
-            format!("the pg_repack client {} cannot run: {e} (install postgresql-<version>-repack)", client.display()),
-        )
-    })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.split_whitespace().nth(1).unwrap_or("").to_string())
-}
-
-async fn repack(
-    ctx: &OpContext,
-    conn: &mut PgConnection,
-    tables: &[Table],
-    req: &CreateMaintenance,
-    inst: &InstanceRow,
-    dbname: &str,
-) -> Result<(), OpError> {
-    let o = &req.options;
-    let client = repack_client()?;
-    let client_ver = client_version(&client).await?;
-    let ext: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT default_version, installed_version FROM pg_catalog.pg_available_extensions WHERE name = 'pg_repack'",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((default_ver, installed_ver)) = ext else {
-        return Err(OpError::permanent(
-            "pg_repack_unavailable",
-            format!("the pg_repack extension is not installed on instance {} (package postgresql-<version>-repack); repack is not possible there", inst.name),
-        ));
-    };
-    let server_ver = installed_ver.clone().or(default_ver).unwrap_or_default();
-    if server_ver != client_ver {
-        return Err(OpError::permanent(
-            "pg_repack_version_mismatch",
-            format!("pg_repack client {client_ver} and server extension {server_ver} differ; they must match"),
-        ));
-    }
-    if installed_ver.is_none() {
-        exec(conn, "CREATE EXTENSION IF NOT EXISTS pg_repack").await?;
-        ctx.log("info", &format!("installed the pg_repack extension {server_ver} in {dbname}")).await;
-    }
-    // pgstattuple gives a measured bloat figure; without it we estimate from dead tuples.
-    let precise = exec(conn, "CREATE EXTENSION IF NOT EXISTS pgstattuple").await.is_ok();
-    let threshold = o.bloat_threshold_percent.unwrap_or(DEFAULT_BLOAT_THRESHOLD);
-    let max_age = duration_opt(&o.max_transaction_age, DEFAULT_MAX_XACT_AGE);
-    let wait = duration_opt(&o.lock_timeout, DEFAULT_LOCK_TIMEOUT);
-
-    let (mut repacked, mut problems, mut failed) = (0usize, Vec::new(), 0usize);
-    for t in tables {
-        ctx.step(&format!("{}: prechecks", t.label())).await;
-        if let Some(reason) = precheck(conn, t, max_age).await? {
-            ctx.log("warn", &format!("{}: skipped: {reason}", t.label())).await;
-            problems.push(format!("{}: {reason}", t.label()));
-            continue;
-        }
-        let bloat = bloat_percent(conn, t, precise).await?;
-        if bloat < threshold {
-            ctx.log("info", &format!("{}: skipped: bloat {bloat:.1}% < threshold {threshold}%", t.label())).await;
-            continue;
-        }
-        let (_, size0, idx0) = table_figures(conn, t).await?;
-        if inst.kind == "external" {
-            ctx.log(
-                "warn",
-                &format!(
-                    "{}: free disk on an external instance cannot be checked; repack needs about {} free",
-                    t.label(),
-                    mb(2 * size0)
-                ),
-            )
-            .await;
-        }
-        ctx.log(
-            "info",
-            &format!("{}: bloat {bloat:.1}%, size {} (indexes {}); repacking", t.label(), mb(size0), mb(idx0)),
-        )
-        .await;
-        match run_pg_repack(ctx, &client, inst, dbname, t, o.jobs.unwrap_or(1), wait, o.kill_backends.unwrap_or(false))
-            .await
-        {
-            Ok(()) => {
-                let (_, size1, idx1) = table_figures(conn, t).await?;
-                let bloat1 = bloat_percent(conn, t, precise).await?;
-                ctx.log(
-                    "info",
-                    &format!(
-                        "{}: repacked, size {} -> {} (indexes {} -> {}), bloat {bloat:.1}% -> {bloat1:.1}%",
-                        t.label(),
-                        mb(size0),
-                        mb(size1),
-                        mb(idx0),
-                        mb(idx1)
-                    ),
-                )
-                .await;
-                repacked += 1;
-            }
-            Err(e) => {
-                failed += 1;
-                ctx.log("error", &format!("{}: pg_repack failed: {}", t.label(), e.message)).await;
-                remove_leftovers(ctx, conn, dbname).await?;
-            }
-        }
-    }
-    if repacked == 0 && (failed > 0 || !problems.is_empty()) {
-        return Err(OpError::permanent(
-            "nothing_repacked",
-            format!(
-                "no table could be repacked: {}",
-                problems
-                    .into_iter()
-                    .chain((failed > 0).then(|| format!("{failed} pg_repack failure(s)")))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Why a table cannot be repacked safely now, if it cannot.
-async fn precheck(conn: &mut PgConnection, t: &Table, max_age: Duration) -> Result<Option<String>, OpError> {
-    let has_key: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = $1::oid AND i.indisvalid AND i.indpred IS NULL \
-           AND (i.indisprimary OR (i.indisunique AND NOT EXISTS ( \
-                 SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid \
-                   AND a.attnum = ANY (i.indkey) AND NOT a.attnotnull))))",
-    )
-    .bind(i64::from(t.oid))
-    .fetch_one(&mut *conn)
-    .await?;
-    if !has_key {
-        return Ok(Some("no primary key or NOT NULL unique index (pg_repack needs one)".into()));
-    }
-    let old: Option<(i32, i64)> = sqlx::query_as(
-        "SELECT a.pid, extract(epoch FROM now() - a.xact_start)::int8 FROM pg_catalog.pg_locks l \
-         JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.relation = $1::oid AND a.pid <> pg_catalog.pg_backend_pid() \
-           AND a.xact_start < now() - $2 * interval '1 second' ORDER BY a.xact_start LIMIT 1",
-    )
-    .bind(i64::from(t.oid))
-    .bind(max_age.as_secs() as f64)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((pid, age)) = old {
-        return Ok(Some(format!(
-            "a transaction open for {age}s (pid {pid}) holds a lock on it (limit {}s); not waiting behind it",
-            max_age.as_secs()
-        )));
-    }
-    Ok(None)
-}
-
-async fn bloat_percent(conn: &mut PgConnection, t: &Table, precise: bool) -> Result<f64, OpError> {
-    if precise {
-        let r: Result<f64, _> = sqlx::query_scalar(
-            "SELECT (approx_free_percent + dead_tuple_percent)::float8 FROM pgstattuple_approx($1::oid::regclass)",
-        )
-        .bind(i64::from(t.oid))
-        .fetch_one(&mut *conn)
-        .await;
-        if let Ok(v) = r {
-            return Ok(v);
-        }
-    }
-    let (live, dead): (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT n_live_tup, n_dead_tup FROM pg_catalog.pg_stat_all_tables WHERE relid = $1::oid")
-            .bind(i64::from(t.oid))
-            .fetch_optional(&mut *conn)
-            .await?
-            .unwrap_or((None, None));
-    let (live, dead) = (live.unwrap_or(0) as f64, dead.unwrap_or(0) as f64);
-    Ok(if live + dead > 0.0 { 100.0 * dead / (live + dead) } else { 0.0 })
-}
-
-/// The application_name our pg_repack sessions carry, so cleanup can find exactly them.
-fn app_name(ctx: &OpContext) -> String {
-    format!("dbaas-repack-{}", ctx.op.id.simple())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_pg_repack(
-    ctx: &OpContext,
-    client: &std::path::Path,
-    inst: &InstanceRow,
-    dbname: &str,
-    t: &Table,
-    jobs: u32,
-    wait: Duration,
-    kill_backends: bool,
-) -> Result<(), OpError> {
-    let password = ctx.state.key.decrypt(&inst.admin_password_enc, &format!("instance:{}", inst.id))?;
-    // Arguments are passed as a vector, never through a shell; names were validated.
-    let mut cmd = tokio::process::Command::new(client);
-    cmd.arg("--host")
-        .arg(&inst.host)
-        .arg("--port")
-        .arg(inst.port.to_string())
-        .arg("--username")
-        .arg(&inst.admin_user)
-        .arg("--dbname")
-        .arg(dbname)
-        .arg("--table")
-        .arg(t.label())
-        .arg("--wait-timeout")
-        .arg(wait.as_secs().max(1).to_string())
-        .arg("--jobs")
-        .arg(jobs.to_string())
-        .arg("--no-superuser-check")
-        .env("PGPASSWORD", password)
-        .env("PGSSLMODE", parse_sslmode(&inst.sslmode).as_str())
-        .env("PGAPPNAME", app_name(ctx))
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A cancelled operation drops this future: the child dies with it.
-        .kill_on_drop(true);
-    if !kill_backends {
-        cmd.arg("--no-kill-backend");
-    }
-    let mut child = cmd.spawn().map_err(|e| OpError::permanent("pg_repack_missing", e.to_string()))?;
-    let mut lines = Vec::new();
-    if let Some(err) = child.stderr.take() {
-        let mut r = BufReader::new(err).lines();
-        while let Ok(Some(line)) = r.next_line().await {
-            ctx.log("info", &format!("pg_repack: {line}")).await;
-            lines.push(line);
-        }
-    }
-    let status = child.wait().await.map_err(|e| OpError::permanent("pg_repack_failed", e.to_string()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(OpError::permanent(
-            "pg_repack_failed",
-            lines.last().cloned().unwrap_or_else(|| format!("pg_repack exited with {status}")),
-        ))
-    }
-}
-
-/// What an interrupted pg_repack leaves (its `repack` schema tables, the trigger on the
-/// table) goes with the extension: drop it with CASCADE and create it again, after ending
-/// our own pg_repack sessions so nothing holds locks.
-async fn remove_leftovers(ctx: &OpContext, conn: &mut PgConnection, dbname: &str) -> Result<(), OpError> {
-    let ours: i64 = sqlx::query_scalar(
-        "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity \
-         WHERE datname = $1 AND application_name = $2",
-    )
-    .bind(dbname)
-    .bind(app_name(ctx))
-    .fetch_one(&mut *conn)
-    .await?;
-    if ours > 0 {
-        ctx.log("warn", &format!("terminated {ours} pg_repack session(s) of this operation")).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let leftovers: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = 'repack' AND c.relkind = 'r') \
-              + (SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgname LIKE 'repack_trigger%')",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let installed: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_repack')")
-            .fetch_one(&mut *conn)
-            .await?;
-    if installed && leftovers > 0 {
-        exec(conn, "DROP EXTENSION pg_repack CASCADE").await?;
-        exec(conn, "CREATE EXTENSION pg_repack").await?;
-        ctx.log("warn", &format!("removed {leftovers} pg_repack leftover(s) (extension recreated)")).await;
-    }
-    Ok(())
-}
-
 /// After a cancelled or failed attempt: remove pg_repack leftovers.
 pub async fn cleanup(ctx: &OpContext) -> Result<(), OpError> {
     let Setup { db, target, req, .. } = setup(ctx).await?;
@@ -499,6 +219,6 @@ pub async fn cleanup(ctx: &OpContext) -> Result<(), OpError> {
         return Ok(());
     }
     let dbname = db.physical().database;
-    let mut conn = target.connect(&dbname).await?;
-    remove_leftovers(ctx, &mut conn, &dbname).await
+    let mut svc = target.connect(&dbname).await?;
+    super::repack::remove_leftovers(ctx, &mut svc, &dbname).await
 }

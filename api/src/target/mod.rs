@@ -10,7 +10,11 @@ pub mod credentials;
 pub mod delete;
 pub mod drift;
 pub mod maintenance;
+pub mod ownership;
 pub mod provision;
 pub mod record;
+pub mod repack;
+pub mod repack_guard;
+pub mod tenant_session;
 
 pub use conn::{InstanceRow, Target};

@@ -1,59 +1,93 @@
 //! Provisioning (and re-applying) a database with its three roles, in ordered phases:
-//! roles → database → database-level privileges → schema and default privileges →
-//! extensions. Each phase reads the catalog first and is safe to run again.
+//! ownership check → roles → database → database-level privileges → schema and default
+//! privileges → extensions. Each phase reads the catalog first and is safe to run again.
+//!
+//! Phases 1-3 run in the instance's maintenance database as the service (no tenant code lives
+//! there); phases 4-5 run inside the tenant's database as its admin role
+//! ([`super::tenant_session`]), so nothing the tenant defined there runs with our privileges.
 
 use dbaas_client::Access;
 use sqlx::PgConnection;
 
-use super::conn::{exec, role_exists, Locked};
-use super::record;
-use crate::naming::{PgQuote, PhysicalNames};
+use super::conn::{exec, Locked};
+use super::ownership::{self, Claim, Ownership};
+use super::record::{self, CredentialRow, DatabaseRow};
+use crate::naming::{Marker, PgQuote, PhysicalNames};
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
+
+/// The order of the roles in a [`Claim`]: admin first (it vouches for an unmarked database).
+const CLAIM_ORDER: [Access; 3] = [Access::Admin, Access::Write, Access::Read];
+
+/// The objects a database record owns on its instance, with their markers (admin role first).
+pub fn claim<'a>(db: &'a DatabaseRow, creds: &[CredentialRow]) -> Result<Claim<'a>, OpError> {
+    let mut roles = Vec::new();
+    for access in CLAIM_ORDER {
+        roles.push((db.physical().role(access), Marker::Role(static_credential(creds, access)?.id)));
+    }
+    Ok(Claim { database: (&db.physical_name, Marker::Database(db.id)), roles })
+}
+
+pub fn static_credential(creds: &[CredentialRow], access: Access) -> Result<&CredentialRow, OpError> {
+    creds.iter().find(|c| c.kind == "static" && c.access() == access).ok_or_else(|| {
+        OpError::permanent("missing_credential", format!("no stored {} credential", access.as_str()))
+    })
+}
 
 pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     let state = &ctx.state;
     let (db, inst, target) = record::for_operation(&state.db, &state.key, ctx.op.target_id).await?;
     let creds = record::credentials(&state.db, db.id).await?;
     let names = db.physical();
+    let claim = claim(&db, &creds)?;
 
     ctx.step(&format!("connecting to instance {} ({}:{})", inst.name, inst.host, inst.port)).await;
     let mut locked = Locked::database(&target, &names.database).await?;
-    let superuser: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user")
-        .fetch_one(&mut locked.conn)
-        .await?;
+    let superuser: bool = sqlx::query_scalar(
+        "SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user",
+    )
+    .fetch_one(&mut locked.conn)
+    .await?;
 
-    // Phase 1: roles.
+    // Phase 0: every name must be free or ours before anything is touched.
+    ctx.step("phase 0/5: ownership of the names").await;
+    let foreign = ownership::foreign_objects(&mut locked.conn, &claim).await?;
+    if !foreign.is_empty() {
+        return Err(ownership::conflict(&foreign));
+    }
+
+    // Phase 1: roles, each created with its marker in one transaction.
     ctx.step("phase 1/5: roles").await;
     locked.roles_lock().await?;
-    for access in Access::ALL {
-        let role = names.role(access);
-        let cred = creds
-            .iter()
-            .find(|c| c.kind == "static" && c.access() == access)
-            .ok_or_else(|| OpError::permanent("missing_credential", format!("no stored credential for {role}")))?;
+    for (access, (role, marker)) in CLAIM_ORDER.into_iter().zip(&claim.roles) {
+        let cred = static_credential(&creds, access)?;
         // A rotation in flight wins: its password is the one about to be recorded.
         let enc = cred.pending_password_enc.as_ref().unwrap_or(&cred.password_enc);
         let verifier = crate::crypto::scram_sha256_verifier(&state.key.decrypt(enc, &cred.context())?);
-        if role_exists(&mut locked.conn, &role).await? {
-            exec(
-                &mut locked.conn,
-                &format!("ALTER ROLE {} WITH LOGIN PASSWORD {}", role.pg_ident(), verifier.pg_literal()),
-            )
-            .await?;
-            ctx.log("info", &format!("role {role} exists; password re-applied")).await;
-        } else {
-            exec(
-                &mut locked.conn,
-                &format!(
-                    "CREATE ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS \
-                     INHERIT PASSWORD {}",
-                    role.pg_ident(),
-                    verifier.pg_literal()
-                ),
-            )
-            .await?;
-            ctx.log("info", &format!("created role {role}")).await;
+        match ownership::role(&mut locked.conn, role, *marker).await? {
+            Ownership::Ours | Ownership::OursUnmarked => {
+                exec(
+                    &mut locked.conn,
+                    &format!("ALTER ROLE {} WITH LOGIN PASSWORD {}", role.pg_ident(), verifier.pg_literal()),
+                )
+                .await?;
+                ctx.log("info", &format!("role {role} exists (ours); password re-applied")).await;
+            }
+            Ownership::Absent => {
+                exec(
+                    &mut locked.conn,
+                    &format!(
+                        "CREATE ROLE {r} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS \
+                         INHERIT PASSWORD {p}; COMMENT ON ROLE {r} IS {m}",
+                        r = role.pg_ident(),
+                        p = verifier.pg_literal(),
+                        m = marker.text().pg_literal()
+                    ),
+                )
+                .await?;
+                ctx.log("info", &format!("created role {role}")).await;
+            }
+            Ownership::Foreign(why) => return Err(ownership::conflict(&[format!("role {role} ({why})")])),
         }
     }
     if !superuser {
@@ -72,7 +106,7 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
 
     // Phase 2: the database itself.
     ctx.step("phase 2/5: database").await;
-    ensure_database(ctx, &mut locked.conn, &names, db.connection_limit).await?;
+    ensure_database(ctx, &mut locked.conn, &db, &claim).await?;
 
     // Phase 3: who may connect.
     ctx.step("phase 3/5: connect privileges").await;
@@ -88,12 +122,12 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     )
     .await?;
 
-    // Phase 4: inside the database.
-    ctx.step("phase 4/5: schemas and default privileges").await;
-    let mut conn = target.connect(&names.database).await?;
+    // Phase 4: inside the database, as its admin role.
+    ctx.step("phase 4/5: schemas and default privileges (as the database's admin role)").await;
+    let mut conn = super::tenant_session::connect(&target, &state.key, &db, &creds).await?;
     apply_access_model(&mut conn, &names).await?;
 
-    // Phase 5: extensions.
+    // Phase 5: extensions, as the admin role too (trusted extensions only).
     ctx.step("phase 5/5: extensions").await;
     for ext in ctx.param_strings("drop_extensions") {
         if !db.extensions.contains(&ext) {
@@ -102,74 +136,106 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
         }
     }
     for ext in &db.extensions {
-        let present: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = $1)")
-                .bind(ext)
-                .fetch_one(&mut conn)
-                .await?;
+        let present: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) $1)",
+        )
+        .bind(ext)
+        .fetch_one(&mut conn)
+        .await?;
         if !present {
-            exec(&mut conn, &format!("CREATE EXTENSION IF NOT EXISTS {}", ext.pg_ident())).await?;
+            create_extension(&mut conn, ext).await?;
             ctx.log("info", &format!("extension {ext} created")).await;
         }
     }
     Ok(())
 }
 
+/// Creates an extension as the database's admin role. PostgreSQL lets a database owner
+/// create only *trusted* extensions; an untrusted one would need the service to run its
+/// install script as superuser in a schema the tenant owns, which we never do.
+async fn create_extension(conn: &mut PgConnection, ext: &str) -> Result<(), OpError> {
+    match exec(conn, &format!("CREATE EXTENSION IF NOT EXISTS {}", ext.pg_ident())).await {
+        Err(e) if e.code == "42501" => Err(OpError::permanent(
+            "extension_not_trusted",
+            format!(
+                "extension {ext} is not a trusted extension: only a superuser could install it, and the service \
+                 never runs install scripts as superuser inside a tenant's database ({})",
+                e.message
+            ),
+        )),
+        other => other,
+    }
+}
+
 async fn ensure_database(
     ctx: &OpContext,
     conn: &mut PgConnection,
-    names: &PhysicalNames,
-    limit: i32,
+    db: &DatabaseRow,
+    claim: &Claim<'_>,
 ) -> Result<(), OpError> {
+    let names = db.physical();
     let admin = names.role(Access::Admin);
     let dbi = names.database.pg_ident();
-    let found: Option<(String, i32)> = sqlx::query_as(
-        "SELECT pg_catalog.pg_get_userbyid(datdba)::text, datconnlimit FROM pg_catalog.pg_database WHERE datname = $1",
-    )
-    .bind(&names.database)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match found {
-        None => {
+    let marker = Marker::Database(db.id);
+    let (admin_role, admin_marker) = (&claim.roles[0].0, claim.roles[0].1);
+    match ownership::database(conn, &names.database, marker, admin_role, admin_marker).await? {
+        Ownership::Absent => {
             exec(
                 conn,
                 &format!(
-                    "CREATE DATABASE {dbi} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {limit}",
-                    admin.pg_ident()
+                    "CREATE DATABASE {dbi} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {}",
+                    admin.pg_ident(),
+                    db.connection_limit
                 ),
             )
             .await?;
+            ownership::mark_database(conn, &names.database, marker).await?;
             ctx.log("info", &format!("created database {}", names.database)).await;
+            return Ok(());
         }
-        Some((owner, current_limit)) => {
-            ctx.log("info", &format!("database {} exists", names.database)).await;
-            if owner != admin {
-                exec(conn, &format!("ALTER DATABASE {dbi} OWNER TO {}", admin.pg_ident())).await?;
-                ctx.log("info", &format!("owner changed from {owner} to {admin}")).await;
-            }
-            if current_limit != limit {
-                exec(conn, &format!("ALTER DATABASE {dbi} CONNECTION LIMIT {limit}")).await?;
-                ctx.log("info", &format!("connection limit {current_limit} -> {limit}")).await;
-            }
+        Ownership::OursUnmarked => {
+            ownership::mark_database(conn, &names.database, marker).await?;
+            ctx.log("info", &format!("database {} marked as ours (an earlier attempt stopped)", names.database)).await;
         }
+        Ownership::Ours => ctx.log("info", &format!("database {} exists (ours)", names.database)).await,
+        Ownership::Foreign(why) => {
+            return Err(ownership::conflict(&[format!("database {} ({why})", names.database)]));
+        }
+    }
+    let (owner, current_limit): (String, i32) = sqlx::query_as(
+        "SELECT pg_catalog.pg_get_userbyid(d.datdba)::text, d.datconnlimit FROM pg_catalog.pg_database d \
+         WHERE d.datname OPERATOR(pg_catalog.=) $1",
+    )
+    .bind(&names.database)
+    .fetch_one(&mut *conn)
+    .await?;
+    if owner != admin {
+        exec(conn, &format!("ALTER DATABASE {dbi} OWNER TO {}", admin.pg_ident())).await?;
+        ctx.log("info", &format!("owner changed from {owner} to {admin}")).await;
+    }
+    if current_limit != db.connection_limit {
+        exec(conn, &format!("ALTER DATABASE {dbi} CONNECTION LIMIT {}", db.connection_limit)).await?;
+        ctx.log("info", &format!("connection limit {current_limit} -> {}", db.connection_limit)).await;
     }
     Ok(())
 }
 
-/// The access model of DESIGN §3: admin owns `public` and everything it creates; default
-/// privileges (with no schema restriction, including ON SCHEMAS) give read and write their
-/// rights on whatever admin creates later; objects admin already owns get the same grants.
+/// The access model: admin owns `public` and everything it creates; default privileges (with
+/// no schema restriction, including ON SCHEMAS) give read and write their rights on whatever
+/// admin creates later; objects admin already owns get the same grants. Runs as admin itself.
 async fn apply_access_model(conn: &mut PgConnection, names: &PhysicalNames) -> Result<(), OpError> {
-    let admin = names.role(Access::Admin).pg_ident();
+    let admin_name = names.role(Access::Admin);
+    let admin = admin_name.pg_ident();
     let read = names.role(Access::Read).pg_ident();
     let write = names.role(Access::Write).pg_ident();
 
     let public_owner: Option<String> = sqlx::query_scalar(
-        "SELECT pg_catalog.pg_get_userbyid(nspowner)::text FROM pg_catalog.pg_namespace WHERE nspname = 'public'",
+        "SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n \
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'public'",
     )
     .fetch_optional(&mut *conn)
     .await?;
-    if public_owner.as_deref().is_some_and(|o| o != names.role(Access::Admin)) {
+    if public_owner.as_deref().is_some_and(|o| o != admin_name) {
         exec(conn, &format!("ALTER SCHEMA public OWNER TO {admin}")).await?;
     }
     exec(conn, "REVOKE ALL ON SCHEMA public FROM PUBLIC").await?;
@@ -187,10 +253,11 @@ async fn apply_access_model(conn: &mut PgConnection, names: &PhysicalNames) -> R
 
     // Schemas admin already owns (public, and any created before a re-adoption).
     let schemas: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE pg_catalog.pg_get_userbyid(nspowner) = $1 \
-         AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'",
+        "SELECT n.nspname::text FROM pg_catalog.pg_namespace n \
+         WHERE n.nspowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1) \
+           AND n.nspname OPERATOR(pg_catalog.!~) '^pg_' AND n.nspname OPERATOR(pg_catalog.<>) 'information_schema'",
     )
-    .bind(names.role(Access::Admin))
+    .bind(&admin_name)
     .fetch_all(&mut *conn)
     .await?;
     for s in schemas {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::conn::{InstanceRow, INSTANCE_COLUMNS};
 use crate::naming::PhysicalNames;
 
-pub const DATABASE_COLUMNS: &str = "d.id, d.tenant_id, t.name AS tenant_name, d.name, d.instance_id, \
+pub const DATABASE_COLUMNS: &str = "d.id, d.tenant_id, t.name AS tenant_name, d.name, d.physical_name, d.instance_id, \
     i.name AS instance_name, i.environment, i.public_host, i.port, d.mode, d.status, d.extensions, \
     d.connection_limit, d.version, d.last_operation_id, d.created_at, d.updated_at";
 
@@ -21,6 +21,8 @@ pub struct DatabaseRow {
     pub tenant_id: Uuid,
     pub tenant_name: String,
     pub name: String,
+    /// Stored, not recomputed: unique per instance in the state database.
+    pub physical_name: String,
     pub instance_id: Uuid,
     pub instance_name: String,
     pub environment: String,
@@ -38,7 +40,7 @@ pub struct DatabaseRow {
 
 impl DatabaseRow {
     pub fn physical(&self) -> PhysicalNames {
-        PhysicalNames::new(&self.tenant_name, &self.name)
+        PhysicalNames::from_stored(&self.physical_name)
     }
 
     pub fn status(&self) -> DatabaseStatus {

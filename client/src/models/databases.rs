@@ -125,7 +125,7 @@ pub struct Database {
     pub id: Uuid,
     pub tenant: String,
     pub name: String,
-    /// `<tenant>-<name>` on the instance.
+    /// `<tenant>_<name>` on the instance (names cannot contain `_`, so no two pairs collide).
     pub physical_name: String,
     pub instance: String,
     pub environment: Environment,

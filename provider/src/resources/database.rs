@@ -33,7 +33,7 @@ impl Resource for Database {
         let s = Type::String;
         let mut attrs = vec![
             Attr::computed("id", s.clone(), "Database id in the dbaas API.").keep(),
-            Attr::required("name", s.clone(), "Database name within the tenant: lower-case letters, digits and `-`. The physical name is `<tenant>-<name>`.").replace(),
+            Attr::required("name", s.clone(), "Database name within the tenant: lower-case letters, digits and `-`. The physical name is `<tenant>_<name>` (`_` cannot occur in names, so the mapping is injective).").replace(),
             Attr::optional_computed("tenant", s.clone(), "Tenant owning the database; defaults to the token's tenant (admin tokens must set it).").replace().keep(),
             Attr::optional_computed("instance", s.clone(), "Instance to create the database on; exclusive with `placement`. Computed when placement chooses.").replace().keep(),
             Attr::nested_object(
