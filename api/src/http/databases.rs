@@ -374,7 +374,7 @@ async fn with_drift(
     drift: bool,
 ) -> ApiResult<(HeaderMap, axum::Json<dbaas_client::Database>)> {
     let mut model = row.to_model();
-    if drift && matches!(row.status(), DatabaseStatus::Ready | DatabaseStatus::Retained) {
+    if drift && matches!(row.status(), DatabaseStatus::Ready | DatabaseStatus::Retained | DatabaseStatus::Failed) {
         if let Some(inst) = record::load_instance(&s.db, row.instance_id).await? {
             model.drift = Some(crate::target::drift::check(&s.db, &row, &inst, &s.key).await);
         }
