@@ -391,3 +391,23 @@ async fn prod_protection_is_lowered_only_by_an_admin() {
     assert_eq!(a.get_database(db.id).await.unwrap().mode, DatabaseMode::Standard);
     assert_eq!(h.count("SELECT count(*) FROM audit_log WHERE action = 'database.mode.lowered'").await, 1);
 }
+
+/// A network attacker between clients and the instance: credentials carry the instance's CA,
+/// and a client using it with `verify-full` connects.
+#[tokio::test]
+async fn credentials_carry_the_ca_for_verify_full() {
+    let h = Harness::start().await;
+    let a = h.tenant("team-a").await;
+    let db = h.ready_database(&a, db_req("orders")).await;
+    let cred = a.get_credential(db.id, Access::Read).await.unwrap();
+    let ca = cred.ca_cert.clone().expect("the instance's CA");
+    assert_eq!(Some(&ca), h.target_pg.ca_cert.as_ref());
+    let opts: sqlx::postgres::PgConnectOptions = cred.uri.parse().unwrap();
+    let opts = opts.ssl_mode(sqlx::postgres::PgSslMode::VerifyFull).ssl_root_cert_from_pem(ca.into_bytes());
+    let mut c = PgConnection::connect_with(&opts).await.unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert!(ssl);
+}

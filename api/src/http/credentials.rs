@@ -50,6 +50,7 @@ fn to_model(s: &AppState, db: &DatabaseRow, c: &CredentialRow) -> ApiResult<Cred
         username: c.role_name.clone(),
         password,
         uri,
+        ca_cert: db.ca_cert.clone(),
         expires_at: c.expires_at,
         rotated_at: c.rotated_at,
         created_at: c.created_at,

@@ -136,10 +136,19 @@ async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(
         .key
         .decrypt(&inst.admin_password_enc, &format!("instance:{}", inst.id))
         .map_err(|e| OpError::permanent("secret", e.to_string()))?;
+    // Why SUPERUSER and not CREATEDB + CREATEROLE: pg_repack 1.4.8 (Debian's) checks for
+    // superuser inside its C functions (repack_apply, repack_swap, …) and refuses to run
+    // otherwise, and platform admins may allow untrusted extensions. What keeps tenants from
+    // borrowing these rights: every session pins search_path, everything inside a tenant's
+    // database runs as that database's admin role (target::tenant_session), and pg_repack
+    // runs only where target::repack_guard finds no tenant code on its path.
+    // Tenants never need the maintenance databases: CONNECT is revoked from PUBLIC there.
     let sql = format!(
         "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{admin}') THEN \
          CREATE ROLE {ident} LOGIN SUPERUSER; END IF; END$$;\n\
-         ALTER ROLE {ident} WITH LOGIN SUPERUSER PASSWORD {verifier};\n",
+         ALTER ROLE {ident} WITH LOGIN SUPERUSER PASSWORD {verifier};\n\
+         REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC;\n\
+         REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\n",
         admin = SERVICE_ADMIN,
         ident = SERVICE_ADMIN.pg_ident(),
         verifier = scram_sha256_verifier(&password).pg_literal(),

@@ -9,7 +9,7 @@ use super::conn::{InstanceRow, INSTANCE_COLUMNS};
 use crate::naming::PhysicalNames;
 
 pub const DATABASE_COLUMNS: &str = "d.id, d.tenant_id, t.name AS tenant_name, d.name, d.physical_name, d.instance_id, \
-    i.name AS instance_name, i.environment, i.public_host, i.port, d.mode, d.status, d.extensions, \
+    i.name AS instance_name, i.environment, i.public_host, i.port, i.ca_cert, d.mode, d.status, d.extensions, \
     d.connection_limit, d.version, d.last_operation_id, d.created_at, d.updated_at";
 
 pub const DATABASE_FROM: &str =
@@ -28,6 +28,8 @@ pub struct DatabaseRow {
     pub environment: String,
     pub public_host: String,
     pub port: i32,
+    /// The instance's CA (PEM), handed to clients for `verify-full`.
+    pub ca_cert: Option<String>,
     pub mode: String,
     pub status: String,
     pub extensions: Vec<String>,

@@ -261,6 +261,10 @@ pub struct Credential {
     pub password: String,
     /// `postgresql://user:password@host:port/db?sslmode=require`
     pub uri: String,
+    /// The instance's CA certificate (PEM), when it has one: save it and connect with
+    /// `sslmode=verify-full&sslrootcert=<that file>` so the server's identity is checked too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub rotated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
