@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
-cargo test --workspace --locked "$@"
+# test-hooks: fault injection (step delays, panics) compiled into the test build only.
+cargo test --workspace --locked --features dbaas-api/test-hooks "$@"
 # The project's pipeline, validated and its lint jobs run locally.
 bash scripts/ci-local.sh

@@ -62,6 +62,7 @@ pub struct EngineArgs {
     #[arg(long, env = "DBAAS_HEALTH_INTERVAL_MS", default_value_t = 15_000)]
     pub health_interval_ms: u64,
     /// Fault injection for tests: pause before each operation step, in milliseconds.
+    #[cfg(feature = "test-hooks")]
     #[arg(long, env = "DBAAS_TEST_STEP_DELAY_MS", default_value_t = 0, hide = true)]
     pub test_step_delay_ms: u64,
 }
@@ -81,6 +82,7 @@ impl EngineArgs {
             reaper_interval: Duration::from_millis(self.reaper_interval_ms.max(100)),
             delete_grace: Duration::from_millis(self.delete_grace_ms),
             scheduler_interval: Duration::from_millis(self.scheduler_interval_ms.max(100)),
+            #[cfg(feature = "test-hooks")]
             step_delay: Duration::from_millis(self.test_step_delay_ms),
             health_interval: Duration::from_millis(self.health_interval_ms.max(200)),
             ..EngineConfig::default()
@@ -92,6 +94,10 @@ impl EngineArgs {
 pub struct ServeArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
+    /// The state database as the operation engine reaches it (default: DATABASE_URL); e.g.
+    /// a pooler reserved for the engine.
+    #[arg(long, env = "DBAAS_ENGINE_DATABASE_URL", hide_env_values = true)]
+    pub engine_database_url: Option<String>,
     #[arg(long, env = "DBAAS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// 32-byte key, base64, that encrypts stored secrets.
@@ -162,7 +168,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 (Some(cert), Some(key)) => Some(crate::server::Tls { cert: cert.clone(), key: key.clone() }),
                 _ => None,
             };
-            let state = crate::server::state(db, key, engine);
+            let engine_url = args.engine_database_url.as_deref().unwrap_or(&args.database_url);
+            let engine_db = crate::server::connect_engine_db(engine_url, engine.workers).await?;
+            let mut state = crate::server::state(db, key, engine);
+            state.engine_db = engine_db;
             crate::server::serve_with(state, args.listen, tls, crate::server::shutdown_on_signals()).await
         }
         Command::Dev(args) => crate::dev::run(args).await,

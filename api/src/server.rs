@@ -28,8 +28,23 @@ pub async fn connect_state_db(url: &str) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// The engine's own pool (claims, heartbeats, outcomes): HTTP load on the main pool can never
+/// delay a heartbeat past its lease. Sized for one heartbeat and one claim or outcome per
+/// worker, plus the reaper and scheduler.
+pub async fn connect_engine_db(url: &str, workers: usize) -> Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(u32::try_from(workers * 2 + 2).unwrap_or(130))
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .context("connecting to the state database for the operation engine")
+}
+
+/// The process state; the engine shares the main pool until [`connect_engine_db`]'s pool
+/// replaces it (`serve` always does).
 pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
     AppState {
+        engine_db: db.clone(),
         db,
         key,
         engine: Arc::new(engine),

@@ -56,6 +56,8 @@ fn hostname() -> String {
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
+    /// The operation engine's own pool (claims, heartbeats, outcomes).
+    pub engine_db: PgPool,
     pub key: MasterKey,
     pub engine: Arc<EngineConfig>,
     pub metrics: Arc<Metrics>,

@@ -50,6 +50,10 @@ impl OpContext {
 }
 
 pub async fn execute(ctx: &OpContext) -> Result<(), OpError> {
+    #[cfg(feature = "test-hooks")]
+    if std::env::var("DBAAS_TEST_PANIC_KIND").is_ok_and(|k| k == ctx.op.kind) {
+        panic!("test hook: a panic in {}", ctx.op.kind);
+    }
     match ctx.op.kind()? {
         OperationKind::ProvisionDatabase | OperationKind::UpdateDatabase => target::provision::run(ctx).await,
         OperationKind::DeleteDatabase => target::delete::run(ctx).await,
@@ -89,7 +93,8 @@ pub async fn complete(
     status: OperationStatus,
     error: Option<&OpError>,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = state.db.begin().await?;
+    // A worker records its outcome through the engine's pool; a cancel from HTTP through the main one.
+    let mut tx = if worker.is_some() { state.engine_db.begin().await? } else { state.db.begin().await? };
     if !queue::finish(&mut tx, op.id, worker, status, error).await? {
         return Ok(false);
     }

@@ -1,6 +1,5 @@
 //! Worker loops: claim, run with a heartbeat, then finish, retry later or give up.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ async fn worker_loop(state: AppState, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         // Register interest before looking, so a NOTIFY between the two is not missed.
         let wakeup = state.job_wakeup.notified();
-        match queue::claim(&state.db, &state.engine.worker_id, state.engine.lease).await {
+        match queue::claim(&state.engine_db, &state.engine.worker_id, state.engine.lease).await {
             Ok(Some(op)) => run_claimed(&state, op).await,
             Ok(None) => {
                 tokio::select! {
@@ -45,46 +44,58 @@ async fn worker_loop(state: AppState, shutdown: CancellationToken) {
     }
 }
 
+/// Why an attempt ended without a result of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Cancelled on request (seen by a heartbeat).
+    Cancelled,
+    /// Another worker holds the operation now, or could: the claim was lost, or no heartbeat
+    /// succeeded for long enough that the lease may have run out.
+    Lost,
+}
+
 async fn run_claimed(state: &AppState, op: OperationRow) {
     let started = Instant::now();
     let worker = state.engine.worker_id.clone();
     let cancel = CancellationToken::new();
-    let lost = Arc::new(AtomicBool::new(false));
-    let heartbeat = {
-        let (state, cancel, lost, id, worker) = (state.clone(), cancel.clone(), lost.clone(), op.id, worker.clone());
-        tokio::spawn(async move {
-            let every = state.engine.lease / 3;
-            loop {
-                tokio::time::sleep(every).await;
-                match queue::heartbeat(&state.db, id, &worker, state.engine.lease).await {
-                    Ok(Some(false)) => {}
-                    Ok(Some(true)) => {
-                        cancel.cancel();
-                        return;
-                    }
-                    Ok(None) => {
-                        lost.store(true, Ordering::SeqCst);
-                        cancel.cancel();
-                        return;
-                    }
-                    Err(e) => tracing::warn!(error = %e, operation = %id, "heartbeat failed"),
-                }
-            }
-        })
-    };
+    let stop = Arc::new(std::sync::Mutex::new(None::<Stop>));
+    let heartbeat = tokio::spawn(heartbeat_loop(state.clone(), op.id, cancel.clone(), stop.clone()));
     let ctx = OpContext { state: state.clone(), op: op.clone() };
     ctx.log("info", &format!("attempt {} of {} started by {worker}", op.attempts, op.max_attempts)).await;
     let result = if op.cancel_requested {
         None
     } else {
+        // The attempt runs in a task of its own: a panic in it ends only this attempt (the
+        // operation fails with `panic`), and aborting the task stops its work at once when
+        // the heartbeat says to (children spawned with kill_on_drop die with it).
+        let attempt = {
+            let ctx = OpContext { state: state.clone(), op: op.clone() };
+            tokio::spawn(async move { runner::execute(&ctx).await })
+        };
+        let abort = attempt.abort_handle();
         tokio::select! {
-            r = runner::execute(&ctx) => Some(r),
-            _ = cancel.cancelled() => None,
+            r = attempt => Some(match r {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => {
+                    tracing::error!(operation = %op.id, kind = %op.kind, "operation panicked: {e}");
+                    Err(OpError::permanent("panic", "the operation hit an internal error (a bug); see the server log"))
+                }
+                Err(e) => Err(OpError::retryable("aborted", e.to_string())),
+            }),
+            _ = cancel.cancelled() => {
+                abort.abort();
+                None
+            }
         }
     };
     heartbeat.abort();
+    let stopped = *stop.lock().unwrap_or_else(|p| p.into_inner());
+    let lost = stopped == Some(Stop::Lost);
+    if lost {
+        ctx.log("warn", "attempt stopped: the claim was lost or could not be renewed within the lease").await;
+    }
     // An attempt that did not succeed (and was not taken over) may have left things behind.
-    if !matches!(result, Some(Ok(()))) && !lost.load(Ordering::SeqCst) {
+    if !matches!(result, Some(Ok(()))) && !lost {
         let retried = matches!(&result, Some(Err(e)) if e.retryable && op.attempts < op.max_attempts);
         runner::cleanup(&ctx, !retried).await;
     }
@@ -97,7 +108,7 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
         }
         Some(Err(e)) if e.retryable && op.attempts < op.max_attempts => {
             ctx.log("warn", &format!("attempt failed, will retry: {e}")).await;
-            match queue::retry_later(&state.db, &op, &worker, &e).await {
+            match queue::retry_later(&state.engine_db, &op, &worker, &e).await {
                 Ok(at) => ctx.log("info", &format!("next attempt at {}", at.to_rfc3339())).await,
                 Err(err) => tracing::error!(error = %err, operation = %op.id, "re-queueing failed"),
             }
@@ -108,7 +119,7 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
             finish(state, &op, OperationStatus::Failed, Some(&e)).await;
             "failed"
         }
-        None if lost.load(Ordering::SeqCst) => {
+        None if lost => {
             tracing::warn!(operation = %op.id, "claim lost to another worker; abandoning this attempt");
             "lost"
         }
@@ -133,6 +144,42 @@ async fn finish(state: &AppState, op: &OperationRow, status: OperationStatus, er
                 tracing::warn!(error = %e, operation = %op.id, attempt, "recording the outcome failed");
                 tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
             }
+        }
+    }
+}
+
+/// Renews the claim every lease/3. Stops the attempt (through `cancel`) when a cancel is
+/// requested, when the claim is gone, and when no renewal has succeeded for 80% of the lease:
+/// past that point another worker may claim the operation, so this attempt must not go on
+/// (a slow or unreachable state database counts the same as a lost claim).
+async fn heartbeat_loop(
+    state: AppState,
+    id: uuid::Uuid,
+    cancel: CancellationToken,
+    stop: Arc<std::sync::Mutex<Option<Stop>>>,
+) {
+    let lease = state.engine.lease;
+    let every = lease / 3;
+    let deadline = lease.mul_f64(0.8);
+    let mut last_ok = Instant::now();
+    let end = |why: Stop| {
+        *stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        cancel.cancel();
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let sent = Instant::now();
+        let renewal = queue::heartbeat(&state.engine_db, id, &state.engine.worker_id, lease);
+        match tokio::time::timeout(every, renewal).await {
+            Ok(Ok(Some(false))) => last_ok = sent,
+            Ok(Ok(Some(true))) => return end(Stop::Cancelled),
+            Ok(Ok(None)) => return end(Stop::Lost),
+            Ok(Err(e)) => tracing::warn!(error = %e, operation = %id, "heartbeat failed"),
+            Err(_) => tracing::warn!(operation = %id, "heartbeat timed out"),
+        }
+        if last_ok.elapsed() >= deadline {
+            tracing::error!(operation = %id, "no heartbeat succeeded within the lease; stopping this attempt");
+            return end(Stop::Lost);
         }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod hosts;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -127,6 +128,11 @@ impl Harness {
 
     /// Starts one more `dbaas-api serve` on the same state database.
     pub async fn spawn_api(&mut self, opts: ApiOptions) -> usize {
+        let hooks = opts.step_delay_ms > 0 || opts.env.iter().any(|(k, _)| k.starts_with("DBAAS_TEST_"));
+        assert!(
+            !hooks || cfg!(feature = "test-hooks"),
+            "this test injects faults: run it with --features dbaas-api/test-hooks (bash scripts/test.sh does)"
+        );
         let port = free_port().unwrap();
         let log = self.dir.path().join(format!("api-{port}.log"));
         let child = Command::new(BIN)
