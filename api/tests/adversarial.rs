@@ -278,10 +278,12 @@ async fn tenants_with_colliding_names_stay_apart() {
     let mut vc = admin_session(&team_a, &victim).await;
     let v: String = sqlx::query_scalar("SELECT v FROM t").fetch_one(&mut vc).await.unwrap();
     assert_eq!(v, "team-a data");
-    let owner: String = sqlx::query_scalar("SELECT pg_catalog.pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()")
-        .fetch_one(&mut vc)
-        .await
-        .unwrap();
+    let owner: String = sqlx::query_scalar(
+        "SELECT pg_catalog.pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut vc)
+    .await
+    .unwrap();
     assert_eq!(owner, victim.roles.admin);
     for access in Access::ALL {
         let cred = team.get_credential(attacker.id, access).await.unwrap();
@@ -320,7 +322,11 @@ async fn foreign_objects_with_our_names_are_never_touched() {
     assert_eq!(e.status(), Some(409), "{e}");
     let p = e.problem().unwrap();
     assert_eq!(p.code, "name_conflict");
-    assert!(p.detail.contains("role team-a_legacy_admin") && p.detail.contains("database team-a_legacy"), "{}", p.detail);
+    assert!(
+        p.detail.contains("role team-a_legacy_admin") && p.detail.contains("database team-a_legacy"),
+        "{}",
+        p.detail
+    );
     assert_eq!(h.count("SELECT count(*) FROM databases").await, 0, "no record is made");
     let after: (String, String) = sqlx::query_as(
         "SELECT (SELECT rolpassword FROM pg_authid WHERE rolname = 'team-a_legacy_admin'), \
@@ -405,9 +411,7 @@ async fn credentials_carry_the_ca_for_verify_full() {
     let opts: sqlx::postgres::PgConnectOptions = cred.uri.parse().unwrap();
     let opts = opts.ssl_mode(sqlx::postgres::PgSslMode::VerifyFull).ssl_root_cert_from_pem(ca.into_bytes());
     let mut c = PgConnection::connect_with(&opts).await.unwrap();
-    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let ssl: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&mut c).await.unwrap();
     assert!(ssl);
 }

@@ -256,9 +256,9 @@ pub async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool, Op
     Ok(sqlx::query_scalar::<_, bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1)",
     )
-        .bind(role)
-        .fetch_one(conn)
-        .await?)
+    .bind(role)
+    .fetch_one(conn)
+    .await?)
 }
 
 /// Ends every session of `role` (on the whole instance).

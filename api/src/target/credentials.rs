@@ -112,8 +112,8 @@ pub async fn revoke_lease(ctx: &OpContext) -> Result<(), OpError> {
     ctx.step(&format!("revoking login {}", cred.role_name)).await;
     locked.roles_lock().await?;
     let admin = names.role(Access::Admin);
-    for line in drop_role_everywhere(&target, &mut locked.conn, &cred.role_name, Marker::Role(cred.id), Some(&admin))
-        .await?
+    for line in
+        drop_role_everywhere(&target, &mut locked.conn, &cred.role_name, Marker::Role(cred.id), Some(&admin)).await?
     {
         ctx.log("info", &line).await;
     }

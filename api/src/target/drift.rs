@@ -28,7 +28,12 @@ pub async fn check(state_db: &sqlx::PgPool, db: &DatabaseRow, inst: &InstanceRow
     }
 }
 
-async fn inspect(state_db: &sqlx::PgPool, db: &DatabaseRow, inst: &InstanceRow, key: &MasterKey) -> Result<Drift, OpError> {
+async fn inspect(
+    state_db: &sqlx::PgPool,
+    db: &DatabaseRow,
+    inst: &InstanceRow,
+    key: &MasterKey,
+) -> Result<Drift, OpError> {
     let target = inst.target(key)?;
     let creds = record::credentials(state_db, db.id).await?;
     let claim = super::provision::claim(db, &creds)?;

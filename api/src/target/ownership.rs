@@ -79,7 +79,9 @@ pub async fn database(
     Ok(match found {
         None => Ownership::Absent,
         Some((_, Some(c))) if c == marker.text() => Ownership::Ours,
-        Some((owner, None)) if owner == admin_role && role(conn, admin_role, admin_marker).await? == Ownership::Ours => {
+        Some((owner, None))
+            if owner == admin_role && role(conn, admin_role, admin_marker).await? == Ownership::Ours =>
+        {
             Ownership::OursUnmarked
         }
         Some((_, c)) => Ownership::Foreign(describe_foreign(c.as_deref())),
@@ -87,8 +89,7 @@ pub async fn database(
 }
 
 pub async fn mark_database(conn: &mut PgConnection, name: &str, marker: Marker) -> Result<(), OpError> {
-    super::conn::exec(conn, &format!("COMMENT ON DATABASE {} IS {}", name.pg_ident(), marker.text().pg_literal()))
-        .await
+    super::conn::exec(conn, &format!("COMMENT ON DATABASE {} IS {}", name.pg_ident(), marker.text().pg_literal())).await
 }
 
 /// The error of an operation that met foreign objects: nothing was touched.

@@ -29,9 +29,10 @@ pub fn claim<'a>(db: &'a DatabaseRow, creds: &[CredentialRow]) -> Result<Claim<'
 }
 
 pub fn static_credential(creds: &[CredentialRow], access: Access) -> Result<&CredentialRow, OpError> {
-    creds.iter().find(|c| c.kind == "static" && c.access() == access).ok_or_else(|| {
-        OpError::permanent("missing_credential", format!("no stored {} credential", access.as_str()))
-    })
+    creds
+        .iter()
+        .find(|c| c.kind == "static" && c.access() == access)
+        .ok_or_else(|| OpError::permanent("missing_credential", format!("no stored {} credential", access.as_str())))
 }
 
 pub async fn run(ctx: &OpContext) -> Result<(), OpError> {

@@ -217,15 +217,14 @@ async fn bloat_percent(conn: &mut PgConnection, t: &Table, stattuple: Option<&st
             return Ok(v);
         }
     }
-    let (live, dead): (Option<i64>, Option<i64>) =
-        sqlx::query_as(
-            "SELECT s.n_live_tup, s.n_dead_tup FROM pg_catalog.pg_stat_all_tables s \
+    let (live, dead): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT s.n_live_tup, s.n_dead_tup FROM pg_catalog.pg_stat_all_tables s \
              WHERE s.relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-        )
-            .bind(i64::from(t.oid))
-            .fetch_optional(&mut *conn)
-            .await?
-            .unwrap_or((None, None));
+    )
+    .bind(i64::from(t.oid))
+    .fetch_optional(&mut *conn)
+    .await?
+    .unwrap_or((None, None));
     let (live, dead) = (live.unwrap_or(0) as f64, dead.unwrap_or(0) as f64);
     Ok(if live + dead > 0.0 { 100.0 * dead / (live + dead) } else { 0.0 })
 }
@@ -333,4 +332,3 @@ pub async fn remove_leftovers(ctx: &OpContext, conn: &mut PgConnection, dbname: 
     }
     Ok(())
 }
-
