@@ -61,6 +61,18 @@ pub struct EngineArgs {
     /// How often managed instances are health-checked, in milliseconds.
     #[arg(long, env = "DBAAS_HEALTH_INTERVAL_MS", default_value_t = 15_000)]
     pub health_interval_ms: u64,
+    /// Operations one tenant may have running at once, across all replicas.
+    #[arg(long, env = "DBAAS_TENANT_CONCURRENCY", default_value_t = 2)]
+    pub tenant_concurrency: usize,
+    /// The shortest interval between two runs of a maintenance schedule, in seconds.
+    #[arg(long, env = "DBAAS_MIN_SCHEDULE_INTERVAL_SECS", default_value_t = 3600)]
+    pub min_schedule_interval_secs: u64,
+    /// Default statement timeout of maintenance work (VACUUM, REINDEX, pg_repack), in seconds.
+    #[arg(long, env = "DBAAS_MAINTENANCE_STATEMENT_TIMEOUT_SECS", default_value_t = 6 * 3600)]
+    pub maintenance_statement_timeout_secs: u64,
+    /// Days operation logs, audit rows and schedule runs are kept.
+    #[arg(long, env = "DBAAS_RETENTION_DAYS", default_value_t = 90)]
+    pub retention_days: u64,
     /// Fault injection for tests: pause before each operation step, in milliseconds.
     #[cfg(feature = "test-hooks")]
     #[arg(long, env = "DBAAS_TEST_STEP_DELAY_MS", default_value_t = 0, hide = true)]
@@ -75,6 +87,12 @@ impl EngineArgs {
         if self.op_lease_ms < 1000 {
             bail!("--op-lease-ms must be at least 1000");
         }
+        if self.tenant_concurrency == 0 {
+            bail!("--tenant-concurrency must be at least 1");
+        }
+        if self.retention_days == 0 {
+            bail!("--retention-days must be at least 1");
+        }
         Ok(EngineConfig {
             workers: self.workers,
             lease: Duration::from_millis(self.op_lease_ms),
@@ -85,6 +103,10 @@ impl EngineArgs {
             #[cfg(feature = "test-hooks")]
             step_delay: Duration::from_millis(self.test_step_delay_ms),
             health_interval: Duration::from_millis(self.health_interval_ms.max(200)),
+            tenant_concurrency: self.tenant_concurrency,
+            min_schedule_interval: Duration::from_secs(self.min_schedule_interval_secs),
+            maintenance_statement_timeout: Duration::from_secs(self.maintenance_statement_timeout_secs.max(1)),
+            retention: Duration::from_secs(self.retention_days * 86_400),
             ..EngineConfig::default()
         })
     }

@@ -31,6 +31,14 @@ pub struct EngineConfig {
     pub step_delay: Duration,
     /// How often managed instances are health-checked.
     pub health_interval: Duration,
+    /// Operations one tenant may have running at once, across all replicas.
+    pub tenant_concurrency: usize,
+    /// The shortest interval a maintenance schedule's cron may have.
+    pub min_schedule_interval: Duration,
+    /// Default statement timeout of maintenance statements (VACUUM, REINDEX, pg_repack's).
+    pub maintenance_statement_timeout: Duration,
+    /// How long operation logs, audit rows and schedule runs are kept.
+    pub retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +53,10 @@ impl Default for EngineConfig {
             scheduler_interval: Duration::from_secs(5),
             step_delay: Duration::ZERO,
             health_interval: Duration::from_secs(15),
+            tenant_concurrency: 2,
+            min_schedule_interval: Duration::from_secs(3600),
+            maintenance_statement_timeout: Duration::from_secs(6 * 3600),
+            retention: Duration::from_secs(90 * 86_400),
         }
     }
 }

@@ -21,6 +21,8 @@ use crate::target::record::{self, CredentialRow, DatabaseRow};
 
 const MIN_LEASE_SECS: u64 = 10;
 const MAX_LEASE_SECS: u64 = 30 * 86_400;
+/// Live leases one database may have (each is a login role on the shared instance).
+pub const MAX_LEASES_PER_DATABASE: i64 = 50;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -160,7 +162,7 @@ async fn rotate_credential(
 
 #[utoipa::path(post, path = "/v1/databases/{id}/leases", tag = "credentials", params(("id" = Uuid, Path)), request_body = CreateLease,
     responses((status = 202, body = CredentialAccepted, description = "Usable when the operation succeeds"),
-        (status = 422, body = dbaas_client::Problem)))]
+        (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 async fn create_lease(
     State(s): State<AppState>,
     who: Principal,
@@ -181,6 +183,20 @@ async fn create_lease(
     let role = db.physical().lease_role(req.access, &random_suffix(LEASE_SUFFIX_LEN));
     let expires = Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
     let mut tx = s.db.begin().await?;
+    // Counted under the database's row lock: concurrent requests cannot pass the cap together.
+    record::lock(&mut tx, db.id).await?;
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM credentials WHERE database_id = $1 AND kind = 'lease' AND status IN ('pending', 'active', 'revoking')",
+    )
+    .bind(db.id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if live >= MAX_LEASES_PER_DATABASE {
+        return Err(ApiError::Conflict(
+            "quota_exceeded",
+            format!("a database may have at most {MAX_LEASES_PER_DATABASE} live leases (it has {live}); revoke some or wait for them to expire"),
+        ));
+    }
     sqlx::query(
         "INSERT INTO credentials (id, database_id, kind, access, role_name, password_enc, status, expires_at) \
          VALUES ($1, $2, 'lease', $3, $4, $5, 'pending', $6)",

@@ -51,6 +51,7 @@ pub fn validate(req: &CreateMaintenance) -> ApiResult<()> {
     for (field, value, max) in [
         ("options.lock_timeout", &o.lock_timeout, 600),
         ("options.max_transaction_age", &o.max_transaction_age, 86_400),
+        ("options.statement_timeout", &o.statement_timeout, 86_400),
     ] {
         if let Some(v) = value {
             match parse_duration(v) {

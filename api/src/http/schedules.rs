@@ -24,6 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))
 }
 
+/// Schedules one database may have (each can queue an operation per slot).
+pub const MAX_SCHEDULES_PER_DATABASE: i64 = 10;
+
 /// Parses a cron expression (5 fields, or 6 with seconds first), UTC.
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
     if expr.trim().is_empty() || expr.len() > 200 {
@@ -33,6 +36,20 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
         .with_seconds_optional()
         .parse()
         .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
+}
+
+/// The shortest gap between consecutive runs over the next 64 occurrences (`None` when it
+/// fires fewer than twice).
+pub fn shortest_gap(cron: &croner::Cron, from: DateTime<Utc>) -> Option<chrono::Duration> {
+    let mut prev = next_slot(cron, from)?;
+    let mut gap: Option<chrono::Duration> = None;
+    for _ in 0..64 {
+        let Some(next) = next_slot(cron, prev) else { break };
+        let d = next - prev;
+        gap = Some(gap.map_or(d, |g| g.min(d)));
+        prev = next;
+    }
+    gap
 }
 
 /// The first slot strictly after `after`.
@@ -93,12 +110,28 @@ async fn load(s: &AppState, db: Uuid, id: Uuid) -> ApiResult<Row> {
 }
 
 fn check(
+    s: &AppState,
     kind: MaintenanceKind,
     cron: &str,
     tables: &[String],
     options: &MaintenanceOptions,
 ) -> ApiResult<croner::Cron> {
     let c = parse_cron(cron).map_err(|m| ApiError::field("cron", "invalid_cron", m))?;
+    // A cron firing every few seconds would queue runs faster than they can finish.
+    let min = s.engine.min_schedule_interval;
+    if let Some(gap) = shortest_gap(&c, Utc::now()) {
+        if gap.to_std().unwrap_or_default() < min {
+            return Err(ApiError::field(
+                "cron",
+                "too_frequent",
+                format!(
+                    "{cron:?} runs every {}s at times; schedules may run at most every {}s",
+                    gap.num_seconds(),
+                    min.as_secs()
+                ),
+            ));
+        }
+    }
     super::maintenance::validate(&CreateMaintenance { kind, tables: tables.to_vec(), options: options.clone() })?;
     Ok(c)
 }
@@ -119,18 +152,31 @@ async fn list_schedules(
 }
 
 #[utoipa::path(post, path = "/v1/databases/{id}/schedules", tag = "maintenance", params(("id" = Uuid, Path)), request_body = CreateSchedule,
-    responses((status = 201, body = Schedule), (status = 422, body = dbaas_client::Problem)))]
+    responses((status = 201, body = Schedule), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 async fn create_schedule(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<Uuid>,
     ApiJson(req): ApiJson<CreateSchedule>,
 ) -> ApiResult<(StatusCode, axum::Json<Schedule>)> {
-    let cron = check(req.kind, &req.cron, &req.tables, &req.options)?;
+    let cron = check(&s, req.kind, &req.cron, &req.tables, &req.options)?;
     let db = visible(&s, &who, id).await?;
     let next = next_slot(&cron, Utc::now())
         .ok_or_else(|| ApiError::field("cron", "never_fires", "the expression has no future occurrence"))?;
     let sid = Uuid::new_v4();
+    let mut tx = s.db.begin().await?;
+    // Counted under the database's row lock, so concurrent creates cannot pass the cap together.
+    crate::target::record::lock(&mut tx, db.id).await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM schedules WHERE database_id = $1")
+        .bind(db.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count >= MAX_SCHEDULES_PER_DATABASE {
+        return Err(ApiError::Conflict(
+            "quota_exceeded",
+            format!("a database may have at most {MAX_SCHEDULES_PER_DATABASE} schedules (it has {count})"),
+        ));
+    }
     sqlx::query(
         "INSERT INTO schedules (id, database_id, kind, cron, tables, options, enabled, next_run_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
     )
@@ -142,8 +188,9 @@ async fn create_schedule(
     .bind(sqlx::types::Json(&req.options))
     .bind(req.enabled.unwrap_or(true))
     .bind(next)
-    .execute(&s.db)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(load(&s, db.id, sid).await?.into())))
 }
 
@@ -175,7 +222,7 @@ async fn update_schedule(
     let cron_text = req.cron.clone().unwrap_or(cur.cron.clone());
     let tables = req.tables.clone().unwrap_or(cur.tables.clone());
     let options = req.options.clone().unwrap_or(cur.options.0.clone());
-    let cron = check(kind, &cron_text, &tables, &options)?;
+    let cron = check(&s, kind, &cron_text, &tables, &options)?;
     // A new expression (or re-enabling) starts from the next slot after now.
     let next = if cron_text != cur.cron || (req.enabled == Some(true) && !cur.enabled) {
         next_slot(&cron, Utc::now())

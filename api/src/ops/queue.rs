@@ -118,7 +118,17 @@ pub async fn fetch<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Opera
 
 /// Claims the next runnable operation: queued and due, or running with an expired lease
 /// (its worker died), and not behind an open operation on the same target.
-pub async fn claim(db: &PgPool, worker: &str, lease: Duration) -> Result<Option<OperationRow>, sqlx::Error> {
+///
+/// Fair sharing: an operation of a tenant that already has `tenant_limit` operations running
+/// (on any replica) waits, so one tenant cannot occupy every worker. Lease revocations go
+/// first, are exempt from the tenant limit, and wait only behind operations on the same
+/// credential, never behind a long job on their database: an expired login must go on time.
+pub async fn claim(
+    db: &PgPool,
+    worker: &str,
+    lease: Duration,
+    tenant_limit: usize,
+) -> Result<Option<OperationRow>, sqlx::Error> {
     let claimed: Option<(Uuid,)> = sqlx::query_as(
         "UPDATE operations SET status = 'running', locked_by = $1, \
              locked_until = now() + $2 * interval '1 millisecond', attempts = attempts + 1, \
@@ -127,13 +137,23 @@ pub async fn claim(db: &PgPool, worker: &str, lease: Duration) -> Result<Option<
              SELECT o.id FROM operations o \
              WHERE o.status IN ('queued', 'running') AND o.run_after <= now() \
                AND (o.status = 'queued' OR o.locked_until < now()) \
-               AND NOT EXISTS (SELECT 1 FROM operations p WHERE p.target_id = o.target_id \
+               AND CASE WHEN o.kind = 'revoke_lease' THEN NOT EXISTS ( \
+                        SELECT 1 FROM operations p WHERE p.target_id = o.target_id AND p.seq < o.seq \
+                          AND p.status IN ('queued', 'running') \
+                          AND p.params->>'credential_id' = o.params->>'credential_id') \
+                   ELSE NOT EXISTS (SELECT 1 FROM operations p WHERE p.target_id = o.target_id \
                                AND p.seq < o.seq AND p.status IN ('queued', 'running')) \
-             ORDER BY o.seq FOR UPDATE SKIP LOCKED LIMIT 1) \
+                        AND (o.tenant_id IS NULL OR ( \
+                            SELECT count(*) FROM operations r WHERE r.tenant_id = o.tenant_id \
+                              AND r.status = 'running' AND r.locked_until > now() \
+                              AND r.kind <> 'revoke_lease') < $3) \
+                   END \
+             ORDER BY (o.kind = 'revoke_lease') DESC, o.seq FOR UPDATE SKIP LOCKED LIMIT 1) \
          RETURNING id",
     )
     .bind(worker)
     .bind(lease.as_millis() as f64)
+    .bind(i64::try_from(tenant_limit).unwrap_or(i64::MAX))
     .fetch_optional(db)
     .await?;
     match claimed {

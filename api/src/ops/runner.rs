@@ -186,11 +186,16 @@ async fn apply_effects(
         | OperationKind::RestartInstance
         | OperationKind::DeleteInstance => instance_effects(tx, op, kind, ok).await?,
         OperationKind::RevokeLease => {
-            if let (Some(cred), true) = (param("credential_id"), ok) {
-                sqlx::query("UPDATE credentials SET status = 'revoked' WHERE id = $1")
-                    .bind(cred)
-                    .execute(&mut **tx)
-                    .await?;
+            if let Some(cred) = param("credential_id") {
+                // A failed or cancelled revocation puts the lease back to `active`: the role
+                // still exists, and the reaper revokes it again once it has expired (it would
+                // otherwise stay `revoking` forever, with its role and sessions alive).
+                let sql = if ok {
+                    "UPDATE credentials SET status = 'revoked' WHERE id = $1"
+                } else {
+                    "UPDATE credentials SET status = 'active' WHERE id = $1 AND status = 'revoking'"
+                };
+                sqlx::query(sql).bind(cred).execute(&mut **tx).await?;
             }
         }
     }

@@ -27,7 +27,14 @@ async fn worker_loop(state: AppState, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         // Register interest before looking, so a NOTIFY between the two is not missed.
         let wakeup = state.job_wakeup.notified();
-        match queue::claim(&state.engine_db, &state.engine.worker_id, state.engine.lease).await {
+        match queue::claim(
+            &state.engine_db,
+            &state.engine.worker_id,
+            state.engine.lease,
+            state.engine.tenant_concurrency,
+        )
+        .await
+        {
             Ok(Some(op)) => run_claimed(&state, op).await,
             Ok(None) => {
                 tokio::select! {

@@ -219,6 +219,12 @@ pub struct Locked {
 }
 
 impl Locked {
+    /// A maintenance-database session without a per-database lock: for work that must not
+    /// wait behind a long job on the database (a lease revocation during a slow delete).
+    pub async fn instance(target: &Target) -> Result<Self, OpError> {
+        Ok(Self { conn: target.connect(MAINTENANCE_DB).await? })
+    }
+
     /// Connects and takes the lock serialising all statements on `physical_db`.
     pub async fn database(target: &Target, physical_db: &str) -> Result<Self, OpError> {
         let mut conn = target.connect(MAINTENANCE_DB).await?;

@@ -108,7 +108,9 @@ pub async fn create_lease(ctx: &OpContext) -> Result<(), OpError> {
 pub async fn revoke_lease(ctx: &OpContext) -> Result<(), OpError> {
     let (db, target, cred) = load(ctx).await?;
     let names = db.physical();
-    let mut locked = Locked::database(&target, &names.database).await?;
+    // Only role DDL (under the roles lock): an expired login goes on time even while a long
+    // job (a delete waiting out its grace period) holds the database's lock.
+    let mut locked = Locked::instance(&target).await?;
     ctx.step(&format!("revoking login {}", cred.role_name)).await;
     locked.roles_lock().await?;
     let admin = names.role(Access::Admin);

@@ -79,7 +79,10 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     }
     let lock_timeout = duration_opt(&req.options.lock_timeout, DEFAULT_LOCK_TIMEOUT);
     exec(&mut conn, &format!("SET lock_timeout = '{}ms'", lock_timeout.as_millis())).await?;
-    exec(&mut conn, "SET statement_timeout = 0").await?;
+    // Bounded: a runaway VACUUM or REINDEX must not hold a worker (and the tenant's share
+    // of the engine) forever.
+    let statement_timeout = statement_timeout(ctx, &req);
+    exec(&mut conn, &format!("SET statement_timeout = '{}ms'", statement_timeout.as_millis())).await?;
     match req.kind {
         MaintenanceKind::Vacuum | MaintenanceKind::Analyze => vacuum(ctx, &mut conn, &tables, req.kind).await,
         MaintenanceKind::Reindex => reindex(ctx, &mut conn, &tables).await,
@@ -89,6 +92,11 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
             super::repack::run(ctx, &mut svc, &tables, &req, &inst, &dbname).await
         }
     }
+}
+
+/// The request's statement timeout, or the service's default.
+pub(super) fn statement_timeout(ctx: &OpContext, req: &CreateMaintenance) -> Duration {
+    duration_opt(&req.options.statement_timeout, ctx.state.engine.maintenance_statement_timeout)
 }
 
 /// The named tables (all must exist: nothing is touched otherwise), or every table.

@@ -127,9 +127,7 @@ pub async fn run(
             &format!("{}: bloat {bloat:.1}%, size {} (indexes {}); repacking", t.label(), mb(size0), mb(idx0)),
         )
         .await;
-        match run_pg_repack(ctx, &client, inst, dbname, t, o.jobs.unwrap_or(1), wait, o.kill_backends.unwrap_or(false))
-            .await
-        {
+        match run_pg_repack(ctx, req, &client, inst, dbname, t, wait).await {
             Ok(()) => {
                 let (_, size1, idx1) = table_figures(conn, t).await?;
                 let bloat1 = bloat_percent(conn, t, stattuple.as_deref()).await?;
@@ -234,17 +232,17 @@ fn app_name(ctx: &OpContext) -> String {
     format!("dbaas-repack-{}", ctx.op.id.simple())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_pg_repack(
     ctx: &OpContext,
+    req: &CreateMaintenance,
     client: &std::path::Path,
     inst: &InstanceRow,
     dbname: &str,
     t: &Table,
-    jobs: u32,
     wait: Duration,
-    kill_backends: bool,
 ) -> Result<(), OpError> {
+    let jobs = req.options.jobs.unwrap_or(1);
+    let kill_backends = req.options.kill_backends.unwrap_or(false);
     let password = ctx.state.key.decrypt(&inst.admin_password_enc, &format!("instance:{}", inst.id))?;
     // Arguments are passed as a vector, never through a shell; names were validated.
     let mut cmd = tokio::process::Command::new(client);
@@ -280,14 +278,28 @@ async fn run_pg_repack(
     }
     let mut child = cmd.spawn().map_err(|e| OpError::permanent("pg_repack_missing", e.to_string()))?;
     let mut lines = Vec::new();
-    if let Some(err) = child.stderr.take() {
-        let mut r = BufReader::new(err).lines();
-        while let Ok(Some(line)) = r.next_line().await {
-            ctx.log("info", &format!("pg_repack: {line}")).await;
-            lines.push(line);
+    let limit = super::maintenance::statement_timeout(ctx, req);
+    let run = async {
+        if let Some(err) = child.stderr.take() {
+            let mut r = BufReader::new(err).lines();
+            while let Ok(Some(line)) = r.next_line().await {
+                ctx.log("info", &format!("pg_repack: {line}")).await;
+                lines.push(line);
+            }
         }
-    }
-    let status = child.wait().await.map_err(|e| OpError::permanent("pg_repack_failed", e.to_string()))?;
+        child.wait().await
+    };
+    // pg_repack sets its own statement_timeout to 0: the bound is kept from here.
+    let status = match tokio::time::timeout(limit, run).await {
+        Ok(s) => s.map_err(|e| OpError::permanent("pg_repack_failed", e.to_string()))?,
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(OpError::permanent(
+                "statement_timeout",
+                format!("pg_repack ran longer than the statement timeout ({limit:?}) and was stopped"),
+            ));
+        }
+    };
     if status.success() {
         Ok(())
     } else {

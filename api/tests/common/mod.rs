@@ -146,6 +146,8 @@ impl Harness {
             .env("DBAAS_REAPER_INTERVAL_MS", "500")
             .env("DBAAS_DELETE_GRACE_MS", "1000")
             .env("DBAAS_SCHEDULER_INTERVAL_MS", "300")
+            // Tests fire schedules every couple of seconds; production's floor is an hour.
+            .env("DBAAS_MIN_SCHEDULE_INTERVAL_SECS", "1")
             .env("DBAAS_TEST_STEP_DELAY_MS", opts.step_delay_ms.to_string())
             .env("RUST_LOG", "info,sqlx=warn")
             .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

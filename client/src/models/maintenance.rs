@@ -49,6 +49,11 @@ pub struct MaintenanceOptions {
     /// repack: cancel sessions blocking the final lock instead of giving up (default false).
     #[serde(default)]
     pub kill_backends: Option<bool>,
+    /// Longest one table's VACUUM, ANALYZE, REINDEX or pg_repack may run, e.g. `2h` (default
+    /// the service's setting, 6h unless configured; at most 24h). Past it the table is
+    /// reported as failed and the run goes on with the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

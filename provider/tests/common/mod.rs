@@ -62,6 +62,8 @@ impl Env {
             poll_interval: std::time::Duration::from_millis(300),
             step_delay,
             scheduler_interval: std::time::Duration::from_millis(300),
+            // The schedule test fires every 2 s; production's floor is an hour.
+            min_schedule_interval: std::time::Duration::from_secs(1),
             ..Default::default()
         };
         let app = dbaas_api::server::state(db.clone(), key, engine);
