@@ -179,3 +179,23 @@ async fn a_cancelled_revocation_is_tried_again() {
     .await;
     assert!(h.target_roles_like(&lease.credential.username).await.is_empty());
 }
+
+/// Two tenants racing for an instance's last slot: exactly one gets it (the count used to be
+/// read in a snapshot taken before the instance's row lock, so both could pass).
+#[tokio::test]
+async fn two_creates_cannot_both_take_the_last_slot() {
+    let h = Harness::start().await;
+    let a = h.tenant("team-a").await;
+    let b = h.tenant("team-b").await;
+    for round in 0..5 {
+        let name = format!("cap{round}");
+        let one = CreateInstance { max_databases: 1, ..instance_req(&h.target_pg, &name) };
+        h.admin.create_instance(&one).await.unwrap();
+        let req = CreateDatabase { instance: Some(name.clone()), ..db_req(&format!("r{round}")) };
+        let (x, y) = tokio::join!(a.create_database(&req), b.create_database(&req));
+        let won = [x.is_ok(), y.is_ok()].iter().filter(|ok| **ok).count();
+        assert_eq!(won, 1, "round {round}: {x:?} / {y:?}");
+        let lost = x.err().or(y.err()).unwrap();
+        assert_eq!(lost.problem().unwrap().code, "instance_full");
+    }
+}

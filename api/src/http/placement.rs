@@ -23,8 +23,9 @@ pub async fn choose_instance(
         .bind(name)
         .fetch_optional(&mut **tx)
         .await?;
-        let inst =
+        let mut inst =
             inst.ok_or_else(|| ApiError::field("instance", "unknown_instance", format!("no instance named {name:?}")))?;
+        recount(tx, std::slice::from_mut(&mut inst)).await?;
         if inst.dedicated_tenant_id.is_some_and(|t| t != tenant_id) {
             return Err(ApiError::field(
                 "instance",
@@ -57,6 +58,8 @@ pub async fn choose_instance(
     .bind(tenant_id)
     .fetch_all(&mut **tx)
     .await?;
+    let mut candidates = candidates;
+    recount(tx, &mut candidates).await?;
     if candidates.is_empty() {
         return Err(ApiError::Unprocessable(
             "no_matching_instance",
@@ -73,4 +76,24 @@ pub async fn choose_instance(
             b.dedicated_tenant_id.is_some().cmp(&a.dedicated_tenant_id.is_some()).then(la.total_cmp(&lb))
         })
         .ok_or_else(|| ApiError::Conflict("no_capacity", format!("every matching instance in {env} is at capacity")))
+}
+
+/// Counts the instances' databases again now that their rows are locked: the count in the
+/// locking statement comes from its snapshot, taken before the lock was granted, so two
+/// requests racing for the last slot would both see it free.
+async fn recount(tx: &mut Transaction<'_, Postgres>, instances: &mut [InstanceRow]) -> ApiResult<()> {
+    let ids: Vec<Uuid> = instances.iter().map(|i| i.id).collect();
+    let counts: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT i.id, (SELECT count(*) FROM databases d WHERE d.instance_id = i.id AND d.status <> 'deleted') \
+         FROM instances i WHERE i.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    for inst in instances.iter_mut() {
+        if let Some((_, n)) = counts.iter().find(|(id, _)| *id == inst.id) {
+            inst.database_count = *n;
+        }
+    }
+    Ok(())
 }
