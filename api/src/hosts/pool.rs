@@ -77,19 +77,28 @@ impl HostRecord {
 
 /// Connections to hosts, reused across operations. An SSH connection is checked before reuse
 /// and replaced when it died or the host's registration changed.
+///
+/// Each host has its own slot and lock: connecting to a slow or unreachable host (up to the
+/// connect timeout) holds only that host's lock, never the other hosts' operations. The map
+/// itself is locked just long enough to find the slot.
 #[derive(Default)]
 pub struct HostPool {
-    conns: Mutex<HashMap<Uuid, (i64, Arc<HostExec>)>>,
+    slots: std::sync::Mutex<HashMap<Uuid, Arc<Mutex<Option<(i64, Arc<HostExec>)>>>>>,
 }
 
 impl HostPool {
+    fn slot(&self, id: Uuid) -> Arc<Mutex<Option<(i64, Arc<HostExec>)>>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(id).or_default().clone()
+    }
+
     pub async fn get(&self, host: &HostRecord, key: &MasterKey) -> Result<Arc<HostExec>, ExecError> {
         if !host.is_ssh() {
             return Ok(Arc::new(HostExec::Local(LocalExecutor::default())));
         }
-        // One lock for all hosts keeps this simple; connecting is rare (once per host).
-        let mut conns = self.conns.lock().await;
-        if let Some((version, exec)) = conns.get(&host.id) {
+        let slot = self.slot(host.id);
+        let mut conn = slot.lock().await;
+        if let Some((version, exec)) = conn.as_ref() {
             if *version == host.version {
                 if let HostExec::Ssh(s) = exec.as_ref() {
                     if s.alive().await {
@@ -99,7 +108,7 @@ impl HostPool {
             }
         }
         let exec = Arc::new(HostExec::Ssh(SshExecutor::connect(&host.ssh_target(key)?).await?));
-        conns.insert(host.id, (host.version, exec.clone()));
+        *conn = Some((host.version, exec.clone()));
         Ok(exec)
     }
 
@@ -109,6 +118,9 @@ impl HostPool {
     }
 
     pub async fn forget(&self, id: Uuid) {
-        self.conns.lock().await.remove(&id);
+        let slot = self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
     }
 }
