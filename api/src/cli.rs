@@ -73,6 +73,9 @@ pub struct EngineArgs {
     /// Days operation logs, audit rows and schedule runs are kept.
     #[arg(long, env = "DBAAS_RETENTION_DAYS", default_value_t = 90)]
     pub retention_days: u64,
+    /// How often old rows are purged, in milliseconds.
+    #[arg(long, env = "DBAAS_PURGE_INTERVAL_MS", default_value_t = 3_600_000)]
+    pub purge_interval_ms: u64,
     /// Fault injection for tests: pause before each operation step, in milliseconds.
     #[cfg(feature = "test-hooks")]
     #[arg(long, env = "DBAAS_TEST_STEP_DELAY_MS", default_value_t = 0, hide = true)]
@@ -107,6 +110,7 @@ impl EngineArgs {
             min_schedule_interval: Duration::from_secs(self.min_schedule_interval_secs),
             maintenance_statement_timeout: Duration::from_secs(self.maintenance_statement_timeout_secs.max(1)),
             retention: Duration::from_secs(self.retention_days * 86_400),
+            purge_interval: Duration::from_millis(self.purge_interval_ms.max(100)),
             ..EngineConfig::default()
         })
     }

@@ -89,6 +89,7 @@ pub async fn serve_with(
     ops::listener::spawn(state.clone(), shutdown.clone());
     ops::reaper::spawn(state.clone(), shutdown.clone());
     ops::scheduler::spawn(state.clone(), shutdown.clone());
+    ops::retention::spawn(state.clone(), shutdown.clone());
     crate::managed::health::spawn(state.clone(), shutdown.clone());
     let workers = ops::worker::spawn(state.clone(), shutdown.clone());
     let worker_id = state.engine.worker_id.clone();

@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub maintenance_statement_timeout: Duration,
     /// How long operation logs, audit rows and schedule runs are kept.
     pub retention: Duration,
+    /// How often old rows are purged.
+    pub purge_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +59,7 @@ impl Default for EngineConfig {
             min_schedule_interval: Duration::from_secs(3600),
             maintenance_statement_timeout: Duration::from_secs(6 * 3600),
             retention: Duration::from_secs(90 * 86_400),
+            purge_interval: Duration::from_secs(3600),
         }
     }
 }

@@ -199,3 +199,58 @@ async fn two_creates_cannot_both_take_the_last_slot() {
         assert_eq!(lost.problem().unwrap().code, "instance_full");
     }
 }
+
+/// Logs, audit rows, schedule runs and idempotency keys do not pile up forever.
+#[tokio::test]
+async fn old_rows_are_purged() {
+    let opts = ApiOptions { env: vec![("DBAAS_PURGE_INTERVAL_MS".into(), "300".into())], ..Default::default() };
+    let h = Harness::start_with(opts).await;
+    let a = h.tenant("team-a").await;
+    let db = h.ready_database(&a, db_req("app")).await;
+    let s = a
+        .create_schedule(
+            db.id,
+            &CreateSchedule {
+                kind: MaintenanceKind::Vacuum,
+                cron: "0 3 * * *".into(),
+                tables: vec![],
+                options: Default::default(),
+                enabled: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut st = h.state_db().await;
+    sqlx::raw_sql(&format!(
+        "INSERT INTO operations (id, kind, target_kind, target_id, status, created_at, finished_at) \
+           VALUES ('00000000-0000-0000-0000-000000000001', 'maintenance', 'database', '{db}', 'succeeded', \
+                   now() - interval '100 days', now() - interval '100 days');
+         INSERT INTO operation_logs (operation_id, level, message) \
+           SELECT '00000000-0000-0000-0000-000000000001', 'info', 'old ' || g FROM generate_series(1, 12000) g;
+         INSERT INTO audit_log (at, actor, action, target, status_code) \
+           SELECT now() - interval '100 days', 'old', 'POST x', '/x', 200 FROM generate_series(1, 10);
+         INSERT INTO schedule_runs (schedule_id, slot, operation_id, created_at) \
+           VALUES ('{s}', now() - interval '100 days', '00000000-0000-0000-0000-000000000001', now() - interval '100 days');
+         INSERT INTO idempotency_keys (principal, key, method, path, request_hash, created_at) \
+           VALUES ('p', 'old', 'POST', '/x', '\\x00', now() - interval '2 days');",
+        db = db.id,
+        s = s.id
+    ))
+    .execute(&mut st)
+    .await
+    .unwrap();
+    wait_until("old rows to be purged", WAIT, || async {
+        h.count(
+            "SELECT (SELECT count(*) FROM operation_logs WHERE message LIKE 'old %') \
+                  + (SELECT count(*) FROM audit_log WHERE actor = 'old') \
+                  + (SELECT count(*) FROM schedule_runs WHERE created_at < now() - interval '1 day') \
+                  + (SELECT count(*) FROM idempotency_keys WHERE key = 'old')",
+        )
+        .await
+            == 0
+    })
+    .await;
+    // What is recent stays.
+    assert!(h.count("SELECT count(*) FROM audit_log").await > 0);
+    assert!(h.count("SELECT count(*) FROM operation_logs").await > 0);
+}

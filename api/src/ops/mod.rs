@@ -5,6 +5,7 @@ pub mod error;
 pub mod listener;
 pub mod queue;
 pub mod reaper;
+pub mod retention;
 pub mod runner;
 pub mod scheduler;
 pub mod worker;
