@@ -294,7 +294,20 @@ async fn update_settings(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Re
     }
     ctx.step(&format!("restart needed for {}: restarting", pending.join(", "))).await;
     node.stop("fast").await?;
-    node.start().await?;
+    if let Err(e) = node.start().await {
+        // The new settings keep the server from starting (memory it cannot get, a bad
+        // combination): put the previous ones back and start with them, rather than leave the
+        // instance down with a config every later start fails on.
+        ctx.log("error", &format!("the server did not start with the new settings: {e}")).await;
+        ctx.step("restoring the previous settings and starting again").await;
+        write_config(node, old).await?;
+        node.start().await?;
+        check_ready(ctx, inst).await?;
+        return Err(OpError::permanent(
+            "start_failed",
+            format!("the server did not start with the new settings ({e}); the previous settings were restored and it runs with them"),
+        ));
+    }
     check_ready(ctx, inst).await?;
     ctx.log("info", &format!("restarted to apply {}", pending.join(", "))).await;
     Ok(())
