@@ -51,6 +51,21 @@ impl Principal {
     }
 }
 
+/// A platform admin. As an extractor placed before the body, it refuses tenants with 403
+/// before the body is parsed: a tenant probing an admin route learns nothing of its schema.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let who = Principal::from_request_parts(parts, state).await?;
+        who.require_admin()?;
+        Ok(Self(who))
+    }
+}
+
 /// Filled by the extractor so the audit middleware knows the actor of the request.
 #[derive(Clone, Default)]
 pub struct ActorSlot(pub Arc<OnceLock<Principal>>);
@@ -98,6 +113,13 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Already authenticated by a middleware of this request (idempotency).
+        if let Some(p) = parts.extensions.get::<Principal>().cloned() {
+            if let Some(slot) = parts.extensions.get::<ActorSlot>() {
+                let _ = slot.0.set(p.clone());
+            }
+            return Ok(p);
+        }
         let secret = bearer(parts).ok_or_else(|| {
             ApiError::Unauthenticated("unauthenticated", "send `Authorization: Bearer <token>`".into())
         })?;

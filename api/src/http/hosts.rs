@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::extract::ApiJson;
-use crate::auth::Principal;
+use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::hosts::executor::{ExecError, HostExec, LocalExecutor};
 use crate::hosts::ssh::{check_private_key, parse_host_key, SshTarget};
@@ -70,16 +70,14 @@ async fn by_name(s: &AppState, name: &str) -> ApiResult<Row> {
 }
 
 #[utoipa::path(get, path = "/v1/hosts", tag = "hosts", responses((status = 200, body = List<Host>)))]
-async fn list_hosts(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Host>>> {
-    who.require_admin()?;
+async fn list_hosts(State(s): State<AppState>, _: Admin) -> ApiResult<axum::Json<List<Host>>> {
     let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} ORDER BY name")).fetch_all(&s.db).await?;
     Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{name}", tag = "hosts", params(("name" = String, Path)),
     responses((status = 200, body = Host), (status = 404, body = dbaas_client::Problem)))]
-async fn get_host(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<axum::Json<Host>> {
-    who.require_admin()?;
+async fn get_host(State(s): State<AppState>, _: Admin, Path(name): Path<String>) -> ApiResult<axum::Json<Host>> {
     Ok(axum::Json(by_name(&s, &name).await?.into()))
 }
 
@@ -88,10 +86,9 @@ async fn get_host(State(s): State<AppState>, who: Principal, Path(name): Path<St
         (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 async fn create_host(
     State(s): State<AppState>,
-    who: Principal,
+    _: Admin,
     ApiJson(req): ApiJson<CreateHost>,
 ) -> ApiResult<(StatusCode, axum::Json<Host>)> {
-    who.require_admin()?;
     Ok((StatusCode::CREATED, axum::Json(register(&s, req).await?)))
 }
 
@@ -185,8 +182,7 @@ pub async fn register(s: &AppState, req: CreateHost) -> ApiResult<Host> {
 
 #[utoipa::path(delete, path = "/v1/hosts/{name}", tag = "hosts", params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = dbaas_client::Problem)))]
-async fn delete_host(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    who.require_admin()?;
+async fn delete_host(State(s): State<AppState>, _: Admin, Path(name): Path<String>) -> ApiResult<StatusCode> {
     let row = by_name(&s, &name).await?;
     let live: i64 = sqlx::query_scalar("SELECT count(*) FROM instances WHERE host_id = $1 AND status <> 'deleted'")
         .bind(row.id)

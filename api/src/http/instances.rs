@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::extract::{if_match, ApiJson};
 use super::tenants::stale;
-use crate::auth::Principal;
+use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::{validate_extension_name, validate_instance_name};
 use crate::state::AppState;
@@ -49,11 +49,10 @@ pub fn in_window(w: &dbaas_client::MaintenanceWindow, minute: u32) -> bool {
     request_body = dbaas_client::MaintenanceWindow, responses((status = 200, body = Instance), (status = 422, body = dbaas_client::Problem)))]
 async fn set_window(
     State(s): State<AppState>,
-    who: Principal,
+    _: Admin,
     Path(name): Path<String>,
     ApiJson(w): ApiJson<dbaas_client::MaintenanceWindow>,
 ) -> ApiResult<axum::Json<Instance>> {
-    who.require_admin()?;
     let mut errs = FieldErrors::default();
     errs.check("start", "invalid_time", parse_hhmm(&w.start).map(|_| ()));
     errs.check("end", "invalid_time", parse_hhmm(&w.end).map(|_| ()));
@@ -74,10 +73,9 @@ async fn set_window(
     responses((status = 200, body = Instance, description = "Scheduled maintenance may start at any time")))]
 async fn clear_window(
     State(s): State<AppState>,
-    who: Principal,
+    _: Admin,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Instance>> {
-    who.require_admin()?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
     sqlx::query("UPDATE instances SET maintenance_window = NULL, version = version + 1 WHERE id = $1")
         .bind(row.id)
@@ -141,10 +139,9 @@ async fn get_instance(
         (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 async fn create_instance(
     State(s): State<AppState>,
-    who: Principal,
+    _: Admin,
     ApiJson(req): ApiJson<CreateInstance>,
 ) -> ApiResult<(StatusCode, axum::Json<Instance>)> {
-    who.require_admin()?;
     match req.kind {
         InstanceKind::External => Ok((StatusCode::CREATED, axum::Json(register(&s, req).await?))),
         InstanceKind::Managed => Ok((StatusCode::ACCEPTED, axum::Json(super::managed::create(&s, req).await?))),
@@ -312,12 +309,11 @@ async fn verify(target: &Target, extensions: &[String]) -> ApiResult<Verified> {
         (status = 409, body = dbaas_client::Problem), (status = 412, body = dbaas_client::Problem)))]
 async fn update_instance(
     State(s): State<AppState>,
-    who: Principal,
+    _: Admin,
     Path(name): Path<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<UpdateInstance>,
 ) -> ApiResult<(StatusCode, axum::Json<Instance>)> {
-    who.require_admin()?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
     let header_version = if_match(&headers)?;
     let mut errs = FieldErrors::default();
@@ -406,12 +402,11 @@ struct DeleteQuery {
         (status = 409, body = dbaas_client::Problem)))]
 async fn delete_instance(
     State(s): State<AppState>,
-    who: Principal,
+    _: Admin,
     Path(name): Path<String>,
     super::extract::ApiQuery(q): super::extract::ApiQuery<DeleteQuery>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    who.require_admin()?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
     if row.protected {
         return Err(ApiError::Conflict(

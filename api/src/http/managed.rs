@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::extract::ApiJson;
 use super::instances::{by_name, check_common};
-use crate::auth::Principal;
+use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::hosts::executor::{Command, ExecError, Executor, HostExec};
 use crate::hosts::HostRecord;
@@ -235,11 +235,10 @@ pub async fn delete(s: &AppState, row: &InstanceRow) -> ApiResult<Instance> {
         (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 pub async fn instance_action(
     State(s): State<AppState>,
-    who: Principal,
+    _: Admin,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<InstanceAction>,
 ) -> ApiResult<(StatusCode, axum::Json<Instance>)> {
-    who.require_admin()?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
     if !row.is_managed() {
         return Err(ApiError::field("action", "managed_only", "start, stop and restart apply to managed instances"));

@@ -21,7 +21,13 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(120);
 
 pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    // Bounded label values: any other method (anyone can send one, unauthenticated) is `other`.
+    let method = match *req.method() {
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::OPTIONS => {
+            req.method().as_str().to_string()
+        }
+        _ => "other".to_string(),
+    };
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
@@ -95,14 +101,20 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             .into_response()
         }
     };
-    // The caller is named by a hash of its bearer secret: replays are per credential, and the
-    // handler still authenticates the request itself.
-    let principal = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|v| hex(&sha256(v.as_bytes())))
-        .unwrap_or_else(|| "anonymous".into());
-    let (parts, body) = req.into_parts();
+    // Authenticate first: a request without a valid token reserves nothing (the handler
+    // answers it with 401), and every replay re-checks the caller, so a revoked token gets no
+    // stored answer back. Keys are per token.
+    let (mut parts, body) = req.into_parts();
+    let principal = match crate::auth::bearer(&parts) {
+        Some(secret) => crate::auth::authenticate(&state.db, secret).await.ok(),
+        None => None,
+    };
+    let Some(principal) = principal else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    let principal_id = format!("token:{}", principal.token_id);
+    parts.extensions.insert(principal);
+    let principal = principal_id;
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return ApiError::BadRequest("request body too large".into(), "body_too_large").into_response(),
@@ -115,8 +127,10 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
 
     let claimed = sqlx::query_as::<_, KeyRow>(
         "INSERT INTO idempotency_keys (principal, key, method, path, request_hash) VALUES ($1,$2,'POST',$3,$4) \
-         ON CONFLICT (principal, key) DO UPDATE SET created_at = now(), request_hash = EXCLUDED.request_hash \
-           WHERE idempotency_keys.status_code IS NULL AND idempotency_keys.created_at < now() - $5::interval \
+         ON CONFLICT (principal, key) DO UPDATE SET created_at = now(), request_hash = EXCLUDED.request_hash, \
+             status_code = NULL, response = NULL \
+           WHERE (idempotency_keys.status_code IS NULL AND idempotency_keys.created_at < now() - $5::interval) \
+              OR idempotency_keys.created_at < now() - $6::interval \
          RETURNING request_hash, status_code, response, true AS fresh",
     )
     .bind(&principal)
@@ -124,6 +138,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     .bind(&path)
     .bind(&request_hash)
     .bind(format!("{} seconds", ABANDONED_AFTER.as_secs()))
+    // An expired key is a new key (the retention loop deletes such rows too).
+    .bind(format!("{} seconds", crate::ops::retention::IDEMPOTENCY_TTL.as_secs()))
     .fetch_optional(&state.db)
     .await;
     let existing = match claimed {
@@ -148,8 +164,11 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 vec![],
             );
         }
-        return match (row.status_code, row.response) {
-            (Some(code), Some(body)) => {
+        let context = format!("idempotency:{principal}:{key}");
+        let stored = row.response.map(|enc| state.key.decrypt(&enc, &context));
+        return match (row.status_code, stored) {
+            (Some(_), Some(Err(e))) => ApiError::Internal(anyhow::Error::from(e)).into_response(),
+            (Some(code), Some(Ok(body))) => {
                 let status = StatusCode::from_u16(code as u16).unwrap_or(StatusCode::OK);
                 let mut resp = (status, body).into_response();
                 resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
@@ -177,11 +196,15 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             .execute(&state.db)
             .await
     } else {
+        // Answers can carry secrets (a new token, credentials): stored encrypted, bound to
+        // this caller and key.
+        let context = format!("idempotency:{principal}:{key}");
+        let sealed = state.key.encrypt(&String::from_utf8_lossy(&rbytes), &context);
         sqlx::query("UPDATE idempotency_keys SET status_code=$3, response=$4 WHERE principal=$1 AND key=$2")
             .bind(&principal)
             .bind(&key)
             .bind(i32::from(status.as_u16()))
-            .bind(rbytes.to_vec())
+            .bind(sealed)
             .execute(&state.db)
             .await
     };
@@ -189,8 +212,4 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         tracing::error!(error = %e, "storing the idempotent response failed");
     }
     Response::from_parts(rparts, Body::from(rbytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

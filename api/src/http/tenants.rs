@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::extract::{if_match, parse_duration, ApiJson};
-use crate::auth::Principal;
+use crate::auth::{Admin, Principal};
 use crate::crypto::{generate_token_secret, sha256};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::validate_tenant_name;
@@ -77,10 +77,9 @@ async fn list_tenants(State(s): State<AppState>, who: Principal) -> ApiResult<ax
     responses((status = 201, body = Tenant), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 async fn create_tenant(
     State(s): State<AppState>,
-    who: Principal,
+    _: Admin,
     ApiJson(req): ApiJson<CreateTenant>,
 ) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
-    who.require_admin()?;
     let mut errs = FieldErrors::default();
     errs.check("name", "invalid_name", validate_tenant_name(&req.name));
     if req.max_databases.is_some_and(|m| !(0..=100_000).contains(&m)) {
@@ -123,12 +122,11 @@ async fn get_tenant(
     responses((status = 200, body = Tenant), (status = 409, body = dbaas_client::Problem), (status = 412, body = dbaas_client::Problem)))]
 async fn update_tenant(
     State(s): State<AppState>,
-    who: Principal,
+    Admin(who): Admin,
     Path(name): Path<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<UpdateTenant>,
 ) -> ApiResult<axum::Json<Tenant>> {
-    who.require_admin()?;
     let (id, _) = visible_tenant(&s.db, &who, &name).await?;
     let header_version = if_match(&headers)?;
     if req.max_databases.is_some_and(|m| !(0..=100_000).contains(&m)) {
@@ -164,8 +162,11 @@ pub fn stale(via_header: bool) -> ApiError {
 
 #[utoipa::path(delete, path = "/v1/tenants/{name}", tag = "tenants", params(("name" = String, Path)),
     responses((status = 204), (status = 409, body = dbaas_client::Problem)))]
-async fn delete_tenant(State(s): State<AppState>, who: Principal, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    who.require_admin()?;
+async fn delete_tenant(
+    State(s): State<AppState>,
+    Admin(who): Admin,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     let (id, _) = visible_tenant(&s.db, &who, &name).await?;
     let mut tx = s.db.begin().await?;
     // Serialises with database creations, which lock the tenant row too.
@@ -226,16 +227,32 @@ const TOKEN_SELECT: &str = "SELECT k.id, t.name AS tenant_name, k.description, k
     k.created_at FROM tokens k LEFT JOIN tenants t ON t.id = k.tenant_id";
 
 /// Creates a token and returns it with its secret (the only time it is shown).
-pub async fn issue_token<'e>(
-    db: impl PgExecutor<'e> + Copy,
+pub async fn issue_token(
+    db: &sqlx::PgPool,
     tenant_id: Option<Uuid>,
     description: &str,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<CreatedToken, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    issue_child_token(&mut conn, tenant_id, description, expires_at, None).await
+}
+
+/// Live tokens one tenant may hold.
+pub const MAX_TOKENS_PER_TENANT: i64 = 50;
+
+/// Creates a token minted by `parent` (revoking the parent revokes it).
+pub async fn issue_child_token(
+    db: &mut sqlx::PgConnection,
+    tenant_id: Option<Uuid>,
+    description: &str,
+    expires_at: Option<DateTime<Utc>>,
+    parent: Option<Uuid>,
+) -> Result<CreatedToken, sqlx::Error> {
     let secret = generate_token_secret();
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO tokens (id, tenant_id, description, secret_hash, prefix, expires_at) VALUES ($1,$2,$3,$4,$5,$6)",
+        "INSERT INTO tokens (id, tenant_id, description, secret_hash, prefix, expires_at, parent_id) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7)",
     )
     .bind(id)
     .bind(tenant_id)
@@ -243,7 +260,8 @@ pub async fn issue_token<'e>(
     .bind(sha256(secret.as_bytes()))
     .bind(&secret[..12])
     .bind(expires_at)
-    .execute(db)
+    .bind(parent)
+    .execute(&mut *db)
     .await?;
     let row: TokenRow = sqlx::query_as(&format!("{TOKEN_SELECT} WHERE k.id = $1")).bind(id).fetch_one(db).await?;
     Ok(CreatedToken { token: row.into(), secret })
@@ -260,7 +278,7 @@ async fn list_tokens(State(s): State<AppState>, who: Principal) -> ApiResult<axu
 }
 
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken,
-    responses((status = 201, body = CreatedToken), (status = 422, body = dbaas_client::Problem)))]
+    responses((status = 201, body = CreatedToken), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 async fn create_token(
     State(s): State<AppState>,
     who: Principal,
@@ -286,15 +304,55 @@ async fn create_token(
     if desc.len() > 200 {
         return Err(ApiError::field("description", "too_long", "at most 200 characters"));
     }
-    let created = issue_token(&s.db, tenant_id, &desc, expires_at).await?;
+    // A tenant token cannot mint a token that outlives it: without a ttl the new token
+    // expires with it; a longer ttl is refused.
+    let parent_expiry: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT expires_at FROM tokens WHERE id = $1").bind(who.token_id).fetch_one(&s.db).await?;
+    let expires_at = match (who.is_admin(), parent_expiry, expires_at) {
+        (false, Some(p), None) => Some(p),
+        (false, Some(p), Some(e)) if e > p => {
+            return Err(ApiError::field(
+                "ttl",
+                "outlives_parent",
+                format!("this token expires at {}; a token it mints cannot live longer", p.to_rfc3339()),
+            ))
+        }
+        (_, _, e) => e,
+    };
+    let mut tx = s.db.begin().await?;
+    if let Some(t) = tenant_id {
+        // Counted under the tenant's row lock.
+        sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE").bind(t).execute(&mut *tx).await?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tokens WHERE tenant_id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > now())",
+        )
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await?;
+        if live >= MAX_TOKENS_PER_TENANT {
+            return Err(ApiError::Conflict(
+                "quota_exceeded",
+                format!(
+                    "a tenant may hold at most {MAX_TOKENS_PER_TENANT} live tokens (it has {live}); revoke some first"
+                ),
+            ));
+        }
+    }
+    let created = issue_child_token(&mut *tx, tenant_id, &desc, expires_at, Some(who.token_id)).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
 #[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens", params(("id" = Uuid, Path)),
     responses((status = 200, body = Token), (status = 404, body = dbaas_client::Problem)))]
 async fn revoke_token(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<axum::Json<Token>> {
+    // The token and, transitively, every token minted from it.
     let n = sqlx::query(
-        "UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)",
+        "WITH RECURSIVE tree AS ( \
+             SELECT id FROM tokens WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) \
+             UNION SELECT k.id FROM tokens k JOIN tree ON k.parent_id = tree.id) \
+         UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id IN (SELECT id FROM tree)",
     )
     .bind(id)
     .bind(who.tenant_filter())

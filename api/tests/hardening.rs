@@ -1,0 +1,154 @@
+//! Review findings around the API's edges: tokens minted by tokens, `Idempotency-Key`
+//! bookkeeping, authorization before body validation, bounded metric labels.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use dbaas_client::*;
+
+#[tokio::test]
+async fn tokens_cannot_outlive_their_parent_and_die_with_it() {
+    let h = Harness::start().await;
+    h.admin.create_tenant(&CreateTenant { name: "team-a".into(), max_databases: None }).await.unwrap();
+    let req = |ttl: Option<&str>| CreateToken {
+        tenant: Some("team-a".into()),
+        ttl: ttl.map(str::to_string),
+        ..Default::default()
+    };
+    let parent = h.admin.create_token(&req(Some("1h"))).await.unwrap();
+    let a = h.admin.with_token(&parent.secret);
+    // Longer than the parent: refused; no ttl: expires with the parent.
+    let e = a.create_token(&req(Some("2h"))).await.unwrap_err();
+    let p = e.problem().unwrap();
+    assert_eq!((p.status, p.errors[0].field.as_str(), p.errors[0].code.as_str()), (422, "ttl", "outlives_parent"));
+    let child = a.create_token(&req(None)).await.unwrap();
+    assert_eq!(child.token.expires_at, parent.token.expires_at);
+    let grandchild = h.admin.with_token(&child.secret).create_token(&req(Some("10m"))).await.unwrap();
+    let gc = h.admin.with_token(&grandchild.secret);
+    gc.list_databases("").await.unwrap();
+
+    // Revoking the parent revokes what it minted, transitively.
+    h.admin.revoke_token(parent.token.id).await.unwrap();
+    for secret in [&child.secret, &grandchild.secret] {
+        let e = h.admin.with_token(secret).list_databases("").await.unwrap_err();
+        assert_eq!(e.status(), Some(401), "{e}");
+    }
+    // A fresh tenant token cannot revoke tokens of other tenants, nor mint for them.
+    let other = h.tenant("team-b").await;
+    let e = other.create_token(&req(None)).await.unwrap_err();
+    assert_eq!(e.status(), Some(404));
+}
+
+#[tokio::test]
+async fn a_tenant_holds_at_most_fifty_tokens() {
+    let h = Harness::start().await;
+    let a = h.tenant("team-a").await; // its first token
+    for _ in 0..49 {
+        a.create_token(&CreateToken::default()).await.unwrap();
+    }
+    let e = a.create_token(&CreateToken::default()).await.unwrap_err();
+    assert_eq!(e.problem().unwrap().code, "quota_exceeded");
+}
+
+#[tokio::test]
+async fn idempotency_keys_authenticate_first_and_keep_answers_sealed() {
+    let h = Harness::start().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/tokens", h.endpoint());
+    // Unauthenticated: 401 and nothing reserved.
+    let r = http.post(&url).header("Idempotency-Key", "k1").json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(&url)
+        .bearer_auth("dbaas_not-a-token")
+        .header("Idempotency-Key", "k1")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(h.count("SELECT count(*) FROM idempotency_keys").await, 0);
+
+    // A token minted with a key: the stored answer holds the secret, so it is sealed.
+    h.admin.create_tenant(&CreateTenant { name: "team-a".into(), max_databases: None }).await.unwrap();
+    let minter =
+        h.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
+    let mint = || {
+        http.post(&url)
+            .bearer_auth(&minter.secret)
+            .header("Idempotency-Key", "mint-1")
+            .json(&serde_json::json!({"description": "ci"}))
+            .send()
+    };
+    let first: CreatedToken = mint().await.unwrap().json().await.unwrap();
+    let replay = mint().await.unwrap();
+    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+    let replay: CreatedToken = replay.json().await.unwrap();
+    assert_eq!(replay.secret, first.secret);
+    let mut st = h.state_db().await;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT response FROM idempotency_keys WHERE key = 'mint-1'")
+        .fetch_one(&mut st)
+        .await
+        .unwrap();
+    let needle = first.secret.as_bytes();
+    assert!(!stored.windows(needle.len()).any(|w| w == needle), "the secret is stored in plain text");
+
+    // The caller is checked on every replay: once revoked, no stored answer comes back.
+    h.admin.revoke_token(minter.token.id).await.unwrap();
+    assert_eq!(mint().await.unwrap().status(), 401);
+
+    // Expired keys are new keys.
+    let other =
+        h.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
+    let send = |desc: &'static str| {
+        http.post(&url)
+            .bearer_auth(&other.secret)
+            .header("Idempotency-Key", "old")
+            .json(&serde_json::json!({ "description": desc }))
+            .send()
+    };
+    assert_eq!(send("a").await.unwrap().status(), 201);
+    sqlx::raw_sql("UPDATE idempotency_keys SET created_at = now() - interval '2 days' WHERE key = 'old'")
+        .execute(&mut st)
+        .await
+        .unwrap();
+    assert_eq!(send("b").await.unwrap().status(), 201, "an expired key must not refuse a new request");
+}
+
+#[tokio::test]
+async fn admin_routes_refuse_tenants_before_reading_the_body() {
+    let h = Harness::start().await;
+    let a = h.tenant("team-a").await;
+    for path in ["/v1/instances", "/v1/hosts", "/v1/tenants"] {
+        let e = a
+            .send::<_, serde_json::Value>(
+                reqwest::Method::POST,
+                path,
+                Some(&serde_json::json!({"bogus": 1})),
+                &[],
+                None,
+            )
+            .await
+            .unwrap_err();
+        let p = e.problem().unwrap();
+        assert_eq!(p.status, 403, "{path}: {p:?}");
+        assert!(p.errors.is_empty(), "{path}: {p:?}");
+        for hint in ["bogus", "unknown field", "missing field", "name", "expected"] {
+            assert!(!p.detail.contains(hint), "{path}: the detail gives the schema away: {}", p.detail);
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_http_methods_share_one_metric_label() {
+    let h = Harness::start().await;
+    let http = reqwest::Client::new();
+    for i in 0..20 {
+        let m = reqwest::Method::from_bytes(format!("BOGUS{i}").as_bytes()).unwrap();
+        http.request(m, format!("{}/healthz", h.endpoint())).send().await.unwrap();
+    }
+    let metrics = http.get(format!("{}/metrics", h.endpoint())).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("BOGUS"), "a series per bogus method");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+}
