@@ -216,7 +216,12 @@ async fn bad_input_leaves_nothing_behind() {
         (
             CreateInstance { settings: settings(&[("no_such_setting", "1")]), ..base.clone() },
             "settings.no_such_setting",
-            "unknown_setting",
+            "not_allowed",
+        ),
+        (
+            CreateInstance { settings: settings(&[("archive_command", "sh -c id")]), ..base.clone() },
+            "settings.archive_command",
+            "not_allowed",
         ),
         (
             CreateInstance { settings: settings(&[("shared_buffers", "12XB")]), ..base.clone() },

@@ -34,6 +34,138 @@ const RESERVED: &[&str] = &[
     "unix_socket_permissions",
 ];
 
+/// What platform admins may tune: memory, connections and timeouts, WAL and checkpoints,
+/// the planner, parallelism, autovacuum, statistics and logging. Anything else is refused:
+/// a deny-list cannot keep up, and parameters such as `archive_command`, `restore_command`
+/// (shell commands run by the server), `*_preload_libraries` (code loaded into every
+/// backend), `ssl_*` or `fsync` change what the service guarantees.
+const ALLOWED: &[&str] = &[
+    // memory
+    "shared_buffers",
+    "work_mem",
+    "maintenance_work_mem",
+    "autovacuum_work_mem",
+    "temp_buffers",
+    "effective_cache_size",
+    "huge_pages",
+    "logical_decoding_work_mem",
+    "hash_mem_multiplier",
+    "wal_buffers",
+    "temp_file_limit",
+    "max_stack_depth",
+    // connections and timeouts
+    "max_connections",
+    "superuser_reserved_connections",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "idle_session_timeout",
+    "tcp_keepalives_idle",
+    "tcp_keepalives_interval",
+    "tcp_keepalives_count",
+    "client_connection_check_interval",
+    "deadlock_timeout",
+    // WAL, checkpoints, replication slots
+    "max_wal_size",
+    "min_wal_size",
+    "checkpoint_timeout",
+    "checkpoint_completion_target",
+    "checkpoint_warning",
+    "wal_compression",
+    "wal_writer_delay",
+    "wal_writer_flush_after",
+    "commit_delay",
+    "commit_siblings",
+    "synchronous_commit",
+    "wal_level",
+    "max_wal_senders",
+    "max_replication_slots",
+    "wal_keep_size",
+    "max_slot_wal_keep_size",
+    "hot_standby_feedback",
+    // planner and parallelism
+    "random_page_cost",
+    "seq_page_cost",
+    "cpu_tuple_cost",
+    "cpu_index_tuple_cost",
+    "cpu_operator_cost",
+    "parallel_setup_cost",
+    "parallel_tuple_cost",
+    "effective_io_concurrency",
+    "maintenance_io_concurrency",
+    "default_statistics_target",
+    "jit",
+    "join_collapse_limit",
+    "from_collapse_limit",
+    "plan_cache_mode",
+    "geqo",
+    "geqo_threshold",
+    "max_worker_processes",
+    "max_parallel_workers",
+    "max_parallel_workers_per_gather",
+    "max_parallel_maintenance_workers",
+    "parallel_leader_participation",
+    // locks and transactions
+    "max_locks_per_transaction",
+    "max_pred_locks_per_transaction",
+    "max_prepared_transactions",
+    "default_transaction_isolation",
+    "max_files_per_process",
+    // autovacuum and vacuum (also every autovacuum_* below)
+    "autovacuum",
+    "vacuum_cost_delay",
+    "vacuum_cost_limit",
+    "vacuum_freeze_min_age",
+    "vacuum_freeze_table_age",
+    "vacuum_multixact_freeze_min_age",
+    "vacuum_multixact_freeze_table_age",
+    "vacuum_failsafe_age",
+    "vacuum_multixact_failsafe_age",
+    // background writer
+    "bgwriter_delay",
+    "bgwriter_lru_maxpages",
+    "bgwriter_lru_multiplier",
+    "bgwriter_flush_after",
+    // statistics and logging
+    "track_io_timing",
+    "track_wal_io_timing",
+    "track_functions",
+    "track_activity_query_size",
+    "log_min_duration_statement",
+    "log_statement",
+    "log_checkpoints",
+    "log_connections",
+    "log_disconnections",
+    "log_lock_waits",
+    "log_temp_files",
+    "log_autovacuum_min_duration",
+    "log_line_prefix",
+    "log_min_messages",
+    "log_min_error_statement",
+    "log_timezone",
+    // locale and formatting defaults
+    "timezone",
+    "datestyle",
+    "intervalstyle",
+    "default_text_search_config",
+    "lc_messages",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "extra_float_digits",
+    // extensions' own knobs that need no preloading
+    "pg_stat_statements.max",
+    "pg_stat_statements.track",
+    "pg_stat_statements.save",
+];
+
+/// Whole families allowed by prefix: planner switches and autovacuum tuning.
+const ALLOWED_PREFIXES: &[&str] = &["enable_", "autovacuum_"];
+
+fn allowed(name: &str) -> bool {
+    ALLOWED.contains(&name) || ALLOWED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// A problem with one setting: (name, code, message).
 pub type SettingError = (String, &'static str, String);
 
@@ -59,6 +191,15 @@ pub fn check_syntax(settings: &Settings) -> Vec<SettingError> {
                 name.clone(),
                 "reserved",
                 format!("{name} is set by the service (layout, TLS and authentication of managed instances)"),
+            ));
+        } else if !allowed(name) {
+            errs.push((
+                name.clone(),
+                "not_allowed",
+                format!(
+                    "{name} is not among the parameters platform admins may set (memory, connections, timeouts, \
+                     WAL, planner, parallelism, autovacuum, logging); see docs/runbooks/managed-instances.md"
+                ),
             ));
         }
         if value.len() > 1024 || value.chars().any(char::is_control) {
@@ -188,10 +329,25 @@ mod tests {
         let s = |pairs: &[(&str, &str)]| -> Settings {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         };
-        assert!(check_syntax(&s(&[("work_mem", "64MB"), ("myapp.mode", "x")])).is_empty());
-        let errs = check_syntax(&s(&[("Work_Mem", "1"), ("port", "1"), ("a;b", "1"), ("x", "a\nb")]));
+        assert!(check_syntax(&s(&[("work_mem", "64MB"), ("enable_seqscan", "off"), ("autovacuum_naptime", "1min")]))
+            .is_empty());
+        let errs = check_syntax(&s(&[("Work_Mem", "1"), ("port", "1"), ("a;b", "1"), ("work_mem", "a\nb")]));
         let codes: Vec<&str> = errs.iter().map(|e| e.1).collect();
         assert_eq!(codes, vec!["invalid_name", "invalid_name", "reserved", "invalid_value"], "{errs:?}");
+        // What a deny-list let through: shell commands, preloaded code, TLS policy, fsync.
+        for name in [
+            "archive_command",
+            "restore_command",
+            "shared_preload_libraries",
+            "session_preload_libraries",
+            "local_preload_libraries",
+            "ssl_min_protocol_version",
+            "fsync",
+            "myapp.mode",
+        ] {
+            let errs = check_syntax(&s(&[(name, "x")]));
+            assert_eq!(errs.iter().map(|e| e.1).collect::<Vec<_>>(), vec!["not_allowed"], "{name}");
+        }
         assert_eq!(quote("it's \\ ok"), "'it''s \\\\ ok'");
         assert_eq!(
             server_message(
