@@ -152,3 +152,49 @@ async fn unknown_http_methods_share_one_metric_label() {
     assert!(!metrics.contains("BOGUS"), "a series per bogus method");
     assert!(metrics.contains("method=\"other\""), "{metrics}");
 }
+
+fn local_host_req(name: &str, root: &str) -> CreateHost {
+    CreateHost {
+        name: name.into(),
+        kind: HostKind::Local,
+        address: None,
+        ssh_port: None,
+        ssh_user: None,
+        ssh_private_key: None,
+        ssh_known_host_key: None,
+        data_root: root.into(),
+        port_range: Some([6000, 6099]),
+    }
+}
+
+/// Registration used to `mkdir -p` and `chown postgres` whatever path it was given.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_roots_are_new_empty_or_ours_never_system_directories() {
+    let h = Harness::start().await;
+    for root in ["/", "/etc", "/usr/lib/x", "/var", "/home", "/root/pg", "/tmp"] {
+        let p = h.admin.create_host(&local_host_req("h1", root)).await.unwrap_err().problem().cloned().unwrap();
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "data_root"), "{root}: {p:?}");
+    }
+    // A directory holding something else, and a symlink: refused, left as they were.
+    let busy = h.dir.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
+    let link = h.dir.path().join("link");
+    std::os::unix::fs::symlink(&busy, &link).unwrap();
+    for root in [&busy, &link] {
+        let e = h.admin.create_host(&local_host_req("h1", root.to_str().unwrap())).await.unwrap_err();
+        let p = e.problem().unwrap();
+        assert_eq!((p.status, p.errors[0].code.as_str()), (422, "unusable"), "{root:?}: {p:?}");
+    }
+    let meta = std::fs::metadata(&busy).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), nix::unistd::geteuid().as_raw(), "busy was chowned");
+    // An empty directory is taken and marked; registering it again (after a delete) works.
+    let empty = h.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    h.admin.create_host(&local_host_req("h1", empty.to_str().unwrap())).await.unwrap();
+    assert!(empty.join(".dbaas-data-root").exists());
+    h.admin.delete_host("h1").await.unwrap();
+    std::fs::write(empty.join("leftover"), "x").unwrap();
+    h.admin.create_host(&local_host_req("h1", empty.to_str().unwrap())).await.unwrap();
+    assert_eq!(h.count("SELECT count(*) FROM hosts").await, 1);
+}

@@ -49,18 +49,69 @@ pub fn validate_data_root(path: &str) -> Result<(), String> {
     if let Some(bad) = path.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.'))) {
         return Err(format!("contains {bad:?}; allowed: letters, digits, '/', '_', '-', '.'"));
     }
+    // Registration hands the directory to the postgres user: never a system directory.
+    let first = path.split('/').nth(1).unwrap_or_default();
+    if SYSTEM_TREES.contains(&first) || first.starts_with("lib") || SYSTEM_DIRS.contains(&path) {
+        return Err(format!(
+            "{path} is a system directory or lies in one; use a directory of its own such as /var/lib/dbaas"
+        ));
+    }
     Ok(())
 }
 
-/// Creates the data root if needed and checks the postgres user can write there.
+/// Trees no data root may lie in.
+const SYSTEM_TREES: &[&str] = &["etc", "usr", "bin", "sbin", "boot", "dev", "proc", "sys", "run", "root"];
+/// Directories that may hold a data root but never be one.
+const SYSTEM_DIRS: &[&str] =
+    &["/var", "/var/lib", "/var/tmp", "/var/log", "/home", "/tmp", "/opt", "/srv", "/mnt", "/media", "/data"];
+
+/// The file that marks a directory as a dbaas data root.
+pub const DATA_ROOT_MARKER: &str = ".dbaas-data-root";
+
+/// Readies the data root for the postgres user: created when missing; an existing directory
+/// is taken only when it is empty or already marked as a dbaas data root (a second
+/// registration); anything else (a symlink, a file, a directory holding other things) is
+/// refused rather than handed to postgres.
 pub async fn prepare_data_root<E: Executor>(exec: &E, path: &str) -> Result<(), ExecError> {
-    exec.run(&Command::new("/bin/mkdir", &["-p", path])?).await?;
+    let marker = format!("{path}/{DATA_ROOT_MARKER}");
+    let test = |flag: &'static str, p: String| async move {
+        succeeds(exec.run(&Command::new("/usr/bin/test", &[flag, &p])?).await)
+    };
+    if test("-L", path.to_string()).await? {
+        return Err(ExecError::Invalid(format!("{path} is a symbolic link")));
+    }
+    if test("-e", path.to_string()).await? {
+        if !test("-d", path.to_string()).await? {
+            return Err(ExecError::Invalid(format!("{path} exists and is not a directory")));
+        }
+        if !test("-f", marker.clone()).await? {
+            let listing =
+                exec.run(&Command::new("/usr/bin/find", &[path, "-mindepth", "1", "-maxdepth", "1"])?).await?;
+            if !listing.stdout.trim().is_empty() {
+                return Err(ExecError::Invalid(format!(
+                    "{path} is not empty and not a dbaas data root; give a new or empty directory"
+                )));
+            }
+        }
+    } else {
+        exec.run(&Command::new("/bin/mkdir", &["-p", path])?).await?;
+    }
     if exec.is_root() {
         exec.run(&Command::new("/bin/chown", &["postgres:postgres", path])?).await?;
         exec.run(&Command::new("/bin/chmod", &["0750", path])?).await?;
     }
+    exec.run(&Command::new("/usr/bin/touch", &[&marker])?.as_postgres()).await?;
     exec.run(&Command::new("/usr/bin/test", &["-w", path])?.as_postgres()).await?;
     Ok(())
+}
+
+/// A command's exit as a yes/no: a non-zero exit is "no", other failures are errors.
+fn succeeds(r: Result<executor::Output, ExecError>) -> Result<bool, ExecError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(ExecError::Failed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -70,7 +121,30 @@ mod tests {
     #[test]
     fn data_roots() {
         assert!(validate_data_root("/var/lib/dbaas").is_ok());
-        for bad in ["var/lib", "/", "/a/../b", "/a//b", "/a/", "/a b", "/a;rm", "/a/./b", "/é"] {
+        assert!(validate_data_root("/var/lib/dbaas/data").is_ok());
+        assert!(validate_data_root("/data/dbaas").is_ok());
+        for bad in [
+            "var/lib",
+            "/",
+            "/a/../b",
+            "/a//b",
+            "/a/",
+            "/a b",
+            "/a;rm",
+            "/a/./b",
+            "/é",
+            "/etc",
+            "/etc/dbaas",
+            "/usr/local/x",
+            "/var",
+            "/var/lib",
+            "/home",
+            "/tmp",
+            "/lib64/x",
+            "/root/data",
+            "/proc/1",
+            "/data",
+        ] {
             assert!(validate_data_root(bad).is_err(), "{bad}");
         }
     }
