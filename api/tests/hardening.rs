@@ -198,3 +198,23 @@ async fn data_roots_are_new_empty_or_ours_never_system_directories() {
     h.admin.create_host(&local_host_req("h1", empty.to_str().unwrap())).await.unwrap();
     assert_eq!(h.count("SELECT count(*) FROM hosts").await, 1);
 }
+
+#[tokio::test]
+async fn tenants_see_a_reduced_instance_view() {
+    let h = Harness::start().await;
+    h.admin.create_tenant(&CreateTenant { name: "team-b".into(), max_databases: None }).await.unwrap();
+    let theirs = CreateInstance { dedicated_tenant: Some("team-b".into()), ..instance_req(&h.target_pg, "b-only") };
+    h.admin.create_instance(&theirs).await.unwrap();
+    let a = h.tenant("team-a").await;
+    let listed = a.list_instances().await.unwrap();
+    assert_eq!(listed.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), vec!["main"]);
+    let main = a.get_instance("main").await.unwrap();
+    assert_eq!(main.admin_user, "");
+    assert_eq!(main.host, main.public_host);
+    assert!(main.managed.is_none() && main.last_operation_id.is_none());
+    assert_eq!(a.get_instance("b-only").await.unwrap_err().status(), Some(404));
+    // Admins see it all.
+    let full = h.admin.get_instance("main").await.unwrap();
+    assert_eq!(full.admin_user, "postgres");
+    assert_eq!(h.admin.list_instances().await.unwrap().len(), 2);
+}

@@ -113,24 +113,41 @@ pub async fn by_name(db: &sqlx::PgPool, name: &str) -> ApiResult<Option<Instance
 }
 
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", responses((status = 200, body = List<Instance>)))]
-async fn list_instances(State(s): State<AppState>, _who: Principal) -> ApiResult<axum::Json<List<Instance>>> {
+async fn list_instances(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Instance>>> {
     let rows: Vec<InstanceRow> = sqlx::query_as(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.status <> 'deleted' ORDER BY i.name"
     ))
     .fetch_all(&s.db)
     .await?;
-    Ok(axum::Json(List { items: rows.iter().map(InstanceRow::to_model).collect() }))
+    Ok(axum::Json(List { items: rows.iter().filter_map(|r| view(&who, r)).collect() }))
+}
+
+/// An instance as the caller may see it. Admins see everything. A tenant sees only what it
+/// needs to place and reach databases: no service login, no internal address, no host or
+/// data directory of a managed instance, no operations of the platform, and instances
+/// dedicated to another tenant do not exist for it.
+pub fn view(who: &Principal, row: &InstanceRow) -> Option<Instance> {
+    let mut inst = row.to_model();
+    let Some(tenant) = &who.tenant else { return Some(inst) };
+    if row.dedicated_tenant_id.is_some_and(|t| t != tenant.id) {
+        return None;
+    }
+    inst.host = inst.public_host.clone();
+    inst.admin_user = String::new();
+    inst.managed = None;
+    inst.last_operation_id = None;
+    Some(inst)
 }
 
 #[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances", params(("name" = String, Path)),
     responses((status = 200, body = Instance), (status = 404, body = dbaas_client::Problem)))]
 async fn get_instance(
     State(s): State<AppState>,
-    _who: Principal,
+    who: Principal,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Instance>> {
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
-    Ok(axum::Json(row.to_model()))
+    Ok(axum::Json(view(&who, &row).ok_or(ApiError::NotFound("instance"))?))
 }
 
 #[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body = CreateInstance,

@@ -298,10 +298,11 @@ pub struct Instance {
     pub name: String,
     pub kind: InstanceKind,
     pub status: InstanceStatus,
-    /// Address the service connects to.
+    /// Address the service connects to (a tenant's view shows `public_host` here).
     pub host: String,
     pub port: u16,
     pub public_host: String,
+    /// The service's login on the instance; empty in a tenant's view.
     pub admin_user: String,
     pub sslmode: SslMode,
     pub ca_cert: Option<String>,
@@ -318,6 +319,7 @@ pub struct Instance {
     pub dedicated_tenant: Option<String>,
     #[serde(default)]
     pub protected: bool,
+    /// Managed instances' details (host, data directory, settings); admins only.
     #[serde(default)]
     pub managed: Option<ManagedDetails>,
     /// The latest operation on this instance (provision, settings, start/stop, delete).
