@@ -218,3 +218,44 @@ async fn tenants_see_a_reduced_instance_view() {
     assert_eq!(full.admin_user, "postgres");
     assert_eq!(h.admin.list_instances().await.unwrap().len(), 2);
 }
+
+/// External instances: a CA means verify-full by default; no TLS is refused off-machine; an
+/// MD5-stored admin password is refused.
+#[tokio::test]
+async fn external_instances_are_reached_safely() {
+    let h = Harness::start().await;
+    let with_ca = CreateInstance {
+        sslmode: SslMode::Prefer,
+        ca_cert: h.target_pg.ca_cert.clone(),
+        ..instance_req(&h.target_pg, "ca-given")
+    };
+    assert_eq!(h.admin.create_instance(&with_ca).await.unwrap().sslmode, SslMode::VerifyFull);
+    let far = CreateInstance {
+        sslmode: SslMode::Disable,
+        ..CreateInstance::external("far", "db.example.net", 5432, "postgres", "x", Environment::Sandbox)
+    };
+    let p = h.admin.create_instance(&far).await.unwrap_err().problem().cloned().unwrap();
+    assert_eq!((p.errors[0].field.as_str(), p.errors[0].code.as_str()), ("sslmode", "insecure"));
+
+    let mut su = h.target_db("postgres").await;
+    sqlx::raw_sql(
+        "SET password_encryption = 'md5'; CREATE ROLE legacy LOGIN SUPERUSER PASSWORD 'legacy-pass'; \
+         RESET password_encryption",
+    )
+    .execute(&mut su)
+    .await
+    .unwrap();
+    // An instance whose pg_hba.conf still says md5 for this login.
+    let hba: String = sqlx::query_scalar("SHOW hba_file").fetch_one(&mut su).await.unwrap();
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("hostssl all legacy 127.0.0.1/32 md5\n{rules}")).unwrap();
+    sqlx::raw_sql("SELECT pg_reload_conf()").execute(&mut su).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let md5 = CreateInstance {
+        ..CreateInstance::external("md5", "127.0.0.1", h.target_pg.port, "legacy", "legacy-pass", Environment::Sandbox)
+    };
+    let md5 = CreateInstance { sslmode: SslMode::Require, ..md5 };
+    let e = h.admin.create_instance(&md5).await.unwrap_err();
+    let p = e.problem().unwrap();
+    assert_eq!(p.errors.first().map(|f| f.code.as_str()), Some("md5_password"), "{p:?}");
+}

@@ -227,8 +227,22 @@ pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> 
     if admin_password.is_empty() {
         errs.add("admin_password", "required", "must not be empty");
     }
-    if matches!(req.sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && req.ca_cert.is_none() {
+    // Given a CA, the default is to verify the server with it; `prefer` would accept any
+    // certificate, or none.
+    let sslmode = match (req.sslmode, &req.ca_cert) {
+        (SslMode::Prefer, Some(_)) => SslMode::VerifyFull,
+        (m, _) => m,
+    };
+    if matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) && req.ca_cert.is_none() {
         errs.add("ca_cert", "required", "verify-ca and verify-full need the instance's CA certificate");
+    }
+    if matches!(sslmode, SslMode::Disable | SslMode::Prefer) && !is_loopback(&req.host) {
+        errs.add(
+            "sslmode",
+            "insecure",
+            "disable and prefer would let the admin password cross the network without TLS; use require, \
+             verify-ca or verify-full (verify-full with ca_cert is the default when a CA is given)",
+        );
     }
     if req.version.is_some() {
         errs.add("version", "managed_only", "the version of an external instance is read from the server");
@@ -240,7 +254,7 @@ pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> 
     if by_name(&s.db, &req.name).await?.is_some() {
         return Err(ApiError::Conflict("already_exists", format!("instance {:?} already exists", req.name)));
     }
-    let target = Target::new(&req.host, port, &admin_user, &admin_password, req.sslmode, req.ca_cert.as_deref());
+    let target = Target::new(&req.host, port, &admin_user, &admin_password, sslmode, req.ca_cert.as_deref());
     let verified = verify(&target, &req.allowed_extensions).await?;
 
     let id = Uuid::new_v4();
@@ -257,7 +271,7 @@ pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> 
     .bind(req.public_host.as_deref().unwrap_or(&req.host))
     .bind(&admin_user)
     .bind(enc)
-    .bind(req.sslmode.as_str())
+    .bind(sslmode.as_str())
     .bind(&req.ca_cert)
     .bind(req.environment.as_str())
     .bind(sqlx::types::Json(&req.labels))
@@ -270,6 +284,11 @@ pub async fn register(s: &AppState, req: CreateInstance) -> ApiResult<Instance> 
     .await?;
     let row = by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("instance"))?;
     Ok(row.to_model())
+}
+
+/// The instance is on this machine (traffic to it never crosses a network).
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.starts_with('/') || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Connects and checks the login may create databases and roles.
@@ -301,6 +320,23 @@ async fn verify(target: &Target, extensions: &[String]) -> ApiResult<Verified> {
             "insufficient_privileges",
             format!("the admin login lacks {} (it needs SUPERUSER, or CREATEDB and CREATEROLE)", missing.join(" and ")),
         ));
+    }
+    if superuser {
+        // An MD5-stored password means MD5 authentication (weak, replayable hashes); where we
+        // can see it (a superuser login may read pg_authid), refuse it.
+        let md5: bool = sqlx::query_scalar(
+            "SELECT coalesce(rolpassword LIKE 'md5%', false) FROM pg_catalog.pg_authid WHERE rolname = current_user",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if md5 {
+            return Err(ApiError::field(
+                "admin_password",
+                "md5_password",
+                "the admin login's password is stored as MD5; set password_encryption = 'scram-sha-256', set the \
+                 password again and use scram-sha-256 in pg_hba.conf",
+            ));
+        }
     }
     if !extensions.is_empty() {
         let available: Vec<String> = sqlx::query_scalar("SELECT name::text FROM pg_catalog.pg_available_extensions")
