@@ -21,6 +21,7 @@ const LOCAL_EXTENSIONS: &[&str] =
 pub async fn run(args: DevArgs) -> Result<()> {
     let dir = &args.data_dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    make_private(dir)?;
     let engine = args.engine.config()?;
 
     eprintln!("starting the state database in {}", dir.join("state").display());
@@ -32,8 +33,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
 
     let key_path = dir.join("master.key");
     if !key_path.exists() {
-        fs::write(&key_path, MasterKey::generate_base64())?;
-        fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        write_secret(&key_path, &MasterKey::generate_base64())?;
     }
     let key = MasterKey::from_base64(&fs::read_to_string(&key_path)?)?;
 
@@ -93,8 +93,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let endpoint = format!("http://127.0.0.1:{}", args.port);
     let env = format!("export DBAAS_ENDPOINT={endpoint}\nexport DBAAS_TOKEN={token}\n");
     let env_path = dir.join("env");
-    fs::write(&env_path, &env)?;
-    fs::set_permissions(&env_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    write_secret(&env_path, &env)?;
     if let Some(ca) = &local_pg.ca_cert {
         fs::write(dir.join("local-ca.crt"), ca)?;
     }
@@ -120,6 +119,34 @@ pub async fn run(args: DevArgs) -> Result<()> {
     drop(local_pg);
     drop(state_pg);
     result
+}
+
+/// The data dir holds the master key, the admin token and the clusters: only the invoking
+/// user may enter it (0700). As root, the postgres user running the clusters must pass
+/// through it, so it is `root:postgres 0710` (traverse, not list).
+fn make_private(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match crate::pgcluster::postgres_gid()? {
+        Some(gid) => {
+            std::os::unix::fs::chown(dir, None, Some(gid))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o710))?;
+        }
+        None => fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?,
+    }
+    Ok(())
+}
+
+/// Writes a secret file readable by its owner only, from its creation on (no window in
+/// which it exists with the umask's mode).
+fn write_secret(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.exists() {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    }
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// Ports of managed instances created on this machine in dev mode.

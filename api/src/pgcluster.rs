@@ -46,6 +46,11 @@ struct RunAs {
     gid: u32,
 }
 
+/// The group of the user clusters run as when we are root (`None` otherwise).
+pub fn postgres_gid() -> Result<Option<u32>> {
+    Ok(run_as()?.map(|r| r.gid))
+}
+
 fn run_as() -> Result<Option<RunAs>> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
@@ -87,8 +92,8 @@ impl Cluster {
         let run_as = run_as()?;
         fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
         let root = root.canonicalize()?;
-        if run_as.is_some() {
-            check_traversable(&root)?;
+        if let Some(r) = run_as {
+            check_traversable(&root, r)?;
         }
         let data = root.join("pgdata");
         let fresh = !data.join("PG_VERSION").exists();
@@ -111,6 +116,11 @@ impl Cluster {
         let mut cluster = Self { root: root.clone(), bin, run_as, port, password, ca_cert: None, stop_on_drop: true };
         if fresh {
             cluster.init(opts)?;
+        } else if cluster.running()? {
+            // Left running by a process that died without stopping it (kill -9): this data
+            // directory is ours, so stop that server cleanly and start it again with the
+            // configuration written below (else pg_ctl start fails: another server running).
+            cluster.stop()?;
         }
         cluster.write_config(opts)?;
         if opts.tls {
@@ -272,6 +282,12 @@ impl Cluster {
         Ok(())
     }
 
+    /// Whether a server runs on this data directory (`pg_ctl status`: 0 running, 3 not).
+    fn running(&self) -> Result<bool> {
+        let out = self.command("pg_ctl").arg("-D").arg(self.data_dir()).arg("status").output()?;
+        Ok(out.status.success())
+    }
+
     /// Starts a stopped server again (same port, same files).
     pub fn restart(&self) -> Result<()> {
         self.pg_ctl_start()
@@ -294,11 +310,16 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// The postgres user must reach the cluster directory through every parent.
-fn check_traversable(dir: &Path) -> Result<()> {
+/// The postgres user must reach the cluster directory through every parent: as others, or
+/// through its group (a private data dir is `root:postgres 0710`).
+fn check_traversable(dir: &Path, run_as: RunAs) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     for anc in dir.ancestors().skip(1) {
-        let mode = fs::metadata(anc)?.permissions().mode();
-        if mode & 0o001 == 0 {
+        let meta = fs::metadata(anc)?;
+        let mode = meta.permissions().mode();
+        let by_group = meta.gid() == run_as.gid && mode & 0o010 != 0;
+        let by_owner = meta.uid() == run_as.uid && mode & 0o100 != 0;
+        if mode & 0o001 == 0 && !by_group && !by_owner {
             bail!(
                 "{} is not traversable by the postgres user (mode {:o}); choose a data dir outside it, e.g. under /var/tmp",
                 anc.display(),

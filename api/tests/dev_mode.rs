@@ -118,3 +118,47 @@ async fn dev_mode_starts_serves_stops_and_reuses() {
     assert!(d.drift.unwrap().is_clean());
     assert!(sigterm(&mut child).success());
 }
+
+/// After `kill -9` of dev its clusters keep running; the next start used to fail (another
+/// server might be running) and stop the state cluster. It takes them back now. The data
+/// dir is private from the start.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_mode_recovers_from_kill_9_and_keeps_its_dir_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempdir();
+    let dir = tmp.path().join("dev");
+    let port = dbaas_api::pgcluster::free_port().unwrap();
+    let mut child = start_dev(&dir, port);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    wait_ready(&endpoint).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let expected_dir = if nix::unistd::geteuid().is_root() { 0o710 } else { 0o700 };
+    assert_eq!(mode(&dir), expected_dir);
+    assert_eq!(mode(&dir.join("master.key")), 0o600);
+    assert_eq!(mode(&dir.join("env")), 0o600);
+    let token = env_of(&std::fs::read_to_string(dir.join("env")).unwrap(), "DBAAS_TOKEN");
+    let admin = Client::new(&endpoint, &token).unwrap();
+    admin.create_tenant(&CreateTenant { name: "demo".into(), max_databases: None }).await.unwrap();
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.join("state/pgdata/postmaster.pid").exists(), "the clusters outlive a SIGKILL");
+
+    let mut child = start_dev(&dir, port);
+    wait_ready(&endpoint).await;
+    assert_eq!(admin.get_tenant("demo").await.unwrap().name, "demo");
+    let acc = admin
+        .create_database(&CreateDatabase {
+            name: "after".into(),
+            tenant: Some("demo".into()),
+            instance: Some("local".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let op = admin.wait_operation(acc.operation.unwrap().id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    assert!(sigterm(&mut child).success());
+    assert!(!dir.join("state/pgdata/postmaster.pid").exists());
+    assert!(!dir.join("local/pgdata/postmaster.pid").exists());
+}
