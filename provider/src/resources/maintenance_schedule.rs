@@ -22,6 +22,7 @@ fn options(c: &Value) -> MaintenanceOptions {
         jobs: c.get("jobs").as_i64().map(|j| j as u32),
         max_transaction_age: c.get("max_transaction_age").as_str().map(str::to_string),
         kill_backends: None,
+        statement_timeout: c.get("statement_timeout").as_str().map(str::to_string),
     }
 }
 
@@ -43,6 +44,7 @@ fn state(s: &Schedule, c: &Value) -> Value {
         ("lock_timeout", Value::opt_str(s.options.lock_timeout.clone())),
         ("jobs", s.options.jobs.map(|j| Value::int(i64::from(j))).unwrap_or(Value::Null)),
         ("max_transaction_age", Value::opt_str(s.options.max_transaction_age.clone())),
+        ("statement_timeout", Value::opt_str(s.options.statement_timeout.clone())),
         ("enabled", Value::Bool(s.enabled)),
         ("next_run_at", Value::str(s.next_run_at.to_rfc3339())),
     ])
@@ -52,8 +54,16 @@ fn ids(v: &Value) -> Option<(uuid::Uuid, uuid::Uuid)> {
     Some((v.get("database_id").as_str()?.parse().ok()?, v.get("id").as_str()?.parse().ok()?))
 }
 
-const PATHS: [&str; 6] =
-    ["cron", "tables", "kind", "options.bloat_threshold_percent", "options.jobs", "options.lock_timeout"];
+const PATHS: [&str; 8] = [
+    "cron",
+    "tables",
+    "kind",
+    "options.bloat_threshold_percent",
+    "options.jobs",
+    "options.lock_timeout",
+    "options.max_transaction_age",
+    "options.statement_timeout",
+];
 
 fn field_paths() -> Vec<(&'static str, Path)> {
     PATHS.iter().map(|f| (*f, Path::attr(f.trim_start_matches("options.")))).collect()
@@ -79,6 +89,7 @@ impl Resource for MaintenanceSchedule {
                 Attr::optional("lock_timeout", s.clone(), "Longest wait for a table lock, e.g. `10s`."),
                 Attr::optional("jobs", Type::Number, "repack: parallel index builds (1-8)."),
                 Attr::optional("max_transaction_age", s.clone(), "repack: skip a table locked by a transaction older than this (default `5m`)."),
+                Attr::optional("statement_timeout", s.clone(), "Longest one table's work may run, e.g. `2h` (default the service's, 6h; at most 24h)."),
                 Attr::optional_computed("enabled", Type::Bool, "Whether the schedule fires (default true)."),
                 Attr::computed("next_run_at", s.clone(), "Next slot (RFC 3339)."),
             ],
