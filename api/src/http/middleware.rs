@@ -144,14 +144,21 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     .await;
     let existing = match claimed {
         Ok(Some(_)) => None,
-        Ok(None) => sqlx::query_as::<_, KeyRow>(
+        Ok(None) => match sqlx::query_as::<_, KeyRow>(
             "SELECT request_hash, status_code, response, false AS fresh FROM idempotency_keys WHERE principal=$1 AND key=$2",
         )
         .bind(&principal)
         .bind(&key)
         .fetch_optional(&state.db)
         .await
-        .unwrap_or(None),
+        {
+            Ok(Some(row)) => Some(row),
+            // Purged between the two statements: nothing is reserved, so running the request
+            // now would not be idempotent; the client's retry reserves the key afresh.
+            Ok(None) => return in_progress(),
+            // Never run the request unguarded because the bookkeeping failed.
+            Err(e) => return ApiError::Database(e).into_response(),
+        },
         Err(e) => return ApiError::Database(e).into_response(),
     };
     if let Some(row) = existing {
@@ -175,12 +182,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
                 resp
             }
-            _ => problem_response(
-                StatusCode::CONFLICT,
-                "idempotency_key_in_progress",
-                "a request with this Idempotency-Key is still being processed; retry shortly".into(),
-                vec![],
-            ),
+            _ => in_progress(),
         };
     }
 
@@ -212,4 +214,14 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         tracing::error!(error = %e, "storing the idempotent response failed");
     }
     Response::from_parts(rparts, Body::from(rbytes))
+}
+
+/// 409: the key is taken by a request still running (or just forgotten); retry shortly.
+fn in_progress() -> Response {
+    problem_response(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_progress",
+        "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+        vec![],
+    )
 }

@@ -304,21 +304,6 @@ async fn create_token(
     if desc.len() > 200 {
         return Err(ApiError::field("description", "too_long", "at most 200 characters"));
     }
-    // A tenant token cannot mint a token that outlives it: without a ttl the new token
-    // expires with it; a longer ttl is refused.
-    let parent_expiry: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT expires_at FROM tokens WHERE id = $1").bind(who.token_id).fetch_one(&s.db).await?;
-    let expires_at = match (who.is_admin(), parent_expiry, expires_at) {
-        (false, Some(p), None) => Some(p),
-        (false, Some(p), Some(e)) if e > p => {
-            return Err(ApiError::field(
-                "ttl",
-                "outlives_parent",
-                format!("this token expires at {}; a token it mints cannot live longer", p.to_rfc3339()),
-            ))
-        }
-        (_, _, e) => e,
-    };
     let mut tx = s.db.begin().await?;
     if let Some(t) = tenant_id {
         // Counted under the tenant's row lock.
@@ -339,7 +324,32 @@ async fn create_token(
             ));
         }
     }
-    let created = issue_child_token(&mut *tx, tenant_id, &desc, expires_at, Some(who.token_id)).await?;
+    // The minting token (after the tenant row, the order deleting a tenant takes them in),
+    // locked against a concurrent revocation (which updates the row):
+    // either the revocation commits first and we see it here, or it waits for us and then
+    // finds the new token among the children (see `revoke_token`).
+    let (parent_expiry, parent_revoked): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT expires_at, revoked_at FROM tokens WHERE id = $1 FOR SHARE")
+            .bind(who.token_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if parent_revoked.is_some() {
+        return Err(ApiError::Unauthenticated("token_revoked", "the bearer token has been revoked".into()));
+    }
+    // A token cannot mint a token that outlives it: without a ttl the new token expires with
+    // it; a longer ttl is refused.
+    let expires_at = match (parent_expiry, expires_at) {
+        (Some(p), None) => Some(p),
+        (Some(p), Some(e)) if e > p => {
+            return Err(ApiError::field(
+                "ttl",
+                "outlives_parent",
+                format!("this token expires at {}; a token it mints cannot live longer", p.to_rfc3339()),
+            ))
+        }
+        (_, e) => e,
+    };
+    let created = issue_child_token(&mut tx, tenant_id, &desc, expires_at, Some(who.token_id)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
@@ -348,20 +358,36 @@ async fn create_token(
     responses((status = 200, body = Token), (status = 404, body = dbaas_client::Problem)))]
 async fn revoke_token(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<axum::Json<Token>> {
     // The token and, transitively, every token minted from it.
-    let n = sqlx::query(
-        "WITH RECURSIVE tree AS ( \
+    let tree = "WITH RECURSIVE tree AS ( \
              SELECT id FROM tokens WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) \
-             UNION SELECT k.id FROM tokens k JOIN tree ON k.parent_id = tree.id) \
-         UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id IN (SELECT id FROM tree)",
-    )
-    .bind(id)
-    .bind(who.tenant_filter())
-    .execute(&s.db)
-    .await?
-    .rows_affected();
-    if n == 0 {
+             UNION SELECT k.id FROM tokens k JOIN tree ON k.parent_id = tree.id) ";
+    let mut tx = s.db.begin().await?;
+    let found: i64 = sqlx::query_scalar(&format!("{tree} SELECT count(*) FROM tree"))
+        .bind(id)
+        .bind(who.tenant_filter())
+        .fetch_one(&mut *tx)
+        .await?;
+    if found == 0 {
         return Err(ApiError::NotFound("token"));
     }
+    // Until nothing changes: a token minted concurrently by one of these (it holds its
+    // parent's row FOR SHARE, so our update of the parent waited for it) is not in the
+    // snapshot of the statement that revoked the parent, but is in the next one's. Rows we
+    // revoked stay locked until commit, so they cannot mint more meanwhile.
+    loop {
+        let n = sqlx::query(&format!(
+            "{tree} UPDATE tokens SET revoked_at = now() WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL"
+        ))
+        .bind(id)
+        .bind(who.tenant_filter())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            break;
+        }
+    }
+    tx.commit().await?;
     let row: TokenRow = sqlx::query_as(&format!("{TOKEN_SELECT} WHERE k.id = $1")).bind(id).fetch_one(&s.db).await?;
     Ok(axum::Json(row.into()))
 }
