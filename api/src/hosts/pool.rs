@@ -83,11 +83,14 @@ impl HostRecord {
 /// itself is locked just long enough to find the slot.
 #[derive(Default)]
 pub struct HostPool {
-    slots: std::sync::Mutex<HashMap<Uuid, Arc<Mutex<Option<(i64, Arc<HostExec>)>>>>>,
+    slots: std::sync::Mutex<HashMap<Uuid, Slot>>,
 }
 
+/// One host's connection, with the host row version it was made for.
+type Slot = Arc<Mutex<Option<(i64, Arc<HostExec>)>>>;
+
 impl HostPool {
-    fn slot(&self, id: Uuid) -> Arc<Mutex<Option<(i64, Arc<HostExec>)>>> {
+    fn slot(&self, id: Uuid) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.entry(id).or_default().clone()
     }
