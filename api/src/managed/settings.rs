@@ -290,8 +290,8 @@ fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// The include file: what the service needs, then the instance's own settings (which may
-/// override `listen_addresses`, nothing reserved).
+/// The include file: what the service needs, then the instance's own settings (allow-listed
+/// tuning only, so they never override the lines above).
 pub fn render_conf(node: &Node, settings: &Settings) -> String {
     let mut conf = format!(
         "# Written by dbaas-api for instance {name}; edits are overwritten.\n\
@@ -344,9 +344,32 @@ mod tests {
             "ssl_min_protocol_version",
             "fsync",
             "myapp.mode",
+            "listen_addresses",
+            "ssl_ciphers",
+            "dynamic_library_path",
+            "log_directory",
+            "cluster_name",
         ] {
             let errs = check_syntax(&s(&[(name, "x")]));
             assert_eq!(errs.iter().map(|e| e.1).collect::<Vec<_>>(), vec!["not_allowed"], "{name}");
+        }
+        // The layout the service owns has its own code.
+        for name in ["data_directory", "hba_file", "port", "ssl", "ssl_key_file", "unix_socket_directories"] {
+            let errs = check_syntax(&s(&[(name, "x")]));
+            assert_eq!(errs.iter().map(|e| e.1).collect::<Vec<_>>(), vec!["reserved"], "{name}");
+        }
+        // The ordinary tuning knobs stay settable.
+        for name in [
+            "max_connections",
+            "statement_timeout",
+            "idle_in_transaction_session_timeout",
+            "log_min_duration_statement",
+            "log_statement",
+            "autovacuum_vacuum_scale_factor",
+            "random_page_cost",
+            "effective_cache_size",
+        ] {
+            assert!(check_syntax(&s(&[(name, "1")])).is_empty(), "{name}");
         }
         assert_eq!(quote("it's \\ ok"), "'it''s \\\\ ok'");
         assert_eq!(
