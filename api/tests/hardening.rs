@@ -295,3 +295,32 @@ async fn expiring_tokens_bound_their_children_even_under_concurrent_minting() {
         .await;
     assert_eq!(alive, 0, "tokens minted from a revoked token are still valid");
 }
+
+/// A marker file alone does not make a directory ours, and a symbolic link higher up the
+/// path cannot steer registration into a system tree.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_roots_marked_by_someone_else_or_behind_links_are_refused() {
+    let h = Harness::start().await;
+    let unusable = |p: &Problem| (p.status, p.errors[0].field.clone(), p.errors[0].code.clone());
+    // As root, clusters run as postgres: a marked directory root (or anyone else) owns is not ours.
+    if nix::unistd::geteuid().is_root() {
+        let planted = h.dir.path().join("planted");
+        std::fs::create_dir_all(&planted).unwrap();
+        std::fs::write(planted.join(".dbaas-data-root"), "").unwrap();
+        let e = h.admin.create_host(&local_host_req("h1", planted.to_str().unwrap())).await.unwrap_err();
+        assert_eq!(unusable(e.problem().unwrap()), (422, "data_root".into(), "unusable".into()), "{e}");
+        let meta = std::fs::metadata(&planted).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0, "planted was chowned");
+    }
+
+    let link = h.dir.path().join("ul");
+    std::os::unix::fs::symlink("/usr/local", &link).unwrap();
+    let name = format!("dbaas-hardening-{}", std::process::id());
+    let e = h.admin.create_host(&local_host_req("h1", link.join(&name).to_str().unwrap())).await.unwrap_err();
+    let made = std::path::Path::new("/usr/local").join(&name);
+    let was_made = made.exists();
+    let _ = std::fs::remove_dir_all(&made);
+    assert_eq!(unusable(e.problem().unwrap()), (422, "data_root".into(), "unusable".into()), "{e}");
+    assert!(!was_made, "a directory was made in /usr/local through the link");
+    assert_eq!(h.count("SELECT count(*) FROM hosts").await, 0);
+}

@@ -69,22 +69,39 @@ const SYSTEM_DIRS: &[&str] =
 pub const DATA_ROOT_MARKER: &str = ".dbaas-data-root";
 
 /// Readies the data root for the postgres user: created when missing; an existing directory
-/// is taken only when it is empty or already marked as a dbaas data root (a second
-/// registration); anything else (a symlink, a file, a directory holding other things) is
-/// refused rather than handed to postgres.
+/// is taken only when it is empty, or already marked as a dbaas data root (a second
+/// registration) and owned by the user the clusters run as; anything else (a path through a
+/// symbolic link, a file, a directory holding other things, someone else's marked directory)
+/// is refused rather than handed to postgres.
 pub async fn prepare_data_root<E: Executor>(exec: &E, path: &str) -> Result<(), ExecError> {
     let marker = format!("{path}/{DATA_ROOT_MARKER}");
     let test = |flag: &'static str, p: String| async move {
         succeeds(exec.run(&Command::new("/usr/bin/test", &[flag, &p])?).await)
     };
-    if test("-L", path.to_string()).await? {
-        return Err(ExecError::Invalid(format!("{path} is a symbolic link")));
+    // The checks below judge the path as written; a symbolic link anywhere on it (not only
+    // the last component) could point them, and the chown, somewhere else.
+    let real = exec.run(&Command::new("/usr/bin/realpath", &["-m", "--", path])?).await?;
+    let real = real.stdout.trim_end_matches('\n');
+    if real != path {
+        return Err(ExecError::Invalid(format!(
+            "{path} goes through a symbolic link (it is really {real}); give the real path"
+        )));
     }
     if test("-e", path.to_string()).await? {
         if !test("-d", path.to_string()).await? {
             return Err(ExecError::Invalid(format!("{path} exists and is not a directory")));
         }
-        if !test("-f", marker.clone()).await? {
+        if test("-f", marker.clone()).await? {
+            // A marker proves nothing by itself (anyone who can write there can make one):
+            // the directory must also belong to the user our clusters run as.
+            let owner = exec.run(&Command::new("/usr/bin/stat", &["-c", "%u", "--", path])?).await?;
+            let ours = exec.run(&Command::new("/usr/bin/id", &["-u"])?.as_postgres()).await?;
+            if owner.stdout.trim() != ours.stdout.trim() {
+                return Err(ExecError::Invalid(format!(
+                    "{path} is marked as a dbaas data root but is not owned by the user the clusters run as"
+                )));
+            }
+        } else {
             let listing =
                 exec.run(&Command::new("/usr/bin/find", &[path, "-mindepth", "1", "-maxdepth", "1"])?).await?;
             if !listing.stdout.trim().is_empty() {
@@ -97,7 +114,9 @@ pub async fn prepare_data_root<E: Executor>(exec: &E, path: &str) -> Result<(), 
         exec.run(&Command::new("/bin/mkdir", &["-p", path])?).await?;
     }
     if exec.is_root() {
-        exec.run(&Command::new("/bin/chown", &["postgres:postgres", path])?).await?;
+        // -h: should the path have become a link since the checks, change the link, not its
+        // target.
+        exec.run(&Command::new("/bin/chown", &["-h", "postgres:postgres", path])?).await?;
         exec.run(&Command::new("/bin/chmod", &["0750", path])?).await?;
     }
     exec.run(&Command::new("/usr/bin/touch", &[&marker])?.as_postgres()).await?;
