@@ -169,13 +169,8 @@ async fn restart_managed(state: &crate::state::AppState, instances: &[crate::tar
     for inst in instances {
         let r = async {
             let mut tx = state.db.begin().await?;
-            crate::managed::enqueue(
-                &mut tx,
-                inst.id,
-                dbaas_client::OperationKind::StartInstance,
-                serde_json::json!({"reason": "dev start"}),
-            )
-            .await?;
+            let job = crate::managed::jobs::StartInstance { reason: Some("dev start".into()) };
+            crate::managed::enqueue(&mut tx, inst.id, job.into()).await?;
             tx.commit().await
         }
         .await;

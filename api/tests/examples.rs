@@ -28,7 +28,7 @@ async fn rest_lifecycle_script_runs() {
     assert!(out.status.success(), "{text}");
     assert_eq!(text.matches("operation: succeeded").count(), 5, "{text}");
     for access in ["admin", "write", "read"] {
-        assert!(text.contains(&format!("demo-rest-demo-{access}\n")), "psql as {access} missing:\n{text}");
+        assert!(text.contains(&format!("demo_rest-demo_{access}\n")), "psql as {access} missing:\n{text}");
     }
     // The idempotent retry made one database, now deleted; nothing is left on the instance.
     assert_eq!(h.count("SELECT count(*) FROM databases").await, 1);

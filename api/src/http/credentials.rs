@@ -3,9 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use dbaas_client::{
-    Access, CreateLease, Credential, CredentialAccepted, CredentialKind, DatabaseStatus, List, OperationKind,
-};
+use dbaas_client::{Access, CreateLease, Credential, CredentialAccepted, CredentialKind, DatabaseStatus, List};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -17,6 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::naming::LEASE_SUFFIX_LEN;
 use crate::ops::queue;
 use crate::state::AppState;
+use crate::target::jobs;
 use crate::target::record::{self, CredentialRow, DatabaseRow};
 
 const MIN_LEASE_SECS: u64 = 10;
@@ -48,7 +47,7 @@ fn to_model(s: &AppState, db: &DatabaseRow, c: &CredentialRow) -> ApiResult<Cred
         database_id: c.database_id,
         kind: if c.kind == "lease" { CredentialKind::Lease } else { CredentialKind::Static },
         access: c.access(),
-        status: c.status.parse().unwrap_or(dbaas_client::CredentialStatus::Revoked),
+        status: c.status,
         username: c.role_name.clone(),
         password,
         uri,
@@ -92,8 +91,11 @@ async fn list_credentials(
 ) -> ApiResult<axum::Json<List<Credential>>> {
     let db = visible(&s, &who, id).await?;
     let rows = record::credentials(&s.db, db.id).await?;
-    let items =
-        rows.iter().filter(|c| c.status != "revoked").map(|c| to_model(&s, &db, c)).collect::<ApiResult<_>>()?;
+    let items = rows
+        .iter()
+        .filter(|c| c.status != dbaas_client::CredentialStatus::Revoked)
+        .map(|c| to_model(&s, &db, c))
+        .collect::<ApiResult<_>>()?;
     Ok(axum::Json(List { items }))
 }
 
@@ -143,15 +145,8 @@ async fn rotate_credential(
         .bind(s.key.encrypt(&generate_password(), &c.context()))
         .execute(&mut *tx)
         .await?;
-    let op = queue::enqueue(
-        &mut tx,
-        OperationKind::RotateCredential,
-        "database",
-        db.id,
-        Some(db.tenant_id),
-        serde_json::json!({ "credential_id": c.id }),
-    )
-    .await?;
+    let job = jobs::RotateCredential { credential_id: c.id }.into();
+    let op = queue::enqueue(&mut tx, &job, "database", db.id, Some(db.tenant_id)).await?;
     tx.commit().await?;
     let c = record::credential(&s.db, c.id).await?.ok_or(ApiError::NotFound("credential"))?;
     Ok((
@@ -211,11 +206,10 @@ async fn create_lease(
     .await?;
     let op = queue::enqueue(
         &mut tx,
-        OperationKind::CreateLease,
+        &jobs::CreateLease { credential_id: cid }.into(),
         "database",
         db.id,
         Some(db.tenant_id),
-        serde_json::json!({ "credential_id": cid }),
     )
     .await?;
     tx.commit().await?;
@@ -265,11 +259,10 @@ async fn revoke_lease(
         Some(
             queue::enqueue(
                 &mut tx,
-                OperationKind::RevokeLease,
+                &jobs::RevokeLease { credential_id: c.id, reason: jobs::RevokeReason::Revoked }.into(),
                 "database",
                 db.id,
                 Some(db.tenant_id),
-                serde_json::json!({ "credential_id": c.id, "reason": "revoked" }),
             )
             .await?
             .to_model(),

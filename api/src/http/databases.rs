@@ -3,8 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use dbaas_client::{
-    Access, CreateDatabase, DatabaseAccepted, DatabaseMode, DatabaseStatus, Environment, List, OperationKind,
-    UpdateDatabase,
+    Access, CreateDatabase, DatabaseAccepted, DatabaseMode, DatabaseStatus, Environment, List, UpdateDatabase,
 };
 use serde::Deserialize;
 use sqlx::{Postgres, Transaction};
@@ -19,9 +18,11 @@ use crate::crypto::generate_password;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::Marker;
 use crate::naming::{validate_database_name, validate_extension_name, PhysicalNames};
+use crate::ops::job::Job;
 use crate::ops::queue;
 use crate::state::AppState;
 use crate::target::conn::{InstanceRow, INSTANCE_COLUMNS};
+use crate::target::jobs;
 use crate::target::ownership::{self, Claim};
 use crate::target::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
 
@@ -214,7 +215,7 @@ async fn create_database(
         .execute(&mut *tx)
         .await?;
     }
-    let op = enqueue_for(&mut tx, id, tenant_id, OperationKind::ProvisionDatabase, serde_json::json!({})).await?;
+    let op = enqueue_for(&mut tx, id, tenant_id, jobs::ProvisionDatabase::default().into()).await?;
     tx.commit().await?;
     accepted(&s, id, Some(op), StatusCode::ACCEPTED).await
 }
@@ -266,15 +267,9 @@ async fn readopt(
     .bind(req.connection_limit.unwrap_or(old.connection_limit))
     .execute(&mut *tx)
     .await?;
-    let dropped: Vec<&String> = old.extensions.iter().filter(|e| !req.extensions.contains(e)).collect();
-    let op = enqueue_for(
-        &mut tx,
-        old.id,
-        old.tenant_id,
-        OperationKind::ProvisionDatabase,
-        serde_json::json!({ "readopt": true, "drop_extensions": dropped }),
-    )
-    .await?;
+    let drop_extensions: Vec<String> = old.extensions.iter().filter(|e| !req.extensions.contains(e)).cloned().collect();
+    let job = jobs::ProvisionDatabase { readopt: true, reconcile: false, drop_extensions };
+    let op = enqueue_for(&mut tx, old.id, old.tenant_id, job.into()).await?;
     tx.commit().await?;
     accepted(s, old.id, Some(op), StatusCode::ACCEPTED).await
 }
@@ -283,10 +278,9 @@ async fn enqueue_for(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
     tenant: Uuid,
-    kind: OperationKind,
-    params: serde_json::Value,
+    job: Job,
 ) -> ApiResult<queue::OperationRow> {
-    let op = queue::enqueue(tx, kind, "database", id, Some(tenant), params).await?;
+    let op = queue::enqueue(tx, &job, "database", id, Some(tenant)).await?;
     sqlx::query("UPDATE databases SET last_operation_id = $2 WHERE id = $1")
         .bind(id)
         .bind(op.id)
@@ -300,15 +294,14 @@ async fn transition(
     tx: &mut Transaction<'_, Postgres>,
     cur: &DatabaseRow,
     status: DatabaseStatus,
-    kind: OperationKind,
-    params: serde_json::Value,
+    job: Job,
 ) -> ApiResult<queue::OperationRow> {
     sqlx::query("UPDATE databases SET status = $2, version = version + 1, updated_at = now() WHERE id = $1")
         .bind(cur.id)
         .bind(status.as_str())
         .execute(&mut **tx)
         .await?;
-    enqueue_for(tx, cur.id, cur.tenant_id, kind, params).await
+    enqueue_for(tx, cur.id, cur.tenant_id, job).await
 }
 
 /// 409 `name_conflict` when the instance holds any of the claimed names without our marker.
@@ -462,17 +455,8 @@ async fn update_database(
     .execute(&mut *tx)
     .await?;
     let op = if target_changes {
-        let dropped: Vec<&String> = cur.extensions.iter().filter(|e| !extensions.contains(e)).collect();
-        Some(
-            enqueue_for(
-                &mut tx,
-                cur.id,
-                cur.tenant_id,
-                OperationKind::UpdateDatabase,
-                serde_json::json!({ "drop_extensions": dropped }),
-            )
-            .await?,
-        )
+        let drop_extensions: Vec<String> = cur.extensions.iter().filter(|e| !extensions.contains(e)).cloned().collect();
+        Some(enqueue_for(&mut tx, cur.id, cur.tenant_id, jobs::UpdateDatabase { drop_extensions }.into()).await?)
     } else {
         None
     };
@@ -562,14 +546,9 @@ async fn delete_database(
         tx.commit().await?;
         return accepted(&s, cur.id, None, StatusCode::OK).await;
     }
-    let op = transition(
-        &mut tx,
-        &cur,
-        DatabaseStatus::Deleting,
-        OperationKind::DeleteDatabase,
-        serde_json::json!({ "grace_ms": grace_ms, "force": q.force }),
-    )
-    .await?;
+    let op =
+        transition(&mut tx, &cur, DatabaseStatus::Deleting, jobs::DeleteDatabase { grace_ms, force: q.force }.into())
+            .await?;
     tx.commit().await?;
     accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await
 }
@@ -593,8 +572,7 @@ async fn reconcile_database(State(s): State<AppState>, who: Principal, Path(id):
         &mut tx,
         &cur,
         DatabaseStatus::Provisioning,
-        OperationKind::ProvisionDatabase,
-        serde_json::json!({ "reconcile": true }),
+        jobs::ProvisionDatabase { reconcile: true, ..Default::default() }.into(),
     )
     .await?;
     tx.commit().await?;

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use dbaas_client::{CreateInstance, Instance, InstanceKind, List, OperationKind, SslMode, UpdateInstance};
+use dbaas_client::{CreateInstance, Instance, InstanceKind, List, SslMode, UpdateInstance};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -426,13 +426,8 @@ async fn update_instance(
     }
     let status = match settings {
         Some(new) => {
-            crate::managed::enqueue(
-                &mut tx,
-                row.id,
-                OperationKind::UpdateInstance,
-                serde_json::json!({ "settings": new }),
-            )
-            .await?;
+            crate::managed::enqueue(&mut tx, row.id, crate::managed::jobs::UpdateInstance { settings: new }.into())
+                .await?;
             StatusCode::ACCEPTED
         }
         None => StatusCode::OK,

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use dbaas_client::{CreateMaintenance, DatabaseStatus, MaintenanceAccepted, OperationKind};
+use dbaas_client::{CreateMaintenance, DatabaseStatus, MaintenanceAccepted};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -82,9 +82,9 @@ async fn start_maintenance(
             format!("database is {}; maintenance runs on ready databases", db.status().as_str()),
         ));
     }
-    let params = serde_json::to_value(&req).map_err(anyhow::Error::from)?;
+    let job = crate::target::jobs::Maintenance { request: req, scheduled: None }.into();
     let mut tx = s.db.begin().await?;
-    let op = queue::enqueue(&mut tx, OperationKind::Maintenance, "database", db.id, Some(db.tenant_id), params).await?;
+    let op = queue::enqueue(&mut tx, &job, "database", db.id, Some(db.tenant_id)).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(MaintenanceAccepted { operation: op.to_model() })))
 }

@@ -3,9 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use dbaas_client::{
-    CreateInstance, Instance, InstanceAction, InstanceActionKind, InstanceStatus, OperationKind, Settings,
-};
+use dbaas_client::{CreateInstance, Instance, InstanceAction, InstanceActionKind, InstanceStatus, Settings};
 use uuid::Uuid;
 
 use super::extract::ApiJson;
@@ -14,9 +12,11 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::hosts::executor::{Command, ExecError, Executor, HostExec};
 use crate::hosts::HostRecord;
+use crate::managed::jobs;
 use crate::managed::node::{instance_dir, Node};
 use crate::managed::settings::{check_syntax, check_values, scratch_dir};
 use crate::managed::SERVICE_ADMIN;
+use crate::ops::job::Job;
 use crate::state::AppState;
 use crate::target::conn::{InstanceRow, ManagedState};
 
@@ -150,7 +150,7 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
     }
     inserted?;
     let row = crate::target::record::load_instance(&mut *tx, id).await?.ok_or(ApiError::NotFound("instance"))?;
-    crate::managed::enqueue(&mut tx, row.id, OperationKind::ProvisionInstance, serde_json::json!({})).await?;
+    crate::managed::enqueue(&mut tx, row.id, jobs::ProvisionInstance::default().into()).await?;
     tx.commit().await?;
     Ok(by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
 }
@@ -224,7 +224,7 @@ pub async fn delete(s: &AppState, row: &InstanceRow) -> ApiResult<Instance> {
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    crate::managed::enqueue(&mut tx, row.id, OperationKind::DeleteInstance, serde_json::json!({})).await?;
+    crate::managed::enqueue(&mut tx, row.id, jobs::DeleteInstance::default().into()).await?;
     tx.commit().await?;
     Ok(crate::target::record::load_instance(&s.db, row.id).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
 }
@@ -244,14 +244,14 @@ pub async fn instance_action(
         return Err(ApiError::field("action", "managed_only", "start, stop and restart apply to managed instances"));
     }
     let status = row.status();
-    let (kind, allowed) = match req.action {
+    let (job, allowed): (Job, bool) = match req.action {
         InstanceActionKind::Start => {
-            (OperationKind::StartInstance, matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
+            (jobs::StartInstance::default().into(), matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
         }
         InstanceActionKind::Stop => {
-            (OperationKind::StopInstance, matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
+            (jobs::StopInstance::default().into(), matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
         }
-        InstanceActionKind::Restart => (OperationKind::RestartInstance, status == InstanceStatus::Ready),
+        InstanceActionKind::Restart => (jobs::RestartInstance::default().into(), status == InstanceStatus::Ready),
     };
     if !allowed {
         return Err(ApiError::Conflict(
@@ -260,7 +260,7 @@ pub async fn instance_action(
         ));
     }
     let mut tx = s.db.begin().await?;
-    crate::managed::enqueue(&mut tx, row.id, kind, serde_json::json!({})).await?;
+    crate::managed::enqueue(&mut tx, row.id, job).await?;
     tx.commit().await?;
     let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
     Ok((StatusCode::ACCEPTED, axum::Json(row.to_model())))

@@ -2,7 +2,6 @@
 //! `down`; when the instance has `auto_restart`, a start operation is enqueued (at most one
 //! open operation per instance, so replicas checking at once do not pile up restarts).
 
-use dbaas_client::OperationKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::queue;
@@ -63,13 +62,8 @@ async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -
         .await?
         .unwrap_or(true);
         if !busy {
-            let op = super::enqueue(
-                &mut tx,
-                inst.id,
-                OperationKind::StartInstance,
-                serde_json::json!({"reason": "health check"}),
-            )
-            .await?;
+            let job = super::jobs::StartInstance { reason: Some("health check".into()) };
+            let op = super::enqueue(&mut tx, inst.id, job.into()).await?;
             queue::log(&mut *tx, op, "warn", &format!("health check: the server is down ({p}); restarting it")).await?;
             tracing::warn!(instance = %inst.name, problem = %p, "managed instance down; restart enqueued");
         }

@@ -10,11 +10,12 @@
 //! `run/` (its unix socket) and `server.log`.
 
 pub mod health;
+pub mod jobs;
 pub mod node;
 pub mod ops;
 pub mod settings;
 
-use dbaas_client::OperationKind;
+use crate::ops::job::Job;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -40,13 +41,8 @@ impl From<ExecError> for OpError {
 
 /// Enqueues an operation on an instance inside the caller's transaction and makes it the
 /// instance's latest (the one that decides its status).
-pub async fn enqueue(
-    tx: &mut Transaction<'_, Postgres>,
-    instance: Uuid,
-    kind: OperationKind,
-    params: serde_json::Value,
-) -> Result<Uuid, sqlx::Error> {
-    let op = queue::enqueue(tx, kind, "instance", instance, None, params).await?;
+pub async fn enqueue(tx: &mut Transaction<'_, Postgres>, instance: Uuid, job: Job) -> Result<Uuid, sqlx::Error> {
+    let op = queue::enqueue(tx, &job, "instance", instance, None).await?;
     sqlx::query("UPDATE instances SET last_operation_id = $2 WHERE id = $1")
         .bind(instance)
         .bind(op.id)

@@ -1,9 +1,10 @@
-//! The operations on managed instances: provision, settings, start/stop/restart, delete.
+//! The steps of managed-instance operations on the host: provision, settings; the typed
+//! operations themselves are in [`super::jobs`].
 //! Every step checks the host before it acts, so any attempt can be repeated.
 
 use std::time::{Duration, Instant};
 
-use dbaas_client::{OperationKind, Settings};
+use dbaas_client::Settings;
 use sqlx::PgConnection;
 
 use super::node::Node;
@@ -20,7 +21,7 @@ use crate::target::conn::{InstanceRow, MAINTENANCE_DB};
 use crate::target::record::load_instance;
 
 /// The instance and its node on the host.
-async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
+pub(super) async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
     let inst = load_instance(&ctx.state.db, ctx.op.target_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
@@ -42,36 +43,6 @@ pub async fn node_of(s: &AppState, inst: &InstanceRow) -> Result<Node, OpError> 
     Ok(Node { exec, name: inst.name.clone(), port: inst.port as u16, dir: inst.managed_state().data_dir, bin, host })
 }
 
-pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
-    let (inst, node) = load(ctx).await?;
-    match ctx.op.kind()? {
-        OperationKind::ProvisionInstance => provision(ctx, &inst, &node).await,
-        OperationKind::UpdateInstance => update_settings(ctx, &inst, &node).await,
-        OperationKind::StartInstance => {
-            ctx.step("starting the server").await;
-            node.start().await?;
-            check_ready(ctx, &inst).await
-        }
-        OperationKind::StopInstance => {
-            ctx.step("stopping the server (fast: sessions are disconnected)").await;
-            Ok(node.stop("fast").await?)
-        }
-        OperationKind::RestartInstance => {
-            ctx.step("restarting the server").await;
-            node.stop("fast").await?;
-            node.start().await?;
-            check_ready(ctx, &inst).await
-        }
-        OperationKind::DeleteInstance => {
-            ctx.step(&format!("stopping the server and removing {}", node.dir)).await;
-            node.remove().await?;
-            ctx.state.hosts.forget(node.host.id).await;
-            Ok(())
-        }
-        other => Err(OpError::permanent("bad_kind", format!("{} is not an instance operation", other.as_str()))),
-    }
-}
-
 /// After a provisioning that will not be retried: nothing stays on the host.
 pub async fn cleanup_failed_provision(ctx: &OpContext) -> Result<(), OpError> {
     let (_, node) = load(ctx).await?;
@@ -80,7 +51,7 @@ pub async fn cleanup_failed_provision(ctx: &OpContext) -> Result<(), OpError> {
     Ok(())
 }
 
-async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(), OpError> {
+pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(), OpError> {
     let data = node.data();
     let done_marker = format!("{}/initdb.done", node.dir);
 
@@ -229,7 +200,7 @@ async fn ensure_certificate(node: &Node, inst: &InstanceRow) -> Result<String, O
 }
 
 /// Connects as the service (the server is up and our login works).
-async fn check_ready(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
+pub(super) async fn check_ready(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
     let mut conn = inst.target(&ctx.state.key)?.connect(MAINTENANCE_DB).await?;
     sqlx::query("SELECT 1").execute(&mut conn).await?;
     ctx.log("info", "the server accepts connections").await;
@@ -237,13 +208,12 @@ async fn check_ready(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError>
 }
 
 /// Writes the new settings, reloads, and restarts only when a changed parameter needs it.
-async fn update_settings(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(), OpError> {
-    let new: Settings = ctx
-        .op
-        .params
-        .get("settings")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .ok_or_else(|| OpError::permanent("bad_params", "operation parameter settings missing"))?;
+pub(super) async fn update_settings(
+    ctx: &OpContext,
+    inst: &InstanceRow,
+    node: &Node,
+    new: &Settings,
+) -> Result<(), OpError> {
     let old = &inst.settings.0;
     let changed: Vec<String> = new
         .iter()
@@ -255,7 +225,7 @@ async fn update_settings(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Re
         .await;
 
     ctx.step("writing dbaas.conf").await;
-    write_config(node, &new).await?;
+    write_config(node, new).await?;
 
     ctx.step("reloading the configuration").await;
     let target = inst.target(&ctx.state.key)?;

@@ -2,6 +2,7 @@
 //! LISTEN/NOTIFY plumbing that wakes workers and long-polling clients, and the lease reaper.
 
 pub mod error;
+pub mod job;
 pub mod listener;
 pub mod queue;
 pub mod reaper;

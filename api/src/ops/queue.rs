@@ -17,6 +17,7 @@ use dbaas_client::{Operation, OperationKind, OperationStatus};
 use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::job::Job;
 use super::OpError;
 
 pub const JOBS_CHANNEL: &str = "dbaas_jobs";
@@ -30,13 +31,16 @@ pub const OPERATION_COLUMNS: &str = "o.id, o.kind, o.target_kind, o.target_id, o
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OperationRow {
     pub id: Uuid,
-    pub kind: String,
+    /// Decoded strictly: the column's CHECK lists the kinds, and a stray value is an error.
+    #[sqlx(try_from = "String")]
+    pub kind: OperationKind,
     pub target_kind: String,
     pub target_id: Uuid,
     pub tenant_id: Option<Uuid>,
     pub tenant_name: Option<String>,
     pub params: serde_json::Value,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OperationStatus,
     pub attempts: i32,
     pub max_attempts: i32,
     pub run_after: DateTime<Utc>,
@@ -51,15 +55,11 @@ pub struct OperationRow {
 }
 
 impl OperationRow {
-    pub fn kind(&self) -> Result<OperationKind, OpError> {
-        self.kind.parse().map_err(|e: String| OpError::permanent("unknown_kind", e))
-    }
-
     pub fn to_model(&self) -> Operation {
-        let status: OperationStatus = self.status.parse().unwrap_or(OperationStatus::Failed);
+        let status = self.status;
         Operation {
             id: self.id,
-            kind: self.kind.parse().unwrap_or(OperationKind::ProvisionDatabase),
+            kind: self.kind,
             status,
             target_kind: self.target_kind.clone(),
             target_id: self.target_id,
@@ -86,12 +86,12 @@ impl OperationRow {
 /// Enqueues an operation inside the caller's transaction; workers are woken at commit.
 pub async fn enqueue(
     tx: &mut Transaction<'_, Postgres>,
-    kind: OperationKind,
+    job: &Job,
     target_kind: &str,
     target_id: Uuid,
     tenant_id: Option<Uuid>,
-    params: serde_json::Value,
 ) -> Result<OperationRow, sqlx::Error> {
+    let (kind, params) = (job.kind(), job.params());
     let id = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO operations (id, kind, target_kind, target_id, tenant_id, params, status) \

@@ -1,7 +1,7 @@
 //! Expires leases: an expired active lease gets a revoke operation (once, even with several
 //! replicas running the reaper, thanks to SKIP LOCKED and the status change).
 
-use dbaas_client::OperationKind;
+use crate::target::jobs::{RevokeLease, RevokeReason};
 use tokio_util::sync::CancellationToken;
 
 use super::queue;
@@ -40,15 +40,8 @@ pub async fn reap(state: &AppState) -> Result<usize, sqlx::Error> {
     .fetch_all(&mut *tx)
     .await?;
     for (cred, db, tenant) in &expired {
-        queue::enqueue(
-            &mut tx,
-            OperationKind::RevokeLease,
-            "database",
-            *db,
-            Some(*tenant),
-            serde_json::json!({ "credential_id": cred, "reason": "expired" }),
-        )
-        .await?;
+        let job = RevokeLease { credential_id: *cred, reason: RevokeReason::Expired }.into();
+        queue::enqueue(&mut tx, &job, "database", *db, Some(*tenant)).await?;
     }
     tx.commit().await?;
     if !expired.is_empty() {

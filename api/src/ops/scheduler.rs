@@ -3,7 +3,7 @@
 //! transaction that enqueues it, and schedule rows are claimed with SKIP LOCKED.
 
 use chrono::{Timelike, Utc};
-use dbaas_client::{CreateMaintenance, MaintenanceOptions, OperationKind};
+use dbaas_client::{CreateMaintenance, MaintenanceOptions};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -11,6 +11,7 @@ use super::queue;
 use crate::http::instances::in_window;
 use crate::http::schedules::{next_slot, parse_cron};
 use crate::state::AppState;
+use crate::target::jobs::{Maintenance, ScheduledSlot};
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     tokio::spawn(async move {
@@ -70,18 +71,17 @@ pub async fn tick(state: &AppState) -> Result<usize, sqlx::Error> {
         if s.maintenance_window.as_ref().is_some_and(|w| !in_window(&w.0, minute)) {
             continue;
         }
-        let Ok(cron) = parse_cron(&s.cron) else { continue };
-        let kind = serde_json::from_value(serde_json::Value::String(s.kind.clone()));
-        let Ok(kind) = kind else { continue };
-        let params =
-            serde_json::to_value(CreateMaintenance { kind, tables: s.tables.clone(), options: s.options.0.clone() })
-                .unwrap_or_default();
-        let mut params = params;
-        params["schedule_id"] = serde_json::Value::String(s.id.to_string());
-        params["slot"] = serde_json::Value::String(s.next_run_at.to_rfc3339());
-        let op =
-            queue::enqueue(&mut tx, OperationKind::Maintenance, "database", s.database_id, Some(s.tenant_id), params)
-                .await?;
+        // Both were validated when the schedule was written; a row that no longer parses is
+        // reported, not run with guesses.
+        let (Ok(cron), Ok(kind)) = (parse_cron(&s.cron), s.kind.parse::<dbaas_client::MaintenanceKind>()) else {
+            tracing::error!(schedule = %s.id, cron = %s.cron, kind = %s.kind, "schedule cannot be decoded; skipped");
+            continue;
+        };
+        let job = Maintenance {
+            request: CreateMaintenance { kind, tables: s.tables.clone(), options: s.options.0.clone() },
+            scheduled: Some(ScheduledSlot { schedule_id: s.id, slot: s.next_run_at }),
+        };
+        let op = queue::enqueue(&mut tx, &job.into(), "database", s.database_id, Some(s.tenant_id)).await?;
         let recorded = sqlx::query(
             "INSERT INTO schedule_runs (schedule_id, slot, operation_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )

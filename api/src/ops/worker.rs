@@ -69,6 +69,17 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
     let heartbeat = tokio::spawn(heartbeat_loop(state.clone(), op.id, cancel.clone(), stop.clone()));
     let ctx = OpContext { state: state.clone(), op: op.clone() };
     ctx.log("info", &format!("attempt {} of {} started by {worker}", op.attempts, op.max_attempts)).await;
+    // The stored payload decodes to its typed job, or the operation fails: an unknown kind or
+    // a malformed payload is never run with defaults.
+    let job = match super::job::Job::decode(op.kind, &op.params) {
+        Ok(job) => std::sync::Arc::new(job),
+        Err(e) => {
+            heartbeat.abort();
+            ctx.log("error", &format!("failed: {e}")).await;
+            finish(state, &op, OperationStatus::Failed, Some(&e)).await;
+            return;
+        }
+    };
     let result = if op.cancel_requested {
         None
     } else {
@@ -77,14 +88,15 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
         // the heartbeat says to (children spawned with kill_on_drop die with it).
         let attempt = {
             let ctx = OpContext { state: state.clone(), op: op.clone() };
-            tokio::spawn(async move { runner::execute(&ctx).await })
+            let job = job.clone();
+            tokio::spawn(async move { runner::execute(&ctx, &job).await })
         };
         let abort = attempt.abort_handle();
         tokio::select! {
             r = attempt => Some(match r {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => {
-                    tracing::error!(operation = %op.id, kind = %op.kind, "operation panicked: {e}");
+                    tracing::error!(operation = %op.id, kind = op.kind.as_str(), "operation panicked: {e}");
                     Err(OpError::permanent("panic", "the operation hit an internal error (a bug); see the server log"))
                 }
                 Err(e) => Err(OpError::retryable("aborted", e.to_string())),
@@ -104,7 +116,7 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
     // An attempt that did not succeed (and was not taken over) may have left things behind.
     if !matches!(result, Some(Ok(()))) && !lost {
         let retried = matches!(&result, Some(Err(e)) if e.retryable && op.attempts < op.max_attempts);
-        runner::cleanup(&ctx, !retried).await;
+        runner::cleanup(&ctx, &job, !retried).await;
     }
 
     let outcome = match result {
@@ -137,7 +149,7 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
             "cancelled"
         }
     };
-    let labels = OpLabels { kind: op.kind.clone(), outcome: outcome.into() };
+    let labels = OpLabels { kind: op.kind.as_str().to_string(), outcome: outcome.into() };
     state.metrics.operations.get_or_create(&labels).inc();
     state.metrics.operation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
 }

@@ -48,7 +48,8 @@ pub struct InstanceRow {
     pub admin_password_enc: Vec<u8>,
     pub sslmode: String,
     pub ca_cert: Option<String>,
-    pub environment: String,
+    #[sqlx(try_from = "String")]
+    pub environment: Environment,
     pub labels: sqlx::types::Json<BTreeMap<String, String>>,
     pub max_databases: i32,
     pub allowed_extensions: Vec<String>,
@@ -57,7 +58,8 @@ pub struct InstanceRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub database_count: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: InstanceStatus,
     pub host_id: Option<uuid::Uuid>,
     pub host_name: Option<String>,
     pub pg_version: Option<String>,
@@ -85,7 +87,7 @@ pub fn parse_sslmode(s: &str) -> SslMode {
 
 impl InstanceRow {
     pub fn environment(&self) -> Environment {
-        self.environment.parse().unwrap_or(Environment::Sandbox)
+        self.environment
     }
 
     pub fn is_managed(&self) -> bool {
@@ -93,7 +95,7 @@ impl InstanceRow {
     }
 
     pub fn status(&self) -> InstanceStatus {
-        self.status.parse().unwrap_or(InstanceStatus::Failed)
+        self.status
     }
 
     pub fn managed_state(&self) -> ManagedState {

@@ -2,6 +2,7 @@
 //! carry the service's marker for its credential record ([`super::ownership`]).
 
 use dbaas_client::Access;
+use uuid::Uuid;
 
 use super::conn::{drop_role_everywhere, exec, Locked};
 use super::ownership::{self, Ownership};
@@ -11,17 +12,20 @@ use crate::naming::{Marker, PgQuote};
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
 
-async fn load(ctx: &OpContext) -> Result<(record::DatabaseRow, super::Target, record::CredentialRow), OpError> {
+async fn load(
+    ctx: &OpContext,
+    credential_id: Uuid,
+) -> Result<(record::DatabaseRow, super::Target, record::CredentialRow), OpError> {
     let (db, _, target) = record::for_operation(&ctx.state.db, &ctx.state.key, ctx.op.target_id).await?;
-    let cred = record::credential(&ctx.state.db, ctx.param_uuid("credential_id")?)
+    let cred = record::credential(&ctx.state.db, credential_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the credential record is gone"))?;
     Ok((db, target, cred))
 }
 
 /// Applies the pending password; the record swaps it in when the operation succeeds.
-pub async fn rotate(ctx: &OpContext) -> Result<(), OpError> {
-    let (db, target, cred) = load(ctx).await?;
+pub async fn rotate(ctx: &OpContext, credential_id: Uuid) -> Result<(), OpError> {
+    let (db, target, cred) = load(ctx, credential_id).await?;
     let Some(pending) = &cred.pending_password_enc else {
         ctx.log("info", "no rotation pending (already applied)").await;
         return Ok(());
@@ -49,8 +53,8 @@ pub async fn rotate(ctx: &OpContext) -> Result<(), OpError> {
     Ok(())
 }
 
-pub async fn create_lease(ctx: &OpContext) -> Result<(), OpError> {
-    let (db, target, cred) = load(ctx).await?;
+pub async fn create_lease(ctx: &OpContext, credential_id: Uuid) -> Result<(), OpError> {
+    let (db, target, cred) = load(ctx, credential_id).await?;
     let names = db.physical();
     let access = cred.access();
     let parent = names.role(access);
@@ -105,8 +109,8 @@ pub async fn create_lease(ctx: &OpContext) -> Result<(), OpError> {
     Ok(())
 }
 
-pub async fn revoke_lease(ctx: &OpContext) -> Result<(), OpError> {
-    let (db, target, cred) = load(ctx).await?;
+pub async fn revoke_lease(ctx: &OpContext, credential_id: Uuid) -> Result<(), OpError> {
+    let (db, target, cred) = load(ctx, credential_id).await?;
     let names = db.physical();
     // Only role DDL (under the roles lock): an expired login goes on time even while a long
     // job (a delete waiting out its grace period) holds the database's lock.

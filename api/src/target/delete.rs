@@ -13,7 +13,7 @@ use crate::naming::{Marker, PgQuote};
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
 
-pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
+pub async fn run(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpError> {
     let state = &ctx.state;
     let (db, inst, target) = record::for_operation(&state.db, &state.key, ctx.op.target_id).await?;
     let names = db.physical();
@@ -44,13 +44,7 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
         exec(&mut locked.conn, &format!("REVOKE CONNECT ON DATABASE {dbi} FROM {}", grantees.join(", "))).await?;
 
         ctx.step("step 2/4: waiting for sessions to end").await;
-        let grace = ctx
-            .op
-            .params
-            .get("grace_ms")
-            .and_then(|v| v.as_u64())
-            .map(Duration::from_millis)
-            .unwrap_or(state.engine.delete_grace);
+        let grace = grace.unwrap_or(state.engine.delete_grace);
         let deadline = Instant::now() + grace;
         let mut reported = false;
         loop {

@@ -46,29 +46,19 @@ struct Setup {
     inst: InstanceRow,
     target: Target,
     creds: Vec<record::CredentialRow>,
-    req: CreateMaintenance,
-    /// The schedule slot this run belongs to, if scheduled.
-    slot: Option<String>,
 }
 
 async fn setup(ctx: &OpContext) -> Result<Setup, OpError> {
-    // Scheduled runs carry their schedule and slot beside the request.
-    let mut params = ctx.op.params.clone();
-    let slot = params.as_object_mut().and_then(|o| {
-        o.remove("schedule_id");
-        o.remove("slot")
-    });
-    let req: CreateMaintenance =
-        serde_json::from_value(params).map_err(|e| OpError::permanent("bad_params", e.to_string()))?;
     let (db, inst, target) = record::for_operation(&ctx.state.db, &ctx.state.key, ctx.op.target_id).await?;
     let creds = record::credentials(&ctx.state.db, db.id).await?;
-    Ok(Setup { db, inst, target, creds, req, slot: slot.and_then(|v| v.as_str().map(str::to_string)) })
+    Ok(Setup { db, inst, target, creds })
 }
 
-pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
-    let Setup { db, inst, target, creds, req, slot } = setup(ctx).await?;
-    if let Some(slot) = slot {
-        ctx.log("info", &format!("scheduled run for the slot of {slot}")).await;
+pub async fn run(ctx: &OpContext, job: &super::jobs::Maintenance) -> Result<(), OpError> {
+    let Setup { db, inst, target, creds } = setup(ctx).await?;
+    let req = &job.request;
+    if let Some(s) = &job.scheduled {
+        ctx.log("info", &format!("scheduled run for the slot of {}", s.slot.to_rfc3339())).await;
     }
     let dbname = db.physical().database;
     let mut conn = super::tenant_session::connect(&target, &ctx.state.key, &db, &creds).await?;
@@ -81,7 +71,7 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
     exec(&mut conn, &format!("SET lock_timeout = '{}ms'", lock_timeout.as_millis())).await?;
     // Bounded: a runaway VACUUM or REINDEX must not hold a worker (and the tenant's share
     // of the engine) forever.
-    let statement_timeout = statement_timeout(ctx, &req);
+    let statement_timeout = statement_timeout(ctx, req);
     exec(&mut conn, &format!("SET statement_timeout = '{}ms'", statement_timeout.as_millis())).await?;
     match req.kind {
         MaintenanceKind::Vacuum | MaintenanceKind::Analyze => vacuum(ctx, &mut conn, &tables, req.kind).await,
@@ -89,7 +79,7 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
         MaintenanceKind::Repack => {
             // pg_repack 1.4.8 needs superuser: the service's own session, guarded.
             let mut svc = target.connect(&dbname).await?;
-            super::repack::run(ctx, &mut svc, &tables, &req, &inst, &dbname).await
+            super::repack::run(ctx, &mut svc, &tables, req, &inst, &dbname).await
         }
     }
 }
@@ -221,11 +211,11 @@ fn finish(failed: usize, total: usize) -> Result<(), OpError> {
 }
 
 /// After a cancelled or failed attempt: remove pg_repack leftovers.
-pub async fn cleanup(ctx: &OpContext) -> Result<(), OpError> {
-    let Setup { db, target, req, .. } = setup(ctx).await?;
+pub async fn cleanup(ctx: &OpContext, req: &CreateMaintenance) -> Result<(), OpError> {
     if req.kind != MaintenanceKind::Repack {
         return Ok(());
     }
+    let Setup { db, target, .. } = setup(ctx).await?;
     let dbname = db.physical().database;
     let mut svc = target.connect(&dbname).await?;
     super::repack::remove_leftovers(ctx, &mut svc, &dbname).await

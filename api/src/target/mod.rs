@@ -9,6 +9,7 @@ pub mod conn;
 pub mod credentials;
 pub mod delete;
 pub mod drift;
+pub mod jobs;
 pub mod maintenance;
 pub mod ownership;
 pub mod provision;

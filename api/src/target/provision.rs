@@ -35,7 +35,7 @@ pub fn static_credential(creds: &[CredentialRow], access: Access) -> Result<&Cre
         .ok_or_else(|| OpError::permanent("missing_credential", format!("no stored {} credential", access.as_str())))
 }
 
-pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
+pub async fn run(ctx: &OpContext, drop_extensions: &[String]) -> Result<(), OpError> {
     let state = &ctx.state;
     let (db, inst, target) = record::for_operation(&state.db, &state.key, ctx.op.target_id).await?;
     let creds = record::credentials(&state.db, db.id).await?;
@@ -130,8 +130,8 @@ pub async fn run(ctx: &OpContext) -> Result<(), OpError> {
 
     // Phase 5: extensions, as the admin role too (trusted extensions only).
     ctx.step("phase 5/5: extensions").await;
-    for ext in ctx.param_strings("drop_extensions") {
-        if !db.extensions.contains(&ext) {
+    for ext in drop_extensions {
+        if !db.extensions.contains(ext) {
             exec(&mut conn, &format!("DROP EXTENSION IF EXISTS {}", ext.pg_ident())).await?;
             ctx.log("info", &format!("extension {ext} dropped")).await;
         }

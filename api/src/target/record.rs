@@ -31,7 +31,8 @@ pub struct DatabaseRow {
     /// The instance's CA (PEM), handed to clients for `verify-full`.
     pub ca_cert: Option<String>,
     pub mode: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DatabaseStatus,
     pub extensions: Vec<String>,
     pub connection_limit: i32,
     pub version: i64,
@@ -46,7 +47,7 @@ impl DatabaseRow {
     }
 
     pub fn status(&self) -> DatabaseStatus {
-        self.status.parse().unwrap_or(DatabaseStatus::Failed)
+        self.status
     }
 
     pub fn mode(&self) -> DatabaseMode {
@@ -124,11 +125,13 @@ pub struct CredentialRow {
     pub id: Uuid,
     pub database_id: Uuid,
     pub kind: String,
-    pub access: String,
+    #[sqlx(try_from = "String")]
+    pub access: Access,
     pub role_name: String,
     pub password_enc: Vec<u8>,
     pub pending_password_enc: Option<Vec<u8>>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: dbaas_client::CredentialStatus,
     pub expires_at: Option<DateTime<Utc>>,
     pub rotated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -139,7 +142,7 @@ pub const CREDENTIAL_COLUMNS: &str = "id, database_id, kind, access, role_name, 
 
 impl CredentialRow {
     pub fn access(&self) -> Access {
-        self.access.parse().unwrap_or(Access::Read)
+        self.access
     }
     pub fn context(&self) -> String {
         format!("credential:{}", self.id)

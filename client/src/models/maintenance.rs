@@ -29,6 +29,19 @@ impl MaintenanceKind {
     }
 }
 
+impl std::str::FromStr for MaintenanceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "repack" => Ok(Self::Repack),
+            "vacuum" => Ok(Self::Vacuum),
+            "analyze" => Ok(Self::Analyze),
+            "reindex" => Ok(Self::Reindex),
+            other => Err(format!("unknown maintenance kind {other:?} (repack, vacuum, analyze, reindex)")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -56,7 +69,7 @@ pub struct MaintenanceOptions {
     pub statement_timeout: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateMaintenance {

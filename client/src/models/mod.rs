@@ -6,6 +6,7 @@ mod hosts;
 mod instances;
 mod maintenance;
 mod operations;
+mod stored;
 mod tenants;
 
 pub use common::*;
@@ -14,6 +15,7 @@ pub use hosts::*;
 pub use instances::*;
 pub use maintenance::*;
 pub use operations::*;
+pub use stored::UnknownValue;
 pub use tenants::*;
 
 /// What every model file needs.

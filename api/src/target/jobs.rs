@@ -1,0 +1,222 @@
+//! The operations on databases and their credentials: typed payloads, what each runs on the
+//! target, and what each changes in the state database when it ends.
+
+use dbaas_client::{CreateMaintenance, OperationKind};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::ops::job::Operation;
+use crate::ops::queue::OperationRow;
+use crate::ops::runner::OpContext;
+use crate::ops::OpError;
+
+/// Creates (or re-applies) a database with its roles: create, re-adopt, reconcile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionDatabase {
+    /// Declared again after being retained.
+    #[serde(default)]
+    pub readopt: bool,
+    /// Asked for by `POST /v1/databases/{id}/reconcile`.
+    #[serde(default)]
+    pub reconcile: bool,
+    /// Extensions the new declaration no longer lists.
+    #[serde(default)]
+    pub drop_extensions: Vec<String>,
+}
+
+/// Applies a PATCH that changes the target (extensions, connection limit).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDatabase {
+    #[serde(default)]
+    pub drop_extensions: Vec<String>,
+}
+
+/// The safe delete.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteDatabase {
+    /// How long open sessions may stay (default: the service's setting).
+    pub grace_ms: Option<u64>,
+    /// A protected database dropped by an admin.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateCredential {
+    pub credential_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLease {
+    pub credential_id: Uuid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeReason {
+    /// Its time ran out (the reaper).
+    Expired,
+    /// Revoked by a caller.
+    Revoked,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeLease {
+    pub credential_id: Uuid,
+    pub reason: RevokeReason,
+}
+
+/// A schedule's slot a maintenance run belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledSlot {
+    pub schedule_id: Uuid,
+    pub slot: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    pub request: CreateMaintenance,
+    /// Set when a schedule fired it.
+    #[serde(default)]
+    pub scheduled: Option<ScheduledSlot>,
+}
+
+/// Only the latest operation on a database decides its status.
+async fn settle_provisioning(tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE databases SET status = $3, updated_at = now() WHERE id = $1 AND last_operation_id = $2")
+        .bind(op.target_id)
+        .bind(op.id)
+        .bind(if ok { "ready" } else { "failed" })
+        .execute(&mut *tx)
+        .await?;
+    if ok {
+        sqlx::query("UPDATE credentials SET status = 'active' WHERE database_id = $1 AND kind = 'static'")
+            .bind(op.target_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Operation for ProvisionDatabase {
+    const KIND: OperationKind = OperationKind::ProvisionDatabase;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::provision::run(ctx, &self.drop_extensions).await
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        settle_provisioning(tx, op, ok).await
+    }
+}
+
+impl Operation for UpdateDatabase {
+    const KIND: OperationKind = OperationKind::UpdateDatabase;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::provision::run(ctx, &self.drop_extensions).await
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        settle_provisioning(tx, op, ok).await
+    }
+}
+
+impl Operation for DeleteDatabase {
+    const KIND: OperationKind = OperationKind::DeleteDatabase;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::delete::run(ctx, self.grace_ms.map(std::time::Duration::from_millis)).await
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        if !ok {
+            sqlx::query(
+                "UPDATE databases SET status = 'failed', updated_at = now() WHERE id = $1 AND last_operation_id = $2",
+            )
+            .bind(op.target_id)
+            .bind(op.id)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        sqlx::query("UPDATE databases SET status = 'deleted', deleted_at = now(), updated_at = now() WHERE id = $1")
+            .bind(op.target_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE credentials SET status = 'revoked' WHERE database_id = $1")
+            .bind(op.target_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM schedules WHERE database_id = $1").bind(op.target_id).execute(&mut *tx).await?;
+        Ok(())
+    }
+}
+
+impl Operation for RotateCredential {
+    const KIND: OperationKind = OperationKind::RotateCredential;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::credentials::rotate(ctx, self.credential_id).await
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, _op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        // The pending password becomes the password once the instance has it.
+        let sql = if ok {
+            "UPDATE credentials SET password_enc = pending_password_enc, pending_password_enc = NULL, \
+             rotated_at = now() WHERE id = $1 AND pending_password_enc IS NOT NULL"
+        } else {
+            "UPDATE credentials SET pending_password_enc = NULL WHERE id = $1"
+        };
+        sqlx::query(sql).bind(self.credential_id).execute(&mut *tx).await?;
+        Ok(())
+    }
+}
+
+impl Operation for CreateLease {
+    const KIND: OperationKind = OperationKind::CreateLease;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::credentials::create_lease(ctx, self.credential_id).await
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, _op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE credentials SET status = $2 WHERE id = $1 AND status = 'pending'")
+            .bind(self.credential_id)
+            .bind(if ok { "active" } else { "revoked" })
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Operation for RevokeLease {
+    const KIND: OperationKind = OperationKind::RevokeLease;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::credentials::revoke_lease(ctx, self.credential_id).await
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, _op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        // A failed or cancelled revocation puts the lease back to `active`: the role still
+        // exists, and the reaper revokes it again once it has expired (it would otherwise
+        // stay `revoking` forever, with its role and sessions alive).
+        let sql = if ok {
+            "UPDATE credentials SET status = 'revoked' WHERE id = $1"
+        } else {
+            "UPDATE credentials SET status = 'active' WHERE id = $1 AND status = 'revoking'"
+        };
+        sqlx::query(sql).bind(self.credential_id).execute(&mut *tx).await?;
+        Ok(())
+    }
+}
+
+impl Operation for Maintenance {
+    const KIND: OperationKind = OperationKind::Maintenance;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::maintenance::run(ctx, self).await
+    }
+    async fn on_outcome(&self, _tx: &mut PgConnection, _op: &OperationRow, _ok: bool) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+    async fn cleanup(&self, ctx: &OpContext, _last: bool) -> Result<(), OpError> {
+        super::maintenance::cleanup(ctx, &self.request).await
+    }
+}

@@ -1,0 +1,51 @@
+//! Decoding the enums the state database stores as text: a value that is not one of the
+//! enum's is an error ([`UnknownValue`]), never a default.
+
+use super::*;
+
+/// A stored text that names no variant of the enum it should decode to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownValue(pub String);
+
+impl std::fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+macro_rules! stored_as_text {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = UnknownValue;
+            fn try_from(s: String) -> Result<Self, UnknownValue> {
+                s.parse().map_err(UnknownValue)
+            }
+        }
+    )*};
+}
+
+stored_as_text!(
+    OperationKind,
+    OperationStatus,
+    InstanceStatus,
+    MaintenanceKind,
+    DatabaseStatus,
+    Access,
+    CredentialStatus,
+    Environment
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_values_are_errors() {
+        assert_eq!(OperationKind::try_from("provision_database".to_string()), Ok(OperationKind::ProvisionDatabase));
+        assert!(OperationKind::try_from("defragment".to_string()).is_err());
+        assert!(Access::try_from("root".to_string()).is_err());
+        assert!(DatabaseStatus::try_from("zombie".to_string()).is_err());
+    }
+}
