@@ -21,6 +21,7 @@ const LOCAL_EXTENSIONS: &[&str] =
 pub async fn run(args: DevArgs) -> Result<()> {
     let dir = &args.data_dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    check_owned(dir)?;
     make_private(dir)?;
     let engine = args.engine.config()?;
 
@@ -121,6 +122,27 @@ pub async fn run(args: DevArgs) -> Result<()> {
     result
 }
 
+/// The default data dir lies in /var/tmp, where anyone may create it first: a directory
+/// someone else owns (or a link to one) would let them read or swap the key and token files,
+/// and as root we would hand it to the postgres group. Only a directory of our own is used.
+fn check_owned(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(dir).with_context(|| format!("inspecting {}", dir.display()))?;
+    if meta.file_type().is_symlink() {
+        anyhow::bail!("{} is a symbolic link; give the data dir's real path", dir.display());
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        anyhow::bail!(
+            "{} belongs to uid {}, not to you (uid {me}): it may not hold your master key and token; \
+             choose another --data-dir",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    Ok(())
+}
+
 /// The data dir holds the master key, the admin token and the clusters: only the invoking
 /// user may enter it (0700). As root, the postgres user running the clusters must pass
 /// through it, so it is `root:postgres 0710` (traverse, not list).
@@ -141,10 +163,18 @@ fn make_private(dir: &std::path::Path) -> Result<()> {
 fn write_secret(path: &std::path::Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    if path.exists() {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-    }
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    // O_NOFOLLOW: a link planted in place of the file is an error, not a redirection; an
+    // older file gets its mode fixed through the open handle before the secret goes in.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false) // after the mode is fixed, below
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.set_len(0)?;
     f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

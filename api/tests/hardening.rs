@@ -324,3 +324,52 @@ async fn data_roots_marked_by_someone_else_or_behind_links_are_refused() {
     assert!(!was_made, "a directory was made in /usr/local through the link");
     assert_eq!(h.count("SELECT count(*) FROM hosts").await, 0);
 }
+
+/// `dev` refuses a data dir it does not own (the default is in /var/tmp, where anyone can
+/// create it first) or reaches through a link, before writing any secret there.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_refuses_a_data_dir_that_is_not_its_own() {
+    let tmp = tempdir();
+    let real = tmp.path().join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let mut cases = vec![(link, real.clone())];
+    if nix::unistd::geteuid().is_root() {
+        let theirs = tmp.path().join("theirs");
+        std::fs::create_dir_all(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        cases.push((theirs.clone(), theirs));
+    }
+    for (dir, holds) in cases {
+        let port = dbaas_api::pgcluster::free_port().unwrap();
+        let mut child = std::process::Command::new(BIN)
+            .args(["dev", "--data-dir"])
+            .arg(&dir)
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        if status.is_none() {
+            // Started anyway: stop it (and its clusters) before failing.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+        assert!(status.is_some_and(|s| !s.success()), "dev accepted {dir:?}");
+        assert!(!holds.join("master.key").exists() && !holds.join("env").exists(), "secrets written in {holds:?}");
+    }
+}
