@@ -373,3 +373,37 @@ async fn dev_refuses_a_data_dir_that_is_not_its_own() {
         assert!(!holds.join("master.key").exists() && !holds.join("env").exists(), "secrets written in {holds:?}");
     }
 }
+
+/// Not even JSON, or no content type at all: a tenant on an admin-only route still learns
+/// only that it is not allowed (the body is never looked at).
+#[tokio::test]
+async fn admin_routes_refuse_tenants_whatever_the_body() {
+    let h = Harness::start().await;
+    h.admin.create_tenant(&CreateTenant { name: "team-a".into(), max_databases: None }).await.unwrap();
+    let tok = h.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
+    let http = reqwest::Client::new();
+    let routes = [
+        (reqwest::Method::POST, "/v1/instances"),
+        (reqwest::Method::POST, "/v1/hosts"),
+        (reqwest::Method::POST, "/v1/tenants"),
+        (reqwest::Method::PATCH, "/v1/instances/main"),
+        (reqwest::Method::PUT, "/v1/instances/main/maintenance-window"),
+        (reqwest::Method::POST, "/v1/instances/main/actions"),
+        (reqwest::Method::PATCH, "/v1/tenants/team-a"),
+    ];
+    for (method, path) in routes {
+        for (ctype, body) in [(Some("application/json"), "{{{ not json"), (None, "garbage"), (Some("text/plain"), "")] {
+            let mut req = http.request(method.clone(), format!("{}{path}", h.endpoint())).bearer_auth(&tok.secret);
+            if let Some(c) = ctype {
+                req = req.header("content-type", c);
+            }
+            let r = req.body(body).send().await.unwrap();
+            assert_eq!(r.status(), 403, "{method} {path} {ctype:?}");
+            let p: Problem = r.json().await.unwrap();
+            assert!(p.errors.is_empty(), "{method} {path}: {p:?}");
+            for hint in ["JSON", "json", "Content-Type", "expected", "line", "column"] {
+                assert!(!p.detail.contains(hint), "{method} {path}: the detail says how to parse: {}", p.detail);
+            }
+        }
+    }
+}
