@@ -172,6 +172,17 @@ async fn tenant_code_never_runs_with_the_service_rights() {
     succeeded(&a, a.reconcile_database(db.id).await.unwrap().operation, "reconcile").await;
     let patch = UpdateDatabase { extensions: Some(vec!["citext".into()]), ..Default::default() };
     succeeded(&a, a.update_database(db.id, &patch).await.unwrap().operation, "patch extensions").await;
+    // Where a database owner's extension goes: public (never pg_catalog).
+    let mut c = admin_session(&a, &db).await;
+    let schema: String = sqlx::query_scalar(
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'citext'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(schema, "public");
     for access in [Access::Admin, Access::Write] {
         succeeded(&a, a.rotate_credential(db.id, access).await.unwrap().operation, "rotate").await;
     }

@@ -4,6 +4,7 @@
 //! their OpenAPI schemas), so the provider and the tests can never drift from the server.
 
 pub mod client;
+pub mod duration;
 pub mod models;
 pub mod names;
 

@@ -58,39 +58,4 @@ pub fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<i64>, ApiError
     })
 }
 
-/// Parses durations such as `30s`, `500ms`, `15m`, `2h`, `7d` or bare seconds.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; use a whole number with a unit: 30s, 15m, 2h, 7d"))?;
-    let secs = match unit {
-        "ms" => return Ok(std::time::Duration::from_millis(n)),
-        "" | "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86_400),
-        other => return Err(format!("unknown unit {other:?} in {text:?}; use ms, s, m, h or d")),
-    };
-    secs.map(std::time::Duration::from_secs).ok_or_else(|| format!("{text:?} is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        for bad in ["", "-1s", "abc", "1.5h", "10y", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
-}
+pub use dbaas_client::duration::parse_duration;

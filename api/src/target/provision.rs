@@ -155,7 +155,12 @@ pub async fn run(ctx: &OpContext, drop_extensions: &[String]) -> Result<(), OpEr
 /// create only *trusted* extensions; an untrusted one would need the service to run its
 /// install script as superuser in a schema the tenant owns, which we never do.
 async fn create_extension(conn: &mut PgConnection, ext: &str) -> Result<(), OpError> {
-    match exec(conn, &format!("CREATE EXTENSION IF NOT EXISTS {}", ext.pg_ident())).await {
+    // Extensions go where a database owner's would: `public` (with the session's pinned
+    // path, the first schema would be pg_catalog). This session is the tenant's own role.
+    exec(conn, "SET search_path = public").await?;
+    let created = exec(conn, &format!("CREATE EXTENSION IF NOT EXISTS {}", ext.pg_ident())).await;
+    exec(conn, &format!("SET search_path = {}", super::conn::PINNED_SEARCH_PATH)).await?;
+    match created {
         Err(e) if e.code == "42501" => Err(OpError::permanent(
             "extension_not_trusted",
             format!(
