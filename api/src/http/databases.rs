@@ -6,7 +6,7 @@ use dbaas_client::{
     Access, CreateDatabase, DatabaseAccepted, DatabaseMode, DatabaseStatus, Environment, List, UpdateDatabase,
 };
 use serde::Deserialize;
-use sqlx::{Postgres, Transaction};
+
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -18,13 +18,14 @@ use crate::crypto::generate_password;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::Marker;
 use crate::naming::{validate_database_name, validate_extension_name, PhysicalNames};
-use crate::ops::job::Job;
 use crate::ops::queue;
 use crate::state::AppState;
-use crate::target::conn::{InstanceRow, INSTANCE_COLUMNS};
+
 use crate::target::jobs;
-use crate::target::ownership::{self, Claim};
+use crate::target::ownership::Claim;
 use crate::target::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
+
+use super::database_rules::{check_extensions, enqueue_for, lower_protection, readopt, refuse_foreign, transition};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reconcile_database))
 }
 
-type Accepted = (StatusCode, HeaderMap, axum::Json<DatabaseAccepted>);
+pub(super) type Accepted = (StatusCode, HeaderMap, axum::Json<DatabaseAccepted>);
 
 /// A database the caller may see (others' are 404).
 pub async fn visible(s: &AppState, who: &Principal, id: Uuid) -> ApiResult<DatabaseRow> {
@@ -58,7 +59,12 @@ fn etag(version: i64) -> HeaderMap {
     h
 }
 
-async fn accepted(s: &AppState, id: Uuid, op: Option<queue::OperationRow>, status: StatusCode) -> ApiResult<Accepted> {
+pub(super) async fn accepted(
+    s: &AppState,
+    id: Uuid,
+    op: Option<queue::OperationRow>,
+    status: StatusCode,
+) -> ApiResult<Accepted> {
     let db = record::load(&s.db, id).await?.ok_or(ApiError::NotFound("database"))?;
     Ok((
         status,
@@ -220,129 +226,6 @@ async fn create_database(
     accepted(&s, id, Some(op), StatusCode::ACCEPTED).await
 }
 
-/// Declaring a retained (or failed) database again takes it back under management with its
-/// data; the provisioning steps are idempotent, so they only fill in what is missing.
-async fn readopt(
-    s: &AppState,
-    mut tx: Transaction<'_, Postgres>,
-    req: &CreateDatabase,
-    old: DatabaseRow,
-) -> ApiResult<Accepted> {
-    let status = old.status();
-    if !matches!(status, DatabaseStatus::Retained | DatabaseStatus::Failed) {
-        return Err(ApiError::Conflict(
-            "already_exists",
-            format!("database {}/{} already exists (status {})", old.tenant_name, old.name, status.as_str()),
-        ));
-    }
-    if req.instance.as_ref().is_some_and(|i| *i != old.instance_name) {
-        return Err(ApiError::Conflict(
-            "instance_mismatch",
-            format!(
-                "{}/{} is {} on instance {}; it can only be re-adopted there",
-                old.tenant_name,
-                old.name,
-                status.as_str(),
-                old.instance_name
-            ),
-        ));
-    }
-    let inst: InstanceRow = sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1"))
-        .bind(old.instance_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    check_extensions(&inst, &req.extensions)?;
-    // Re-adoption takes back only what carries this record's markers.
-    let creds = record::credentials(&mut *tx, old.id).await?;
-    let claim = crate::target::provision::claim(&old, &creds).map_err(|e| anyhow::anyhow!(e))?;
-    refuse_foreign(&inst, s, &claim).await?;
-    let mode = req.mode.unwrap_or(old.mode());
-    sqlx::query(
-        "UPDATE databases SET status = 'provisioning', mode = $2, extensions = $3, connection_limit = $4, \
-         version = version + 1, updated_at = now() WHERE id = $1",
-    )
-    .bind(old.id)
-    .bind(mode.as_str())
-    .bind(&req.extensions)
-    .bind(req.connection_limit.unwrap_or(old.connection_limit))
-    .execute(&mut *tx)
-    .await?;
-    let drop_extensions: Vec<String> = old.extensions.iter().filter(|e| !req.extensions.contains(e)).cloned().collect();
-    let job = jobs::ProvisionDatabase { readopt: true, reconcile: false, drop_extensions };
-    let op = enqueue_for(&mut tx, old.id, old.tenant_id, job.into()).await?;
-    tx.commit().await?;
-    accepted(s, old.id, Some(op), StatusCode::ACCEPTED).await
-}
-
-async fn enqueue_for(
-    tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
-    tenant: Uuid,
-    job: Job,
-) -> ApiResult<queue::OperationRow> {
-    let op = queue::enqueue(tx, &job, "database", id, Some(tenant)).await?;
-    sqlx::query("UPDATE databases SET last_operation_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(op.id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(op)
-}
-
-/// Moves a database to an in-progress status and enqueues the operation that ends it.
-async fn transition(
-    tx: &mut Transaction<'_, Postgres>,
-    cur: &DatabaseRow,
-    status: DatabaseStatus,
-    job: Job,
-) -> ApiResult<queue::OperationRow> {
-    sqlx::query("UPDATE databases SET status = $2, version = version + 1, updated_at = now() WHERE id = $1")
-        .bind(cur.id)
-        .bind(status.as_str())
-        .execute(&mut **tx)
-        .await?;
-    enqueue_for(tx, cur.id, cur.tenant_id, job).await
-}
-
-/// 409 `name_conflict` when the instance holds any of the claimed names without our marker.
-async fn refuse_foreign(inst: &InstanceRow, s: &AppState, claim: &Claim<'_>) -> ApiResult<()> {
-    match ownership::preflight(inst, &s.key, claim).await {
-        Ok(Some(found)) if !found.is_empty() => Err(ApiError::Conflict(
-            "name_conflict",
-            format!(
-                "instance {} already has {} that the service did not create; nothing was changed (choose another \
-                 database name, or remove the object by hand)",
-                inst.name,
-                found.join(", ")
-            ),
-        )),
-        Ok(_) => Ok(()),
-        Err(e) => {
-            tracing::warn!(instance = %inst.name, error = %e, "name check before create skipped");
-            Ok(())
-        }
-    }
-}
-
-fn check_extensions(inst: &InstanceRow, wanted: &[String]) -> ApiResult<()> {
-    let mut errs = FieldErrors::default();
-    for (i, e) in wanted.iter().enumerate() {
-        if !inst.allowed_extensions.contains(e) {
-            let allowed = if inst.allowed_extensions.is_empty() {
-                "none".to_string()
-            } else {
-                inst.allowed_extensions.join(", ")
-            };
-            errs.add(
-                &format!("extensions[{i}]"),
-                "extension_not_allowed",
-                format!("extension {e:?} is not allowed on instance {} (allowed: {allowed})", inst.name),
-            );
-        }
-    }
-    errs.into_result()
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 struct GetQuery {
     /// Compare with the instance's catalog (default true).
@@ -463,25 +346,6 @@ async fn update_database(
     tx.commit().await?;
     let status = if op.is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
     accepted(&s, cur.id, op, status).await
-}
-
-/// Deletion protection is lowered only by a platform admin in `prod`; elsewhere a tenant may,
-/// and the change is written to the audit log with who did it (in the same transaction).
-async fn lower_protection(tx: &mut Transaction<'_, Postgres>, who: &Principal, cur: &DatabaseRow) -> ApiResult<()> {
-    if cur.environment == Environment::Prod.as_str() && !who.is_admin() {
-        return Err(ApiError::Forbidden(
-            "in prod, only a platform admin can lower a database's mode from protected to standard".into(),
-        ));
-    }
-    sqlx::query(
-        "INSERT INTO audit_log (actor, tenant, action, target, status_code) VALUES ($1, $2, 'database.mode.lowered', $3, 200)",
-    )
-    .bind(who.actor())
-    .bind(&cur.tenant_name)
-    .bind(format!("/v1/databases/{} (protected -> standard)", cur.id))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per resource area, each with its own router.
 
 pub mod credentials;
+mod database_rules;
 pub mod databases;
 pub mod extract;
 pub mod health;
