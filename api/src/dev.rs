@@ -183,8 +183,8 @@ fn write_secret(path: &std::path::Path, text: &str) -> Result<()> {
 const DEV_PORTS: [u16; 2] = [55500, 55599];
 
 /// Managed instances on this machine's host that should be running.
-async fn local_managed(db: &sqlx::PgPool) -> Result<Vec<crate::target::InstanceRow>> {
-    use crate::target::conn::INSTANCE_COLUMNS;
+async fn local_managed(db: &sqlx::PgPool) -> Result<Vec<crate::catalog::InstanceRow>> {
+    use crate::catalog::conn::INSTANCE_COLUMNS;
     Ok(sqlx::query_as(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM instances i JOIN hosts h ON h.id = i.host_id \
          WHERE h.name = 'local' AND h.kind = 'local' AND i.status = 'ready'"
@@ -195,7 +195,7 @@ async fn local_managed(db: &sqlx::PgPool) -> Result<Vec<crate::target::InstanceR
 
 /// Starts (as operations, run once the server is up) the managed instances stopped when the
 /// last `dev` exited.
-async fn restart_managed(state: &crate::state::AppState, instances: &[crate::target::InstanceRow]) {
+async fn restart_managed(state: &crate::state::AppState, instances: &[crate::catalog::InstanceRow]) {
     for inst in instances {
         let r = async {
             let mut tx = state.db.begin().await?;

@@ -1,6 +1,7 @@
 //! dbaas-api: the orchestration API of the self-service PostgreSQL service.
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod crypto;
 pub mod dev;
@@ -14,5 +15,4 @@ pub mod ops;
 pub mod pgcluster;
 pub mod server;
 pub mod state;
-pub mod target;
 pub mod tlsgen;

@@ -10,13 +10,13 @@ use uuid::Uuid;
 use super::databases::visible;
 use super::extract::{parse_duration, ApiJson};
 use crate::auth::Principal;
+use crate::catalog::jobs;
+use crate::catalog::record::{self, CredentialRow, DatabaseRow};
 use crate::crypto::{generate_password, random_suffix};
 use crate::error::{ApiError, ApiResult};
 use crate::naming::LEASE_SUFFIX_LEN;
 use crate::ops::queue;
 use crate::state::AppState;
-use crate::target::jobs;
-use crate::target::record::{self, CredentialRow, DatabaseRow};
 
 const MIN_LEASE_SECS: u64 = 10;
 const MAX_LEASE_SECS: u64 = 30 * 86_400;

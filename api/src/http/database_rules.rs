@@ -9,14 +9,14 @@ use uuid::Uuid;
 
 use super::databases::{accepted, Accepted};
 use crate::auth::Principal;
+use crate::catalog::conn::{InstanceRow, INSTANCE_COLUMNS};
+use crate::catalog::jobs;
+use crate::catalog::ownership::{self, Claim};
+use crate::catalog::record::{self, DatabaseRow};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::ops::job::Job;
 use crate::ops::queue;
 use crate::state::AppState;
-use crate::target::conn::{InstanceRow, INSTANCE_COLUMNS};
-use crate::target::jobs;
-use crate::target::ownership::{self, Claim};
-use crate::target::record::{self, DatabaseRow};
 
 /// Declaring a retained (or failed) database again takes it back under management with its
 /// data; the provisioning steps are idempotent, so they only fill in what is missing.
@@ -52,7 +52,7 @@ pub(super) async fn readopt(
     check_extensions(&inst, &req.extensions)?;
     // Re-adoption takes back only what carries this record's markers.
     let creds = record::credentials(&mut *tx, old.id).await?;
-    let claim = crate::target::provision::claim(&old, &creds).map_err(|e| anyhow::anyhow!(e))?;
+    let claim = crate::catalog::provision::claim(&old, &creds).map_err(|e| anyhow::anyhow!(e))?;
     refuse_foreign(&inst, s, &claim).await?;
     let mode = req.mode.unwrap_or(old.mode());
     sqlx::query(

@@ -21,9 +21,9 @@ use crate::naming::{validate_database_name, validate_extension_name, PhysicalNam
 use crate::ops::queue;
 use crate::state::AppState;
 
-use crate::target::jobs;
-use crate::target::ownership::Claim;
-use crate::target::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
+use crate::catalog::jobs;
+use crate::catalog::ownership::Claim;
+use crate::catalog::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
 
 use super::database_rules::{check_extensions, enqueue_for, lower_protection, readopt, refuse_foreign, transition};
 
@@ -252,7 +252,7 @@ async fn with_drift(
     let mut model = row.to_model();
     if drift && matches!(row.status(), DatabaseStatus::Ready | DatabaseStatus::Retained | DatabaseStatus::Failed) {
         if let Some(inst) = record::load_instance(&s.db, row.instance_id).await? {
-            model.drift = Some(crate::target::drift::check(&s.db, &row, &inst, &s.key).await);
+            model.drift = Some(crate::catalog::drift::check(&s.db, &row, &inst, &s.key).await);
         }
     }
     Ok((etag(row.version), axum::Json(model)))

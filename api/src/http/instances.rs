@@ -9,10 +9,10 @@ use uuid::Uuid;
 use super::extract::{if_match, ApiJson};
 use super::tenants::stale;
 use crate::auth::{Admin, Principal};
+use crate::catalog::conn::{InstanceRow, Target, INSTANCE_COLUMNS, MAINTENANCE_DB};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::{validate_extension_name, validate_instance_name};
 use crate::state::AppState;
-use crate::target::conn::{InstanceRow, Target, INSTANCE_COLUMNS, MAINTENANCE_DB};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -395,7 +395,7 @@ async fn update_instance(
                 row.port as u16,
                 &row.admin_user,
                 p,
-                crate::target::conn::parse_sslmode(&row.sslmode),
+                crate::catalog::conn::parse_sslmode(&row.sslmode),
                 row.ca_cert.as_deref(),
             );
             verify(&t, req.allowed_extensions.as_deref().unwrap_or(&[])).await?;

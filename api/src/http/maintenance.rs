@@ -82,7 +82,7 @@ async fn start_maintenance(
             format!("database is {}; maintenance runs on ready databases", db.status().as_str()),
         ));
     }
-    let job = crate::target::jobs::Maintenance { request: req, scheduled: None }.into();
+    let job = crate::catalog::jobs::Maintenance { request: req, scheduled: None }.into();
     let mut tx = s.db.begin().await?;
     let op = queue::enqueue(&mut tx, &job, "database", db.id, Some(db.tenant_id)).await?;
     tx.commit().await?;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::extract::ApiJson;
 use super::instances::{by_name, check_common};
 use crate::auth::Admin;
+use crate::catalog::conn::{InstanceRow, ManagedState};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::hosts::executor::{Command, ExecError, Executor, HostExec};
 use crate::hosts::HostRecord;
@@ -18,7 +19,6 @@ use crate::managed::settings::{check_syntax, check_values, scratch_dir};
 use crate::managed::SERVICE_ADMIN;
 use crate::ops::job::Job;
 use crate::state::AppState;
-use crate::target::conn::{InstanceRow, ManagedState};
 
 /// A host that cannot be used right now is the caller's problem to fix: 422 on `host`.
 fn host_error(e: ExecError) -> ApiError {
@@ -149,7 +149,7 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
         }
     }
     inserted?;
-    let row = crate::target::record::load_instance(&mut *tx, id).await?.ok_or(ApiError::NotFound("instance"))?;
+    let row = crate::catalog::record::load_instance(&mut *tx, id).await?.ok_or(ApiError::NotFound("instance"))?;
     crate::managed::enqueue(&mut tx, row.id, jobs::ProvisionInstance::default().into()).await?;
     tx.commit().await?;
     Ok(by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
@@ -226,7 +226,7 @@ pub async fn delete(s: &AppState, row: &InstanceRow) -> ApiResult<Instance> {
         .await?;
     crate::managed::enqueue(&mut tx, row.id, jobs::DeleteInstance::default().into()).await?;
     tx.commit().await?;
-    Ok(crate::target::record::load_instance(&s.db, row.id).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
+    Ok(crate::catalog::record::load_instance(&s.db, row.id).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
 }
 
 #[utoipa::path(post, path = "/v1/instances/{name}/actions", tag = "instances", params(("name" = String, Path)),

@@ -4,8 +4,8 @@ use dbaas_client::CreateDatabase;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::catalog::conn::{InstanceRow, INSTANCE_COLUMNS};
 use crate::error::{ApiError, ApiResult};
-use crate::target::conn::{InstanceRow, INSTANCE_COLUMNS};
 
 /// The named instance, or the least-loaded one matching the placement with free capacity.
 /// Rows are locked so two requests cannot both take the last slot.

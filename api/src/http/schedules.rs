@@ -166,7 +166,7 @@ async fn create_schedule(
     let sid = Uuid::new_v4();
     let mut tx = s.db.begin().await?;
     // Counted under the database's row lock, so concurrent creates cannot pass the cap together.
-    crate::target::record::lock(&mut tx, db.id).await?;
+    crate::catalog::record::lock(&mut tx, db.id).await?;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM schedules WHERE database_id = $1")
         .bind(db.id)
         .fetch_one(&mut *tx)

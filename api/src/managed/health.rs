@@ -4,9 +4,9 @@
 
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::conn::{InstanceRow, INSTANCE_COLUMNS, MAINTENANCE_DB};
 use crate::ops::queue;
 use crate::state::AppState;
-use crate::target::conn::{InstanceRow, INSTANCE_COLUMNS, MAINTENANCE_DB};
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     tokio::spawn(async move {

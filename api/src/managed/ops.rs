@@ -10,6 +10,8 @@ use sqlx::PgConnection;
 use super::node::Node;
 use super::settings::{render_conf, HBA};
 use super::SERVICE_ADMIN;
+use crate::catalog::conn::{InstanceRow, MAINTENANCE_DB};
+use crate::catalog::record::load_instance;
 use crate::crypto::scram_sha256_verifier;
 use crate::hosts::executor::{Command, Executor};
 use crate::hosts::HostRecord;
@@ -17,8 +19,6 @@ use crate::naming::PgQuote;
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
 use crate::state::AppState;
-use crate::target::conn::{InstanceRow, MAINTENANCE_DB};
-use crate::target::record::load_instance;
 
 /// The instance and its node on the host.
 pub(super) async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
@@ -111,8 +111,8 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
     // superuser inside its C functions (repack_apply, repack_swap, …) and refuses to run
     // otherwise, and platform admins may allow untrusted extensions. What keeps tenants from
     // borrowing these rights: every session pins search_path, everything inside a tenant's
-    // database runs as that database's admin role (target::tenant_session), and pg_repack
-    // runs only where target::repack_guard finds no tenant code on its path.
+    // database runs as that database's admin role (catalog::tenant_session), and pg_repack
+    // runs only where catalog::repack_guard finds no tenant code on its path.
     // Tenants never need the maintenance databases: CONNECT is revoked from PUBLIC there.
     let sql = format!(
         "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{admin}') THEN \
@@ -286,7 +286,7 @@ pub(super) async fn update_settings(
 /// A new session once the server has loaded the configuration again (reload is a signal:
 /// it lands shortly after `pg_reload_conf()` returns).
 async fn wait_reloaded(
-    target: &crate::target::Target,
+    target: &crate::catalog::Target,
     before: chrono::DateTime<chrono::Utc>,
 ) -> Result<PgConnection, OpError> {
     let start = Instant::now();

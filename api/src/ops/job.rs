@@ -2,7 +2,7 @@
 //! payload (the `params` column), `run` against the target, and `on_outcome`, which applies
 //! the effect on the resource in the same state transaction that ends the operation.
 //!
-//! The types live with their domain (`target::jobs` for databases and credentials,
+//! The types live with their domain (`catalog::jobs` for databases and credentials,
 //! `managed::jobs` for managed instances); [`Job`] is the closed set of them. Decoding a stored
 //! operation is strict: an unknown kind or a payload with missing, mistyped or unknown fields
 //! is an error (`unknown_kind`, `bad_params`), never a default.
@@ -107,8 +107,8 @@ macro_rules! jobs {
     };
 }
 
+use crate::catalog::jobs as database;
 use crate::managed::jobs as instance;
-use crate::target::jobs as database;
 
 jobs! {
     ProvisionDatabase => database::ProvisionDatabase,

@@ -1,7 +1,7 @@
 //! Expires leases: an expired active lease gets a revoke operation (once, even with several
 //! replicas running the reaper, thanks to SKIP LOCKED and the status change).
 
-use crate::target::jobs::{RevokeLease, RevokeReason};
+use crate::catalog::jobs::{RevokeLease, RevokeReason};
 use tokio_util::sync::CancellationToken;
 
 use super::queue;

@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::queue;
+use crate::catalog::jobs::{Maintenance, ScheduledSlot};
 use crate::http::instances::in_window;
 use crate::http::schedules::{next_slot, parse_cron};
 use crate::state::AppState;
-use crate::target::jobs::{Maintenance, ScheduledSlot};
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     tokio::spawn(async move {

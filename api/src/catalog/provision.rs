@@ -226,54 +226,41 @@ async fn ensure_database(
     Ok(())
 }
 
-/// The access model: admin owns `public` and everything it creates; default privileges (with
-/// no schema restriction, including ON SCHEMAS) give read and write their rights on whatever
-/// admin creates later; objects admin already owns get the same grants. Runs as admin itself.
+/// The access model, applied as the admin role itself: the statements come from
+/// [`super::access_model::plan`] once the catalog has said who owns `public` and which
+/// schemas admin owns.
 async fn apply_access_model(conn: &mut PgConnection, names: &PhysicalNames) -> Result<(), OpError> {
     let admin_name = names.role(Access::Admin);
-    let admin = admin_name.pg_ident();
-    let read = names.role(Access::Read).pg_ident();
-    let write = names.role(Access::Write).pg_ident();
-
     let public_owner: Option<String> = sqlx::query_scalar(
         "SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n \
          WHERE n.nspname OPERATOR(pg_catalog.=) 'public'",
     )
     .fetch_optional(&mut *conn)
     .await?;
-    if public_owner.as_deref().is_some_and(|o| o != admin_name) {
-        exec(conn, &format!("ALTER SCHEMA public OWNER TO {admin}")).await?;
-    }
-    exec(conn, "REVOKE ALL ON SCHEMA public FROM PUBLIC").await?;
-
-    let stmts = [
-        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {admin} GRANT USAGE ON SCHEMAS TO {read}, {write}"),
-        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {admin} GRANT SELECT ON TABLES TO {read}"),
-        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {admin} GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO {write}"),
-        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {admin} GRANT SELECT ON SEQUENCES TO {read}"),
-        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {admin} GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {write}"),
-    ];
-    for s in &stmts {
-        exec(conn, s).await?;
-    }
-
     // Schemas admin already owns (public, and any created before a re-adoption).
     let schemas: Vec<String> = sqlx::query_scalar(
         "SELECT n.nspname::text FROM pg_catalog.pg_namespace n \
          WHERE n.nspowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1) \
-           AND n.nspname OPERATOR(pg_catalog.!~) '^pg_' AND n.nspname OPERATOR(pg_catalog.<>) 'information_schema'",
+           AND n.nspname OPERATOR(pg_catalog.!~) '^pg_' AND n.nspname OPERATOR(pg_catalog.<>) 'information_schema' \
+         ORDER BY 1",
     )
     .bind(&admin_name)
     .fetch_all(&mut *conn)
     .await?;
-    for s in schemas {
-        let s = s.pg_ident();
-        exec(conn, &format!("GRANT USAGE ON SCHEMA {s} TO {read}, {write}")).await?;
-        exec(conn, &format!("GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {read}")).await?;
-        exec(conn, &format!("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {s} TO {write}"))
-            .await?;
-        exec(conn, &format!("GRANT SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {read}")).await?;
-        exec(conn, &format!("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {write}")).await?;
+    let found = super::access_model::Found {
+        public_owned_by_admin: public_owner.as_deref().is_none_or(|o| o == admin_name),
+        // After the ownership change the plan makes, public is admin's too.
+        schemas: if schemas.iter().any(|s| s == "public") || public_owner.is_none() {
+            schemas
+        } else {
+            let mut all = schemas;
+            all.push("public".into());
+            all.sort();
+            all
+        },
+    };
+    for stmt in super::access_model::plan(names, &found) {
+        exec(conn, &stmt).await?;
     }
     Ok(())
 }

@@ -1,10 +1,13 @@
-//! Everything sent to target instances: connections, provisioning in ordered idempotent
-//! phases, safe deletes, credentials and leases, drift checks.
+//! The instances' catalogs as the service sees and changes them: connections, ownership
+//! markers, sessions inside tenant databases, provisioning in ordered idempotent phases (the
+//! SQL of the access-model phase planned as data in [`access_model`]), safe deletes,
+//! credentials and leases, drift, maintenance and pg_repack, and the database jobs.
 //!
 //! Every identifier goes through [`crate::naming::PgQuote`]; passwords travel only as SCRAM
 //! verifiers; statements on one database run under an advisory lock held on the instance's
 //! maintenance database (advisory locks are per database, so all of ours live in one place).
 
+pub mod access_model;
 pub mod conn;
 pub mod credentials;
 pub mod delete;
