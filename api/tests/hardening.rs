@@ -154,17 +154,7 @@ async fn unknown_http_methods_share_one_metric_label() {
 }
 
 fn local_host_req(name: &str, root: &str) -> CreateHost {
-    CreateHost {
-        name: name.into(),
-        kind: HostKind::Local,
-        address: None,
-        ssh_port: None,
-        ssh_user: None,
-        ssh_private_key: None,
-        ssh_known_host_key: None,
-        data_root: root.into(),
-        port_range: Some([6000, 6099]),
-    }
+    common::hosts::local_req(name, root, [6000, 6099])
 }
 
 /// Registration used to `mkdir -p` and `chown postgres` whatever path it was given.

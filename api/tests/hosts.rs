@@ -7,18 +7,8 @@ mod common;
 use common::*;
 use dbaas_client::*;
 
-fn local(name: &str, data_root: &str) -> CreateHost {
-    CreateHost {
-        name: name.into(),
-        kind: HostKind::Local,
-        address: None,
-        ssh_port: None,
-        ssh_user: None,
-        ssh_private_key: None,
-        ssh_known_host_key: None,
-        data_root: data_root.into(),
-        port_range: Some([6000, 6099]),
-    }
+fn local(name: &str, root: &str) -> CreateHost {
+    common::hosts::local_req(name, root, [6000, 6099])
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,17 +9,8 @@ use crate::ops::queue;
 use crate::state::AppState;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(state.engine.health_interval) => {}
-            }
-            if let Err(e) = pass(&state).await {
-                tracing::warn!(error = %e, "health check pass failed");
-            }
-        }
-    });
+    let interval = state.engine.health_interval;
+    crate::ops::periodic::every(state, shutdown, interval, "health check", |s| async move { pass(&s).await });
 }
 
 async fn pass(state: &AppState) -> Result<(), sqlx::Error> {

@@ -57,6 +57,27 @@ async fn set_status(tx: &mut PgConnection, op: &OperationRow, status: &str) -> R
     Ok(())
 }
 
+/// Only a success changes the status (a failed start/stop leaves it as it was).
+async fn set_status_if(tx: &mut PgConnection, op: &OperationRow, ok: bool, status: &str) -> Result<(), sqlx::Error> {
+    if ok {
+        set_status(tx, op, status).await?;
+    }
+    Ok(())
+}
+
+/// Starts the server (stopping it first for a restart) and waits until it serves.
+async fn start(ctx: &OpContext, restart: bool) -> Result<(), OpError> {
+    let (inst, node) = ops::load(ctx).await?;
+    if restart {
+        ctx.step("restarting the server").await;
+        node.stop("fast").await?;
+    } else {
+        ctx.step("starting the server").await;
+    }
+    node.start().await?;
+    ops::check_ready(ctx, &inst).await
+}
+
 impl Operation for ProvisionInstance {
     const KIND: OperationKind = OperationKind::ProvisionInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
@@ -97,17 +118,11 @@ impl Operation for UpdateInstance {
 impl Operation for StartInstance {
     const KIND: OperationKind = OperationKind::StartInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (inst, node) = ops::load(ctx).await?;
-        ctx.step("starting the server").await;
-        node.start().await?;
-        ops::check_ready(ctx, &inst).await
+        start(ctx, false).await
     }
     /// A failed start leaves the status; the health check reports whether it serves.
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
-        if ok {
-            set_status(tx, op, "ready").await?;
-        }
-        Ok(())
+        set_status_if(tx, op, ok, "ready").await
     }
 }
 
@@ -119,27 +134,17 @@ impl Operation for StopInstance {
         Ok(node.stop("fast").await?)
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
-        if ok {
-            set_status(tx, op, "stopped").await?;
-        }
-        Ok(())
+        set_status_if(tx, op, ok, "stopped").await
     }
 }
 
 impl Operation for RestartInstance {
     const KIND: OperationKind = OperationKind::RestartInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (inst, node) = ops::load(ctx).await?;
-        ctx.step("restarting the server").await;
-        node.stop("fast").await?;
-        node.start().await?;
-        ops::check_ready(ctx, &inst).await
+        start(ctx, true).await
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
-        if ok {
-            set_status(tx, op, "ready").await?;
-        }
-        Ok(())
+        set_status_if(tx, op, ok, "ready").await
     }
 }
 

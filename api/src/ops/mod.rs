@@ -4,6 +4,7 @@
 pub mod error;
 pub mod job;
 pub mod listener;
+pub mod periodic;
 pub mod queue;
 pub mod reaper;
 pub mod retention;

@@ -8,17 +8,8 @@ use super::queue;
 use crate::state::AppState;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(state.engine.reaper_interval) => {}
-            }
-            if let Err(e) = reap(&state).await {
-                tracing::warn!(error = %e, "lease reaper pass failed");
-            }
-        }
-    });
+    let interval = state.engine.reaper_interval;
+    crate::ops::periodic::every(state, shutdown, interval, "lease reaper", |s| async move { reap(&s).await });
 }
 
 pub async fn reap(state: &AppState) -> Result<usize, sqlx::Error> {

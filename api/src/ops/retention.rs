@@ -17,18 +17,13 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 const BATCH: i64 = 5_000;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(state.engine.purge_interval) => {}
-            }
-            match purge(&state).await {
-                Ok(n) if n > 0 => tracing::info!(rows = n, "retention: purged old rows"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "retention pass failed"),
-            }
+    let interval = state.engine.purge_interval;
+    super::periodic::every(state, shutdown, interval, "retention", |s| async move {
+        let n = purge(&s).await?;
+        if n > 0 {
+            tracing::info!(rows = n, "retention: purged old rows");
         }
+        Ok(())
     });
 }
 

@@ -14,17 +14,8 @@ use crate::http::schedules::{next_slot, parse_cron};
 use crate::state::AppState;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(state.engine.scheduler_interval) => {}
-            }
-            if let Err(e) = tick(&state).await {
-                tracing::warn!(error = %e, "scheduler pass failed");
-            }
-        }
-    });
+    let interval = state.engine.scheduler_interval;
+    crate::ops::periodic::every(state, shutdown, interval, "scheduler", |s| async move { tick(&s).await });
 }
 
 /// SQL: the schedule's instance has no maintenance window, or now (UTC) is inside it.

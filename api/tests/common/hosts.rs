@@ -67,24 +67,25 @@ impl Drop for HostDir {
     }
 }
 
+/// The request registering the API's own machine as a `local` host.
+pub fn local_req(name: &str, data_root: &str, ports: [u16; 2]) -> CreateHost {
+    CreateHost {
+        name: name.into(),
+        kind: HostKind::Local,
+        address: None,
+        ssh_port: None,
+        ssh_user: None,
+        ssh_private_key: None,
+        ssh_known_host_key: None,
+        data_root: data_root.into(),
+        port_range: Some(ports),
+    }
+}
+
 /// Registers the API's own machine as a `local` host with its own port range.
 pub async fn local_host(h: &Harness, name: &str, ports: [u16; 2]) -> (HostDir, Host) {
     let dir = HostDir::new();
-    let host = h
-        .admin
-        .create_host(&CreateHost {
-            name: name.into(),
-            kind: HostKind::Local,
-            address: None,
-            ssh_port: None,
-            ssh_user: None,
-            ssh_private_key: None,
-            ssh_known_host_key: None,
-            data_root: dir.root(),
-            port_range: Some(ports),
-        })
-        .await
-        .expect("register local host");
+    let host = h.admin.create_host(&local_req(name, &dir.root(), ports)).await.expect("register local host");
     (dir, host)
 }
 
