@@ -67,9 +67,15 @@ async fn sigkill_mid_operation_then_resume() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_processes_run_each_operation_once() {
-    let mut h =
-        Harness::start_with(ApiOptions { workers: 4, lease_ms: 5000, step_delay_ms: 100, ..Default::default() }).await;
-    let i = h.spawn_api(ApiOptions { workers: 4, lease_ms: 5000, step_delay_ms: 100, ..Default::default() }).await;
+    // Room for the one tenant on both processes: this is about exactly-once, not fair shares.
+    let opts = ApiOptions {
+        workers: 4,
+        lease_ms: 5000,
+        step_delay_ms: 100,
+        env: vec![("DBAAS_TENANT_CONCURRENCY".into(), "8".into())],
+    };
+    let mut h = Harness::start_with(opts.clone()).await;
+    let i = h.spawn_api(opts).await;
     let a = h.tenant("team-a").await;
     let b = Client::new(&h.apis[i].endpoint, a_token(&h, &a).as_str()).unwrap();
     let names: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
