@@ -12,6 +12,7 @@ use crate::auth::{Admin, Principal};
 use crate::catalog::conn::{InstanceRow, Target, INSTANCE_COLUMNS, MAINTENANCE_DB};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::{validate_extension_name, validate_instance_name};
+use crate::ops::timing::parse_hhmm;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -20,29 +21,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_instance, update_instance, delete_instance))
         .routes(routes!(set_window, clear_window))
         .routes(routes!(super::managed::instance_action))
-}
-
-/// Minutes after midnight of `HH:MM` (`24:00` allowed as an end).
-pub fn parse_hhmm(t: &str) -> Result<u32, String> {
-    let bad = || format!("{t:?} is not a time of day; use HH:MM (UTC)");
-    let (h, m) = t.split_once(':').ok_or_else(bad)?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
-        return Err(bad());
-    }
-    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if m > 59 || h > 24 || (h == 24 && m != 0) {
-        return Err(bad());
-    }
-    Ok(h * 60 + m)
-}
-
-/// Whether `minute` (after midnight, UTC) is inside the window; end before start wraps.
-pub fn in_window(w: &dbaas_client::MaintenanceWindow, minute: u32) -> bool {
-    match (parse_hhmm(&w.start), parse_hhmm(&w.end)) {
-        (Ok(s), Ok(e)) if s <= e => (s..e).contains(&minute),
-        (Ok(s), Ok(e)) => minute >= s || minute < e,
-        _ => true,
-    }
 }
 
 #[utoipa::path(put, path = "/v1/instances/{name}/maintenance-window", tag = "instances", params(("name" = String, Path)),
@@ -82,25 +60,6 @@ async fn clear_window(
         .execute(&s.db)
         .await?;
     Ok(axum::Json(by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?.to_model()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use dbaas_client::MaintenanceWindow;
-
-    #[test]
-    fn windows() {
-        let w = |s: &str, e: &str| MaintenanceWindow { start: s.into(), end: e.into() };
-        assert!(in_window(&w("01:00", "05:00"), 60));
-        assert!(!in_window(&w("01:00", "05:00"), 300));
-        assert!(in_window(&w("22:00", "02:00"), 23 * 60) && in_window(&w("22:00", "02:00"), 30));
-        assert!(!in_window(&w("22:00", "02:00"), 12 * 60));
-        assert!(in_window(&w("00:00", "24:00"), 24 * 60 - 1));
-        for bad in ["1:5", "25:00", "24:01", "ab:cd", "12", "", "123:00"] {
-            assert!(parse_hhmm(bad).is_err(), "{bad}");
-        }
-    }
 }
 
 pub async fn by_name(db: &sqlx::PgPool, name: &str) -> ApiResult<Option<InstanceRow>> {

@@ -14,6 +14,7 @@ use super::extract::{if_match, ApiJson};
 use super::tenants::stale;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::ops::timing::{next_slot, parse_cron, shortest_gap};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,36 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Schedules one database may have (each can queue an operation per slot).
 pub const MAX_SCHEDULES_PER_DATABASE: i64 = 10;
-
-/// Parses a cron expression (5 fields, or 6 with seconds first), UTC.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    if expr.trim().is_empty() || expr.len() > 200 {
-        return Err("must be a cron expression such as `0 3 * * SUN`".into());
-    }
-    croner::Cron::new(expr)
-        .with_seconds_optional()
-        .parse()
-        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
-}
-
-/// The shortest gap between consecutive runs over the next 64 occurrences (`None` when it
-/// fires fewer than twice).
-pub fn shortest_gap(cron: &croner::Cron, from: DateTime<Utc>) -> Option<chrono::Duration> {
-    let mut prev = next_slot(cron, from)?;
-    let mut gap: Option<chrono::Duration> = None;
-    for _ in 0..64 {
-        let Some(next) = next_slot(cron, prev) else { break };
-        let d = next - prev;
-        gap = Some(gap.map_or(d, |g| g.min(d)));
-        prev = next;
-    }
-    gap
-}
-
-/// The first slot strictly after `after`.
-pub fn next_slot(cron: &croner::Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&after, false).ok()
-}
 
 #[derive(sqlx::FromRow)]
 struct Row {

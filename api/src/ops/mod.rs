@@ -10,6 +10,7 @@ pub mod reaper;
 pub mod retention;
 pub mod runner;
 pub mod scheduler;
+pub mod timing;
 pub mod worker;
 
 pub use error::OpError;

@@ -8,9 +8,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::queue;
+use super::timing::{in_window, next_slot, parse_cron};
 use crate::catalog::jobs::{Maintenance, ScheduledSlot};
-use crate::http::instances::in_window;
-use crate::http::schedules::{next_slot, parse_cron};
 use crate::state::AppState;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
