@@ -15,4 +15,5 @@ pub mod ops;
 pub mod pgcluster;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod tlsgen;

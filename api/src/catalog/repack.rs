@@ -9,7 +9,7 @@ use dbaas_client::CreateMaintenance;
 use sqlx::PgConnection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::conn::{exec, parse_sslmode, InstanceRow, PINNED_SEARCH_PATH};
+use super::conn::{exec, InstanceRow, PINNED_SEARCH_PATH};
 use super::maintenance::{duration_opt, mb, table_figures, Table, DEFAULT_LOCK_TIMEOUT};
 use super::repack_guard;
 use crate::ops::runner::OpContext;
@@ -262,7 +262,7 @@ async fn run_pg_repack(
         .arg(jobs.to_string())
         .arg("--no-superuser-check")
         .env("PGPASSWORD", password)
-        .env("PGSSLMODE", parse_sslmode(&inst.sslmode).as_str())
+        .env("PGSSLMODE", inst.sslmode.as_str())
         .env("PGAPPNAME", app_name(ctx))
         .env("PGCONNECT_TIMEOUT", "10")
         // pg_repack sets its own path (pg_catalog, pg_temp, public) after connecting; this

@@ -349,14 +349,7 @@ async fn update_instance(
     };
     let password = match &req.admin_password {
         Some(p) => {
-            let t = Target::new(
-                &row.host,
-                row.port as u16,
-                &row.admin_user,
-                p,
-                crate::catalog::conn::parse_sslmode(&row.sslmode),
-                row.ca_cert.as_deref(),
-            );
+            let t = Target::new(&row.host, row.port as u16, &row.admin_user, p, row.sslmode, row.ca_cert.as_deref());
             verify(&t, req.allowed_extensions.as_deref().unwrap_or(&[])).await?;
             Some(s.key.encrypt(p, &format!("instance:{}", row.id)))
         }

@@ -39,6 +39,20 @@ impl SslMode {
     }
 }
 
+impl std::str::FromStr for SslMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "disable" => Ok(Self::Disable),
+            "prefer" => Ok(Self::Prefer),
+            "require" => Ok(Self::Require),
+            "verify-ca" => Ok(Self::VerifyCa),
+            "verify-full" => Ok(Self::VerifyFull),
+            other => Err(format!("unknown sslmode {other:?}")),
+        }
+    }
+}
+
 /// postgresql.conf parameters of a managed instance. Values may be given as strings, numbers
 /// or booleans; they are kept as PostgreSQL reads them (strings).
 pub type Settings = BTreeMap<String, String>;

@@ -34,7 +34,8 @@ stored_as_text!(
     DatabaseStatus,
     Access,
     CredentialStatus,
-    Environment
+    Environment,
+    SslMode
 );
 
 #[cfg(test)]

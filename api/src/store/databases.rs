@@ -1,0 +1,151 @@
+//! Databases and their credentials as the state database keeps them: rows, columns, loads.
+
+use chrono::{DateTime, Utc};
+use dbaas_client::{Access, Database, DatabaseMode, DatabaseStatus, RoleNames};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use super::instances::{InstanceRow, INSTANCE_COLUMNS};
+use crate::naming::PhysicalNames;
+
+pub const DATABASE_COLUMNS: &str = "d.id, d.tenant_id, t.name AS tenant_name, d.name, d.physical_name, d.instance_id, \
+    i.name AS instance_name, i.environment, i.public_host, i.port, i.ca_cert, d.mode, d.status, d.extensions, \
+    d.connection_limit, d.version, d.last_operation_id, d.created_at, d.updated_at";
+
+pub const DATABASE_FROM: &str =
+    "databases d JOIN tenants t ON t.id = d.tenant_id JOIN instances i ON i.id = d.instance_id";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DatabaseRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub name: String,
+    /// Stored, not recomputed: unique per instance in the state database.
+    pub physical_name: String,
+    pub instance_id: Uuid,
+    pub instance_name: String,
+    pub environment: String,
+    pub public_host: String,
+    pub port: i32,
+    /// The instance's CA (PEM), handed to clients for `verify-full`.
+    pub ca_cert: Option<String>,
+    pub mode: String,
+    #[sqlx(try_from = "String")]
+    pub status: DatabaseStatus,
+    pub extensions: Vec<String>,
+    pub connection_limit: i32,
+    pub version: i64,
+    pub last_operation_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl DatabaseRow {
+    pub fn physical(&self) -> PhysicalNames {
+        PhysicalNames::from_stored(&self.physical_name)
+    }
+
+    pub fn status(&self) -> DatabaseStatus {
+        self.status
+    }
+
+    pub fn mode(&self) -> DatabaseMode {
+        if self.mode == "protected" {
+            DatabaseMode::Protected
+        } else {
+            DatabaseMode::Standard
+        }
+    }
+
+    pub fn to_model(&self) -> Database {
+        let p = self.physical();
+        Database {
+            id: self.id,
+            tenant: self.tenant_name.clone(),
+            name: self.name.clone(),
+            physical_name: p.database.clone(),
+            instance: self.instance_name.clone(),
+            environment: self.environment.parse().unwrap_or(dbaas_client::Environment::Sandbox),
+            host: self.public_host.clone(),
+            port: self.port as u16,
+            mode: self.mode(),
+            status: self.status(),
+            extensions: self.extensions.clone(),
+            connection_limit: self.connection_limit,
+            roles: RoleNames { read: p.role(Access::Read), write: p.role(Access::Write), admin: p.role(Access::Admin) },
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_operation_id: self.last_operation_id,
+            drift: None,
+        }
+    }
+}
+
+pub async fn load<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<DatabaseRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// The database row, locked for the rest of the transaction (serialises its mutations).
+pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<DatabaseRow, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE d.id = $1 FOR UPDATE OF d"))
+        .bind(id)
+        .fetch_one(tx)
+        .await
+}
+
+pub async fn load_instance<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<InstanceRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CredentialRow {
+    pub id: Uuid,
+    pub database_id: Uuid,
+    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub access: Access,
+    pub role_name: String,
+    pub password_enc: Vec<u8>,
+    pub pending_password_enc: Option<Vec<u8>>,
+    #[sqlx(try_from = "String")]
+    pub status: dbaas_client::CredentialStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub const CREDENTIAL_COLUMNS: &str = "id, database_id, kind, access, role_name, password_enc, \
+    pending_password_enc, status, expires_at, rotated_at, created_at";
+
+impl CredentialRow {
+    pub fn access(&self) -> Access {
+        self.access
+    }
+    pub fn context(&self) -> String {
+        format!("credential:{}", self.id)
+    }
+}
+
+pub async fn credentials<'e>(db: impl PgExecutor<'e>, database: Uuid) -> Result<Vec<CredentialRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE database_id = $1 ORDER BY kind DESC, access, created_at"
+    ))
+    .bind(database)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn credential<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<CredentialRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}

@@ -1,0 +1,6 @@
+//! The state database's rows and their queries, in one place: what the HTTP handlers, the
+//! operations and the background loops read and lock. (Operations have theirs with the
+//! queue, `ops::queue`.)
+
+pub mod databases;
+pub mod instances;
