@@ -96,8 +96,11 @@ pub async fn run(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpError
     ctx.step("step 4/4: dropping roles").await;
     locked.roles_lock().await?;
     // Leases first: they are members of the access roles; then read, write, admin.
-    let mut roles: Vec<(String, Marker)> =
-        creds.iter().filter(|c| c.kind == "lease").map(|c| (c.role_name.clone(), Marker::Role(c.id))).collect();
+    let mut roles: Vec<(String, Marker)> = creds
+        .iter()
+        .filter(|c| c.kind == dbaas_client::CredentialKind::Lease)
+        .map(|c| (c.role_name.clone(), Marker::Role(c.id)))
+        .collect();
     roles.extend(claim.roles.iter().rev().cloned());
     for (role, marker) in roles {
         for line in drop_role_everywhere(&target, &mut locked.conn, &role, marker, None).await? {

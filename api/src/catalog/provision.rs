@@ -31,7 +31,7 @@ pub fn claim<'a>(db: &'a DatabaseRow, creds: &[CredentialRow]) -> Result<Claim<'
 pub fn static_credential(creds: &[CredentialRow], access: Access) -> Result<&CredentialRow, OpError> {
     creds
         .iter()
-        .find(|c| c.kind == "static" && c.access() == access)
+        .find(|c| c.kind == dbaas_client::CredentialKind::Static && c.access() == access)
         .ok_or_else(|| OpError::permanent("missing_credential", format!("no stored {} credential", access.as_str())))
 }
 

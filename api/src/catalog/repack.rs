@@ -111,7 +111,7 @@ pub async fn run(
             continue;
         }
         let (_, size0, idx0) = table_figures(conn, t).await?;
-        if inst.kind == "external" {
+        if inst.kind == dbaas_client::InstanceKind::External {
             ctx.log(
                 "warn",
                 &format!(

@@ -24,7 +24,7 @@ pub async fn connect(
     let names = db.physical();
     let admin = creds
         .iter()
-        .find(|c| c.kind == "static" && c.access == dbaas_client::Access::Admin)
+        .find(|c| c.kind == dbaas_client::CredentialKind::Static && c.access == dbaas_client::Access::Admin)
         .ok_or_else(|| OpError::permanent("missing_credential", "no stored admin credential for this database"))?;
     let mut candidates = vec![&admin.password_enc];
     if let Some(p) = &admin.pending_password_enc {

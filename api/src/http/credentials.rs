@@ -45,7 +45,7 @@ fn to_model(s: &AppState, db: &DatabaseRow, c: &CredentialRow) -> ApiResult<Cred
     Ok(Credential {
         id: c.id,
         database_id: c.database_id,
-        kind: if c.kind == "lease" { CredentialKind::Lease } else { CredentialKind::Static },
+        kind: c.kind,
         access: c.access(),
         status: c.status,
         username: c.role_name.clone(),
@@ -109,7 +109,10 @@ async fn get_credential(
     let access = parse_access(&access)?;
     let db = visible(&s, &who, id).await?;
     let rows = record::credentials(&s.db, db.id).await?;
-    let c = rows.iter().find(|c| c.kind == "static" && c.access() == access).ok_or(ApiError::NotFound("credential"))?;
+    let c = rows
+        .iter()
+        .find(|c| c.kind == CredentialKind::Static && c.access() == access)
+        .ok_or(ApiError::NotFound("credential"))?;
     Ok(axum::Json(to_model(&s, &db, c)?))
 }
 
@@ -222,7 +225,7 @@ async fn create_lease(
 
 async fn lease_of(s: &AppState, db: &DatabaseRow, lease: Uuid) -> ApiResult<CredentialRow> {
     match record::credential(&s.db, lease).await? {
-        Some(c) if c.database_id == db.id && c.kind == "lease" => Ok(c),
+        Some(c) if c.database_id == db.id && c.kind == CredentialKind::Lease => Ok(c),
         _ => Err(ApiError::NotFound("lease")),
     }
 }

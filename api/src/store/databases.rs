@@ -30,7 +30,8 @@ pub struct DatabaseRow {
     pub port: i32,
     /// The instance's CA (PEM), handed to clients for `verify-full`.
     pub ca_cert: Option<String>,
-    pub mode: String,
+    #[sqlx(try_from = "String")]
+    pub mode: DatabaseMode,
     #[sqlx(try_from = "String")]
     pub status: DatabaseStatus,
     pub extensions: Vec<String>,
@@ -51,11 +52,7 @@ impl DatabaseRow {
     }
 
     pub fn mode(&self) -> DatabaseMode {
-        if self.mode == "protected" {
-            DatabaseMode::Protected
-        } else {
-            DatabaseMode::Standard
-        }
+        self.mode
     }
 
     pub fn to_model(&self) -> Database {
@@ -109,7 +106,8 @@ pub async fn load_instance<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Opti
 pub struct CredentialRow {
     pub id: Uuid,
     pub database_id: Uuid,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: dbaas_client::CredentialKind,
     #[sqlx(try_from = "String")]
     pub access: Access,
     pub role_name: String,

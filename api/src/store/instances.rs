@@ -27,7 +27,8 @@ pub struct ManagedState {
 pub struct InstanceRow {
     pub id: uuid::Uuid,
     pub name: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: InstanceKind,
     pub host: String,
     pub port: i32,
     pub public_host: String,
@@ -69,7 +70,7 @@ impl InstanceRow {
     }
 
     pub fn is_managed(&self) -> bool {
-        self.kind == "managed"
+        self.kind == InstanceKind::Managed
     }
 
     pub fn status(&self) -> InstanceStatus {

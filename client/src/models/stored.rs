@@ -15,6 +15,26 @@ impl std::fmt::Display for UnknownValue {
 
 impl std::error::Error for UnknownValue {}
 
+/// `FromStr` through the enum's serde names (lowercase), for enums the API only serialises.
+macro_rules! from_serde_name {
+    ($($t:ty => $what:literal),*) => {$(
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                serde_json::from_value(serde_json::Value::String(s.to_string()))
+                    .map_err(|_| format!("unknown {} {s:?}", $what))
+            }
+        }
+    )*};
+}
+
+from_serde_name!(
+    DatabaseMode => "database mode",
+    CredentialKind => "credential kind",
+    InstanceKind => "instance kind",
+    HealthStatus => "health status"
+);
+
 macro_rules! stored_as_text {
     ($($t:ty),*) => {$(
         impl TryFrom<String> for $t {
@@ -35,7 +55,11 @@ stored_as_text!(
     Access,
     CredentialStatus,
     Environment,
-    SslMode
+    SslMode,
+    DatabaseMode,
+    CredentialKind,
+    InstanceKind,
+    HealthStatus
 );
 
 #[cfg(test)]
