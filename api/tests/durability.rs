@@ -115,7 +115,7 @@ fn a_token(h: &Harness, _a: &Client) -> String {
     // Tenants are created with a fresh token each; mint one more for the second endpoint.
     let out = std::process::Command::new(BIN)
         .args(["token", "create", "--tenant", "team-a"])
-        .env("DATABASE_URL", h.state_pg.url("postgres"))
+        .env("DATABASE_URL", h.state.url.clone())
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -45,9 +45,8 @@ async fn a_panic_fails_its_operation_and_keeps_the_workers() {
 #[tokio::test]
 async fn an_attempt_stops_when_its_heartbeats_fail() {
     let mut h = Harness::start().await;
-    let proxy = Proxy::start(h.state_pg.port).await;
-    let engine_url =
-        h.state_pg.url("postgres").replace(&format!(":{}/", h.state_pg.port), &format!(":{}/", proxy.port));
+    let proxy = Proxy::start(h.state.port).await;
+    let engine_url = h.state.url.clone().replace(&format!(":{}/", h.state.port), &format!(":{}/", proxy.port));
     // The harness's process stays for registering; a second one runs the operations with
     // its engine pool behind the proxy.
     h.apis[0].kill();

@@ -88,7 +88,7 @@ async fn serves_https_with_given_certificate() {
     let serve = |cert: &str| {
         Command::new(BIN)
             .arg("serve")
-            .env("DATABASE_URL", h.state_pg.url("postgres"))
+            .env("DATABASE_URL", h.state.url.clone())
             .env("DBAAS_MASTER_KEY", &h.key)
             .env("DBAAS_LISTEN", format!("127.0.0.1:{port}"))
             .env("DBAAS_TLS_CERT", dir.join(cert))

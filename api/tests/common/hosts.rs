@@ -44,20 +44,14 @@ impl HostDir {
 
 impl Drop for HostDir {
     fn drop(&mut self) {
+        // The binaries the clusters were made with (found, not a fixed version).
+        let Ok(bin) = dbaas_api::pgcluster::find_bin_dir() else { return };
+        let pg_ctl = bin.join("pg_ctl").to_string_lossy().into_owned();
         for name in self.instance_dirs() {
             let data = Path::new(&self.root()).join(name).join("pgdata");
             if data.join("postmaster.pid").exists() {
                 let _ = Command::new("/usr/sbin/runuser")
-                    .args([
-                        "-u",
-                        "postgres",
-                        "--",
-                        "/usr/lib/postgresql/15/bin/pg_ctl",
-                        "stop",
-                        "-m",
-                        "immediate",
-                        "-D",
-                    ])
+                    .args(["-u", "postgres", "--", &pg_ctl, "stop", "-m", "immediate", "-D"])
                     .arg(&data)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())

@@ -1,5 +1,6 @@
-//! Test harness: throwaway PostgreSQL clusters (state + target) and real `dbaas-api serve`
-//! processes, stopped when the harness is dropped (also when a test fails).
+//! Test harness: a state database cloned per test (dbaas-testkit), a throwaway target cluster
+//! and real `dbaas-api serve` processes, stopped when the harness is dropped (also when a test
+//! fails).
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod hosts;
@@ -12,7 +13,6 @@ use std::time::{Duration, Instant};
 use dbaas_api::crypto::MasterKey;
 use dbaas_api::pgcluster::{free_port, Cluster, ClusterOptions};
 use dbaas_client::*;
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{Connection, PgConnection};
 use tempfile::TempDir;
 
@@ -24,7 +24,8 @@ pub struct Harness {
     pub admin_token: String,
     pub admin: Client,
     pub key: String,
-    pub state_pg: Cluster,
+    /// This test's own state database, cloned from the migrated template (dbaas-testkit).
+    pub state: StateDb,
     pub target_pg: Cluster,
     pub dir: TempDir,
 }
@@ -73,13 +74,8 @@ impl Default for ApiOptions {
     }
 }
 
-/// A directory the postgres user can reach (when we are root it runs the clusters).
-pub fn tempdir() -> TempDir {
-    let base = std::path::Path::new("/var/tmp/dbaas-tests");
-    std::fs::create_dir_all(base).unwrap();
-    std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    tempfile::Builder::new().prefix("t").tempdir_in(base).unwrap()
-}
+#[allow(unused_imports)]
+pub use dbaas_testkit::{connect_as, sqlstate, tempdir, wait_until, StateDb};
 
 impl Harness {
     pub async fn start() -> Self {
@@ -88,8 +84,7 @@ impl Harness {
 
     pub async fn start_with(opts: ApiOptions) -> Self {
         let dir = tempdir();
-        let throwaway = ClusterOptions { throwaway: true, ..Default::default() };
-        let state_pg = Cluster::start(&dir.path().join("state"), &throwaway).expect("state cluster");
+        let state = dbaas_testkit::state_db().await;
         let target_pg = Cluster::start(
             &dir.path().join("target"),
             &ClusterOptions { tls: true, throwaway: true, ..Default::default() },
@@ -99,7 +94,7 @@ impl Harness {
         let key = MasterKey::generate_base64();
         let mut h = Self {
             dir,
-            state_pg,
+            state,
             target_pg,
             key,
             apis: Vec::new(),
@@ -108,7 +103,7 @@ impl Harness {
         };
         let out = Command::new(BIN)
             .args(["token", "create", "--admin", "--description", "test admin"])
-            .env("DATABASE_URL", h.state_pg.url("postgres"))
+            .env("DATABASE_URL", h.state.url.clone())
             .output()
             .expect("token create");
         assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
@@ -137,7 +132,7 @@ impl Harness {
         let log = self.dir.path().join(format!("api-{port}.log"));
         let child = Command::new(BIN)
             .arg("serve")
-            .env("DATABASE_URL", self.state_pg.url("postgres"))
+            .env("DATABASE_URL", self.state.url.clone())
             .env("DBAAS_MASTER_KEY", &self.key)
             .env("DBAAS_LISTEN", format!("127.0.0.1:{port}"))
             .env("DBAAS_WORKERS", opts.workers.to_string())
@@ -181,7 +176,7 @@ impl Harness {
 
     /// The state database, for checks only the store can answer (exactly-once, nothing left).
     pub async fn state_db(&self) -> PgConnection {
-        PgConnection::connect(&self.state_pg.url("postgres")).await.unwrap()
+        PgConnection::connect(&self.state.url).await.unwrap()
     }
 
     /// The target instance as its superuser.
@@ -251,27 +246,4 @@ async fn lock_down(pg: &Cluster) {
     .execute(&mut c)
     .await
     .unwrap();
-}
-
-/// Connects with a credential the way a client would: TLS required.
-pub async fn connect_as(cred: &Credential) -> Result<PgConnection, sqlx::Error> {
-    let opts: PgConnectOptions = cred.uri.parse()?;
-    PgConnection::connect_with(&opts.ssl_mode(PgSslMode::Require)).await
-}
-
-/// The SQLSTATE of a failed statement.
-pub fn sqlstate(e: &sqlx::Error) -> String {
-    e.as_database_error().and_then(|d| d.code()).map(|c| c.to_string()).unwrap_or_else(|| format!("no sqlstate: {e}"))
-}
-
-pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

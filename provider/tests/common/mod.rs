@@ -21,7 +21,8 @@ pub struct Env {
     pub token: String,
     pub admin: Client,
     pub target: Cluster,
-    state: Cluster,
+    /// This test's own state database, cloned from the migrated template (dbaas-testkit).
+    state: dbaas_testkit::StateDb,
     pub dir: TempDir,
 }
 
@@ -42,12 +43,8 @@ impl Env {
 
     /// `step_delay` slows every operation step (fault injection for timeout tests).
     pub async fn start_with(step_delay: std::time::Duration) -> Self {
-        let base = Path::new("/var/tmp/dbaas-tests");
-        std::fs::create_dir_all(base).unwrap();
-        std::fs::set_permissions(base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let dir = tempfile::Builder::new().prefix("tf").tempdir_in(base).unwrap();
-        let throwaway = ClusterOptions { throwaway: true, ..Default::default() };
-        let state = Cluster::start(&dir.path().join("state"), &throwaway).unwrap();
+        let dir = dbaas_testkit::tempdir();
+        let state = dbaas_testkit::state_db().await;
         let target = Cluster::start(
             &dir.path().join("target"),
             &ClusterOptions { tls: true, throwaway: true, ..Default::default() },
@@ -56,7 +53,7 @@ impl Env {
         let mut c = PgConnection::connect(&target.url("postgres")).await.unwrap();
         sqlx::raw_sql("REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC").execute(&mut c).await.unwrap();
 
-        let db = dbaas_api::server::connect_state_db(&state.url("postgres")).await.unwrap();
+        let db = dbaas_api::server::connect_state_db(&state.url).await.unwrap();
         let key = dbaas_api::crypto::MasterKey::from_base64(&dbaas_api::crypto::MasterKey::generate_base64()).unwrap();
         let engine = dbaas_api::state::EngineConfig {
             poll_interval: std::time::Duration::from_millis(300),
