@@ -90,6 +90,7 @@ impl InstanceRow {
             auto_restart: self.auto_restart,
             health: match (&self.health, self.health_checked_at) {
                 (Some(h), Some(at)) => Some(InstanceHealth {
+                    // The column's CHECK admits exactly 'healthy' and 'down'.
                     status: if h == "healthy" { HealthStatus::Healthy } else { HealthStatus::Down },
                     message: self.health_message.clone(),
                     checked_at: at,
