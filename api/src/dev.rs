@@ -8,7 +8,7 @@ use std::fs;
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
-use dbaas_client::{CreateHost, CreateInstance, Environment, HostKind, SslMode};
+use dbaas_client::{CreateHost, CreateInstance, Environment, SslMode};
 
 use crate::cli::DevArgs;
 use crate::crypto::MasterKey;
@@ -72,17 +72,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let host_root = dir.join("hosts");
     fs::create_dir_all(&host_root)?;
     if crate::hosts::HostRecord::by_name(&db, "local").await?.is_none() {
-        let req = CreateHost {
-            name: "local".into(),
-            kind: HostKind::Local,
-            address: None,
-            ssh_port: None,
-            ssh_user: None,
-            ssh_private_key: None,
-            ssh_known_host_key: None,
-            data_root: host_root.canonicalize().unwrap_or(host_root.clone()).to_string_lossy().into_owned(),
-            port_range: Some(DEV_PORTS),
-        };
+        let root = host_root.canonicalize().unwrap_or(host_root.clone()).to_string_lossy().into_owned();
+        let req = CreateHost::local("local", &root, DEV_PORTS);
         if let Err(e) = crate::http::hosts::register(&state, req).await {
             eprintln!("warning: this machine is not registered as a host ({e:?}); managed instances need one");
         }

@@ -63,17 +63,7 @@ impl Drop for HostDir {
 
 /// The request registering the API's own machine as a `local` host.
 pub fn local_req(name: &str, data_root: &str, ports: [u16; 2]) -> CreateHost {
-    CreateHost {
-        name: name.into(),
-        kind: HostKind::Local,
-        address: None,
-        ssh_port: None,
-        ssh_user: None,
-        ssh_private_key: None,
-        ssh_known_host_key: None,
-        data_root: data_root.into(),
-        port_range: Some(ports),
-    }
+    CreateHost::local(name, data_root, ports)
 }
 
 /// Registers the API's own machine as a `local` host with its own port range.

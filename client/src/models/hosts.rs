@@ -42,6 +42,23 @@ pub struct CreateHost {
     pub port_range: Option<[u16; 2]>,
 }
 
+impl CreateHost {
+    /// The API's own machine as a host.
+    pub fn local(name: &str, data_root: &str, ports: [u16; 2]) -> Self {
+        Self {
+            name: name.into(),
+            kind: HostKind::Local,
+            address: None,
+            ssh_port: None,
+            ssh_user: None,
+            ssh_private_key: None,
+            ssh_known_host_key: None,
+            data_root: data_root.into(),
+            port_range: Some(ports),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PgVersion {

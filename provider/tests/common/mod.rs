@@ -224,20 +224,7 @@ impl Env {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let root = self.dir.path().join(format!("host-{name}"));
-        self.admin
-            .create_host(&CreateHost {
-                name: name.into(),
-                kind: HostKind::Local,
-                address: None,
-                ssh_port: None,
-                ssh_user: None,
-                ssh_private_key: None,
-                ssh_known_host_key: None,
-                data_root: root.to_str().unwrap().into(),
-                port_range: Some(ports),
-            })
-            .await
-            .unwrap();
+        self.admin.create_host(&CreateHost::local(name, root.to_str().unwrap(), ports)).await.unwrap();
         HostClusters(root)
     }
 }
