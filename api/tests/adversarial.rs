@@ -225,6 +225,42 @@ async fn tenant_code_never_runs_with_the_service_rights() {
     assert_eq!(v, "b-only");
 }
 
+/// The service's own sessions inside a tenant database (pg_repack's catalog reads and
+/// prechecks run there as the service) ignore the `search_path` the tenant sets on its
+/// database: operators the tenant defines for `integer` and `oid` in a schema put first on
+/// that path are never resolved by them.
+#[tokio::test]
+async fn a_search_path_set_on_the_database_reaches_no_service_session() {
+    let h = Harness::start().await;
+    let a = h.tenant("team-a").await;
+    let db = h.ready_database(&a, db_req("shop")).await;
+    let mut ac = admin_session(&a, &db).await;
+    bloated_table(&mut ac, "plain").await;
+    plant_pwn(&mut ac, &db.roles.admin).await;
+    ac.execute(
+        format!(
+            r#"CREATE SCHEMA evil;
+               CREATE FUNCTION evil.eq_int(a integer, b integer) RETURNS boolean LANGUAGE plpgsql AS $f$
+                 BEGIN PERFORM public.pwn('operator =(integer, integer)'); RETURN a OPERATOR(pg_catalog.=) b; END $f$;
+               CREATE OPERATOR evil.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = evil.eq_int);
+               CREATE FUNCTION evil.eq_oid(a oid, b oid) RETURNS boolean LANGUAGE plpgsql AS $f$
+                 BEGIN PERFORM public.pwn('operator =(oid, oid)'); RETURN a OPERATOR(pg_catalog.=) b; END $f$;
+               CREATE OPERATOR evil.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = evil.eq_oid);
+               GRANT USAGE ON SCHEMA evil TO PUBLIC;
+               ALTER DATABASE "{}" SET search_path = evil, public, pg_catalog;"#,
+            db.physical_name
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let op = maintenance(&a, &db, MaintenanceKind::Repack).await;
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    let logs: Vec<String> = a.operation_logs(op.id).await.unwrap().into_iter().map(|l| l.message).collect();
+    assert!(logs.iter().any(|l| l.starts_with("public.plain: repacked")), "{logs:#?}");
+    assert_gained_nothing(&h, Some((&a, &db))).await;
+}
+
 /// pg_repack in a database without name-shadowing objects: a table whose index calls a
 /// tenant function is skipped with the reason (pg_repack would rebuild that index as the
 /// service), a plain table is repacked; a tenant-made `repack` schema refuses the run.
