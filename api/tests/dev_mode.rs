@@ -38,6 +38,20 @@ fn env_of(text: &str, key: &str) -> String {
     text.lines().find_map(|l| l.strip_prefix(&format!("export {key}="))).unwrap().trim().to_string()
 }
 
+/// A database of tenant `demo` on the `local` instance, once its provisioning succeeded.
+async fn local_database(admin: &Client, name: &str) -> DatabaseAccepted {
+    let req = CreateDatabase {
+        name: name.into(),
+        tenant: Some("demo".into()),
+        instance: Some("local".into()),
+        ..Default::default()
+    };
+    let acc = admin.create_database(&req).await.unwrap();
+    let op = admin.wait_operation(acc.operation.clone().unwrap().id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    acc
+}
+
 fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     child.wait().unwrap()
@@ -63,17 +77,7 @@ async fn dev_mode_starts_serves_stops_and_reuses() {
     assert_eq!(local.environment, Environment::Sandbox);
     assert!(local.ca_cert.is_some());
     admin.create_tenant(&CreateTenant { name: "demo".into(), max_databases: None }).await.unwrap();
-    let acc = admin
-        .create_database(&CreateDatabase {
-            name: "app".into(),
-            tenant: Some("demo".into()),
-            instance: Some("local".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let op = admin.wait_operation(acc.operation.unwrap().id, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    let acc = local_database(&admin, "app").await;
     for access in Access::ALL {
         let cred = admin.get_credential(acc.database.id, access).await.unwrap();
         let mut c = connect_as(&cred).await.unwrap_or_else(|e| panic!("{access:?}: {e}"));
@@ -147,17 +151,7 @@ async fn dev_mode_recovers_from_kill_9_and_keeps_its_dir_private() {
     let mut child = start_dev(&dir, port);
     wait_ready(&endpoint).await;
     assert_eq!(admin.get_tenant("demo").await.unwrap().name, "demo");
-    let acc = admin
-        .create_database(&CreateDatabase {
-            name: "after".into(),
-            tenant: Some("demo".into()),
-            instance: Some("local".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let op = admin.wait_operation(acc.operation.unwrap().id, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    local_database(&admin, "after").await;
     assert!(sigterm(&mut child).success());
     assert!(!dir.join("state/pgdata/postmaster.pid").exists());
     assert!(!dir.join("local/pgdata/postmaster.pid").exists());
