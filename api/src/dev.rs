@@ -170,8 +170,9 @@ fn write_secret(path: &std::path::Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Ports of managed instances created on this machine in dev mode.
-const DEV_PORTS: [u16; 2] = [55500, 55599];
+/// Ports of managed instances created on this machine in dev mode: below the usual
+/// ephemeral range (32768-60999), which registration refuses.
+const DEV_PORTS: [u16; 2] = [15500, 15599];
 
 /// Managed instances on this machine's host that should be running.
 async fn local_managed(db: &sqlx::PgPool) -> Result<Vec<crate::catalog::InstanceRow>> {

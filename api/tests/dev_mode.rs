@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,7 +16,7 @@ fn start_dev(dir: &std::path::Path, port: u16) -> std::process::Child {
         .args(["--port", &port.to_string()])
         .env("DBAAS_POLL_INTERVAL_MS", "500")
         .stdout(std::fs::File::create(dir.with_extension("stdout")).unwrap())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.with_extension("stderr")).unwrap())
         .spawn()
         .unwrap()
 }
@@ -50,6 +50,11 @@ async fn local_database(admin: &Client, name: &str) -> DatabaseAccepted {
     let op = admin.wait_operation(acc.operation.clone().unwrap().id, Duration::from_secs(60)).await.unwrap();
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
     acc
+}
+
+async fn op_log(admin: &Client, op: uuid::Uuid) -> String {
+    let lines = admin.operation_logs(op).await.unwrap();
+    lines.iter().map(|l| format!("{}: {}", l.level, l.message)).collect::<Vec<_>>().join("\n")
 }
 
 fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
@@ -94,7 +99,7 @@ async fn dev_mode_starts_serves_stops_and_reuses() {
     assert_eq!(admin.get_host("local").await.unwrap().kind, HostKind::Local);
     let m = admin.create_instance(&CreateInstance::managed("mine", "local", "15", Environment::Sandbox)).await.unwrap();
     let op = admin.wait_operation(m.last_operation_id.unwrap(), Duration::from_secs(60)).await.unwrap();
-    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}\n{}", op_log(&admin, op.id).await);
     let m = admin.get_instance("mine").await.unwrap();
     let mine_pid = std::path::Path::new(&m.managed.as_ref().unwrap().data_dir).join("pgdata/postmaster.pid");
     assert!(mine_pid.exists());

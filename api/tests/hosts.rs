@@ -34,6 +34,11 @@ async fn local_host_registration_and_bad_input() {
     let problem = |e: ClientError| e.problem().cloned().unwrap();
     let p = problem(h.admin.create_host(&local("local-1", root.to_str().unwrap())).await.unwrap_err());
     assert_eq!((p.status, p.code.as_str()), (409, "already_exists"));
+    // Ports this machine gives outgoing connections cannot be instance ports.
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let lo: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let inside_ephemeral = [lo - 10, lo + 10];
+    let root2 = h.dir.path().join("hosts/h2");
     for (req, field) in [
         (local("Bad Name", "/var/tmp/x"), "name"),
         (local("h2", "relative/path"), "data_root"),
@@ -41,6 +46,7 @@ async fn local_host_registration_and_bad_input() {
         (local("h2", "/var/tmp/x;rm -rf /"), "data_root"),
         (CreateHost { port_range: Some([6100, 6000]), ..local("h2", "/var/tmp/x") }, "port_range"),
         (CreateHost { port_range: Some([80, 90]), ..local("h2", "/var/tmp/x") }, "port_range"),
+        (CreateHost { port_range: Some(inside_ephemeral), ..local("h2", root2.to_str().unwrap()) }, "port_range"),
         (CreateHost { address: Some("10.0.0.1".into()), ..local("h2", "/var/tmp/x") }, "address"),
         (
             CreateHost { kind: HostKind::Ssh, address: Some("127.0.0.1".into()), ..local("h2", "/var/tmp/x") },

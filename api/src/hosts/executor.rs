@@ -19,6 +19,9 @@ pub enum ExecError {
     Failed { program: String, status: i32, stderr: String },
     #[error("{0} did not finish in time")]
     Timeout(String),
+    /// A server's port is held by another socket.
+    #[error("port unavailable: {0}")]
+    PortUnavailable(String),
 }
 
 /// A validated command.

@@ -15,6 +15,23 @@ use executor::{Command, ExecError, Executor};
 /// Where Debian/Ubuntu packages put server binaries; `find` looks no deeper than needed.
 const PG_ROOT: &str = "/usr/lib/postgresql";
 
+/// The host's ephemeral port range (`net.ipv4.ip_local_port_range`): the local ports its
+/// outgoing connections take. A server listening on one of them can find it held by such a
+/// connection (or its TIME_WAIT), so instance ports must stay outside.
+pub async fn ephemeral_ports<E: Executor>(exec: &E) -> Result<std::ops::RangeInclusive<u16>, ExecError> {
+    let out = exec.run(&Command::new("/bin/cat", &["/proc/sys/net/ipv4/ip_local_port_range"])?).await?;
+    parse_port_range(&out.stdout)
+        .ok_or_else(|| ExecError::Invalid(format!("unexpected ip_local_port_range: {:?}", out.stdout.trim())))
+}
+
+fn parse_port_range(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let mut it = text.split_whitespace().map(str::parse::<u16>);
+    match (it.next(), it.next(), it.next()) {
+        (Some(Ok(lo)), Some(Ok(hi)), None) if lo <= hi => Some(lo..=hi),
+        _ => None,
+    }
+}
+
 /// PostgreSQL versions installed on the host (`pg_config --version` of each).
 pub async fn discover_versions<E: Executor>(exec: &E) -> Result<Vec<PgVersion>, ExecError> {
     let out = exec
@@ -165,6 +182,14 @@ mod tests {
             "/data",
         ] {
             assert!(validate_data_root(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some(32768..=60999));
+        for bad in ["", "32768", "60999 32768", "a b", "1 2 3", "70000 80000"] {
+            assert_eq!(parse_port_range(bad), None, "{bad}");
         }
     }
 }

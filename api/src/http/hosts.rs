@@ -12,7 +12,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::hosts::executor::{ExecError, HostExec, LocalExecutor};
 use crate::hosts::ssh::{check_private_key, parse_host_key, SshTarget};
-use crate::hosts::{discover_versions, prepare_data_root, validate_data_root, HostPool};
+use crate::hosts::{discover_versions, ephemeral_ports, prepare_data_root, validate_data_root, HostPool};
 use crate::naming::validate_instance_name;
 use crate::state::AppState;
 
@@ -144,6 +144,21 @@ pub async fn register(s: &AppState, req: CreateHost) -> ApiResult<Host> {
             other => ApiError::field("address", "host_unreachable", format!("cannot log in over SSH: {other}")),
         })?,
     };
+    let ephemeral = ephemeral_ports(&exec).await.map_err(|e| {
+        ApiError::Unprocessable("host_check_failed", format!("reading the host's ephemeral port range failed: {e}"))
+    })?;
+    if lo <= *ephemeral.end() && *ephemeral.start() <= hi {
+        return Err(ApiError::field(
+            "port_range",
+            "overlaps_ephemeral_ports",
+            format!(
+                "{lo}-{hi} overlaps the host's ephemeral port range {}-{} (net.ipv4.ip_local_port_range): \
+                 outgoing connections take those ports and would keep servers from listening on them",
+                ephemeral.start(),
+                ephemeral.end()
+            ),
+        ));
+    }
     prepare_data_root(&exec, &req.data_root).await.map_err(|e| {
         ApiError::field("data_root", "unusable", format!("the postgres user cannot use {}: {e}", req.data_root))
     })?;

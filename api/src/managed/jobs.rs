@@ -74,7 +74,7 @@ async fn start(ctx: &OpContext, restart: bool) -> Result<(), OpError> {
     } else {
         ctx.step("starting the server").await;
     }
-    node.start().await?;
+    ops::start_when_port_free(ctx, &node).await?;
     ops::check_ready(ctx, &inst).await
 }
 

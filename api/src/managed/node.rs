@@ -92,17 +92,44 @@ impl Node {
     /// Starts the server and waits until it accepts connections. The log file takes the
     /// server's output, so no pipe of ours stays open behind it.
     pub async fn start(&self) -> Result<(), ExecError> {
-        if self.running().await? {
+        if !self.running().await? {
+            let r = self.pg("pg_ctl", &["start", "-D", &self.data(), "-l", &self.log_file(), "-w", "-t", "60"]).await;
+            if let Err(ExecError::Failed { program, status, stderr }) = r {
+                // pg_ctl only says "could not start server": the reason is in the log.
+                let log = self.log_tail().await;
+                return Err(ExecError::Failed { program, status, stderr: format!("{stderr}; server log: {log}") });
+            }
+            r?;
+        }
+        self.ensure_listening().await
+    }
+
+    /// The last lines of the server log (empty when it cannot be read).
+    async fn log_tail(&self) -> String {
+        let out = self.sys("/usr/bin/tail", &["-n", "5", &self.log_file()]).await;
+        out.map(|o| o.stdout.trim().to_string()).unwrap_or_default()
+    }
+
+    /// A server can come up without the socket its clients use. When any socket without
+    /// SO_REUSEADDR holds the port for IPv4 — an outgoing connection whose local port it is,
+    /// even one in TIME_WAIT — PostgreSQL only warns, listens on IPv6 and the unix socket,
+    /// and every client of the instance's address is refused while `pg_ctl status` says all
+    /// is well. Such a server is stopped again and the start fails, retryably: the port is
+    /// usually free a minute later.
+    async fn ensure_listening(&self) -> Result<(), ExecError> {
+        let v6 = self.host.instance_address().parse::<std::net::Ipv6Addr>().is_ok();
+        let table = if v6 { "/proc/net/tcp6" } else { "/proc/net/tcp" };
+        let out = self.sys("/bin/cat", &[table]).await?;
+        if wildcard_listeners(&out.stdout).contains(&self.port) {
             return Ok(());
         }
-        let r = self.pg("pg_ctl", &["start", "-D", &self.data(), "-l", &self.log_file(), "-w", "-t", "60"]).await;
-        if let Err(ExecError::Failed { program, status, stderr }) = r {
-            // pg_ctl only says "could not start server": the reason is in the log.
-            let log =
-                self.sys("/usr/bin/tail", &["-n", "5", &self.log_file()]).await.map(|o| o.stdout).unwrap_or_default();
-            return Err(ExecError::Failed { program, status, stderr: format!("{stderr}; server log: {}", log.trim()) });
-        }
-        r.map(|_| ())
+        let log = self.log_tail().await;
+        self.stop("fast").await?;
+        Err(ExecError::PortUnavailable(format!(
+            "the server started without listening on {} port {} (another socket holds it); stopped it again; server log: {log}",
+            if v6 { "IPv6" } else { "IPv4" },
+            self.port
+        )))
     }
 
     /// Stops the server: `fast` disconnects sessions cleanly, `immediate` for teardown.
@@ -151,6 +178,19 @@ fn parse_listening(text: &str) -> Vec<u16> {
     ports
 }
 
+/// Ports listened on at the wildcard address (what `listen_addresses = '*'` binds).
+fn wildcard_listeners(text: &str) -> Vec<u16> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (addr, port) = f.nth(1)?.rsplit_once(':')?;
+            let listening = f.nth(1)? == "0A";
+            (listening && !addr.is_empty() && addr.bytes().all(|b| b == b'0')).then_some(())?;
+            u16::from_str_radix(port, 16).ok()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +202,10 @@ mod tests {
            1: 0100007F:9C40 0100007F:15B3 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n\
            0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 0 0 0 0 0 0\n";
         assert_eq!(parse_listening(text), vec![22, 5555]);
+        // 127.0.0.1:5555 is not the wildcard address; :: port 22 is.
+        assert_eq!(wildcard_listeners(text), vec![22]);
+        let v4 = "  sl  local_address\n 0: 00000000:15B3 00000000:0000 0A 0\n 1: 00000000:15B4 00000000:0000 06 0\n";
+        assert_eq!(wildcard_listeners(v4), vec![5555]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::SERVICE_ADMIN;
 use crate::catalog::conn::{InstanceRow, MAINTENANCE_DB};
 use crate::catalog::record::load_instance;
 use crate::crypto::scram_sha256_verifier;
-use crate::hosts::executor::{Command, Executor};
+use crate::hosts::executor::{Command, ExecError, Executor};
 use crate::hosts::HostRecord;
 use crate::naming::PgQuote;
 use crate::ops::runner::OpContext;
@@ -99,7 +99,7 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
         .await?;
 
     ctx.step("starting the server").await;
-    node.start().await?;
+    start_when_port_free(ctx, node).await?;
 
     ctx.step(&format!("service admin role {SERVICE_ADMIN}")).await;
     let password = ctx
@@ -264,7 +264,7 @@ pub(super) async fn update_settings(
     }
     ctx.step(&format!("restart needed for {}: restarting", pending.join(", "))).await;
     node.stop("fast").await?;
-    if let Err(e) = node.start().await {
+    if let Err(e) = start_when_port_free(ctx, node).await {
         // The new settings keep the server from starting (memory it cannot get, a bad
         // combination): put the previous ones back and start with them, rather than leave the
         // instance down with a config every later start fails on.
@@ -281,6 +281,23 @@ pub(super) async fn update_settings(
     check_ready(ctx, inst).await?;
     ctx.log("info", &format!("restarted to apply {}", pending.join(", "))).await;
     Ok(())
+}
+
+/// Starts the server; while another socket holds its port (see `Node::start`), tries again
+/// for a little over a TIME_WAIT period before giving up, retryably.
+pub(super) async fn start_when_port_free(ctx: &OpContext, node: &Node) -> Result<(), OpError> {
+    const TRIES: u32 = 6;
+    let mut attempt = 1;
+    loop {
+        match node.start().await {
+            Err(e @ ExecError::PortUnavailable(_)) if attempt < TRIES => {
+                ctx.log("warn", &format!("{e}; trying again in 15 s")).await;
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                attempt += 1;
+            }
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// A new session once the server has loaded the configuration again (reload is a signal:
