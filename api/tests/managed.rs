@@ -392,8 +392,9 @@ async fn a_dead_cluster_is_reported_and_restarted() {
     })
     .await;
     let (op, inst) = settle(&h.admin, "pg-h").await;
-    assert_eq!((op.kind, op.status), (OperationKind::StartInstance, OperationStatus::Succeeded));
-    assert!(log_text(&h.admin, op.id).await.contains("health check: the server is down"));
+    let log = log_text(&h.admin, op.id).await;
+    assert_eq!((op.kind, op.status), (OperationKind::StartInstance, OperationStatus::Succeeded), "{op:?}\n{log}");
+    assert!(log.contains("health check: the server is down"), "{log}");
     assert!(listening(inst.port));
     assert_eq!(inst.managed.unwrap().health.unwrap().status, HealthStatus::Healthy);
 }

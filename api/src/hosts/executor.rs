@@ -22,6 +22,9 @@ pub enum ExecError {
     /// A server's port is held by another socket.
     #[error("port unavailable: {0}")]
     PortUnavailable(String),
+    /// A server process died and is not reaped yet: nothing can start in its place.
+    #[error("{0}")]
+    NotReaped(String),
 }
 
 /// A validated command.

@@ -74,7 +74,7 @@ async fn start(ctx: &OpContext, restart: bool) -> Result<(), OpError> {
     } else {
         ctx.step("starting the server").await;
     }
-    ops::start_when_port_free(ctx, &node).await?;
+    ops::start_patiently(ctx, &node).await?;
     ops::check_ready(ctx, &inst).await
 }
 

@@ -31,6 +31,7 @@ impl From<ExecError> for OpError {
             ExecError::Unreachable(_) => OpError::retryable("host_unreachable", e.to_string()),
             ExecError::Timeout(_) => OpError::retryable("host_timeout", e.to_string()),
             ExecError::PortUnavailable(_) => OpError::retryable("port_in_use", e.to_string()),
+            ExecError::NotReaped(_) => OpError::retryable("server_not_reaped", e.to_string()),
             ExecError::HostKeyMismatch(_) => OpError::permanent("host_key_mismatch", e.to_string()),
             ExecError::Failed { .. } => OpError::permanent("host_command_failed", e.to_string()),
             ExecError::Spawn { .. } | ExecError::Invalid(_) => {

@@ -92,7 +92,16 @@ impl Node {
     /// Starts the server and waits until it accepts connections. The log file takes the
     /// server's output, so no pipe of ours stays open behind it.
     pub async fn start(&self) -> Result<(), ExecError> {
-        if !self.running().await? {
+        if self.running().await? {
+            // A postmaster killed (SIGKILL, OOM) stays a zombie until something reaps it, and
+            // `pg_ctl status` and PostgreSQL's own lock file check both take it for a live
+            // server: nothing can start until it is gone.
+            if let Some(pid) = self.zombie_postmaster().await? {
+                return Err(ExecError::NotReaped(format!(
+                    "the previous server process (PID {pid}) died and has not been reaped yet"
+                )));
+            }
+        } else {
             let r = self.pg("pg_ctl", &["start", "-D", &self.data(), "-l", &self.log_file(), "-w", "-t", "60"]).await;
             if let Err(ExecError::Failed { program, status, stderr }) = r {
                 // pg_ctl only says "could not start server": the reason is in the log.
@@ -102,6 +111,21 @@ impl Node {
             r?;
         }
         self.ensure_listening().await
+    }
+
+    /// The postmaster's PID when the process named in `postmaster.pid` is a zombie.
+    async fn zombie_postmaster(&self) -> Result<Option<u32>, ExecError> {
+        let Ok(pidfile) = self.read_file(&format!("{}/postmaster.pid", self.data())).await else {
+            return Ok(None);
+        };
+        let Some(pid) = pidfile.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else {
+            return Ok(None);
+        };
+        match self.sys("/bin/cat", &[&format!("/proc/{pid}/stat")]).await {
+            Ok(out) => Ok(process_state(&out.stdout).filter(|s| *s == 'Z').map(|_| pid)),
+            Err(ExecError::Failed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The last lines of the server log (empty when it cannot be read).
@@ -178,6 +202,12 @@ fn parse_listening(text: &str) -> Vec<u16> {
     ports
 }
 
+/// The state letter of a `/proc/<pid>/stat` line (`R`, `S`, `Z`, …): the field after the
+/// command name, which is in parentheses and may itself hold spaces or parentheses.
+fn process_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// Ports listened on at the wildcard address (what `listen_addresses = '*'` binds).
 fn wildcard_listeners(text: &str) -> Vec<u16> {
     text.lines()
@@ -206,6 +236,13 @@ mod tests {
         assert_eq!(wildcard_listeners(text), vec![22]);
         let v4 = "  sl  local_address\n 0: 00000000:15B3 00000000:0000 0A 0\n 1: 00000000:15B4 00000000:0000 06 0\n";
         assert_eq!(wildcard_listeners(v4), vec![5555]);
+    }
+
+    #[test]
+    fn proc_stat_state() {
+        assert_eq!(process_state("22969 (postgres) Z 1 22969 22969 0 -1 4228164"), Some('Z'));
+        assert_eq!(process_state("7 (a) b) (c) S 1 7"), Some('S'));
+        assert_eq!(process_state("garbage"), None);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
         .await?;
 
     ctx.step("starting the server").await;
-    start_when_port_free(ctx, node).await?;
+    start_patiently(ctx, node).await?;
 
     ctx.step(&format!("service admin role {SERVICE_ADMIN}")).await;
     let password = ctx
@@ -264,7 +264,7 @@ pub(super) async fn update_settings(
     }
     ctx.step(&format!("restart needed for {}: restarting", pending.join(", "))).await;
     node.stop("fast").await?;
-    if let Err(e) = start_when_port_free(ctx, node).await {
+    if let Err(e) = start_patiently(ctx, node).await {
         // The new settings keep the server from starting (memory it cannot get, a bad
         // combination): put the previous ones back and start with them, rather than leave the
         // instance down with a config every later start fails on.
@@ -283,14 +283,15 @@ pub(super) async fn update_settings(
     Ok(())
 }
 
-/// Starts the server; while another socket holds its port (see `Node::start`), tries again
-/// for a little over a TIME_WAIT period before giving up, retryably.
-pub(super) async fn start_when_port_free(ctx: &OpContext, node: &Node) -> Result<(), OpError> {
+/// Starts the server; while another socket holds its port or the dead server before it is
+/// not reaped (see `Node::start`), tries again for a little over a TIME_WAIT period before
+/// giving up, retryably.
+pub(super) async fn start_patiently(ctx: &OpContext, node: &Node) -> Result<(), OpError> {
     const TRIES: u32 = 6;
     let mut attempt = 1;
     loop {
         match node.start().await {
-            Err(e @ ExecError::PortUnavailable(_)) if attempt < TRIES => {
+            Err(e @ (ExecError::PortUnavailable(_) | ExecError::NotReaped(_))) if attempt < TRIES => {
                 ctx.log("warn", &format!("{e}; trying again in 15 s")).await;
                 tokio::time::sleep(Duration::from_secs(15)).await;
                 attempt += 1;
