@@ -15,6 +15,7 @@ pub mod drift;
 pub mod jobs;
 pub mod maintenance;
 pub mod ownership;
+pub mod phases;
 pub mod provision;
 pub mod record;
 pub mod repack;

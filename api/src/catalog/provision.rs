@@ -10,9 +10,10 @@ use dbaas_client::Access;
 use sqlx::PgConnection;
 
 use super::conn::{exec, Locked};
-use super::ownership::{self, Claim, Ownership};
+use super::ownership::{self, Claim};
+use super::phases;
 use super::record::{self, CredentialRow, DatabaseRow};
-use crate::naming::{Marker, PgQuote, PhysicalNames};
+use crate::naming::{Marker, PhysicalNames};
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
 
@@ -65,63 +66,40 @@ pub async fn run(ctx: &OpContext, drop_extensions: &[String]) -> Result<(), OpEr
         // A rotation in flight wins: its password is the one about to be recorded.
         let enc = cred.pending_password_enc.as_ref().unwrap_or(&cred.password_enc);
         let verifier = crate::crypto::scram_sha256_verifier(&state.key.decrypt(enc, &cred.context())?);
-        match ownership::role(&mut locked.conn, role, *marker).await? {
-            Ownership::Ours | Ownership::OursUnmarked => {
-                exec(
-                    &mut locked.conn,
-                    &format!("ALTER ROLE {} WITH LOGIN PASSWORD {}", role.pg_ident(), verifier.pg_literal()),
-                )
-                .await?;
-                ctx.log("info", &format!("role {role} exists (ours); password re-applied")).await;
-            }
-            Ownership::Absent => {
-                exec(
-                    &mut locked.conn,
-                    &format!(
-                        "CREATE ROLE {r} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS \
-                         INHERIT PASSWORD {p}; COMMENT ON ROLE {r} IS {m}",
-                        r = role.pg_ident(),
-                        p = verifier.pg_literal(),
-                        m = marker.text().pg_literal()
-                    ),
-                )
-                .await?;
-                ctx.log("info", &format!("created role {role}")).await;
-            }
-            Ownership::Foreign(why) => return Err(ownership::conflict(&[format!("role {role} ({why})")])),
-        }
+        let found = ownership::role(&mut locked.conn, role, *marker).await?;
+        let step = phases::role(role, *marker, &found, &verifier).map_err(conflict_of)?;
+        run_steps(ctx, &mut locked.conn, &[step]).await?;
     }
-    if !superuser {
-        // A CREATEROLE admin must be a member of the admin role to create the database
-        // owned by it and to set default privileges for it.
-        let admin = names.role(Access::Admin);
-        let member: bool = sqlx::query_scalar("SELECT pg_catalog.pg_has_role(current_user, $1, 'MEMBER')")
-            .bind(&admin)
-            .fetch_one(&mut locked.conn)
-            .await?;
-        if !member {
-            exec(&mut locked.conn, &format!("GRANT {} TO CURRENT_USER", admin.pg_ident())).await?;
-        }
-    }
+    let member: bool = sqlx::query_scalar("SELECT pg_catalog.pg_has_role(current_user, $1, 'MEMBER')")
+        .bind(names.role(Access::Admin))
+        .fetch_one(&mut locked.conn)
+        .await?;
+    run_steps(ctx, &mut locked.conn, &phases::admin_membership(&names, superuser, member)).await?;
     locked.roles_unlock().await?;
 
     // Phase 2: the database itself.
     ctx.step("phase 2/5: database").await;
-    ensure_database(ctx, &mut locked.conn, &db, &claim).await?;
+    let (admin_role, admin_marker) = (&claim.roles[0].0, claim.roles[0].1);
+    let marker = Marker::Database(db.id);
+    let found = phases::DatabaseFound {
+        ownership: ownership::database(&mut locked.conn, &names.database, marker, admin_role, admin_marker).await?,
+        settings: sqlx::query_as(
+            "SELECT pg_catalog.pg_get_userbyid(d.datdba)::text, d.datconnlimit FROM pg_catalog.pg_database d \
+             WHERE d.datname OPERATOR(pg_catalog.=) $1",
+        )
+        .bind(&names.database)
+        .fetch_optional(&mut locked.conn)
+        .await?,
+    };
+    let steps = phases::database(&names, marker, &found, db.connection_limit).map_err(conflict_of)?;
+    if steps.is_empty() {
+        ctx.log("info", &format!("database {} exists (ours)", names.database)).await;
+    }
+    run_steps(ctx, &mut locked.conn, &steps).await?;
 
     // Phase 3: who may connect.
     ctx.step("phase 3/5: connect privileges").await;
-    let dbi = names.database.pg_ident();
-    exec(&mut locked.conn, &format!("REVOKE ALL ON DATABASE {dbi} FROM PUBLIC")).await?;
-    exec(
-        &mut locked.conn,
-        &format!(
-            "GRANT CONNECT, TEMPORARY ON DATABASE {dbi} TO {}, {}",
-            names.role(Access::Read).pg_ident(),
-            names.role(Access::Write).pg_ident()
-        ),
-    )
-    .await?;
+    run_steps(ctx, &mut locked.conn, &phases::connect_privileges(&names)).await?;
 
     // Phase 4: inside the database, as its admin role.
     ctx.step("phase 4/5: schemas and default privileges (as the database's admin role)").await;
@@ -130,98 +108,27 @@ pub async fn run(ctx: &OpContext, drop_extensions: &[String]) -> Result<(), OpEr
 
     // Phase 5: extensions, as the admin role too (trusted extensions only).
     ctx.step("phase 5/5: extensions").await;
-    for ext in drop_extensions {
-        if !db.extensions.contains(ext) {
-            exec(&mut conn, &format!("DROP EXTENSION IF EXISTS {}", ext.pg_ident())).await?;
-            ctx.log("info", &format!("extension {ext} dropped")).await;
-        }
-    }
-    for ext in &db.extensions {
-        let present: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) $1)",
-        )
-        .bind(ext)
-        .fetch_one(&mut conn)
-        .await?;
-        if !present {
-            create_extension(&mut conn, ext).await?;
-            ctx.log("info", &format!("extension {ext} created")).await;
-        }
-    }
-    Ok(())
+    let present: Vec<String> =
+        sqlx::query_scalar("SELECT e.extname::text FROM pg_catalog.pg_extension e").fetch_all(&mut conn).await?;
+    let steps = phases::extensions(&db.extensions, &present, drop_extensions, super::conn::PINNED_SEARCH_PATH);
+    run_steps(ctx, &mut conn, &steps).await
 }
 
-/// Creates an extension as the database's admin role. PostgreSQL lets a database owner
-/// create only *trusted* extensions; an untrusted one would need the service to run its
-/// install script as superuser in a schema the tenant owns, which we never do.
-async fn create_extension(conn: &mut PgConnection, ext: &str) -> Result<(), OpError> {
-    // Extensions go where a database owner's would: `public` (with the session's pinned
-    // path, the first schema would be pg_catalog). This session is the tenant's own role.
-    exec(conn, "SET search_path = public").await?;
-    let created = exec(conn, &format!("CREATE EXTENSION IF NOT EXISTS {}", ext.pg_ident())).await;
-    exec(conn, &format!("SET search_path = {}", super::conn::PINNED_SEARCH_PATH)).await?;
-    match created {
-        Err(e) if e.code == "42501" => Err(OpError::permanent(
-            "extension_not_trusted",
-            format!(
-                "extension {ext} is not a trusted extension: only a superuser could install it, and the service \
-                 never runs install scripts as superuser inside a tenant's database ({})",
-                e.message
-            ),
-        )),
-        other => other,
-    }
+fn conflict_of(f: phases::Foreign) -> OpError {
+    ownership::conflict(&[f.0])
 }
 
-async fn ensure_database(
-    ctx: &OpContext,
-    conn: &mut PgConnection,
-    db: &DatabaseRow,
-    claim: &Claim<'_>,
-) -> Result<(), OpError> {
-    let names = db.physical();
-    let admin = names.role(Access::Admin);
-    let dbi = names.database.pg_ident();
-    let marker = Marker::Database(db.id);
-    let (admin_role, admin_marker) = (&claim.roles[0].0, claim.roles[0].1);
-    match ownership::database(conn, &names.database, marker, admin_role, admin_marker).await? {
-        Ownership::Absent => {
-            exec(
-                conn,
-                &format!(
-                    "CREATE DATABASE {dbi} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {}",
-                    admin.pg_ident(),
-                    db.connection_limit
-                ),
-            )
-            .await?;
-            ownership::mark_database(conn, &names.database, marker).await?;
-            ctx.log("info", &format!("created database {}", names.database)).await;
-            return Ok(());
+/// Executes planned steps in order, logging each; a refusal for lack of privilege becomes
+/// the step's own error when it names one.
+async fn run_steps(ctx: &OpContext, conn: &mut PgConnection, steps: &[phases::Step]) -> Result<(), OpError> {
+    for step in steps {
+        match (exec(conn, &step.sql).await, &step.denied) {
+            (Err(e), Some((code, message))) if e.code == "42501" => {
+                return Err(OpError::permanent(code, format!("{message} ({})", e.message)));
+            }
+            (r, _) => r?,
         }
-        Ownership::OursUnmarked => {
-            ownership::mark_database(conn, &names.database, marker).await?;
-            ctx.log("info", &format!("database {} marked as ours (an earlier attempt stopped)", names.database)).await;
-        }
-        Ownership::Ours => ctx.log("info", &format!("database {} exists (ours)", names.database)).await,
-        Ownership::Foreign(why) => {
-            return Err(ownership::conflict(&[format!("database {} ({why})", names.database)]));
-        }
-    }
-    let (owner, current_limit): (String, i32) = sqlx::query_as(
-        "SELECT pg_catalog.pg_get_userbyid(d.datdba)::text, d.datconnlimit FROM pg_catalog.pg_database d \
-         WHERE d.datname OPERATOR(pg_catalog.=) $1",
-    )
-    .bind(&names.database)
-    .fetch_one(&mut *conn)
-    .await?;
-    if owner != admin {
-        exec(conn, &format!("ALTER DATABASE {dbi} OWNER TO {}", admin.pg_ident())).await?;
-        ctx.log("info", &format!("owner changed from {owner} to {admin}")).await;
-    }
-    if current_limit != db.connection_limit {
-        exec(conn, &format!("ALTER DATABASE {dbi} CONNECTION LIMIT {}", db.connection_limit)).await?;
-        ctx.log("info", &format!("connection limit {current_limit} -> {}", db.connection_limit)).await;
+        ctx.log("info", &step.note).await;
     }
     Ok(())
 }
