@@ -229,7 +229,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 ),
                 (None, _) => None,
             };
-            let created = crate::http::tenants::issue_token(&db, tenant_id, &description, None).await?;
+            let created = crate::store::tokens::issue(&db, tenant_id, &description, None).await?;
             println!("{}", created.secret);
             Ok(())
         }

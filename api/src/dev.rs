@@ -229,6 +229,6 @@ async fn reuse_or_create_token(db: &sqlx::PgPool, env_path: &std::path::Path) ->
             }
         }
     }
-    let created = crate::http::tenants::issue_token(db, None, "dev admin", None).await?;
+    let created = crate::store::tokens::issue(db, None, "dev admin", None).await?;
     Ok(created.secret)
 }

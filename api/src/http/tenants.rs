@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::extract::{if_match, parse_duration, ApiJson};
 use crate::auth::{Admin, Principal};
-use crate::crypto::{generate_token_secret, sha256};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::validate_tenant_name;
 use crate::state::AppState;
+use crate::store::tokens;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -197,84 +197,9 @@ async fn delete_tenant(
 
 // ------------------------------------------------------------------ tokens
 
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: Uuid,
-    tenant_name: Option<String>,
-    description: String,
-    prefix: String,
-    expires_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-}
-
-impl From<TokenRow> for Token {
-    fn from(r: TokenRow) -> Self {
-        Token {
-            id: r.id,
-            admin: r.tenant_name.is_none(),
-            tenant: r.tenant_name,
-            description: r.description,
-            prefix: r.prefix,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-            created_at: r.created_at,
-        }
-    }
-}
-
-const TOKEN_SELECT: &str = "SELECT k.id, t.name AS tenant_name, k.description, k.prefix, k.expires_at, k.revoked_at, \
-    k.created_at FROM tokens k LEFT JOIN tenants t ON t.id = k.tenant_id";
-
-/// Creates a token and returns it with its secret (the only time it is shown).
-pub async fn issue_token(
-    db: &sqlx::PgPool,
-    tenant_id: Option<Uuid>,
-    description: &str,
-    expires_at: Option<DateTime<Utc>>,
-) -> Result<CreatedToken, sqlx::Error> {
-    let mut conn = db.acquire().await?;
-    issue_child_token(&mut conn, tenant_id, description, expires_at, None).await
-}
-
-/// Live tokens one tenant may hold.
-pub const MAX_TOKENS_PER_TENANT: i64 = 50;
-
-/// Creates a token minted by `parent` (revoking the parent revokes it).
-pub async fn issue_child_token(
-    db: &mut sqlx::PgConnection,
-    tenant_id: Option<Uuid>,
-    description: &str,
-    expires_at: Option<DateTime<Utc>>,
-    parent: Option<Uuid>,
-) -> Result<CreatedToken, sqlx::Error> {
-    let secret = generate_token_secret();
-    let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO tokens (id, tenant_id, description, secret_hash, prefix, expires_at, parent_id) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7)",
-    )
-    .bind(id)
-    .bind(tenant_id)
-    .bind(description)
-    .bind(sha256(secret.as_bytes()))
-    .bind(&secret[..12])
-    .bind(expires_at)
-    .bind(parent)
-    .execute(&mut *db)
-    .await?;
-    let row: TokenRow = sqlx::query_as(&format!("{TOKEN_SELECT} WHERE k.id = $1")).bind(id).fetch_one(db).await?;
-    Ok(CreatedToken { token: row.into(), secret })
-}
-
 #[utoipa::path(get, path = "/v1/tokens", tag = "tokens", responses((status = 200, body = List<Token>)))]
 async fn list_tokens(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Token>>> {
-    let rows: Vec<TokenRow> =
-        sqlx::query_as(&format!("{TOKEN_SELECT} WHERE ($1::uuid IS NULL OR k.tenant_id = $1) ORDER BY k.created_at"))
-            .bind(who.tenant_filter())
-            .fetch_all(&s.db)
-            .await?;
-    Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
+    Ok(axum::Json(List { items: tokens::list(&s.db, who.tenant_filter()).await? }))
 }
 
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken,
@@ -315,11 +240,12 @@ async fn create_token(
         .bind(t)
         .fetch_one(&mut *tx)
         .await?;
-        if live >= MAX_TOKENS_PER_TENANT {
+        if live >= tokens::MAX_PER_TENANT {
             return Err(ApiError::Conflict(
                 "quota_exceeded",
                 format!(
-                    "a tenant may hold at most {MAX_TOKENS_PER_TENANT} live tokens (it has {live}); revoke some first"
+                    "a tenant may hold at most {} live tokens (it has {live}); revoke some first",
+                    tokens::MAX_PER_TENANT
                 ),
             ));
         }
@@ -349,7 +275,7 @@ async fn create_token(
         }
         (_, e) => e,
     };
-    let created = issue_child_token(&mut tx, tenant_id, &desc, expires_at, Some(who.token_id)).await?;
+    let created = tokens::issue_child(&mut tx, tenant_id, &desc, expires_at, Some(who.token_id)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
@@ -388,6 +314,5 @@ async fn revoke_token(State(s): State<AppState>, who: Principal, Path(id): Path<
         }
     }
     tx.commit().await?;
-    let row: TokenRow = sqlx::query_as(&format!("{TOKEN_SELECT} WHERE k.id = $1")).bind(id).fetch_one(&s.db).await?;
-    Ok(axum::Json(row.into()))
+    Ok(axum::Json(tokens::get(&s.db, id).await?))
 }

@@ -4,3 +4,4 @@
 
 pub mod databases;
 pub mod instances;
+pub mod tokens;
