@@ -41,7 +41,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let db = crate::server::connect_state_db(&state_pg.url("postgres")).await?;
     let state = crate::server::state(db.clone(), key, engine);
 
-    if crate::http::instances::by_name(&db, "local").await.map_err(|e| anyhow::anyhow!("{e}"))?.is_none() {
+    if crate::store::instances::by_name(&db, "local").await.map_err(|e| anyhow::anyhow!("{e}"))?.is_none() {
         lock_down_local(&local_pg).await?;
         let available = available_extensions(&local_pg).await.unwrap_or_default();
         let req = CreateInstance {
@@ -63,7 +63,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
                 Environment::Sandbox,
             )
         };
-        crate::http::instances::register(&state, req)
+        crate::catalog::registration::register(&state, req)
             .await
             .map_err(|e| anyhow::anyhow!("registering the local instance: {e:?}"))?;
     }
@@ -74,7 +74,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     if crate::hosts::HostRecord::by_name(&db, "local").await?.is_none() {
         let root = host_root.canonicalize().unwrap_or(host_root.clone()).to_string_lossy().into_owned();
         let req = CreateHost::local("local", &root, DEV_PORTS);
-        if let Err(e) = crate::http::hosts::register(&state, req).await {
+        if let Err(e) = crate::hosts::register::register(&state, req).await {
             eprintln!("warning: this machine is not registered as a host ({e:?}); managed instances need one");
         }
     }

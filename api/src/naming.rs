@@ -136,6 +136,14 @@ impl PgQuote for String {
     }
 }
 
+/// A host name or IP address: no spaces, slashes or leading '-' (it reaches command lines).
+pub fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && !h.starts_with('-')
+        && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

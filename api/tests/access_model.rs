@@ -11,7 +11,7 @@ use sqlx::Executor;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn access_matrix() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let team_a = h.tenant("team-a").await;
     let team_b = h.tenant("team-b").await;
     let a = h.ready_database(&team_a, db_req("orders")).await;

@@ -150,7 +150,7 @@ async fn maintenance(c: &Client, db: &Database, kind: MaintenanceKind) -> Operat
 /// text)` as the service's superuser.
 #[tokio::test]
 async fn tenant_code_never_runs_with_the_service_rights() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     let b = h.tenant("team-b").await;
     let other = h.ready_database(&b, db_req("billing")).await;
@@ -231,7 +231,7 @@ async fn tenant_code_never_runs_with_the_service_rights() {
 /// that path are never resolved by them.
 #[tokio::test]
 async fn a_search_path_set_on_the_database_reaches_no_service_session() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("shop")).await;
     let mut ac = admin_session(&a, &db).await;
@@ -266,7 +266,7 @@ async fn a_search_path_set_on_the_database_reaches_no_service_session() {
 /// service), a plain table is repacked; a tenant-made `repack` schema refuses the run.
 #[tokio::test]
 async fn repack_skips_tables_reaching_tenant_code() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("shop")).await;
     let mut ac = admin_session(&a, &db).await;
@@ -301,7 +301,7 @@ async fn repack_skips_tables_reaching_tenant_code() {
 /// database; the second provisioning re-passworded and re-owned the first tenant's objects.
 #[tokio::test]
 async fn tenants_with_colliding_names_stay_apart() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let team_a = h.tenant("team-a").await;
     let team = h.tenant("team").await;
     let victim = h.ready_database(&team_a, db_req("orders")).await;
@@ -352,7 +352,7 @@ async fn tenants_with_colliding_names_stay_apart() {
 /// with `name_conflict` and survives the record's deletion.
 #[tokio::test]
 async fn foreign_objects_with_our_names_are_never_touched() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     let mut su = h.target_db("postgres").await;
     su.execute("CREATE ROLE \"team-a_legacy_admin\" LOGIN PASSWORD 'hand-made'").await.unwrap();
@@ -426,7 +426,7 @@ async fn replace_by_hand(su: &mut PgConnection, name: &str) {
 /// In prod a tenant cannot lower deletion protection; an admin can, and it is audited.
 #[tokio::test]
 async fn prod_protection_is_lowered_only_by_an_admin() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let prod = CreateInstance {
         environment: Environment::Prod,
         ca_cert: h.target_pg.ca_cert.clone(),
@@ -449,7 +449,7 @@ async fn prod_protection_is_lowered_only_by_an_admin() {
 /// and a client using it with `verify-full` connects.
 #[tokio::test]
 async fn credentials_carry_the_ca_for_verify_full() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("orders")).await;
     let cred = a.get_credential(db.id, Access::Read).await.unwrap();

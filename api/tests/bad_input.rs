@@ -37,7 +37,7 @@ async fn nothing_made(h: &Harness) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_names_and_references() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
 
     let too_long = "x".repeat(42); // "team-a_" + 42 + "_admin_" + 8 = 64 > 63
@@ -115,7 +115,7 @@ async fn bad_names_and_references() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn capacity_quota_and_ttl() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     // A second registration of the same server with room for one database.
     h.admin.create_instance(&CreateInstance { max_databases: 1, ..instance_req(&h.target_pg, "tiny") }).await.unwrap();
@@ -159,7 +159,7 @@ async fn capacity_quota_and_ttl() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_and_tenancy() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     let _b = h.tenant("team-b").await;
 
@@ -223,7 +223,7 @@ async fn tokens_and_tenancy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stale_patch_changes_nothing() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("orders")).await;
     let ops_before = h.count("SELECT count(*) FROM operations").await;
@@ -277,7 +277,7 @@ async fn stale_patch_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn instance_registration_and_target_down() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     let base = instance_req(&h.target_pg, "other");
     // Wrong password, nothing listening, a login without the needed privileges.

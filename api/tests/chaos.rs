@@ -17,11 +17,11 @@ use rand::Rng;
 const WAIT: Duration = Duration::from_secs(180);
 
 fn opts() -> ApiOptions {
-    ApiOptions { workers: 2, lease_ms: 2000, step_delay_ms: 150, env: Vec::new() }
+    ApiOptions { workers: 2, lease_ms: 2000, step_delay_ms: 150, ..Default::default() }
 }
 
 fn signal(p: &ApiProcess, s: Signal) {
-    let _ = kill(Pid::from_raw(p.child.id() as i32), s);
+    let _ = kill(Pid::from_raw(p.pid()), s);
 }
 
 #[tokio::test(flavor = "multi_thread")]

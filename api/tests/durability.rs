@@ -73,6 +73,7 @@ async fn two_processes_run_each_operation_once() {
         lease_ms: 5000,
         step_delay_ms: 100,
         env: vec![("DBAAS_TENANT_CONCURRENCY".into(), "8".into())],
+        in_process: false,
     };
     let mut h = Harness::start_with(opts.clone()).await;
     let i = h.spawn_api(opts).await;

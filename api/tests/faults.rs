@@ -55,6 +55,7 @@ async fn an_attempt_stops_when_its_heartbeats_fail() {
         lease_ms: 3000,
         step_delay_ms: 1500,
         env: vec![("DBAAS_ENGINE_DATABASE_URL".into(), engine_url)],
+        in_process: false,
     };
     let i = h.spawn_api(opts).await;
     h.admin = Client::new(&h.apis[i].endpoint, &h.admin_token).unwrap();

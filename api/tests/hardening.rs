@@ -9,7 +9,7 @@ use dbaas_client::*;
 
 #[tokio::test]
 async fn tokens_cannot_outlive_their_parent_and_die_with_it() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     h.admin.create_tenant(&CreateTenant { name: "team-a".into(), max_databases: None }).await.unwrap();
     let req = |ttl: Option<&str>| CreateToken {
         tenant: Some("team-a".into()),
@@ -42,7 +42,7 @@ async fn tokens_cannot_outlive_their_parent_and_die_with_it() {
 
 #[tokio::test]
 async fn a_tenant_holds_at_most_fifty_tokens() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await; // its first token
     for _ in 0..49 {
         a.create_token(&CreateToken::default()).await.unwrap();
@@ -53,7 +53,7 @@ async fn a_tenant_holds_at_most_fifty_tokens() {
 
 #[tokio::test]
 async fn idempotency_keys_authenticate_first_and_keep_answers_sealed() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/tokens", h.endpoint());
     // Unauthenticated: 401 and nothing reserved.
@@ -118,7 +118,7 @@ async fn idempotency_keys_authenticate_first_and_keep_answers_sealed() {
 
 #[tokio::test]
 async fn admin_routes_refuse_tenants_before_reading_the_body() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let a = h.tenant("team-a").await;
     for path in ["/v1/instances", "/v1/hosts", "/v1/tenants"] {
         let e = a
@@ -142,7 +142,7 @@ async fn admin_routes_refuse_tenants_before_reading_the_body() {
 
 #[tokio::test]
 async fn unknown_http_methods_share_one_metric_label() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let http = reqwest::Client::new();
     for i in 0..20 {
         let m = reqwest::Method::from_bytes(format!("BOGUS{i}").as_bytes()).unwrap();
@@ -160,7 +160,7 @@ fn local_host_req(name: &str, root: &str) -> CreateHost {
 /// Registration used to `mkdir -p` and `chown postgres` whatever path it was given.
 #[tokio::test(flavor = "multi_thread")]
 async fn data_roots_are_new_empty_or_ours_never_system_directories() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     for root in ["/", "/etc", "/usr/lib/x", "/var", "/home", "/root/pg", "/tmp"] {
         let p = h.admin.create_host(&local_host_req("h1", root)).await.unwrap_err().problem().cloned().unwrap();
         assert_eq!((p.status, p.errors[0].field.as_str()), (422, "data_root"), "{root}: {p:?}");
@@ -191,7 +191,7 @@ async fn data_roots_are_new_empty_or_ours_never_system_directories() {
 
 #[tokio::test]
 async fn tenants_see_a_reduced_instance_view() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     h.admin.create_tenant(&CreateTenant { name: "team-b".into(), max_databases: None }).await.unwrap();
     let theirs = CreateInstance { dedicated_tenant: Some("team-b".into()), ..instance_req(&h.target_pg, "b-only") };
     h.admin.create_instance(&theirs).await.unwrap();
@@ -213,7 +213,7 @@ async fn tenants_see_a_reduced_instance_view() {
 /// MD5-stored admin password is refused.
 #[tokio::test]
 async fn external_instances_are_reached_safely() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let with_ca = CreateInstance {
         sslmode: SslMode::Prefer,
         ca_cert: h.target_pg.ca_cert.clone(),
@@ -254,7 +254,7 @@ async fn external_instances_are_reached_safely() {
 /// mints still reaches every token minted from the revoked one.
 #[tokio::test(flavor = "multi_thread")]
 async fn expiring_tokens_bound_their_children_even_under_concurrent_minting() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let ttl = |t: &str| CreateToken { ttl: Some(t.into()), ..Default::default() };
     let temp_admin = h.admin.create_token(&ttl("1h")).await.unwrap();
     let e = h.admin.with_token(&temp_admin.secret).create_token(&ttl("2h")).await.unwrap_err();
@@ -290,7 +290,7 @@ async fn expiring_tokens_bound_their_children_even_under_concurrent_minting() {
 /// path cannot steer registration into a system tree.
 #[tokio::test(flavor = "multi_thread")]
 async fn data_roots_marked_by_someone_else_or_behind_links_are_refused() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let unusable = |p: &Problem| (p.status, p.errors[0].field.clone(), p.errors[0].code.clone());
     // As root, clusters run as postgres: a marked directory root (or anyone else) owns is not ours.
     if nix::unistd::geteuid().is_root() {
@@ -368,7 +368,7 @@ async fn dev_refuses_a_data_dir_that_is_not_its_own() {
 /// only that it is not allowed (the body is never looked at).
 #[tokio::test]
 async fn admin_routes_refuse_tenants_whatever_the_body() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     h.admin.create_tenant(&CreateTenant { name: "team-a".into(), max_databases: None }).await.unwrap();
     let tok = h.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
     let http = reqwest::Client::new();

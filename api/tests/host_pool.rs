@@ -15,7 +15,7 @@ fn record(key: &MasterKey, port: u16, sshd: &Sshd) -> HostRecord {
     HostRecord {
         id,
         name: format!("h{port}"),
-        kind: "ssh".into(),
+        kind: dbaas_client::HostKind::Ssh,
         address: Some("127.0.0.1".into()),
         ssh_port: Some(i32::from(port)),
         ssh_user: Some("root".into()),
@@ -26,6 +26,7 @@ fn record(key: &MasterKey, port: u16, sshd: &Sshd) -> HostRecord {
         port_range_end: 6099,
         pg_versions: sqlx::types::Json(vec![]),
         version: 1,
+        created_at: chrono::Utc::now(),
     }
 }
 

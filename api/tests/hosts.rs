@@ -13,7 +13,7 @@ fn local(name: &str, root: &str) -> CreateHost {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn local_host_registration_and_bad_input() {
-    let h = Harness::start().await;
+    let h = Harness::in_process().await;
     let root = h.dir.path().join("hosts/local-data");
     let host = h.admin.create_host(&local("local-1", root.to_str().unwrap())).await.unwrap();
     assert_eq!(host.kind, HostKind::Local);

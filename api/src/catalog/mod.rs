@@ -18,6 +18,7 @@ pub mod ownership;
 pub mod phases;
 pub mod provision;
 pub mod record;
+pub mod registration;
 pub mod repack;
 pub mod repack_guard;
 pub mod tenant_session;

@@ -4,9 +4,11 @@
 
 pub mod executor;
 mod pool;
+pub mod register;
 pub mod ssh;
 
-pub use pool::{HostPool, HostRecord, HOST_COLUMNS};
+pub use crate::store::hosts::{HostRecord, HOST_COLUMNS};
+pub use pool::HostPool;
 
 use dbaas_client::PgVersion;
 

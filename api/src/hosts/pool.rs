@@ -3,60 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dbaas_client::PgVersion;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::executor::{ExecError, HostExec, LocalExecutor};
 use super::ssh::{SshExecutor, SshTarget};
 use crate::crypto::MasterKey;
-
-pub const HOST_COLUMNS: &str = "h.id, h.name, h.kind, h.address, h.ssh_port, h.ssh_user, h.ssh_private_key_enc, \
-    h.ssh_known_host_key, h.data_root, h.port_range_start, h.port_range_end, h.pg_versions, h.version";
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct HostRecord {
-    pub id: Uuid,
-    pub name: String,
-    pub kind: String,
-    pub address: Option<String>,
-    pub ssh_port: Option<i32>,
-    pub ssh_user: Option<String>,
-    pub ssh_private_key_enc: Option<Vec<u8>>,
-    pub ssh_known_host_key: Option<String>,
-    pub data_root: String,
-    pub port_range_start: i32,
-    pub port_range_end: i32,
-    pub pg_versions: sqlx::types::Json<Vec<PgVersion>>,
-    pub version: i64,
-}
+use crate::store::hosts::HostRecord;
 
 impl HostRecord {
-    pub async fn load<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid) -> Result<Option<Self>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {HOST_COLUMNS} FROM hosts h WHERE h.id = $1")).bind(id).fetch_optional(db).await
-    }
-
-    pub async fn by_name<'e>(db: impl sqlx::PgExecutor<'e>, name: &str) -> Result<Option<Self>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {HOST_COLUMNS} FROM hosts h WHERE h.name = $1"))
-            .bind(name)
-            .fetch_optional(db)
-            .await
-    }
-
-    pub fn is_ssh(&self) -> bool {
-        self.kind == "ssh"
-    }
-
-    /// The address instances on this host are reached at.
-    pub fn instance_address(&self) -> String {
-        self.address.clone().unwrap_or_else(|| "127.0.0.1".into())
-    }
-
-    /// The server binaries of a major version, as registration found them.
-    pub fn bin_dir(&self, version: &str) -> Option<String> {
-        self.pg_versions.0.iter().find(|v| v.version == version).map(|v| v.bin_dir.clone())
-    }
-
     fn ssh_target(&self, key: &MasterKey) -> Result<SshTarget, ExecError> {
         let enc = self
             .ssh_private_key_enc

@@ -9,6 +9,7 @@
 //! `pgdata/` (the cluster, with our `dbaas.conf` include, `pg_hba.conf` and TLS files),
 //! `run/` (its unix socket) and `server.log`.
 
+pub mod admission;
 pub mod health;
 pub mod jobs;
 pub mod node;

@@ -126,3 +126,11 @@ impl InstanceRow {
         }
     }
 }
+
+/// A live (not deleted) instance by name.
+pub async fn by_name(db: &sqlx::PgPool, name: &str) -> Result<Option<InstanceRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 AND i.status <> 'deleted'"))
+        .bind(name)
+        .fetch_optional(db)
+        .await
+}

@@ -3,5 +3,6 @@
 //! queue, `ops::queue`.)
 
 pub mod databases;
+pub mod hosts;
 pub mod instances;
 pub mod tokens;

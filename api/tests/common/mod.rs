@@ -30,31 +30,61 @@ pub struct Harness {
     pub dir: TempDir,
 }
 
+/// One API replica: a real `dbaas-api serve` process, or (for tests that never kill, stop or
+/// read the log of a replica) the same server and engine in this test's own runtime.
 pub struct ApiProcess {
-    pub child: Child,
     pub endpoint: String,
-    pub log: std::path::PathBuf,
+    run: Running,
+}
+
+enum Running {
+    Process { child: Child, log: std::path::PathBuf },
+    InProcess { shutdown: tokio_util::sync::CancellationToken },
 }
 
 impl ApiProcess {
+    fn child(&mut self) -> &mut Child {
+        match &mut self.run {
+            Running::Process { child, .. } => child,
+            Running::InProcess { .. } => panic!("this harness runs the API in-process: use Harness::start for faults"),
+        }
+    }
+    pub fn pid(&self) -> i32 {
+        match &self.run {
+            Running::Process { child, .. } => child.id() as i32,
+            Running::InProcess { .. } => panic!("an in-process API has no process id"),
+        }
+    }
+    /// The process's log (stderr).
+    pub fn log(&self) -> &std::path::Path {
+        match &self.run {
+            Running::Process { log, .. } => log,
+            Running::InProcess { .. } => panic!("an in-process API has no log file"),
+        }
+    }
     /// SIGKILL: no graceful anything.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
     }
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        self.child.wait().unwrap()
+        let child = self.child();
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        child.wait().unwrap()
     }
 }
 
 impl Drop for ApiProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.run {
+            Running::Process { child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Running::InProcess { shutdown } => shutdown.cancel(),
+        }
     }
 }
 
@@ -66,11 +96,29 @@ pub struct ApiOptions {
     pub step_delay_ms: u64,
     /// Extra environment of the API process.
     pub env: Vec<(String, String)>,
+    /// Serve from this test's runtime instead of a process (no env, no faults, no log file).
+    pub in_process: bool,
 }
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        Self { workers: 4, lease_ms: 3000, step_delay_ms: 0, env: Vec::new() }
+        Self { workers: 4, lease_ms: 3000, step_delay_ms: 0, env: Vec::new(), in_process: false }
+    }
+}
+
+impl ApiOptions {
+    /// The engine settings `spawn_api` gives a process through its environment.
+    fn engine(&self) -> dbaas_api::state::EngineConfig {
+        dbaas_api::state::EngineConfig {
+            workers: self.workers,
+            lease: Duration::from_millis(self.lease_ms),
+            poll_interval: Duration::from_millis(500),
+            reaper_interval: Duration::from_millis(500),
+            delete_grace: Duration::from_millis(1000),
+            scheduler_interval: Duration::from_millis(300),
+            min_schedule_interval: Duration::from_secs(1),
+            ..Default::default()
+        }
     }
 }
 
@@ -78,8 +126,15 @@ impl Default for ApiOptions {
 pub use dbaas_testkit::{connect_as, sqlstate, tempdir, wait_until, StateDb};
 
 impl Harness {
+    /// The API as a real process (what SIGKILL, SIGSTOP and log checks need).
     pub async fn start() -> Self {
         Self::start_with(ApiOptions::default()).await
+    }
+
+    /// The API served from this test's runtime: the same router, engine and loops, started
+    /// faster, for tests that only talk HTTP and look at targets.
+    pub async fn in_process() -> Self {
+        Self::start_with(ApiOptions { in_process: true, ..Default::default() }).await
     }
 
     pub async fn start_with(opts: ApiOptions) -> Self {
@@ -123,6 +178,9 @@ impl Harness {
 
     /// Starts one more `dbaas-api serve` on the same state database.
     pub async fn spawn_api(&mut self, opts: ApiOptions) -> usize {
+        if opts.in_process {
+            return self.serve_in_process(opts).await;
+        }
         let hooks = opts.step_delay_ms > 0 || opts.env.iter().any(|(k, _)| k.starts_with("DBAAS_TEST_"));
         assert!(
             !hooks || cfg!(feature = "test-hooks"),
@@ -151,22 +209,29 @@ impl Harness {
             .spawn()
             .expect("spawn dbaas-api");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = http.get(format!("{endpoint}/readyz")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+        wait_ready(&endpoint, || std::fs::read_to_string(&log).unwrap_or_default()).await;
+        self.apis.push(ApiProcess { endpoint, run: Running::Process { child, log } });
+        self.apis.len() - 1
+    }
+
+    async fn serve_in_process(&mut self, opts: ApiOptions) -> usize {
+        assert!(opts.env.is_empty() && opts.step_delay_ms == 0, "environment and fault hooks need a process");
+        let key = MasterKey::from_base64(&self.key).unwrap();
+        let engine = opts.engine();
+        let db = dbaas_api::server::connect_state_db(&self.state.url).await.unwrap();
+        let mut state = dbaas_api::server::state(db, key, engine);
+        state.engine_db = dbaas_api::server::connect_engine_db(&self.state.url, opts.workers).await.unwrap();
+        let port = free_port().unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dbaas_api::server::serve(state, ([127, 0, 0, 1], port).into(), stop).await {
+                panic!("in-process API: {e:#}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "API did not become ready: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.apis.push(ApiProcess { child, endpoint, log });
+        });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_ready(&endpoint, String::new).await;
+        self.apis.push(ApiProcess { endpoint, run: Running::InProcess { shutdown } });
         self.apis.len() - 1
     }
 
@@ -238,6 +303,21 @@ pub fn db_req(name: &str) -> CreateDatabase {
 }
 
 /// Revokes PUBLIC's CONNECT on the maintenance databases, as `dev` does for its instance.
+/// Waits for `/readyz`; `why` says what went wrong when it never comes.
+async fn wait_ready(endpoint: &str, why: impl Fn() -> String) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{endpoint}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "API did not become ready: {}", why());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn lock_down(pg: &Cluster) {
     let mut c = PgConnection::connect(&pg.url("postgres")).await.unwrap();
     sqlx::raw_sql(

@@ -32,7 +32,8 @@ from_serde_name!(
     DatabaseMode => "database mode",
     CredentialKind => "credential kind",
     InstanceKind => "instance kind",
-    HealthStatus => "health status"
+    HealthStatus => "health status",
+    HostKind => "host kind"
 );
 
 macro_rules! stored_as_text {
@@ -59,7 +60,8 @@ stored_as_text!(
     DatabaseMode,
     CredentialKind,
     InstanceKind,
-    HealthStatus
+    HealthStatus,
+    HostKind
 );
 
 #[cfg(test)]
@@ -72,5 +74,8 @@ mod tests {
         assert!(OperationKind::try_from("defragment".to_string()).is_err());
         assert!(Access::try_from("root".to_string()).is_err());
         assert!(DatabaseStatus::try_from("zombie".to_string()).is_err());
+        assert_eq!(HostKind::try_from("ssh".to_string()), Ok(HostKind::Ssh));
+        // A host row with another kind used to be taken for a local host.
+        assert!(HostKind::try_from("telnet".to_string()).is_err());
     }
 }
