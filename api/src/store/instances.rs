@@ -57,11 +57,23 @@ pub struct InstanceRow {
     pub dedicated_tenant: Option<String>,
     pub protected: bool,
     pub auto_restart: bool,
-    pub health: Option<String>,
+    #[sqlx(try_from = "Option<String>")]
+    pub health: Health,
     pub health_message: Option<String>,
     pub health_checked_at: Option<DateTime<Utc>>,
     pub last_operation_id: Option<uuid::Uuid>,
     pub managed: Option<sqlx::types::Json<ManagedState>>,
+}
+
+/// The `health` column, decoded strictly (NULL until the first check).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Health(pub Option<HealthStatus>);
+
+impl TryFrom<Option<String>> for Health {
+    type Error = dbaas_client::UnknownValue;
+    fn try_from(v: Option<String>) -> Result<Self, Self::Error> {
+        v.map(HealthStatus::try_from).transpose().map(Health)
+    }
 }
 
 impl InstanceRow {
@@ -88,10 +100,9 @@ impl InstanceRow {
             data_dir: self.managed_state().data_dir,
             settings: self.settings.0.clone(),
             auto_restart: self.auto_restart,
-            health: match (&self.health, self.health_checked_at) {
-                (Some(h), Some(at)) => Some(InstanceHealth {
-                    // The column's CHECK admits exactly 'healthy' and 'down'.
-                    status: if h == "healthy" { HealthStatus::Healthy } else { HealthStatus::Down },
+            health: match (self.health.0, self.health_checked_at) {
+                (Some(status), Some(at)) => Some(InstanceHealth {
+                    status,
                     message: self.health_message.clone(),
                     checked_at: at,
                 }),
