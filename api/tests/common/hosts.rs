@@ -81,6 +81,24 @@ pub async fn settle(client: &Client, name: &str) -> (Operation, Instance) {
     (op, client.get_instance(name).await.unwrap())
 }
 
+/// A managed PostgreSQL 15 sandbox instance on `host`.
+pub fn managed(name: &str, host: &str) -> CreateInstance {
+    CreateInstance::managed(name, host, "15", Environment::Sandbox)
+}
+
+pub fn settings(pairs: &[(&str, &str)]) -> Settings {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+pub async fn show(c: &mut sqlx::PgConnection, name: &str) -> String {
+    sqlx::query_scalar(&format!("SHOW {name}")).fetch_one(c).await.unwrap()
+}
+
+/// The problem document of a failed call.
+pub fn problem(e: &ClientError) -> &Problem {
+    e.problem().unwrap_or_else(|| panic!("not a problem: {e}"))
+}
+
 pub async fn log_text(client: &Client, op: uuid::Uuid) -> String {
     client.operation_logs(op).await.unwrap().iter().map(|l| l.message.clone()).collect::<Vec<_>>().join("\n")
 }
