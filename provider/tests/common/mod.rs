@@ -64,8 +64,8 @@ impl Env {
             ..Default::default()
         };
         let app = dbaas_api::server::state(db.clone(), key, engine);
-        let token = dbaas_api::http::tenants::issue_token(&db, None, "terraform tests", None).await.unwrap().secret;
-        dbaas_api::http::instances::register(
+        let token = dbaas_api::store::tokens::issue(&db, None, "terraform tests", None).await.unwrap().secret;
+        dbaas_api::catalog::registration::register(
             &app,
             CreateInstance {
                 sslmode: SslMode::Require,
