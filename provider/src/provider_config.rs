@@ -2,77 +2,93 @@
 
 use dbaas_client::Client;
 
-use crate::cty::{Type, Value};
-use crate::framework::{Attr, Diags, Path, Schema};
+use crate::cty::Value;
+use crate::framework::model::decode;
+use crate::framework::{model, Diags, Field, Path, Schema};
 
-pub fn schema() -> Schema {
-    Schema::new(
-        "Self-service PostgreSQL databases from the dbaas API.",
-        vec![
-            Attr::optional(
-                "endpoint",
-                Type::String,
-                "Base URL of the dbaas API, e.g. `https://dbaas.example.com`. Defaults to `$DBAAS_ENDPOINT`.",
-            ),
-            Attr::optional("token", Type::String, "API bearer token (admin or tenant). Defaults to `$DBAAS_TOKEN`.")
-                .sensitive(),
-            Attr::optional(
-                "ca_cert",
-                Type::String,
-                "PEM CA certificate to trust for the API's TLS certificate. Defaults to `$DBAAS_CA_CERT`.",
-            ),
-        ],
-    )
+model! {
+    /// The provider block.
+    pub struct ProviderConfig {
+        endpoint: Field<String> => optional("Base URL of the dbaas API, e.g. `https://dbaas.example.com`. Defaults to `$DBAAS_ENDPOINT`."),
+        token: Field<String> => optional("API bearer token (admin or tenant). Defaults to `$DBAAS_TOKEN`.").sensitive(),
+        ca_cert: Field<String> => optional("PEM CA certificate to trust for the API's TLS certificate. Defaults to `$DBAAS_CA_CERT`."),
+    }
 }
 
-fn setting(config: &Value, attr: &str, env: &str) -> Option<String> {
-    config.get(attr).as_str().map(str::to_string).or_else(|| std::env::var(env).ok()).filter(|s| !s.trim().is_empty())
+pub fn schema() -> Schema {
+    Schema::new("Self-service PostgreSQL databases from the dbaas API.", ProviderConfig::attrs())
+}
+
+fn setting(attr: &Field<String>, env: &str) -> Option<String> {
+    attr.as_str().map(str::to_string).or_else(|| std::env::var(env).ok()).filter(|s| !s.trim().is_empty())
+}
+
+/// Terraform sends an object with null attributes when nothing is set; an absent
+/// configuration means the same (everything from the environment).
+fn decode_config(config: &Value, diags: &mut Diags) -> Option<ProviderConfig> {
+    if config.is_null() {
+        Some(ProviderConfig::default())
+    } else {
+        decode(config, diags)
+    }
 }
 
 pub fn validate(config: &Value, diags: &mut Diags) {
-    if let Some(e) = config.get("endpoint").as_str() {
+    if let Some(c) = decode_config(config, diags) {
+        check(&c, diags);
+    }
+}
+
+fn check(c: &ProviderConfig, diags: &mut Diags) {
+    if let Some(e) = c.endpoint.as_str() {
         if !(e.starts_with("http://") || e.starts_with("https://")) {
             diags.error_at(
-                Path::attr("endpoint"),
+                Path::attr(ProviderConfig::endpoint),
                 "Invalid endpoint",
                 format!("{e:?} must start with http:// or https://"),
             );
         }
     }
-    if let Some(pem) = config.get("ca_cert").as_str() {
+    if let Some(pem) = c.ca_cert.as_str() {
         if !pem.contains("-----BEGIN CERTIFICATE-----") {
-            diags.error_at(Path::attr("ca_cert"), "Invalid CA certificate", "ca_cert must be a PEM certificate");
+            diags.error_at(
+                Path::attr(ProviderConfig::ca_cert),
+                "Invalid CA certificate",
+                "ca_cert must be a PEM certificate",
+            );
         }
     }
 }
 
 /// Builds the client and checks, once, that the API answers and accepts the token.
 pub async fn configure(config: &Value, diags: &mut Diags) -> Option<Client> {
-    if [config.get("endpoint"), config.get("token"), config.get("ca_cert")].iter().any(|v| v.is_unknown()) {
+    type P = ProviderConfig;
+    let c = decode_config(config, diags)?;
+    if [&c.endpoint, &c.token, &c.ca_cert].iter().any(|v| v.is_unknown()) {
         // Known only after apply (e.g. from another resource); resources will report it.
         return None;
     }
-    validate(config, diags);
-    let Some(endpoint) = setting(config, "endpoint", "DBAAS_ENDPOINT") else {
+    check(&c, diags);
+    let Some(endpoint) = setting(&c.endpoint, "DBAAS_ENDPOINT") else {
         diags.error_at(
-            Path::attr("endpoint"),
+            Path::attr(P::endpoint),
             "Missing dbaas endpoint",
             "set `endpoint` in the provider block or DBAAS_ENDPOINT",
         );
         return None;
     };
-    let Some(token) = setting(config, "token", "DBAAS_TOKEN") else {
-        diags.error_at(Path::attr("token"), "Missing dbaas token", "set `token` in the provider block or DBAAS_TOKEN");
+    let Some(token) = setting(&c.token, "DBAAS_TOKEN") else {
+        diags.error_at(Path::attr(P::token), "Missing dbaas token", "set `token` in the provider block or DBAAS_TOKEN");
         return None;
     };
-    let ca = setting(config, "ca_cert", "DBAAS_CA_CERT");
+    let ca = setting(&c.ca_cert, "DBAAS_CA_CERT");
     if diags.has_errors() {
         return None;
     }
     let client = match Client::with_ca(&endpoint, &token, ca.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            diags.error_at(Path::attr("endpoint"), "Invalid dbaas provider configuration", e.to_string());
+            diags.error_at(Path::attr(P::endpoint), "Invalid dbaas provider configuration", e.to_string());
             return None;
         }
     };
@@ -80,12 +96,22 @@ pub async fn configure(config: &Value, diags: &mut Diags) -> Option<Client> {
         Ok(_) => Some(client),
         Err(e) if e.status() == Some(401) => {
             let detail = e.problem().map(|p| p.detail.clone()).unwrap_or_default();
-            diags.error_at(Path::attr("token"), "The dbaas API refused the token", detail);
+            diags.error_at(Path::attr(P::token), "The dbaas API refused the token", detail);
             None
         }
         Err(e) => {
-            diags.error_at(Path::attr("endpoint"), format!("Cannot reach the dbaas API at {endpoint}"), e.to_string());
+            diags.error_at(Path::attr(P::endpoint), format!("Cannot reach the dbaas API at {endpoint}"), e.to_string());
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_matches_schema() {
+        crate::framework::model::assert_matches_schema::<ProviderConfig>(&schema());
     }
 }

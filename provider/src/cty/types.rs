@@ -29,6 +29,7 @@ impl Type {
     pub fn map(t: Type) -> Self {
         Self::Map(Box::new(t))
     }
+    #[cfg(test)]
     pub fn object<I: IntoIterator<Item = (&'static str, Type)>>(attrs: I) -> Self {
         Self::Object(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     }

@@ -1,4 +1,5 @@
-//! Values: known, null or unknown, with helpers to read the shapes providers use.
+//! Values: known, null or unknown. Resources do not read these by attribute name: they
+//! convert them to and from their typed models (`framework::model`).
 
 use std::collections::BTreeMap;
 
@@ -17,30 +18,25 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn str(s: impl Into<String>) -> Self {
-        Self::String(s.into())
-    }
-    pub fn opt_str(s: Option<impl Into<String>>) -> Self {
-        s.map(|s| Self::String(s.into())).unwrap_or(Self::Null)
-    }
     pub fn int(n: i64) -> Self {
         Self::Number(n as f64)
     }
+    // Builders for tests; resources build values from their models.
+    #[cfg(test)]
+    pub fn str(s: impl Into<String>) -> Self {
+        Self::String(s.into())
+    }
+    #[cfg(test)]
     pub fn object<I: IntoIterator<Item = (&'static str, Value)>>(attrs: I) -> Self {
         Self::Map(attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
+    #[cfg(test)]
     pub fn strings<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Self {
         Self::List(items.into_iter().map(|s| Self::String(s.into())).collect())
-    }
-    pub fn string_map<'a, I: IntoIterator<Item = (&'a String, &'a String)>>(items: I) -> Self {
-        Self::Map(items.into_iter().map(|(k, v)| (k.clone(), Self::String(v.clone()))).collect())
     }
 
     pub fn is_null(&self) -> bool {
         matches!(self, Self::Null)
-    }
-    pub fn is_unknown(&self) -> bool {
-        matches!(self, Self::Unknown)
     }
     /// An attribute of an object (Null when absent or when self is not an object).
     pub fn get(&self, name: &str) -> &Value {
@@ -60,36 +56,5 @@ impl Value {
             Self::String(s) => Some(s),
             _ => None,
         }
-    }
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Self::Number(n) if n.fract() == 0.0 => Some(*n as i64),
-            _ => None,
-        }
-    }
-    pub fn as_bool(&self) -> Option<bool> {
-        match self {
-            Self::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-    pub fn as_list(&self) -> Option<&[Value]> {
-        match self {
-            Self::List(l) => Some(l),
-            _ => None,
-        }
-    }
-    pub fn as_map(&self) -> Option<&BTreeMap<String, Value>> {
-        match self {
-            Self::Map(m) => Some(m),
-            _ => None,
-        }
-    }
-    /// A known list of known strings.
-    pub fn as_strings(&self) -> Option<Vec<String>> {
-        self.as_list()?.iter().map(|v| v.as_str().map(str::to_string)).collect()
-    }
-    pub fn as_string_map(&self) -> Option<BTreeMap<String, String>> {
-        self.as_map()?.iter().map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect()
     }
 }

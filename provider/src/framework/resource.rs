@@ -1,4 +1,6 @@
-//! What a resource, data source or ephemeral resource implements.
+//! What the server calls on a resource, data source or ephemeral resource (untyped: cty
+//! values in and out), the resources' context, private state and timeouts. Resources
+//! implement the typed traits of `typed.rs`, which provide these.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,6 +10,8 @@ use dbaas_client::Client;
 use tokio::sync::RwLock;
 
 use super::diag::{Diags, Path};
+use super::model::Field;
+use super::model_macro::model;
 use super::schema::Schema;
 use crate::cty::Value;
 
@@ -63,10 +67,16 @@ impl Private {
     }
 }
 
-/// Reads `timeouts.<which>` (default 10 minutes), reporting a bad value at its path.
+/// Reads `timeouts.<which>` of any resource's configuration (the server checks all three
+/// for every resource); resources use [`Field<Timeouts>::limit`](Timeouts) on their model.
 pub fn timeout(config: &Value, which: &str, diags: &mut Diags) -> Duration {
+    parse_limit(config.get("timeouts").get(which).as_str(), which, diags)
+}
+
+/// A timeout (default 10 minutes), reporting a bad value at `timeouts.<which>`.
+fn parse_limit(t: Option<&str>, which: &str, diags: &mut Diags) -> Duration {
     let default = Duration::from_secs(600);
-    match config.get("timeouts").get(which).as_str() {
+    match t {
         None => default,
         Some(t) => match crate::util::parse_duration(t) {
             Ok(d) => d,
@@ -75,6 +85,38 @@ pub fn timeout(config: &Value, which: &str, diags: &mut Diags) -> Duration {
                 default
             }
         },
+    }
+}
+
+model! {
+    /// The `timeouts { create, update, delete }` block (see `Schema::with_timeouts`).
+    pub struct Timeouts {
+        create: Field<String> => optional(TIMEOUT_DESCRIPTION),
+        update: Field<String> => optional(TIMEOUT_DESCRIPTION),
+        delete: Field<String> => optional(TIMEOUT_DESCRIPTION),
+    }
+}
+
+const TIMEOUT_DESCRIPTION: &str = "How long to wait, e.g. `10m` or `90s` (default 10m).";
+
+/// Which operation a timeout is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Field<Timeouts> {
+    /// How long `op` may take (default 10 minutes); a bad value is reported at its path.
+    pub fn limit(&self, op: Op, diags: &mut Diags) -> Duration {
+        let t = self.known();
+        let (which, v) = match op {
+            Op::Create => (Timeouts::create, t.map(|t| &t.create)),
+            Op::Update => (Timeouts::update, t.map(|t| &t.update)),
+            Op::Delete => (Timeouts::delete, t.map(|t| &t.delete)),
+        };
+        parse_limit(v.and_then(Field::as_str), which, diags)
     }
 }
 

@@ -148,10 +148,8 @@ impl Schema {
     }
     /// Adds the conventional `timeouts { create, update, delete }` block.
     pub fn with_timeouts(mut self, which: &[&'static str]) -> Self {
-        let attrs = which
-            .iter()
-            .map(|w| Attr::optional(w, Type::String, "How long to wait, e.g. `10m` or `90s` (default 10m)."))
-            .collect();
+        // The attributes come from the block's model, so state decodes into `Field<Timeouts>`.
+        let attrs = super::resource::Timeouts::attrs().into_iter().filter(|a| which.contains(&a.name)).collect();
         self.block.blocks.push(NestedBlock {
             name: "timeouts",
             block: Block {

@@ -1,11 +1,10 @@
-//! Helpers shared by resources: waiting on operations, and the database's state shape.
+//! Helpers shared by resources: waiting on operations, attribute paths for API errors.
 
 use std::time::Duration;
 
-use dbaas_client::{Access, Client, Credential, Database, Operation, OperationStatus};
+use dbaas_client::{Client, Operation, OperationStatus};
 
-use crate::cty::Value;
-use crate::framework::Diags;
+use crate::framework::{Diags, Path};
 
 /// Waits for an operation; reports a failure or a timeout as an error diagnostic.
 /// Returns true when it succeeded.
@@ -46,32 +45,7 @@ pub async fn wait_op(client: &Client, op: &Operation, limit: Duration, what: &st
     }
 }
 
-/// Computed attributes of a database, from the API's record and its credentials.
-pub fn database_values(db: &Database, creds: &[Credential]) -> Vec<(&'static str, Value)> {
-    let cred = |a: Access| creds.iter().find(|c| c.access == a && c.kind == dbaas_client::CredentialKind::Static);
-    let pw = |a: Access| Value::opt_str(cred(a).map(|c| c.password.clone()));
-    let uri = |a: Access| Value::opt_str(cred(a).map(|c| c.uri.clone()));
-    vec![
-        ("id", Value::str(db.id.to_string())),
-        ("name", Value::str(&db.name)),
-        ("tenant", Value::str(&db.tenant)),
-        ("instance", Value::str(&db.instance)),
-        ("mode", Value::str(db.mode.as_str())),
-        ("extensions", Value::strings(db.extensions.clone())),
-        ("connection_limit", Value::int(i64::from(db.connection_limit))),
-        ("physical_name", Value::str(&db.physical_name)),
-        ("environment", Value::str(db.environment.as_str())),
-        ("host", Value::str(&db.host)),
-        ("port", Value::int(i64::from(db.port))),
-        ("status", Value::str(db.status.as_str())),
-        ("read_role", Value::str(&db.roles.read)),
-        ("write_role", Value::str(&db.roles.write)),
-        ("admin_role", Value::str(&db.roles.admin)),
-        ("read_password", pw(Access::Read)),
-        ("write_password", pw(Access::Write)),
-        ("admin_password", pw(Access::Admin)),
-        ("read_uri", uri(Access::Read)),
-        ("write_uri", uri(Access::Write)),
-        ("admin_uri", uri(Access::Admin)),
-    ]
+/// API fields named like attributes, mapped to those attributes' paths for `Diags::api_error`.
+pub fn field_paths(names: &[&'static str]) -> Vec<(&'static str, Path)> {
+    names.iter().map(|n| (*n, Path::attr(n))).collect()
 }

@@ -1,137 +1,108 @@
 //! `dbaas_database`: a database with its read/write/admin roles and credentials.
 
-use std::collections::BTreeMap;
-
 use dbaas_client::{
     Access, Client, CreateDatabase, Database as ApiDatabase, DatabaseMode, DatabaseStatus, Environment, Placement,
     UpdateDatabase,
 };
 
-use super::common::{database_values, wait_op};
-use crate::cty::{Type, Value};
-use crate::framework::resource::timeout;
-use crate::framework::{Attr, Ctx, Diags, Path, Private, Resource, Schema};
+use super::common::{field_paths, wait_op};
+use super::database_data::DatabaseDataModel;
+use super::database_model::{DatabaseModel, PlacementModel};
+use crate::framework::{Ctx, Diags, Field, Op, Path, Private, Schema, TypedResource};
 
 pub struct Database;
 
 const OP_KEY: &str = "operation_id";
 
-fn field_paths() -> Vec<(&'static str, Path)> {
-    ["name", "tenant", "instance", "placement", "mode", "extensions", "connection_limit"]
-        .iter()
-        .map(|f| (*f, Path::attr(f)))
-        .collect()
+fn api_paths() -> Vec<(&'static str, Path)> {
+    type D = DatabaseModel;
+    field_paths(&[D::name, D::tenant, D::instance, D::placement, D::mode, D::extensions, D::connection_limit])
+}
+
+fn mode(m: &str) -> DatabaseMode {
+    if m == "protected" {
+        DatabaseMode::Protected
+    } else {
+        DatabaseMode::Standard
+    }
 }
 
 #[tonic::async_trait]
-impl Resource for Database {
+impl TypedResource for Database {
+    type Model = DatabaseModel;
+
     fn type_name(&self) -> &'static str {
         "dbaas_database"
     }
 
     fn schema(&self) -> Schema {
-        let s = Type::String;
-        let mut attrs = vec![
-            Attr::computed("id", s.clone(), "Database id in the dbaas API.").keep(),
-            Attr::required("name", s.clone(), "Database name within the tenant: lower-case letters, digits and `-`. The physical name is `<tenant>_<name>` (`_` cannot occur in names, so the mapping is injective).").replace(),
-            Attr::optional_computed("tenant", s.clone(), "Tenant owning the database; defaults to the token's tenant (admin tokens must set it).").replace().keep(),
-            Attr::optional_computed("instance", s.clone(), "Instance to create the database on; exclusive with `placement`. Computed when placement chooses.").replace().keep(),
-            Attr::nested_object(
-                "placement",
-                vec![
-                    Attr::required("environment", s.clone(), "`sandbox`, `preprod` or `prod`; placement never crosses environments."),
-                    Attr::optional("labels", Type::map(s.clone()), "Labels the instance must carry."),
-                ],
-                "Let the service choose the least-loaded instance matching these; used when the database is created.",
-            ),
-            Attr::optional_computed("mode", s.clone(), "`standard` or `protected` (default: `protected` in prod). Destroying a protected database keeps it as `retained`; declaring it again re-adopts it with its data."),
-            Attr::optional_computed("extensions", Type::list(s.clone()), "Extensions to install (must be allowed on the instance)."),
-            Attr::optional_computed("connection_limit", Type::Number, "Maximum concurrent connections; -1 for no limit (default)."),
-            Attr::optional("rotation_triggers", Type::map(s.clone()), "Per access level (`read`, `write`, `admin`): any value; changing a value rotates that role's password (adding a key only records it)."),
-            Attr::computed("physical_name", s.clone(), "Database name on the instance.").keep(),
-            Attr::computed("environment", s.clone(), "Environment of the instance.").keep(),
-            Attr::computed("host", s.clone(), "Host clients connect to.").keep(),
-            Attr::computed("port", Type::Number, "Port clients connect to.").keep(),
-            Attr::computed("status", s.clone(), "Status in the service (`ready` once provisioned)."),
-        ];
-        for a in ["read", "write", "admin"] {
-            let (role, pw, uri): (&'static str, &'static str, &'static str) = match a {
-                "read" => ("read_role", "read_password", "read_uri"),
-                "write" => ("write_role", "write_password", "write_uri"),
-                _ => ("admin_role", "admin_password", "admin_uri"),
-            };
-            attrs.push(Attr::computed(role, s.clone(), "Login role name for this access level.").keep());
-            attrs.push(Attr::computed(pw, s.clone(), "Password of the role.").sensitive().keep());
-            attrs.push(Attr::computed(uri, s.clone(), "Connection URI (`sslmode=require`).").sensitive().keep());
-        }
-        Schema::new("A PostgreSQL database with `read`, `write` and `admin` roles whose privileges cover every object created later.", attrs)
+        Schema::new("A PostgreSQL database with `read`, `write` and `admin` roles whose privileges cover every object created later.", DatabaseModel::attrs())
             .with_timeouts(&["create", "update", "delete"])
     }
 
-    fn validate(&self, c: &Value, diags: &mut Diags) {
-        let tenant = c.get("tenant").as_str();
+    fn validate(&self, c: &DatabaseModel, diags: &mut Diags) {
+        type D = DatabaseModel;
+        let tenant = c.tenant.as_str();
         if let Some(t) = tenant {
             if let Err(m) = dbaas_client::names::validate_tenant_name(t) {
-                diags.error_at(Path::attr("tenant"), "Invalid tenant name", m);
+                diags.error_at(Path::attr(D::tenant), "Invalid tenant name", m);
             }
         }
-        if let Some(n) = c.get("name").as_str() {
+        if let Some(n) = c.name.as_str() {
             if let Err(m) = dbaas_client::names::validate_database_name(tenant.unwrap_or(""), n) {
-                diags.error_at(Path::attr("name"), "Invalid database name", m);
+                diags.error_at(Path::attr(D::name), "Invalid database name", m);
             }
         }
         // Unknown values (module inputs at validate time) decide nothing yet.
-        let (inst, place) = (c.get("instance"), c.get("placement"));
-        let known_set = |v: &Value| !v.is_null() && !v.is_unknown();
-        if known_set(inst) && known_set(place) {
+        if c.instance.is_known() && c.placement.is_known() {
             diags.error_at(
-                Path::attr("placement"),
+                Path::attr(D::placement),
                 "Conflicting instance and placement",
                 "set either `instance` or `placement`, not both",
             );
         }
-        if inst.is_null() && place.is_null() {
+        if c.instance.is_null() && c.placement.is_null() {
             diags.error_at(
-                Path::attr("instance"),
+                Path::attr(D::instance),
                 "Missing instance or placement",
                 "set `instance` (an instance name) or `placement { environment = … }`",
             );
         }
-        if let Some(e) = place.get("environment").as_str() {
+        if let Some(e) = c.placement.known().and_then(|p| p.environment.as_str()) {
             if e.parse::<Environment>().is_err() {
                 diags.error_at(
-                    Path::attr("placement").then("environment"),
+                    Path::attr(D::placement).then(PlacementModel::environment),
                     "Invalid environment",
                     format!("{e:?}: use sandbox, preprod or prod"),
                 );
             }
         }
-        if let Some(m) = c.get("mode").as_str() {
+        if let Some(m) = c.mode.as_str() {
             if m != "standard" && m != "protected" {
-                diags.error_at(Path::attr("mode"), "Invalid mode", format!("{m:?}: use standard or protected"));
+                diags.error_at(Path::attr(D::mode), "Invalid mode", format!("{m:?}: use standard or protected"));
             }
         }
-        if let Some(list) = c.get("extensions").as_list() {
+        if let Some(list) = c.extensions.known() {
             for (i, e) in list.iter().enumerate() {
                 if let Some(Err(m)) = e.as_str().map(dbaas_client::names::validate_extension_name) {
-                    diags.error_at(Path::attr("extensions").index(i), "Invalid extension name", m);
+                    diags.error_at(Path::attr(D::extensions).index(i), "Invalid extension name", m);
                 }
             }
         }
-        if let Some(n) = c.get("connection_limit").as_i64() {
+        if let Some(n) = c.connection_limit.get() {
             if !(-1..=10_000).contains(&n) {
                 diags.error_at(
-                    Path::attr("connection_limit"),
+                    Path::attr(D::connection_limit),
                     "Invalid connection limit",
                     "use -1 (no limit) or 0-10000",
                 );
             }
         }
-        if let Some(m) = c.get("rotation_triggers").as_map() {
+        if let Some(m) = c.rotation_triggers.known() {
             for k in m.keys() {
                 if k.parse::<Access>().is_err() {
                     diags.error_at(
-                        Path::attr("rotation_triggers").key(k),
+                        Path::attr(D::rotation_triggers).key(k),
                         "Invalid access level",
                         format!("{k:?}: use read, write or admin"),
                     );
@@ -143,23 +114,23 @@ impl Resource for Database {
     async fn modify_plan(
         &self,
         ctx: &Ctx,
-        prior: &Value,
-        planned: &mut Value,
-        config: &Value,
+        prior: Option<&DatabaseModel>,
+        planned: &mut DatabaseModel,
+        config: &DatabaseModel,
         _private: &Private,
         diags: &mut Diags,
     ) {
-        if prior.is_null() {
+        let Some(prior) = prior else {
             // Say at plan time that the instance does not exist. Only a warning: the same
             // configuration may create it (`instance = dbaas_instance.x.name` is known at plan
             // before the instance exists); if it does not, the create fails on `instance`
             // before anything is made.
-            if let Some(name) = config.get("instance").as_str() {
+            if let Some(name) = config.instance.as_str() {
                 if let Some(client) = ctx.client(&mut Diags::default()).await {
                     if let Err(e) = client.get_instance(name).await {
                         if e.status() == Some(404) {
                             diags.warn_at(
-                                Path::attr("instance"),
+                                Path::attr(DatabaseModel::instance),
                                 "Unknown instance",
                                 format!("no instance named {name:?} is registered yet; the apply fails unless this configuration creates it"),
                             );
@@ -168,13 +139,13 @@ impl Resource for Database {
                 }
             }
             return;
-        }
+        };
         // A changed trigger rotates that password: its value is known only after apply.
         for a in Access::ALL {
-            let key = a.as_str();
-            if rotates(prior, planned, key) {
-                planned.set(&format!("{key}_password"), Value::Unknown);
-                planned.set(&format!("{key}_uri"), Value::Unknown);
+            if rotates(prior, planned, a) {
+                let (password, uri) = planned.credential_mut(a);
+                *password = Field::Unknown;
+                *uri = Field::Unknown;
             }
         }
     }
@@ -182,30 +153,24 @@ impl Resource for Database {
     async fn create(
         &self,
         ctx: &Ctx,
-        planned: &Value,
-        config: &Value,
+        _planned: &DatabaseModel,
+        config: &DatabaseModel,
         private: &mut Private,
         diags: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<DatabaseModel> {
         let client = ctx.client(diags).await?;
-        let limit = timeout(config, "create", diags);
+        let limit = config.timeouts.limit(Op::Create, diags);
         let req = CreateDatabase {
-            name: config.get("name").as_str()?.to_string(),
-            tenant: config.get("tenant").as_str().map(str::to_string),
-            instance: config.get("instance").as_str().map(str::to_string),
-            placement: config.get("placement").as_map().map(|_| Placement {
-                environment: config.get("placement").get("environment").as_str().and_then(|e| e.parse().ok()),
-                labels: config.get("placement").get("labels").as_string_map().unwrap_or_default(),
+            name: config.name.as_str()?.to_string(),
+            tenant: config.tenant.as_str().map(str::to_string),
+            instance: config.instance.as_str().map(str::to_string),
+            placement: config.placement.known().map(|p| Placement {
+                environment: p.environment.as_str().and_then(|e| e.parse().ok()),
+                labels: p.labels.all_known().unwrap_or_default(),
             }),
-            mode: config.get("mode").as_str().map(|m| {
-                if m == "protected" {
-                    DatabaseMode::Protected
-                } else {
-                    DatabaseMode::Standard
-                }
-            }),
-            extensions: config.get("extensions").as_strings().unwrap_or_default(),
-            connection_limit: config.get("connection_limit").as_i64().map(|n| n as i32),
+            mode: config.mode.as_str().map(mode),
+            extensions: config.extensions.all_known().unwrap_or_default(),
+            connection_limit: config.connection_limit.get().map(|n| n as i32),
         };
         let (id, op) = match client.create_database(&req).await {
             Ok(acc) => (acc.database.id, acc.operation),
@@ -220,7 +185,7 @@ impl Resource for Database {
                     match client.reconcile_database(existing.id).await {
                         Ok(acc) => (existing.id, acc.operation),
                         Err(e) => {
-                            diags.api_error("Recreating the database", &e, &field_paths());
+                            diags.api_error("Recreating the database", &e, &api_paths());
                             return None;
                         }
                     }
@@ -237,7 +202,7 @@ impl Resource for Database {
                 }
             }
             Err(e) => {
-                diags.api_error("Creating the database", &e, &field_paths());
+                diags.api_error("Creating the database", &e, &api_paths());
                 return None;
             }
         };
@@ -248,13 +213,18 @@ impl Resource for Database {
             }
             private.remove(OP_KEY);
         }
-        let _ = planned;
         state_of(&client, id, config, diags).await
     }
 
-    async fn read(&self, ctx: &Ctx, state: &Value, _private: &mut Private, diags: &mut Diags) -> Option<Value> {
+    async fn read(
+        &self,
+        ctx: &Ctx,
+        state: &DatabaseModel,
+        _private: &mut Private,
+        diags: &mut Diags,
+    ) -> Option<DatabaseModel> {
         let client = ctx.client(diags).await?;
-        let id = state.get("id").as_str()?.parse().ok()?;
+        let id = state.id.as_str()?.parse().ok()?;
         match client.get_database(id).await {
             Ok(db) if matches!(db.status, DatabaseStatus::Deleted) => None,
             Ok(db) if db.drift.as_ref().is_some_and(|d| d.database_missing) => {
@@ -276,15 +246,15 @@ impl Resource for Database {
     async fn update(
         &self,
         ctx: &Ctx,
-        prior: &Value,
-        planned: &Value,
-        config: &Value,
+        prior: &DatabaseModel,
+        planned: &DatabaseModel,
+        config: &DatabaseModel,
         private: &mut Private,
         diags: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<DatabaseModel> {
         let client = ctx.client(diags).await?;
-        let limit = timeout(config, "update", diags);
-        let id = prior.get("id").as_str()?.parse().ok()?;
+        let limit = config.timeouts.limit(Op::Update, diags);
+        let id = prior.id.as_str()?.parse().ok()?;
         // An earlier apply that timed out: finish waiting on its operation first.
         if let Some(op) = private.get(OP_KEY).and_then(|s| s.parse().ok()) {
             if let Ok(op) = client.get_operation(op).await {
@@ -294,19 +264,18 @@ impl Resource for Database {
             }
             private.remove(OP_KEY);
         }
-        let changed = |k: &str| planned.get(k) != prior.get(k) && !planned.get(k).is_unknown();
-        if changed("mode") || changed("extensions") || changed("connection_limit") {
+        fn changed<T: PartialEq>(prior: &Field<T>, planned: &Field<T>) -> bool {
+            planned != prior && !planned.is_unknown()
+        }
+        if changed(&prior.mode, &planned.mode)
+            || changed(&prior.extensions, &planned.extensions)
+            || changed(&prior.connection_limit, &planned.connection_limit)
+        {
             let req = UpdateDatabase {
                 version: None,
-                mode: planned.get("mode").as_str().map(|m| {
-                    if m == "protected" {
-                        DatabaseMode::Protected
-                    } else {
-                        DatabaseMode::Standard
-                    }
-                }),
-                extensions: planned.get("extensions").as_strings(),
-                connection_limit: planned.get("connection_limit").as_i64().map(|n| n as i32),
+                mode: planned.mode.as_str().map(mode),
+                extensions: planned.extensions.all_known(),
+                connection_limit: planned.connection_limit.get().map(|n| n as i32),
             };
             match client.update_database(id, &req).await {
                 Ok(acc) => {
@@ -319,13 +288,13 @@ impl Resource for Database {
                     }
                 }
                 Err(e) => {
-                    diags.api_error("Updating the database", &e, &field_paths());
+                    diags.api_error("Updating the database", &e, &api_paths());
                     return None;
                 }
             }
         }
         for a in Access::ALL {
-            if rotates(prior, planned, a.as_str()) {
+            if rotates(prior, planned, a) {
                 match client.rotate_credential(id, a).await {
                     Ok(acc) => {
                         if let Some(op) = acc.operation {
@@ -346,10 +315,10 @@ impl Resource for Database {
         state_of(&client, id, config, diags).await
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: &Value, _private: &mut Private, diags: &mut Diags) {
+    async fn delete(&self, ctx: &Ctx, prior: &DatabaseModel, _private: &mut Private, diags: &mut Diags) {
         let Some(client) = ctx.client(diags).await else { return };
-        let limit = timeout(prior, "delete", diags);
-        let Some(id) = prior.get("id").as_str().and_then(|s| s.parse().ok()) else { return };
+        let limit = prior.timeouts.limit(Op::Delete, diags);
+        let Some(id) = prior.id.as_str().and_then(|s| s.parse().ok()) else { return };
         match client.delete_database(id, false).await {
             Ok(acc) if acc.database.status == DatabaseStatus::Retained => diags.warn(
                 format!("Database {} retained, not dropped", acc.database.physical_name),
@@ -366,7 +335,7 @@ impl Resource for Database {
         }
     }
 
-    async fn import(&self, ctx: &Ctx, id: &str, diags: &mut Diags) -> Option<Value> {
+    async fn import(&self, ctx: &Ctx, id: &str, diags: &mut Diags) -> Option<DatabaseModel> {
         let client = ctx.client(diags).await?;
         let found = if let Ok(uuid) = id.parse() {
             client.get_database(uuid).await
@@ -377,7 +346,7 @@ impl Resource for Database {
             return None;
         };
         match found {
-            Ok(db) => state_of(&client, db.id, &Value::Null, diags).await,
+            Ok(db) => state_of(&client, db.id, &DatabaseModel::default(), diags).await,
             Err(e) if e.status() == Some(404) => {
                 diags.error(
                     "Cannot import a database that does not exist",
@@ -395,8 +364,8 @@ impl Resource for Database {
 
 /// A trigger rotates when its value changes; adding a key only records it (so importing a
 /// database or starting to use triggers never rotates by surprise).
-fn rotates(prior: &Value, planned: &Value, key: &str) -> bool {
-    let (before, after) = (prior.get("rotation_triggers").get(key), planned.get("rotation_triggers").get(key));
+fn rotates(prior: &DatabaseModel, planned: &DatabaseModel, a: Access) -> bool {
+    let (before, after) = (prior.rotation_triggers.entry(a.as_str()), planned.rotation_triggers.entry(a.as_str()));
     !before.is_null() && !after.is_null() && before != after
 }
 
@@ -407,7 +376,7 @@ async fn find_existing(client: &Client, req: &CreateDatabase, diags: &mut Diags)
             Ok(ts) if ts.len() == 1 => ts[0].name.clone(),
             _ => {
                 diags.error_at(
-                    Path::attr("tenant"),
+                    Path::attr(DatabaseModel::tenant),
                     "Database already exists",
                     "set `tenant` so the existing database can be found",
                 );
@@ -425,7 +394,12 @@ async fn find_existing(client: &Client, req: &CreateDatabase, diags: &mut Diags)
 }
 
 /// The resource's state: the service's view plus what only the configuration holds.
-async fn state_of(client: &Client, id: uuid::Uuid, config_or_prior: &Value, diags: &mut Diags) -> Option<Value> {
+async fn state_of(
+    client: &Client,
+    id: uuid::Uuid,
+    config_or_prior: &DatabaseModel,
+    diags: &mut Diags,
+) -> Option<DatabaseModel> {
     let db = match client.get_database(id).await {
         Ok(db) => db,
         Err(e) => {
@@ -440,10 +414,63 @@ async fn state_of(client: &Client, id: uuid::Uuid, config_or_prior: &Value, diag
             return None;
         }
     };
-    let mut m: BTreeMap<String, Value> =
-        database_values(&db, &creds).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    for k in ["placement", "rotation_triggers", "timeouts"] {
-        m.insert(k.to_string(), config_or_prior.get(k).clone());
+    Some(DatabaseModel::from_api(DatabaseDataModel::from_api(&db, &creds), config_or_prior))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_matches_schema() {
+        crate::framework::model::assert_matches_schema::<DatabaseModel>(&TypedResource::schema(&Database));
     }
-    Some(Value::Map(m))
+
+    /// Through the untyped `Resource` the server calls: a changed trigger makes that level's
+    /// password and URI unknown, everything else in the plan stays as Terraform proposed it.
+    #[tokio::test]
+    async fn changed_trigger_plans_a_new_password_only_for_its_level() {
+        use crate::cty::Value;
+        use crate::framework::model::Model;
+        use crate::framework::resource::Resource;
+
+        let with = |triggers: Value| {
+            let mut m = DatabaseModel {
+                id: Field::str("5f0e0d3c-0000-4000-8000-000000000000"),
+                name: Field::str("orders"),
+                instance: Field::str("main"),
+                extensions: Field::Known(vec![Field::str("citext"), Field::Unknown]),
+                read_password: Field::str("r"),
+                read_uri: Field::str("r-uri"),
+                write_password: Field::str("w"),
+                write_uri: Field::str("w-uri"),
+                ..Default::default()
+            }
+            .to_value();
+            m.set(DatabaseModel::rotation_triggers, triggers);
+            m
+        };
+        let triggers = |read: &str| {
+            Value::Map(
+                [("read".to_string(), Value::String(read.into())), ("write".to_string(), Value::String("1".into()))]
+                    .into(),
+            )
+        };
+        let prior = with(triggers("1"));
+        let (ctx, private) = (Ctx::default(), Private::default());
+        let mut diags = Diags::default();
+
+        let mut planned = prior.clone();
+        Resource::modify_plan(&Database, &ctx, &prior, &mut planned, &prior, &private, &mut diags).await;
+        assert_eq!(planned, prior, "no change, no rotation");
+
+        let proposed = with(triggers("2"));
+        let mut planned = proposed.clone();
+        Resource::modify_plan(&Database, &ctx, &prior, &mut planned, &proposed, &private, &mut diags).await;
+        let mut expected = proposed;
+        expected.set(DatabaseModel::read_password, Value::Unknown);
+        expected.set(DatabaseModel::read_uri, Value::Unknown);
+        assert_eq!(planned, expected);
+        assert!(!diags.has_errors());
+    }
 }

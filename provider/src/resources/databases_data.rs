@@ -1,44 +1,49 @@
 //! Data source `dbaas_databases`: databases of a tenant and/or environment.
 
-use crate::cty::{Type, Value};
-use crate::framework::{Attr, Ctx, DataSource, Diags, Path, Schema};
+use super::common::field_paths;
+use crate::framework::{model, Ctx, Diags, Field, List, Path, Schema, TypedDataSource};
 
 pub struct DatabasesData;
 
-fn item_type() -> Type {
-    Type::object([
-        ("id", Type::String),
-        ("tenant", Type::String),
-        ("name", Type::String),
-        ("instance", Type::String),
-        ("environment", Type::String),
-        ("status", Type::String),
-        ("mode", Type::String),
-    ])
+model! {
+    /// Data source `dbaas_databases`: the filters and what they match.
+    pub struct DatabasesDataModel {
+        tenant: Field<String> => optional("Only this tenant's (admin tokens)."),
+        environment: Field<String> => optional("Only this environment."),
+        databases: Field<List<DatabaseItem>> => computed("The databases, sorted by tenant and name."),
+    }
+}
+
+model! {
+    /// One element of `databases` (an object type, not a nested attribute: no descriptions).
+    pub struct DatabaseItem {
+        id: Field<String>,
+        tenant: Field<String>,
+        name: Field<String>,
+        instance: Field<String>,
+        environment: Field<String>,
+        status: Field<String>,
+        mode: Field<String>,
+    }
 }
 
 #[tonic::async_trait]
-impl DataSource for DatabasesData {
+impl TypedDataSource for DatabasesData {
+    type Model = DatabasesDataModel;
+
     fn type_name(&self) -> &'static str {
         "dbaas_databases"
     }
 
     fn schema(&self) -> Schema {
-        Schema::new(
-            "Lists databases visible to the token.",
-            vec![
-                Attr::optional("tenant", Type::String, "Only this tenant's (admin tokens)."),
-                Attr::optional("environment", Type::String, "Only this environment."),
-                Attr::computed("databases", Type::list(item_type()), "The databases, sorted by tenant and name."),
-            ],
-        )
+        Schema::new("Lists databases visible to the token.", DatabasesDataModel::attrs())
     }
 
-    fn validate(&self, c: &Value, diags: &mut Diags) {
-        if let Some(e) = c.get("environment").as_str() {
+    fn validate(&self, c: &DatabasesDataModel, diags: &mut Diags) {
+        if let Some(e) = c.environment.as_str() {
             if e.parse::<dbaas_client::Environment>().is_err() {
                 diags.error_at(
-                    Path::attr("environment"),
+                    Path::attr(DatabasesDataModel::environment),
                     "Invalid environment",
                     format!("{e:?}: use sandbox, preprod or prod"),
                 );
@@ -46,39 +51,42 @@ impl DataSource for DatabasesData {
         }
     }
 
-    async fn read(&self, ctx: &Ctx, c: &Value, diags: &mut Diags) -> Option<Value> {
+    async fn read(&self, ctx: &Ctx, c: &DatabasesDataModel, diags: &mut Diags) -> Option<DatabasesDataModel> {
         let client = ctx.client(diags).await?;
         let mut q = Vec::new();
-        if let Some(t) = c.get("tenant").as_str() {
+        if let Some(t) = c.tenant.as_str() {
             q.push(format!("tenant={t}"));
         }
-        if let Some(e) = c.get("environment").as_str() {
+        if let Some(e) = c.environment.as_str() {
             q.push(format!("environment={e}"));
         }
         match client.list_databases(&q.join("&")).await {
             Ok(list) => {
-                let items = list
-                    .iter()
-                    .map(|d| {
-                        Value::object([
-                            ("id", Value::str(d.id.to_string())),
-                            ("tenant", Value::str(&d.tenant)),
-                            ("name", Value::str(&d.name)),
-                            ("instance", Value::str(&d.instance)),
-                            ("environment", Value::str(d.environment.as_str())),
-                            ("status", Value::str(d.status.as_str())),
-                            ("mode", Value::str(d.mode.as_str())),
-                        ])
-                    })
-                    .collect();
-                let mut v = c.clone();
-                v.set("databases", Value::List(items));
-                Some(v)
+                let items = list.iter().map(|d| DatabaseItem {
+                    id: Field::str(d.id.to_string()),
+                    tenant: Field::str(&d.tenant),
+                    name: Field::str(&d.name),
+                    instance: Field::str(&d.instance),
+                    environment: Field::str(d.environment.as_str()),
+                    status: Field::str(d.status.as_str()),
+                    mode: Field::str(d.mode.as_str()),
+                });
+                Some(DatabasesDataModel { databases: Field::list(items), ..c.clone() })
             }
             Err(e) => {
-                diags.api_error("Listing databases", &e, &[("tenant", Path::attr("tenant"))]);
+                diags.api_error("Listing databases", &e, &field_paths(&[DatabasesDataModel::tenant]));
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_matches_schema() {
+        crate::framework::model::assert_matches_schema::<DatabasesDataModel>(&TypedDataSource::schema(&DatabasesData));
     }
 }

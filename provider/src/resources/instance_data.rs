@@ -1,55 +1,88 @@
 //! Data source `dbaas_instance`: an instance by name.
 
-use std::collections::BTreeMap;
+use dbaas_client::{Instance, InstanceKind};
 
-use crate::cty::{Type, Value};
-use crate::framework::{Attr, Ctx, DataSource, Diags, Schema};
+use crate::framework::{model, Ctx, Diags, Field, List, Map, Schema, TypedDataSource};
 
 pub struct InstanceData;
 
+model! {
+    /// Data source `dbaas_instance`: what the service tells of an instance (never secrets).
+    pub struct InstanceDataModel {
+        name: Field<String> => required("Instance name."),
+        id: Field<String> => computed("Instance id."),
+        kind: Field<String> => computed("`external` or `managed`."),
+        status: Field<String> => computed("provisioning, ready, stopped, failed, deleting."),
+        host: Field<String> => computed("Host."),
+        port: Field<i64> => computed("Port."),
+        public_host: Field<String> => computed("Host for clients."),
+        admin_user: Field<String> => computed("Admin login."),
+        sslmode: Field<String> => computed("TLS mode used by the service."),
+        ca_cert: Field<String> => computed("PEM CA certificate of the server (for verify-full), when known."),
+        environment: Field<String> => computed("Environment."),
+        labels: Field<Map<String>> => computed("Labels."),
+        max_databases: Field<i64> => computed("Capacity."),
+        allowed_extensions: Field<List<String>> => computed("Allowed extensions."),
+        server_version: Field<String> => computed("PostgreSQL version."),
+        database_count: Field<i64> => computed("Databases on it."),
+    }
+}
+
+impl InstanceDataModel {
+    /// An instance from the API's record (the `dbaas_instance` resource builds its state from
+    /// this too).
+    pub fn from_api(i: &Instance) -> Self {
+        Self {
+            name: Field::str(&i.name),
+            id: Field::str(i.id.to_string()),
+            kind: Field::str(if i.kind == InstanceKind::Managed { "managed" } else { "external" }),
+            status: Field::str(i.status.as_str()),
+            host: Field::str(&i.host),
+            port: Field::Known(i64::from(i.port)),
+            public_host: Field::str(&i.public_host),
+            admin_user: Field::str(&i.admin_user),
+            sslmode: Field::str(i.sslmode.as_str()),
+            ca_cert: i.ca_cert.clone().into(),
+            environment: Field::str(i.environment.as_str()),
+            labels: Field::map(i.labels.clone()),
+            max_databases: Field::Known(i64::from(i.max_databases)),
+            allowed_extensions: Field::list(i.allowed_extensions.clone()),
+            server_version: Field::str(&i.server_version),
+            database_count: Field::Known(i.database_count),
+        }
+    }
+}
+
 #[tonic::async_trait]
-impl DataSource for InstanceData {
+impl TypedDataSource for InstanceData {
+    type Model = InstanceDataModel;
+
     fn type_name(&self) -> &'static str {
         "dbaas_instance"
     }
 
     fn schema(&self) -> Schema {
-        let s = Type::String;
-        Schema::new(
-            "Reads a registered instance (secrets are never returned).",
-            vec![
-                Attr::required("name", s.clone(), "Instance name."),
-                Attr::computed("id", s.clone(), "Instance id."),
-                Attr::computed("kind", s.clone(), "`external` or `managed`."),
-                Attr::computed("status", s.clone(), "provisioning, ready, stopped, failed, deleting."),
-                Attr::computed("host", s.clone(), "Host."),
-                Attr::computed("port", Type::Number, "Port."),
-                Attr::computed("public_host", s.clone(), "Host for clients."),
-                Attr::computed("admin_user", s.clone(), "Admin login."),
-                Attr::computed("sslmode", s.clone(), "TLS mode used by the service."),
-                Attr::computed("ca_cert", s.clone(), "PEM CA certificate of the server (for verify-full), when known."),
-                Attr::computed("environment", s.clone(), "Environment."),
-                Attr::computed("labels", Type::map(s.clone()), "Labels."),
-                Attr::computed("max_databases", Type::Number, "Capacity."),
-                Attr::computed("allowed_extensions", Type::list(s.clone()), "Allowed extensions."),
-                Attr::computed("server_version", s.clone(), "PostgreSQL version."),
-                Attr::computed("database_count", Type::Number, "Databases on it."),
-            ],
-        )
+        Schema::new("Reads a registered instance (secrets are never returned).", InstanceDataModel::attrs())
     }
 
-    async fn read(&self, ctx: &Ctx, c: &Value, diags: &mut Diags) -> Option<Value> {
+    async fn read(&self, ctx: &Ctx, c: &InstanceDataModel, diags: &mut Diags) -> Option<InstanceDataModel> {
         let client = ctx.client(diags).await?;
-        match client.get_instance(c.get("name").as_str()?).await {
-            Ok(i) => {
-                let m: BTreeMap<String, Value> =
-                    super::instance::instance_values(&i).into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-                Some(Value::Map(m))
-            }
+        match client.get_instance(c.name.as_str()?).await {
+            Ok(i) => Some(InstanceDataModel::from_api(&i)),
             Err(e) => {
                 diags.api_error("Looking up the instance", &e, &[]);
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_matches_schema() {
+        crate::framework::model::assert_matches_schema::<InstanceDataModel>(&TypedDataSource::schema(&InstanceData));
     }
 }

@@ -6,81 +6,75 @@ use std::time::Duration;
 
 use dbaas_client::{Access, CreateLease};
 
-use super::common::wait_op;
-use crate::cty::{Type, Value};
-use crate::framework::{Attr, Ctx, Diags, EphemeralResource, Opened, Path, Private, Schema};
+use super::common::{field_paths, wait_op};
+use crate::framework::{model, Ctx, Diags, Field, Path, Private, Schema, TypedEphemeralResource};
 
 pub struct Lease;
 
+model! {
+    /// `dbaas_lease` as Terraform holds it (only while it runs).
+    pub struct LeaseModel {
+        database_id: Field<String> => required("Id of the database (e.g. `dbaas_database.x.id`)."),
+        access: Field<String> => required("`read`, `write` or `admin`."),
+        ttl: Field<String> => optional("Lifetime such as `15m` (10s to 30d; default 15m)."),
+        revoke_on_close: Field<bool> => optional("Revoke as soon as Terraform is done with it (default false: it lives for its ttl)."),
+        username: Field<String> => computed("Login name."),
+        password: Field<String> => computed("Password.").sensitive(),
+        uri: Field<String> => computed("Connection URI (`sslmode=require`).").sensitive(),
+        expires_at: Field<String> => computed("RFC 3339 expiry."),
+    }
+}
+
 #[tonic::async_trait]
-impl EphemeralResource for Lease {
+impl TypedEphemeralResource for Lease {
+    type Model = LeaseModel;
+
     fn type_name(&self) -> &'static str {
         "dbaas_lease"
     }
 
     fn schema(&self) -> Schema {
-        let s = Type::String;
         Schema::new(
             "A temporary login for one database at one access level, valid for `ttl`; never stored in state or plan.",
-            vec![
-                Attr::required("database_id", s.clone(), "Id of the database (e.g. `dbaas_database.x.id`)."),
-                Attr::required("access", s.clone(), "`read`, `write` or `admin`."),
-                Attr::optional("ttl", s.clone(), "Lifetime such as `15m` (10s to 30d; default 15m)."),
-                Attr::optional(
-                    "revoke_on_close",
-                    Type::Bool,
-                    "Revoke as soon as Terraform is done with it (default false: it lives for its ttl).",
-                ),
-                Attr::computed("username", s.clone(), "Login name."),
-                Attr::computed("password", s.clone(), "Password.").sensitive(),
-                Attr::computed("uri", s.clone(), "Connection URI (`sslmode=require`).").sensitive(),
-                Attr::computed("expires_at", s.clone(), "RFC 3339 expiry."),
-            ],
+            LeaseModel::attrs(),
         )
     }
 
-    fn validate(&self, c: &Value, diags: &mut Diags) {
-        if let Some(a) = c.get("access").as_str() {
+    fn validate(&self, c: &LeaseModel, diags: &mut Diags) {
+        if let Some(a) = c.access.as_str() {
             if a.parse::<Access>().is_err() {
                 diags.error_at(
-                    Path::attr("access"),
+                    Path::attr(LeaseModel::access),
                     "Invalid access level",
                     format!("{a:?}: use read, write or admin"),
                 );
             }
         }
-        if let Some(t) = c.get("ttl").as_str() {
+        if let Some(t) = c.ttl.as_str() {
+            let at = || Path::attr(LeaseModel::ttl);
             match crate::util::parse_duration(t) {
                 Ok(d) if (10..=30 * 86_400).contains(&d.as_secs()) => {}
-                Ok(_) => {
-                    diags.error_at(Path::attr("ttl"), "Invalid ttl", format!("{t:?}: must be between 10s and 30d"))
-                }
-                Err(m) => diags.error_at(Path::attr("ttl"), "Invalid ttl", m),
+                Ok(_) => diags.error_at(at(), "Invalid ttl", format!("{t:?}: must be between 10s and 30d")),
+                Err(m) => diags.error_at(at(), "Invalid ttl", m),
             }
         }
     }
 
-    async fn open(&self, ctx: &Ctx, c: &Value, diags: &mut Diags) -> Option<Opened> {
+    async fn open(&self, ctx: &Ctx, c: &LeaseModel, diags: &mut Diags) -> Option<(LeaseModel, Private)> {
         let client = ctx.client(diags).await?;
-        let db: uuid::Uuid = match c.get("database_id").as_str()?.parse() {
+        let db: uuid::Uuid = match c.database_id.as_str()?.parse() {
             Ok(u) => u,
             Err(_) => {
-                diags.error_at(Path::attr("database_id"), "Invalid database id", "not a database id");
+                diags.error_at(Path::attr(LeaseModel::database_id), "Invalid database id", "not a database id");
                 return None;
             }
         };
-        let req = CreateLease {
-            access: c.get("access").as_str()?.parse().ok()?,
-            ttl: c.get("ttl").as_str().unwrap_or("15m").to_string(),
-        };
+        let req =
+            CreateLease { access: c.access.as_str()?.parse().ok()?, ttl: c.ttl.as_str().unwrap_or("15m").to_string() };
         let acc = match client.create_lease(db, &req).await {
             Ok(a) => a,
             Err(e) => {
-                diags.api_error(
-                    "Creating the lease",
-                    &e,
-                    &[("ttl", Path::attr("ttl")), ("access", Path::attr("access"))],
-                );
+                diags.api_error("Creating the lease", &e, &field_paths(&[LeaseModel::ttl, LeaseModel::access]));
                 return None;
             }
         };
@@ -93,15 +87,17 @@ impl EphemeralResource for Lease {
         let mut private = Private::default();
         private.set("database_id", db.to_string());
         private.set("lease_id", cred.id.to_string());
-        if c.get("revoke_on_close").as_bool().unwrap_or(false) {
+        if c.revoke_on_close.get().unwrap_or(false) {
             private.set("revoke_on_close", "true");
         }
-        let mut state = c.clone();
-        state.set("username", Value::str(&cred.username));
-        state.set("password", Value::str(&cred.password));
-        state.set("uri", Value::str(&cred.uri));
-        state.set("expires_at", Value::opt_str(cred.expires_at.map(|e| e.to_rfc3339())));
-        Some(Opened { state, private })
+        let state = LeaseModel {
+            username: Field::str(&cred.username),
+            password: Field::str(&cred.password),
+            uri: Field::str(&cred.uri),
+            expires_at: cred.expires_at.map(|e| e.to_rfc3339()).into(),
+            ..c.clone()
+        };
+        Some((state, private))
     }
 
     async fn close(&self, ctx: &Ctx, private: &Private, diags: &mut Diags) {
@@ -118,5 +114,15 @@ impl EphemeralResource for Lease {
         if let Err(e) = client.revoke_lease(db, lease).await {
             diags.api_error("Revoking the lease", &e, &[]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_matches_schema() {
+        crate::framework::model::assert_matches_schema::<LeaseModel>(&TypedEphemeralResource::schema(&Lease));
     }
 }

@@ -7,6 +7,7 @@ use crate::framework::server::ProviderServer;
 mod common;
 mod database;
 mod database_data;
+mod database_model;
 mod databases_data;
 mod instance;
 mod instance_data;
@@ -36,7 +37,8 @@ pub fn provider() -> ProviderServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::framework::{DataSource, EphemeralResource, Resource, Schema};
+    use crate::framework::resource::{DataSource, EphemeralResource, Resource};
+    use crate::framework::Schema;
 
     fn check(dir: &str, type_name: &str, schema: Schema) {
         let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

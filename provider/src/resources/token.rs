@@ -2,13 +2,27 @@
 
 use dbaas_client::CreateToken;
 
-use crate::cty::{Type, Value};
-use crate::framework::{Attr, Ctx, Diags, Path, Private, Resource, Schema};
+use super::common::field_paths;
+use crate::framework::{model, Ctx, Diags, Field, Path, Private, Schema, TypedResource};
 
 pub struct Token;
 
+model! {
+    /// `dbaas_token` as Terraform holds it.
+    pub struct TokenModel {
+        id: Field<String> => computed("Token id.").keep(),
+        tenant: Field<String> => optional("Tenant the token is scoped to; omit for a platform-admin token (admin callers only).").replace(),
+        description: Field<String> => optional("A label for humans.").replace(),
+        ttl: Field<String> => optional("Lifetime such as `90d` or `12h`; omit for no expiry.").replace(),
+        secret: Field<String> => computed("The bearer token.").sensitive().keep(),
+        expires_at: Field<String> => computed("RFC 3339 expiry, or null.").keep(),
+    }
+}
+
 #[tonic::async_trait]
-impl Resource for Token {
+impl TypedResource for Token {
+    type Model = TokenModel;
+
     fn type_name(&self) -> &'static str {
         "dbaas_token"
     }
@@ -16,56 +30,52 @@ impl Resource for Token {
     fn schema(&self) -> Schema {
         Schema::new(
             "An API token, for onboarding a team (tenant token) or bootstrapping (admin). The secret is shown once by the API and kept only in state; destroying the resource revokes the token.",
-            vec![
-                Attr::computed("id", Type::String, "Token id.").keep(),
-                Attr::optional("tenant", Type::String, "Tenant the token is scoped to; omit for a platform-admin token (admin callers only).").replace(),
-                Attr::optional("description", Type::String, "A label for humans.").replace(),
-                Attr::optional("ttl", Type::String, "Lifetime such as `90d` or `12h`; omit for no expiry.").replace(),
-                Attr::computed("secret", Type::String, "The bearer token.").sensitive().keep(),
-                Attr::computed("expires_at", Type::String, "RFC 3339 expiry, or null.").keep(),
-            ],
+            TokenModel::attrs(),
         )
     }
 
-    fn validate(&self, c: &Value, diags: &mut Diags) {
-        if let Some(Err(m)) = c.get("tenant").as_str().map(dbaas_client::names::validate_tenant_name) {
-            diags.error_at(Path::attr("tenant"), "Invalid tenant name", m);
+    fn validate(&self, c: &TokenModel, diags: &mut Diags) {
+        if let Some(Err(m)) = c.tenant.as_str().map(dbaas_client::names::validate_tenant_name) {
+            diags.error_at(Path::attr(TokenModel::tenant), "Invalid tenant name", m);
         }
-        if let Some(Err(m)) = c.get("ttl").as_str().map(crate::util::parse_duration) {
-            diags.error_at(Path::attr("ttl"), "Invalid ttl", m);
+        if let Some(Err(m)) = c.ttl.as_str().map(crate::util::parse_duration) {
+            diags.error_at(Path::attr(TokenModel::ttl), "Invalid ttl", m);
         }
     }
 
-    async fn create(&self, ctx: &Ctx, _p: &Value, c: &Value, _pr: &mut Private, diags: &mut Diags) -> Option<Value> {
+    async fn create(
+        &self,
+        ctx: &Ctx,
+        _p: &TokenModel,
+        c: &TokenModel,
+        _pr: &mut Private,
+        diags: &mut Diags,
+    ) -> Option<TokenModel> {
         let client = ctx.client(diags).await?;
         let req = CreateToken {
-            tenant: c.get("tenant").as_str().map(str::to_string),
-            description: c.get("description").as_str().map(str::to_string),
-            ttl: c.get("ttl").as_str().map(str::to_string),
+            tenant: c.tenant.as_str().map(str::to_string),
+            description: c.description.as_str().map(str::to_string),
+            ttl: c.ttl.as_str().map(str::to_string),
         };
         match client.create_token(&req).await {
-            Ok(t) => Some(Value::object([
-                ("id", Value::str(t.token.id.to_string())),
-                ("tenant", c.get("tenant").clone()),
-                ("description", c.get("description").clone()),
-                ("ttl", c.get("ttl").clone()),
-                ("secret", Value::str(t.secret)),
-                ("expires_at", Value::opt_str(t.token.expires_at.map(|e| e.to_rfc3339()))),
-            ])),
+            Ok(t) => Some(TokenModel {
+                id: Field::str(t.token.id.to_string()),
+                tenant: c.tenant.clone(),
+                description: c.description.clone(),
+                ttl: c.ttl.clone(),
+                secret: Field::str(t.secret),
+                expires_at: t.token.expires_at.map(|e| e.to_rfc3339()).into(),
+            }),
             Err(e) => {
-                diags.api_error(
-                    "Creating the token",
-                    &e,
-                    &[("tenant", Path::attr("tenant")), ("ttl", Path::attr("ttl"))],
-                );
+                diags.api_error("Creating the token", &e, &field_paths(&[TokenModel::tenant, TokenModel::ttl]));
                 None
             }
         }
     }
 
-    async fn read(&self, ctx: &Ctx, s: &Value, _pr: &mut Private, diags: &mut Diags) -> Option<Value> {
+    async fn read(&self, ctx: &Ctx, s: &TokenModel, _pr: &mut Private, diags: &mut Diags) -> Option<TokenModel> {
         let client = ctx.client(diags).await?;
-        let id = s.get("id").as_str()?.to_string();
+        let id = s.id.as_str()?;
         match client
             .send::<(), dbaas_client::List<dbaas_client::Token>>(reqwest::Method::GET, "/v1/tokens", None, &[], None)
             .await
@@ -87,18 +97,18 @@ impl Resource for Token {
     async fn update(
         &self,
         _ctx: &Ctx,
-        _prior: &Value,
-        planned: &Value,
-        _c: &Value,
+        _prior: &TokenModel,
+        planned: &TokenModel,
+        _c: &TokenModel,
         _pr: &mut Private,
         _diags: &mut Diags,
-    ) -> Option<Value> {
+    ) -> Option<TokenModel> {
         Some(planned.clone())
     }
 
-    async fn delete(&self, ctx: &Ctx, prior: &Value, _pr: &mut Private, diags: &mut Diags) {
+    async fn delete(&self, ctx: &Ctx, prior: &TokenModel, _pr: &mut Private, diags: &mut Diags) {
         let Some(client) = ctx.client(diags).await else { return };
-        let Some(id) = prior.get("id").as_str().and_then(|s| s.parse().ok()) else { return };
+        let Some(id) = prior.id.as_str().and_then(|s| s.parse().ok()) else { return };
         match client.revoke_token(id).await {
             Ok(_) => {}
             Err(e) if e.status() == Some(404) => {}
@@ -106,11 +116,21 @@ impl Resource for Token {
         }
     }
 
-    async fn import(&self, _ctx: &Ctx, _id: &str, diags: &mut Diags) -> Option<Value> {
+    async fn import(&self, _ctx: &Ctx, _id: &str, diags: &mut Diags) -> Option<TokenModel> {
         diags.error(
             "Tokens cannot be imported",
             "the secret is shown only when a token is created; create a new dbaas_token instead",
         );
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_matches_schema() {
+        crate::framework::model::assert_matches_schema::<TokenModel>(&TypedResource::schema(&Token));
     }
 }
