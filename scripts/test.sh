@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests and integration tests against real PostgreSQL clusters
-# started by the harness, real dbaas-api processes and the real terraform; then the GitLab
-# pipeline checked with gitlab-ci-local. Extra arguments go to cargo test.
+# started by the harness, real dbaas-api processes and the real terraform; then the API fuzzed
+# against its OpenAPI document (schemathesis) and the GitLab pipeline checked with
+# gitlab-ci-local. Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 # test-hooks: fault injection (step delays, panics) compiled into the test build only.
 cargo test --workspace --locked --features dbaas-api/test-hooks "$@"
+# The OpenAPI document is the contract: schemathesis fuzzes `dbaas-api dev` against it.
+bash scripts/contract.sh target/debug/dbaas-api
 # The project's pipeline, validated and its lint jobs run locally.
 bash scripts/ci-local.sh

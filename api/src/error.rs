@@ -25,6 +25,10 @@ pub enum ApiError {
     Unprocessable(&'static str, String),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -54,6 +58,8 @@ impl ApiError {
             Self::PreconditionFailed(d) => (StatusCode::PRECONDITION_FAILED, "precondition_failed", d.clone()),
             Self::Unprocessable(code, d) => (StatusCode::UNPROCESSABLE_ENTITY, code, d.clone()),
             Self::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", d.clone()),
+            Self::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", d.clone()),
+            Self::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", d.clone()),
             Self::Database(e) if named_constraint(e).is_some() => {
                 let (status, code, detail) = named_constraint(e).unwrap_or_else(internal_static);
                 (status, code, detail.to_string())

@@ -1,4 +1,4 @@
-//! The access model inside a database, checked with real logins (DESIGN §3).
+//! The access model inside a database, checked with real logins (docs/architecture.md, "The access model").
 #![allow(clippy::unwrap_used)]
 
 mod common;

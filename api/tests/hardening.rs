@@ -397,3 +397,49 @@ async fn admin_routes_refuse_tenants_whatever_the_body() {
         }
     }
 }
+
+/// What schemathesis found: list filters outside their enum answered 200 with everything,
+/// a struct was read from a JSON array, a NUL byte reached PostgreSQL (500), and axum's own
+/// rejections (a path id that is not a UUID) were plain text. Each is a problem now.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_get_problems_naming_what_is_wrong() {
+    let h = Harness::in_process().await;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<&str>| {
+        let mut req = http.request(method, format!("{}{path}", h.endpoint())).bearer_auth(&h.admin_token);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        req.send()
+    };
+    let problem = |resp: reqwest::Response| async move {
+        let status = resp.status().as_u16();
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(ct, "application/problem+json", "status {status}");
+        (status, resp.json::<Problem>().await.unwrap())
+    };
+    let fields = |p: &Problem| p.errors.iter().map(|e| e.field.clone()).collect::<Vec<_>>();
+
+    let (status, p) = problem(call(reqwest::Method::GET, "/v1/databases?environment=junk", None).await.unwrap()).await;
+    assert_eq!((status, fields(&p)), (422, vec!["environment".to_string()]));
+    let (status, p) =
+        problem(call(reqwest::Method::GET, "/v1/operations?status=junk&kind=junk", None).await.unwrap()).await;
+    assert_eq!((status, fields(&p)), (422, vec!["status".to_string(), "kind".to_string()]));
+    // A valid filter still works.
+    let ok = call(reqwest::Method::GET, "/v1/databases?environment=prod", None).await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+
+    h.admin.create_tenant(&CreateTenant { name: "t1".into(), max_databases: None }).await.unwrap();
+    let (status, p) =
+        problem(call(reqwest::Method::PATCH, "/v1/tenants/t1", Some("[null, null]")).await.unwrap()).await;
+    assert_eq!((status, fields(&p)), (422, vec!["body".to_string()]));
+    let (status, p) =
+        problem(call(reqwest::Method::POST, "/v1/tenants", Some(r#"{"name": "a\u0000b"}"#)).await.unwrap()).await;
+    assert_eq!((status, fields(&p)), (422, vec!["name".to_string()]));
+    let (status, _) = problem(call(reqwest::Method::GET, "/v1/instances/a%00b", None).await.unwrap()).await;
+    assert_eq!(status, 400);
+    let (status, p) = problem(call(reqwest::Method::GET, "/v1/databases/not-a-uuid", None).await.unwrap()).await;
+    assert_eq!(status, 400, "{p:?}");
+    assert!(p.detail.contains("UUID"), "{p:?}");
+    assert!(h.admin.list_tenants().await.unwrap().iter().all(|t| t.name != "a\0b"));
+}

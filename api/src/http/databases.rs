@@ -74,6 +74,7 @@ pub(super) async fn accepted(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only this tenant's databases (admin); tenants always see only their own.
     tenant: Option<String>,
@@ -112,7 +113,6 @@ async fn list_databases(
 }
 
 #[utoipa::path(post, path = "/v1/databases", tag = "databases", request_body = CreateDatabase,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for retries")),
     responses((status = 202, body = DatabaseAccepted, description = "Accepted: the operation provisions it"),
         (status = 404, body = dbaas_client::Problem), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
 async fn create_database(
@@ -227,6 +227,7 @@ async fn create_database(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct GetQuery {
     /// Compare with the instance's catalog (default true).
     drift: Option<bool>,
@@ -349,6 +350,7 @@ async fn update_database(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
     /// Drop even a protected database (platform admin only).
     #[serde(default)]

@@ -1,4 +1,5 @@
-//! Liveness, readiness, metrics, and the OpenAPI document with a browsable page.
+//! Liveness, readiness, metrics, and the OpenAPI document with a browsable page (served from
+//! the binary: it loads nothing from elsewhere, so it works on a closed network).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -9,7 +10,8 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router(openapi: String) -> Router<AppState> {
+/// `openapi` is the document as JSON, `docs` the reference page rendered from it.
+pub fn router(openapi: String, docs: String) -> Router<AppState> {
     let doc = openapi.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -22,7 +24,7 @@ pub fn router(openapi: String) -> Router<AppState> {
                 async move { ([(header::CONTENT_TYPE, "application/json")], d) }
             }),
         )
-        .route("/docs", get(|| async { Html(DOCS_PAGE) }))
+        .route("/docs", get(move || async move { Html(docs) }))
 }
 
 /// Ready when the state database answers and every migration this binary embeds is applied
@@ -51,11 +53,3 @@ async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
         .into_response()
 }
-
-/// Renders /openapi.json with Redoc (loaded by the browser from its CDN).
-const DOCS_PAGE: &str = r#"<!doctype html>
-<html><head><title>dbaas API</title><meta charset="utf-8"/></head>
-<body><redoc spec-url="/openapi.json"></redoc>
-<noscript>The API description is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>
-</body></html>"#;

@@ -191,6 +191,7 @@ async fn update_instance(
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
     /// Managed instances: delete even while it holds databases (they are dropped with it).
     #[serde(default)]

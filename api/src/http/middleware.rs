@@ -15,7 +15,7 @@ use crate::metrics::HttpLabels;
 use crate::state::AppState;
 
 /// Largest request body accepted for idempotent replay bookkeeping.
-const MAX_BODY: usize = 1 << 20;
+pub const MAX_BODY: usize = 1 << 20;
 /// An in-progress idempotency record older than this is taken to be abandoned by a crash.
 const ABANDONED_AFTER: Duration = Duration::from_secs(120);
 
@@ -117,7 +117,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let principal = principal_id;
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => return ApiError::BadRequest("request body too large".into(), "body_too_large").into_response(),
+        Err(_) => return ApiError::PayloadTooLarge(format!("the body is over {MAX_BODY} bytes")).into_response(),
     };
     let path = parts.uri.path().to_string();
     let mut fingerprint = path.as_bytes().to_vec();
@@ -178,7 +178,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             (Some(code), Some(Ok(body))) => {
                 let status = StatusCode::from_u16(code as u16).unwrap_or(StatusCode::OK);
                 let mut resp = (status, body).into_response();
-                resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+                let media = if status.is_success() { "application/json" } else { crate::http::contract::PROBLEM_JSON };
+                resp.headers_mut().insert("content-type", HeaderValue::from_static(media));
                 resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
                 resp
             }
@@ -224,4 +225,40 @@ fn in_progress() -> Response {
         "a request with this Idempotency-Key is still being processed; retry shortly".into(),
         vec![],
     )
+}
+
+/// Every error is a problem: answers that axum's own extractors and layers write as plain
+/// text (a path segment that is not a UUID, a missing path parameter, …) are rewritten as
+/// `application/problem+json` with their message. NUL bytes in the path or query string are
+/// refused before any handler sees them (PostgreSQL text cannot hold them).
+pub async fn problems(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map(|p| p.as_str().to_ascii_lowercase()).unwrap_or_default();
+    if target.contains("%00") {
+        return ApiError::BadRequest("the path or query string holds a NUL byte".into(), "invalid_characters")
+            .into_response();
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(crate::http::contract::PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return resp;
+    }
+    let detail = match to_bytes(resp.into_body(), 4096).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_input",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    };
+    crate::error::problem_response(status, code, detail, vec![])
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface: one module per resource area, each with its own router.
 
+pub mod contract;
 pub mod credentials;
 mod database_rules;
 pub mod databases;
@@ -51,7 +52,7 @@ impl Modify for BearerAuth {
 
 /// The `/v1` routes and the OpenAPI document generated from their handlers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tenants::router())
         .merge(instances::router())
         .merge(hosts::router())
@@ -60,18 +61,23 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(operations::router())
         .merge(maintenance::router())
         .merge(schedules::router())
-        .split_for_parts()
+        .split_for_parts();
+    contract::complete(&mut doc);
+    (router, doc)
 }
 
 pub fn app(state: AppState) -> Router {
     let (v1, doc) = api();
+    let docs = reference::html(&doc);
     let doc = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
+    // Problems inside idempotency: a stored and replayed answer is already a problem.
     let v1 = v1
+        .layer(axum::middleware::from_fn(middleware::problems))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::audit));
     Router::new()
         .merge(v1)
-        .merge(health::router(doc))
+        .merge(health::router(doc, docs))
         .fallback(|| async {
             problem_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into(), vec![]).into_response()
         })
@@ -84,6 +90,8 @@ pub fn app(state: AppState) -> Router {
             )
             .into_response()
         })
+        .layer(axum::middleware::from_fn(middleware::problems))
+        .layer(axum::extract::DefaultBodyLimit::max(middleware::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::metrics))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -34,6 +34,7 @@ async fn visible(s: &AppState, who: &Principal, id: Uuid) -> ApiResult<Operation
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     target_id: Option<Uuid>,
     status: Option<OperationStatus>,
@@ -68,6 +69,7 @@ async fn list_operations(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct GetQuery {
     /// Long-poll: answer as soon as the operation ends, or after this long (max 60s), e.g. `30s`.
     wait: Option<String>,

@@ -101,11 +101,9 @@ impl InstanceRow {
             settings: self.settings.0.clone(),
             auto_restart: self.auto_restart,
             health: match (self.health.0, self.health_checked_at) {
-                (Some(status), Some(at)) => Some(InstanceHealth {
-                    status,
-                    message: self.health_message.clone(),
-                    checked_at: at,
-                }),
+                (Some(status), Some(at)) => {
+                    Some(InstanceHealth { status, message: self.health_message.clone(), checked_at: at })
+                }
                 _ => None,
             },
             ready_in_ms: self.managed_state().ready_in_ms,

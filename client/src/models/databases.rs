@@ -81,6 +81,9 @@ pub struct Placement {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateDatabase {
+    /// Lower-case letters, digits and single '-' inside, starting with a letter; with the
+    /// tenant's name it must leave room for role names within PostgreSQL's 63 bytes.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z](-?[a-z0-9])*$", min_length = 1, max_length = 63))]
     pub name: String,
     /// Defaults to the token's tenant; admin tokens must name it.
     #[serde(default)]

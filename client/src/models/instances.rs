@@ -86,6 +86,8 @@ fn opt_settings_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Sett
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateInstance {
+    /// Lower-case letters, digits and single '-' inside, starting with a letter; at most 40.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z](-?[a-z0-9])*$", min_length = 1, max_length = 40))]
     pub name: String,
     #[serde(default = "default_kind")]
     pub kind: InstanceKind,

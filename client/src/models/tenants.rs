@@ -9,7 +9,8 @@ use super::*;
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
-    /// `^[a-z][a-z0-9-]{0,19}$`
+    /// Lower-case letters, digits and single '-' inside, starting with a letter; at most 20.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z](-?[a-z0-9])*$", min_length = 1, max_length = 20))]
     pub name: String,
     /// Quota: how many live databases the tenant may have (default 50).
     #[serde(default)]
