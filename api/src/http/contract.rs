@@ -34,6 +34,7 @@ pub fn complete(doc: &mut OpenApi) {
     for (_, name, description) in SHARED.iter().chain([&UNPROCESSABLE]) {
         components.responses.insert(name.to_string(), RefOr::T(problem(description)));
     }
+    let names_tenant = bodies_naming_a_tenant(doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         let ops = [
             (&mut item.get, HttpMethod::Get),
@@ -45,7 +46,8 @@ pub fn complete(doc: &mut OpenApi) {
         for (op, method) in ops {
             let post = method == HttpMethod::Post;
             if let Some(op) = op {
-                complete_operation(path, op, method != HttpMethod::Get, method == HttpMethod::Patch);
+                let tenant_in_body = body_schema(op).is_some_and(|name| names_tenant.contains(&name));
+                complete_operation(path, op, method != HttpMethod::Get, method == HttpMethod::Patch, tenant_in_body);
                 // The idempotency middleware reads the key on every POST.
                 if post {
                     document_idempotency_key(op);
@@ -55,7 +57,7 @@ pub fn complete(doc: &mut OpenApi) {
     }
 }
 
-fn complete_operation(path: &str, op: &mut Operation, mutates: bool, is_patch: bool) {
+fn complete_operation(path: &str, op: &mut Operation, mutates: bool, is_patch: bool, tenant_in_body: bool) {
     let has_path_params = path.contains('{');
     let query: Vec<&str> = op
         .parameters
@@ -65,8 +67,9 @@ fn complete_operation(path: &str, op: &mut Operation, mutates: bool, is_patch: b
         .map(|p| p.name.as_str())
         .collect();
     let has_query = !query.is_empty();
-    // A filter naming a tenant answers 404 for a tenant the token cannot see.
-    let looks_up = has_path_params || query.contains(&"tenant");
+    // A filter or a body naming a tenant answers 404 for a tenant the token cannot see (the
+    // same answer whether it exists or not).
+    let looks_up = has_path_params || query.contains(&"tenant") || tenant_in_body;
     let has_body = op.request_body.is_some();
     let responses = &mut op.responses.responses;
     // Errors a handler declared itself take the problem media type too.
@@ -90,6 +93,29 @@ fn complete_operation(path: &str, op: &mut Operation, mutates: bool, is_patch: b
             responses.insert(status.to_string(), RefOr::Ref(Ref::from_response_name(*name)));
         }
     }
+}
+
+/// The component schema a request body refers to.
+fn body_schema(op: &Operation) -> Option<String> {
+    let content = op.request_body.as_ref()?.content.get("application/json")?;
+    match content.schema.as_ref()? {
+        RefOr::Ref(r) => r.ref_location.strip_prefix("#/components/schemas/").map(str::to_owned),
+        RefOr::T(_) => None,
+    }
+}
+
+/// Request schemas with a `tenant` property.
+fn bodies_naming_a_tenant(doc: &OpenApi) -> Vec<String> {
+    let Some(components) = &doc.components else { return Vec::new() };
+    components
+        .schemas
+        .iter()
+        .filter(|(_, s)| match s {
+            RefOr::T(utoipa::openapi::schema::Schema::Object(o)) => o.properties.contains_key("tenant"),
+            _ => false,
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// `Idempotency-Key` in words rather than as a header parameter: HTTP trims and drops header

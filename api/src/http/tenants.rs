@@ -211,18 +211,7 @@ async fn create_token(
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     let tenant_id = match (&req.tenant, &who.tenant) {
         // A tenant may mint tokens for itself only.
-        // A tenant named in the body that does not exist (or is not visible) is a field error.
-        (Some(name), _) => Some(
-            visible_tenant(&s.db, &who, name)
-                .await
-                .map_err(|e| match e {
-                    ApiError::NotFound(_) => {
-                        ApiError::field("tenant", "unknown_tenant", format!("no tenant named {name:?}"))
-                    }
-                    other => other,
-                })?
-                .0,
-        ),
+        (Some(name), _) => Some(visible_tenant(&s.db, &who, name).await?.0),
         (None, Some(t)) => Some(t.id),
         (None, None) => None,
     };
