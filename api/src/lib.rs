@@ -1,6 +1,7 @@
 //! dbaas-api: the orchestration API of the self-service PostgreSQL service.
 
 pub mod auth;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod crypto;
