@@ -36,6 +36,21 @@ pub enum Command {
     /// Manage API tokens directly in the state database.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write a backup's dump (pg_dump custom format) to standard output, unsealed with the
+    /// master key: the manual restore path (`dbaas-api backup-open <id> | pg_restore -d …`).
+    BackupOpen(BackupOpenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupOpenArgs {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    #[arg(long, env = "DBAAS_MASTER_KEY", hide_env_values = true, conflicts_with = "master_key_file")]
+    pub master_key: Option<String>,
+    #[arg(long, env = "DBAAS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The backup's id.
+    pub backup: uuid::Uuid,
 }
 
 #[derive(Debug, Args)]
@@ -144,15 +159,20 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn key(&self) -> Result<MasterKey> {
-        let text = match (&self.master_key, &self.master_key_file) {
-            (Some(k), _) => k.clone(),
-            (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-            (None, None) => bail!(
-                "no master key: set DBAAS_MASTER_KEY (32 random bytes, base64: `openssl rand -base64 32`) or DBAAS_MASTER_KEY_FILE"
-            ),
-        };
-        Ok(MasterKey::from_base64(&text)?)
+        load_key(&self.master_key, &self.master_key_file)
     }
+}
+
+/// The master key from its variable or its file.
+fn load_key(master_key: &Option<String>, master_key_file: &Option<PathBuf>) -> Result<MasterKey> {
+    let text = match (master_key, master_key_file) {
+        (Some(k), _) => k.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        (None, None) => bail!(
+            "no master key: set DBAAS_MASTER_KEY (32 random bytes, base64: `openssl rand -base64 32`) or DBAAS_MASTER_KEY_FILE"
+        ),
+    };
+    Ok(MasterKey::from_base64(&text)?)
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +234,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::server::connect_state_db(&database_url).await?;
             println!("migrations applied");
             Ok(())
+        }
+        Command::BackupOpen(args) => {
+            let key = load_key(&args.master_key, &args.master_key_file)?;
+            let db = sqlx::PgPool::connect(&args.database_url).await.context("connecting to the state database")?;
+            crate::backup::open_to(&db, &key, args.backup, &mut tokio::io::stdout()).await
         }
         Command::Token(TokenCommand::Create { database_url, admin, tenant, description }) => {
             let db = crate::server::connect_state_db(&database_url).await?;

@@ -78,6 +78,20 @@ pub async fn run(args: DevArgs) -> Result<()> {
             eprintln!("warning: this machine is not registered as a host ({e:?}); managed instances need one");
         }
     }
+    // Backups work out of the box: a filesystem store under the data dir, for every environment.
+    let backups = dir.join("backups");
+    fs::create_dir_all(&backups)?;
+    fs::set_permissions(&backups, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    if crate::store::backups::store_by_name(&db, "local").await?.is_none() {
+        let req = dbaas_client::CreateBackupStore {
+            name: "local".into(),
+            path: backups.canonicalize().unwrap_or(backups.clone()).to_string_lossy().into_owned(),
+            environments: vec![Environment::Sandbox, Environment::Preprod, Environment::Prod],
+        };
+        if let Err(e) = crate::http::backups::register_store(&state, req).await {
+            eprintln!("warning: no local backup store ({e:?})");
+        }
+    }
     let managed = local_managed(&db).await?;
     restart_managed(&state, &managed).await;
 

@@ -264,6 +264,27 @@ impl Client {
         Ok(self.send::<(), _>(Method::DELETE, &path, None, &[], None).await?.body)
     }
 
+    // ------------------------------------------------------------ backups
+
+    pub async fn create_backup_store(&self, req: &CreateBackupStore) -> Result<BackupStore, ClientError> {
+        self.post("/v1/backup-stores", req).await
+    }
+    pub async fn list_backup_stores(&self) -> Result<Vec<BackupStore>, ClientError> {
+        Ok(self.get::<List<BackupStore>>("/v1/backup-stores").await?.items)
+    }
+    pub async fn create_backup(&self, database: Uuid, req: &CreateBackup) -> Result<BackupAccepted, ClientError> {
+        self.post(&format!("/v1/databases/{database}/backups"), req).await
+    }
+    pub async fn list_backups(&self, database: Uuid) -> Result<Vec<Backup>, ClientError> {
+        Ok(self.get::<List<Backup>>(&format!("/v1/databases/{database}/backups")).await?.items)
+    }
+    pub async fn get_backup(&self, id: Uuid) -> Result<Backup, ClientError> {
+        self.get(&format!("/v1/backups/{id}")).await
+    }
+    pub async fn verify_backup(&self, id: Uuid) -> Result<BackupAccepted, ClientError> {
+        self.post(&format!("/v1/backups/{id}/verify"), &serde_json::json!({})).await
+    }
+
     // ------------------------------------------------------------ maintenance
 
     pub async fn start_maintenance(

@@ -140,7 +140,8 @@ impl FilesystemStore {
 
     /// What registration checks: an object can be written, read back and deleted.
     pub async fn probe(&self) -> Result<(), StoreError> {
-        let key = format!("probe/{}", uuid::Uuid::new_v4());
+        // At the top level: a probe leaves nothing behind, not even a directory.
+        let key = format!("dbaas-probe-{}", uuid::Uuid::new_v4());
         let mut up = self.upload(&key).await?;
         up.writer().write_all(b"dbaas probe").await?;
         up.commit().await?;

@@ -220,3 +220,51 @@ impl Operation for Maintenance {
         super::maintenance::cleanup(ctx, &self.request).await
     }
 }
+
+/// Dumps the database into its backup's store, sealed (`catalog::backups`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupDatabase {
+    pub backup_id: Uuid,
+}
+
+impl Operation for BackupDatabase {
+    const KIND: OperationKind = OperationKind::BackupDatabase;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::backups::backup(ctx, self.backup_id).await
+    }
+    /// A backup is listed as good only once its operation succeeded; the object was
+    /// committed (complete) before that.
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        let (status, error) =
+            if ok { ("succeeded", None) } else { ("failed", Some(format!("operation {} failed; see its log", op.id))) };
+        sqlx::query("UPDATE backups SET status = $2, error = $3, finished_at = now() WHERE id = $1")
+            .bind(self.backup_id)
+            .bind(status)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Restores a backup into a scratch database and compares it with its manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBackup {
+    pub backup_id: Uuid,
+}
+
+impl Operation for VerifyBackup {
+    const KIND: OperationKind = OperationKind::VerifyBackup;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::backups::verify(ctx, self.backup_id).await
+    }
+    /// The result is recorded on the backup by `run` (passed or failed, with why).
+    async fn on_outcome(&self, _tx: &mut PgConnection, _op: &OperationRow, _ok: bool) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+    async fn cleanup(&self, ctx: &OpContext, _last: bool) -> Result<(), OpError> {
+        super::backups::cleanup_verify(ctx, self.backup_id).await
+    }
+}

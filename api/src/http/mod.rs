@@ -1,5 +1,6 @@
 //! The HTTP surface: one module per resource area, each with its own router.
 
+pub mod backups;
 pub mod contract;
 pub mod credentials;
 mod database_rules;
@@ -34,7 +35,7 @@ use crate::state::AppState;
     info(title = "dbaas API", description = "Self-service PostgreSQL databases: tenants, instances, databases with read/write/admin roles, credentials, leases and durable operations."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "maintenance"), (name = "instances"), (name = "hosts"), (name = "tenants"), (name = "tokens"))
+    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "maintenance"), (name = "instances"), (name = "hosts"), (name = "tenants"), (name = "tokens"), (name = "backups"))
 )]
 struct ApiDoc;
 
@@ -61,6 +62,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(operations::router())
         .merge(maintenance::router())
         .merge(schedules::router())
+        .merge(backups::router())
         .split_for_parts();
     contract::complete(&mut doc);
     (router, doc)

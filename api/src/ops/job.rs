@@ -124,6 +124,8 @@ jobs! {
     StopInstance => instance::StopInstance,
     RestartInstance => instance::RestartInstance,
     DeleteInstance => instance::DeleteInstance,
+    BackupDatabase => database::BackupDatabase,
+    VerifyBackup => database::VerifyBackup,
 }
 
 #[cfg(test)]
@@ -145,6 +147,8 @@ mod tests {
             database::RevokeLease { credential_id: id, reason: database::RevokeReason::Expired }.into(),
             instance::UpdateInstance { settings: [("work_mem".to_string(), "8MB".to_string())].into() }.into(),
             instance::StartInstance { reason: Some("health check".into()) }.into(),
+            database::BackupDatabase { backup_id: id }.into(),
+            database::VerifyBackup { backup_id: id }.into(),
         ];
         for job in jobs {
             let back = Job::decode(job.kind(), &job.params()).unwrap();

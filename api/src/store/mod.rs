@@ -2,6 +2,7 @@
 //! operations and the background loops read and lock. (Operations have theirs with the
 //! queue, `ops::queue`.)
 
+pub mod backups;
 pub mod databases;
 pub mod hosts;
 pub mod instances;

@@ -1,5 +1,6 @@
 //! Request and response bodies of the `/v1` API, one file per area.
 
+mod backups;
 mod common;
 mod databases;
 mod hosts;
@@ -9,6 +10,7 @@ mod operations;
 mod stored;
 mod tenants;
 
+pub use backups::*;
 pub use common::*;
 pub use databases::*;
 pub use hosts::*;

@@ -22,6 +22,8 @@ pub enum OperationKind {
     StopInstance,
     RestartInstance,
     DeleteInstance,
+    BackupDatabase,
+    VerifyBackup,
 }
 
 impl OperationKind {
@@ -40,6 +42,8 @@ impl OperationKind {
             Self::StopInstance => "stop_instance",
             Self::RestartInstance => "restart_instance",
             Self::DeleteInstance => "delete_instance",
+            Self::BackupDatabase => "backup_database",
+            Self::VerifyBackup => "verify_backup",
         }
     }
 }
@@ -61,6 +65,8 @@ impl std::str::FromStr for OperationKind {
             "stop_instance" => Self::StopInstance,
             "restart_instance" => Self::RestartInstance,
             "delete_instance" => Self::DeleteInstance,
+            "backup_database" => Self::BackupDatabase,
+            "verify_backup" => Self::VerifyBackup,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }

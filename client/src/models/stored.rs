@@ -33,7 +33,9 @@ from_serde_name!(
     CredentialKind => "credential kind",
     InstanceKind => "instance kind",
     HealthStatus => "health status",
-    HostKind => "host kind"
+    HostKind => "host kind",
+    BackupStatus => "backup status",
+    VerifyStatus => "verify status"
 );
 
 macro_rules! stored_as_text {
@@ -61,7 +63,9 @@ stored_as_text!(
     CredentialKind,
     InstanceKind,
     HealthStatus,
-    HostKind
+    HostKind,
+    BackupStatus,
+    VerifyStatus
 );
 
 #[cfg(test)]

@@ -1,0 +1,328 @@
+//! Backing up one database and verifying a backup by restoring it.
+//!
+//! Both run as the database's own admin login (never the service's): `pg_dump` reads what the
+//! tenant can read, and a restore runs whatever the dump holds (functions, triggers, index
+//! expressions) with the tenant's privileges only. The dump is `pg_dump --format=custom`,
+//! streamed through [`crate::backup::seal`] into the store, so it never sits whole in memory
+//! or on local disk. Row counts for the manifest are taken in the snapshot the dump uses
+//! (`pg_export_snapshot` + `--snapshot`), so they describe exactly what the dump holds.
+//!
+//! A verification restores into a scratch database `<physical name>_verify` (injective: names
+//! cannot contain `_`), marked as ours, owned by the tenant's admin role, then compares row
+//! counts with the manifest and drops it.
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use dbaas_client::{Access, BackupManifest, CredentialKind, TableRows};
+use sqlx::{Connection, PgConnection};
+use tokio::io::AsyncReadExt;
+use uuid::Uuid;
+
+use super::conn::{exec, Locked};
+use super::record::{self, CredentialRow, DatabaseRow};
+use crate::backup::seal::{self, DataKey};
+use crate::backup::store::FilesystemStore;
+use crate::naming::PgQuote;
+use crate::ops::runner::OpContext;
+use crate::ops::OpError;
+use crate::store::backups::{self as rows, BackupRow};
+use crate::store::instances::InstanceRow;
+
+/// Everything a backup or a verification needs, loaded once.
+struct Loaded {
+    backup: BackupRow,
+    db: DatabaseRow,
+    inst: InstanceRow,
+    store: FilesystemStore,
+    /// The admin login's password.
+    password: String,
+}
+
+async fn load(ctx: &OpContext, backup: Uuid) -> Result<Loaded, OpError> {
+    let s = &ctx.state;
+    let backup = rows::backup(&s.db, backup)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the backup record is gone"))?;
+    let (db, inst, _) = record::for_operation(&s.db, &s.key, backup.database_id).await?;
+    let creds = record::credentials(&s.db, db.id).await?;
+    let admin = admin_credential(&creds)?;
+    let password = s.key.decrypt(&admin.password_enc, &admin.context())?;
+    let store_row = rows::store(&s.db, backup.store_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the backup store is gone"))?;
+    let store = FilesystemStore::new(std::path::Path::new(&store_row.path))
+        .map_err(|e| OpError::retryable("store_unusable", e.to_string()))?;
+    Ok(Loaded { backup, db, inst, store, password })
+}
+
+fn admin_credential(creds: &[CredentialRow]) -> Result<&CredentialRow, OpError> {
+    creds
+        .iter()
+        .find(|c| c.kind == CredentialKind::Static && c.access() == Access::Admin)
+        .ok_or_else(|| OpError::permanent("missing_credential", "no stored admin credential"))
+}
+
+/// A libpq client (`pg_dump`, `pg_restore`) connecting as the database's admin role, with
+/// the instance's TLS mode and CA; arguments as a vector, never through a shell.
+fn client(
+    program: &str,
+    l: &Loaded,
+    dbname: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio::process::Command, OpError> {
+    let bin = crate::pgcluster::find_bin_dir().map_err(|e| OpError::permanent("client_missing", e.to_string()))?;
+    let mut cmd = tokio::process::Command::new(bin.join(program));
+    cmd.arg("--host")
+        .arg(&l.inst.host)
+        .arg("--port")
+        .arg(l.inst.port.to_string())
+        .arg("--username")
+        .arg(l.db.physical().role(Access::Admin))
+        .arg("--dbname")
+        .arg(dbname)
+        .env("PGPASSWORD", &l.password)
+        .env("PGSSLMODE", l.inst.sslmode.as_str())
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env("PGAPPNAME", "dbaas-backup")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(ca) = ca_file {
+        cmd.env("PGSSLROOTCERT", ca);
+    }
+    Ok(cmd)
+}
+
+/// The instance's CA in a private file for libpq (kept as long as the returned handle).
+fn ca_file(inst: &InstanceRow) -> Result<Option<tempfile::NamedTempFile>, OpError> {
+    let Some(pem) = &inst.ca_cert else { return Ok(None) };
+    let mut f = tempfile::NamedTempFile::new().map_err(|e| OpError::retryable("io", e.to_string()))?;
+    std::io::Write::write_all(&mut f, pem.as_bytes()).map_err(|e| OpError::retryable("io", e.to_string()))?;
+    Ok(Some(f))
+}
+
+/// Tables (not views, not partitioned parents) with their schema, as `schema.table` and
+/// quoted, in a stable order.
+async fn tables(conn: &mut PgConnection) -> Result<Vec<(String, String)>, OpError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND n.nspname OPERATOR(pg_catalog.!~) '^pg_' \
+           AND n.nspname OPERATOR(pg_catalog.<>) 'information_schema' ORDER BY 1, 2",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|(s, t)| (format!("{s}.{t}"), format!("{}.{}", s.pg_ident(), t.pg_ident()))).collect())
+}
+
+async fn count_rows(conn: &mut PgConnection) -> Result<Vec<TableRows>, OpError> {
+    let mut out = Vec::new();
+    for (label, quoted) in tables(conn).await? {
+        let rows: i64 =
+            sqlx::query_scalar(&format!("SELECT pg_catalog.count(*) FROM ONLY {quoted}")).fetch_one(&mut *conn).await?;
+        out.push(TableRows { table: label, rows });
+    }
+    Ok(out)
+}
+
+async fn version(program: &std::path::Path) -> String {
+    match tokio::process::Command::new(program).arg("--version").output().await {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+/// Reads a child's stderr to the end (its message when it fails).
+async fn stderr_of(child: &mut tokio::process::Child) -> String {
+    let mut text = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut text).await;
+    }
+    text.trim().chars().take(2000).collect()
+}
+
+pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let l = load(ctx, backup_id).await?;
+    let names = l.db.physical();
+    let target = l.inst.target(&ctx.state.key)?;
+    ctx.step(&format!("snapshot of {} as {}", names.database, names.role(Access::Admin))).await;
+    let mut snap = target.as_login(&names.role(Access::Admin), &l.password).connect(&names.database).await?;
+    exec(&mut snap, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    let snapshot: String = sqlx::query_scalar("SELECT pg_catalog.pg_export_snapshot()").fetch_one(&mut snap).await?;
+    let tables = count_rows(&mut snap).await?;
+    let server_version: String =
+        sqlx::query_scalar("SELECT pg_catalog.current_setting('server_version')").fetch_one(&mut snap).await?;
+    ctx.log("info", &format!("{} tables counted in snapshot {snapshot}", tables.len())).await;
+
+    let ca = ca_file(&l.inst)?;
+    let mut cmd = client("pg_dump", &l, &names.database, ca.as_ref().map(|f| f.path()))?;
+    cmd.arg("--format=custom").arg("--snapshot").arg(&snapshot).stdin(Stdio::null()).stdout(Stdio::piped());
+    let bin = crate::pgcluster::find_bin_dir().map_err(|e| OpError::permanent("client_missing", e.to_string()))?;
+    let pg_dump_version = version(&bin.join("pg_dump")).await;
+    ctx.step(&format!("pg_dump (custom format) sealed into store {}", l.backup.store_name)).await;
+    let mut child = cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_dump: {e}")))?;
+    let mut stdout = child.stdout.take().ok_or_else(|| OpError::permanent("io", "pg_dump has no stdout"))?;
+    let key = DataKey::unwrap_with(&ctx.state.key, &l.backup.data_key_enc, l.backup.id)
+        .map_err(|e| OpError::permanent("backup_key", e.to_string()))?;
+    let mut upload =
+        l.store.upload(&l.backup.object_key).await.map_err(|e| OpError::retryable("store_unusable", e.to_string()))?;
+    let sealed = seal::seal(&key, l.backup.id, &mut stdout, upload.writer()).await;
+    let status = child.wait().await.map_err(|e| OpError::retryable("pg_dump_failed", e.to_string()))?;
+    if !status.success() {
+        let err = stderr_of(&mut child).await;
+        return Err(OpError::retryable("pg_dump_failed", format!("pg_dump exited with {status}: {err}")));
+    }
+    let sealed = sealed.map_err(|e| OpError::retryable("store_write_failed", e.to_string()))?;
+    // The object becomes visible only now, complete; the snapshot may end.
+    upload.commit().await.map_err(|e| OpError::retryable("store_write_failed", e.to_string()))?;
+    snap.close().await.ok();
+    let manifest = BackupManifest {
+        database: l.db.name.clone(),
+        server_version,
+        pg_dump_version,
+        format: "custom".into(),
+        tables,
+    };
+    sqlx::query("UPDATE backups SET size_bytes = $2, dump_bytes = $3, sha256 = $4, manifest = $5 WHERE id = $1")
+        .bind(l.backup.id)
+        .bind(sealed.stored_bytes as i64)
+        .bind(sealed.plain_bytes as i64)
+        .bind(&sealed.sha256)
+        .bind(sqlx::types::Json(&manifest))
+        .execute(&ctx.state.db)
+        .await?;
+    ctx.log(
+        "info",
+        &format!("stored {} bytes (dump {} bytes), sha256 {}", sealed.stored_bytes, sealed.plain_bytes, sealed.sha256),
+    )
+    .await;
+    Ok(())
+}
+
+/// `<physical name>_verify`, and the marker that makes it ours.
+fn scratch(db: &DatabaseRow, backup: Uuid) -> (String, String) {
+    (format!("{}_verify", db.physical().database), format!("dbaas:verify:{backup}"))
+}
+
+/// Drops the scratch database if it is ours; refuses to touch one that is not.
+async fn drop_scratch(conn: &mut PgConnection, name: &str) -> Result<(), OpError> {
+    let comment: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT pg_catalog.shobj_description(d.oid, 'pg_database') FROM pg_catalog.pg_database d \
+         WHERE d.datname OPERATOR(pg_catalog.=) $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match comment {
+        None => Ok(()),
+        // Any verification's scratch copy of this database is ours to replace.
+        Some(Some(c)) if c.starts_with("dbaas:verify:") => {
+            exec(conn, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", name.pg_ident())).await
+        }
+        Some(_) => Err(super::ownership::conflict(&[format!("database {name} (not a dbaas verification database)")])),
+    }
+}
+
+pub async fn cleanup_verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let l = load(ctx, backup_id).await?;
+    let (name, _) = scratch(&l.db, backup_id);
+    let mut locked = Locked::instance(&l.inst.target(&ctx.state.key)?).await?;
+    drop_scratch(&mut locked.conn, &name).await
+}
+
+pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let l = load(ctx, backup_id).await?;
+    let manifest = l
+        .backup
+        .manifest
+        .as_ref()
+        .map(|m| m.0.clone())
+        .ok_or_else(|| OpError::permanent("not_verifiable", "the backup has no manifest (it did not finish)"))?;
+    let names = l.db.physical();
+    let target = l.inst.target(&ctx.state.key)?;
+    let (scratch_db, marker) = scratch(&l.db, backup_id);
+    ctx.step(&format!("scratch database {scratch_db}")).await;
+    let mut locked = Locked::instance(&target).await?;
+    drop_scratch(&mut locked.conn, &scratch_db).await?;
+    let sdb = scratch_db.pg_ident();
+    exec(
+        &mut locked.conn,
+        &format!(
+            "CREATE DATABASE {sdb} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8'",
+            names.role(Access::Admin).pg_ident()
+        ),
+    )
+    .await?;
+    exec(&mut locked.conn, &format!("COMMENT ON DATABASE {sdb} IS {}", marker.pg_literal())).await?;
+    exec(&mut locked.conn, &format!("REVOKE ALL ON DATABASE {sdb} FROM PUBLIC")).await?;
+
+    let result = restore_and_compare(ctx, &l, &manifest, &scratch_db).await;
+    drop_scratch(&mut locked.conn, &scratch_db).await?;
+    let (status, message, restore_ms) = match &result {
+        Ok(ms) => ("passed", format!("{} tables, row counts match the manifest", manifest.tables.len()), Some(*ms)),
+        Err(e) => ("failed", e.message.clone(), None),
+    };
+    sqlx::query(
+        "UPDATE backups SET verify_status = $2, verify_message = $3, verified_at = now(), \
+         restore_ms = coalesce($4, restore_ms) WHERE id = $1",
+    )
+    .bind(backup_id)
+    .bind(status)
+    .bind(&message)
+    .bind(restore_ms)
+    .execute(&ctx.state.db)
+    .await?;
+    ctx.log(if result.is_ok() { "info" } else { "error" }, &format!("verification {status}: {message}")).await;
+    result.map(|_| ())
+}
+
+/// Opens the sealed object into `pg_restore` running as the admin role; compares row counts.
+/// The restore time in ms.
+async fn restore_and_compare(
+    ctx: &OpContext,
+    l: &Loaded,
+    manifest: &BackupManifest,
+    scratch_db: &str,
+) -> Result<i64, OpError> {
+    let started = Instant::now();
+    let ca = ca_file(&l.inst)?;
+    let mut cmd = client("pg_restore", l, scratch_db, ca.as_ref().map(|f| f.path()))?;
+    cmd.arg("--no-owner").arg("--no-privileges").arg("--exit-on-error").stdin(Stdio::piped()).stdout(Stdio::null());
+    ctx.step("restoring into the scratch database (pg_restore as the database's admin role)").await;
+    let mut child = cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_restore: {e}")))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| OpError::permanent("io", "pg_restore has no stdin"))?;
+    let key = DataKey::unwrap_with(&ctx.state.key, &l.backup.data_key_enc, l.backup.id)
+        .map_err(|e| OpError::permanent("backup_key", e.to_string()))?;
+    let mut object =
+        l.store.open(&l.backup.object_key).await.map_err(|e| OpError::permanent("backup_missing", e.to_string()))?;
+    let opened = seal::open(&key, l.backup.id, &mut object, &mut stdin).await;
+    drop(stdin);
+    let status = child.wait().await.map_err(|e| OpError::permanent("pg_restore_failed", e.to_string()))?;
+    let sha =
+        opened.map_err(|e| OpError::permanent("verify_failed", format!("the stored backup does not open: {e}")))?;
+    if l.backup.sha256.as_deref() != Some(sha.as_str()) {
+        return Err(OpError::permanent("verify_failed", "the stored object's SHA-256 differs from the recorded one"));
+    }
+    if !status.success() {
+        let err = stderr_of(&mut child).await;
+        return Err(OpError::permanent("verify_failed", format!("pg_restore exited with {status}: {err}")));
+    }
+    let restore_ms = started.elapsed().as_millis() as i64;
+    let target = l.inst.target(&ctx.state.key)?;
+    let mut conn = target.as_login(&l.db.physical().role(Access::Admin), &l.password).connect(scratch_db).await?;
+    let restored = count_rows(&mut conn).await?;
+    conn.close().await.ok();
+    if restored != manifest.tables {
+        let diff: Vec<String> = manifest
+            .tables
+            .iter()
+            .filter(|t| !restored.contains(t))
+            .map(|t| {
+                let got = restored.iter().find(|r| r.table == t.table).map(|r| r.rows.to_string());
+                format!("{}: {} in the manifest, {} restored", t.table, t.rows, got.unwrap_or_else(|| "none".into()))
+            })
+            .collect();
+        return Err(OpError::permanent("verify_failed", format!("row counts differ: {}", diff.join("; "))));
+    }
+    Ok(restore_ms)
+}
