@@ -171,3 +171,74 @@ async fn bad_backup_input_is_refused_with_nothing_recorded() {
     assert!(a.list_backups(db.id).await.unwrap().is_empty());
     assert_eq!(problem(&a.get_backup(uuid::Uuid::new_v4()).await.unwrap_err()).status, 404);
 }
+
+/// md5 of every row of a table, in key order: equal digests, equal data.
+async fn digest(c: &mut sqlx::PgConnection, table: &str) -> String {
+    sqlx::query_scalar(&format!("SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {table} t"))
+        .fetch_one(c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_into_a_new_database_even_after_the_source_is_deleted() {
+    let h = Harness::in_process().await;
+    let store_dir = tempdir();
+    let path = store_dir.path().to_str().unwrap().to_string();
+    h.admin
+        .create_backup_store(&CreateBackupStore { name: "fs".into(), path, environments: all_envs() })
+        .await
+        .unwrap();
+    let a = h.tenant("team-a").await;
+    let src = h.ready_database(&a, db_req("orders")).await;
+    let mut c = connect_as(&a.get_credential(src.id, Access::Admin).await.unwrap()).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE orders (id int PRIMARY KEY, note text); \
+         INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 300) g; \
+         CREATE SCHEMA app; CREATE TABLE app.items (x int); INSERT INTO app.items VALUES (1), (2);",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let want = (digest(&mut c, "orders").await, digest(&mut c, "app.items").await);
+    let acc = a.create_backup(src.id, &CreateBackup::default()).await.unwrap();
+    let op = a.wait_operation(acc.operation.id, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_of(&a, op.id).await);
+    let backup = acc.backup.id;
+
+    // Bad input first: nothing is made.
+    let e = a.create_database(&CreateDatabase { restore_from: Some(backup), ..db_req("orders") }).await.unwrap_err();
+    assert_eq!(problem(&e).status, 409, "the name is taken");
+    let other = h.tenant("team-b").await;
+    let e =
+        other.create_database(&CreateDatabase { restore_from: Some(backup), ..db_req("stolen") }).await.unwrap_err();
+    assert_eq!((problem(&e).status, problem(&e).errors[0].field.as_str()), (422, "restore_from"));
+    let e = a
+        .create_database(&CreateDatabase { restore_from: Some(uuid::Uuid::new_v4()), ..db_req("nothing") })
+        .await
+        .unwrap_err();
+    assert_eq!(problem(&e).errors[0].code, "unknown_backup");
+
+    // The source goes away; its backup stays and restores into a new database.
+    let del = a.delete_database(src.id, false).await.unwrap();
+    let op = a.wait_operation(del.operation.unwrap().id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded);
+    assert_eq!(a.get_backup(backup).await.unwrap().status, BackupStatus::Succeeded);
+
+    let copy = h.ready_database(&a, CreateDatabase { restore_from: Some(backup), ..db_req("orders-copy") }).await;
+    let mut admin = connect_as(&a.get_credential(copy.id, Access::Admin).await.unwrap()).await.unwrap();
+    assert_eq!((digest(&mut admin, "orders").await, digest(&mut admin, "app.items").await), want);
+    // The access model holds on what the restore created.
+    let mut w = connect_as(&a.get_credential(copy.id, Access::Write).await.unwrap()).await.unwrap();
+    sqlx::query("INSERT INTO app.items VALUES (3)").execute(&mut w).await.unwrap();
+    let mut r = connect_as(&a.get_credential(copy.id, Access::Read).await.unwrap()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM app.items").fetch_one(&mut r).await.unwrap();
+    assert_eq!(n, 3);
+    let denied = sqlx::query("DELETE FROM orders").execute(&mut r).await.unwrap_err();
+    assert_eq!(sqlstate(&denied), "42501");
+    let owner: String = sqlx::query_scalar("SELECT tableowner::text FROM pg_tables WHERE tablename = 'orders'")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(owner, "team-a_orders-copy_admin");
+}

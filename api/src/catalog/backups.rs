@@ -67,22 +67,23 @@ fn admin_credential(creds: &[CredentialRow]) -> Result<&CredentialRow, OpError> 
 /// the instance's TLS mode and CA; arguments as a vector, never through a shell.
 fn client(
     program: &str,
-    l: &Loaded,
+    inst: &InstanceRow,
+    login: (&str, &str),
     dbname: &str,
     ca_file: Option<&std::path::Path>,
 ) -> Result<tokio::process::Command, OpError> {
     let bin = crate::pgcluster::find_bin_dir().map_err(|e| OpError::permanent("client_missing", e.to_string()))?;
     let mut cmd = tokio::process::Command::new(bin.join(program));
     cmd.arg("--host")
-        .arg(&l.inst.host)
+        .arg(&inst.host)
         .arg("--port")
-        .arg(l.inst.port.to_string())
+        .arg(inst.port.to_string())
         .arg("--username")
-        .arg(l.db.physical().role(Access::Admin))
+        .arg(login.0)
         .arg("--dbname")
         .arg(dbname)
-        .env("PGPASSWORD", &l.password)
-        .env("PGSSLMODE", l.inst.sslmode.as_str())
+        .env("PGPASSWORD", login.1)
+        .env("PGSSLMODE", inst.sslmode.as_str())
         .env("PGCONNECT_TIMEOUT", "10")
         .env("PGAPPNAME", "dbaas-backup")
         .stderr(Stdio::piped())
@@ -155,7 +156,8 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     ctx.log("info", &format!("{} tables counted in snapshot {snapshot}", tables.len())).await;
 
     let ca = ca_file(&l.inst)?;
-    let mut cmd = client("pg_dump", &l, &names.database, ca.as_ref().map(|f| f.path()))?;
+    let admin = names.role(Access::Admin);
+    let mut cmd = client("pg_dump", &l.inst, (&admin, &l.password), &names.database, ca.as_ref().map(|f| f.path()))?;
     cmd.arg("--format=custom").arg("--snapshot").arg(&snapshot).stdin(Stdio::null()).stdout(Stdio::piped());
     let bin = crate::pgcluster::find_bin_dir().map_err(|e| OpError::permanent("client_missing", e.to_string()))?;
     let pg_dump_version = version(&bin.join("pg_dump")).await;
@@ -256,7 +258,9 @@ pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     exec(&mut locked.conn, &format!("COMMENT ON DATABASE {sdb} IS {}", marker.pg_literal())).await?;
     exec(&mut locked.conn, &format!("REVOKE ALL ON DATABASE {sdb} FROM PUBLIC")).await?;
 
-    let result = restore_and_compare(ctx, &l, &manifest, &scratch_db).await;
+    let admin = names.role(Access::Admin);
+    let result =
+        restore_and_compare(ctx, &l.backup, &l.store, &manifest, &l.inst, (&admin, &l.password), &scratch_db).await;
     drop_scratch(&mut locked.conn, &scratch_db).await?;
     let (status, message, restore_ms) = match &result {
         Ok(ms) => ("passed", format!("{} tables, row counts match the manifest", manifest.tables.len()), Some(*ms)),
@@ -276,53 +280,113 @@ pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     result.map(|_| ())
 }
 
-/// Opens the sealed object into `pg_restore` running as the admin role; compares row counts.
-/// The restore time in ms.
+/// Opens the sealed object into `pg_restore` running as `login` in `dbname` (`--single-transaction`:
+/// all of it or nothing), then compares row counts with the manifest. The restore time in ms.
+#[allow(clippy::too_many_arguments)]
 async fn restore_and_compare(
     ctx: &OpContext,
-    l: &Loaded,
+    backup: &BackupRow,
+    store: &FilesystemStore,
     manifest: &BackupManifest,
-    scratch_db: &str,
+    inst: &InstanceRow,
+    login: (&str, &str),
+    dbname: &str,
 ) -> Result<i64, OpError> {
     let started = Instant::now();
-    let ca = ca_file(&l.inst)?;
-    let mut cmd = client("pg_restore", l, scratch_db, ca.as_ref().map(|f| f.path()))?;
-    cmd.arg("--no-owner").arg("--no-privileges").arg("--exit-on-error").stdin(Stdio::piped()).stdout(Stdio::null());
-    ctx.step("restoring into the scratch database (pg_restore as the database's admin role)").await;
+    let ca = ca_file(inst)?;
+    let mut cmd = client("pg_restore", inst, login, dbname, ca.as_ref().map(|f| f.path()))?;
+    cmd.args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    ctx.step(&format!("pg_restore into {dbname} as {}", login.0)).await;
     let mut child = cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_restore: {e}")))?;
     let mut stdin = child.stdin.take().ok_or_else(|| OpError::permanent("io", "pg_restore has no stdin"))?;
-    let key = DataKey::unwrap_with(&ctx.state.key, &l.backup.data_key_enc, l.backup.id)
+    let key = DataKey::unwrap_with(&ctx.state.key, &backup.data_key_enc, backup.id)
         .map_err(|e| OpError::permanent("backup_key", e.to_string()))?;
     let mut object =
-        l.store.open(&l.backup.object_key).await.map_err(|e| OpError::permanent("backup_missing", e.to_string()))?;
-    let opened = seal::open(&key, l.backup.id, &mut object, &mut stdin).await;
+        store.open(&backup.object_key).await.map_err(|e| OpError::permanent("backup_missing", e.to_string()))?;
+    let opened = seal::open(&key, backup.id, &mut object, &mut stdin).await;
+    if opened.is_err() {
+        // Never let pg_restore commit what came before a chunk that failed to open.
+        let _ = child.start_kill();
+    }
     drop(stdin);
     let status = child.wait().await.map_err(|e| OpError::permanent("pg_restore_failed", e.to_string()))?;
     let sha =
         opened.map_err(|e| OpError::permanent("verify_failed", format!("the stored backup does not open: {e}")))?;
-    if l.backup.sha256.as_deref() != Some(sha.as_str()) {
+    if backup.sha256.as_deref() != Some(sha.as_str()) {
         return Err(OpError::permanent("verify_failed", "the stored object's SHA-256 differs from the recorded one"));
     }
     if !status.success() {
         let err = stderr_of(&mut child).await;
-        return Err(OpError::permanent("verify_failed", format!("pg_restore exited with {status}: {err}")));
+        return Err(OpError::permanent("restore_failed", format!("pg_restore exited with {status}: {err}")));
     }
     let restore_ms = started.elapsed().as_millis() as i64;
-    let target = l.inst.target(&ctx.state.key)?;
-    let mut conn = target.as_login(&l.db.physical().role(Access::Admin), &l.password).connect(scratch_db).await?;
+    let target = inst.target(&ctx.state.key)?;
+    let mut conn = target.as_login(login.0, login.1).connect(dbname).await?;
     let restored = count_rows(&mut conn).await?;
     conn.close().await.ok();
-    if restored != manifest.tables {
-        let diff: Vec<String> = manifest
-            .tables
-            .iter()
-            .filter(|t| !restored.contains(t))
-            .map(|t| {
-                let got = restored.iter().find(|r| r.table == t.table).map(|r| r.rows.to_string());
-                format!("{}: {} in the manifest, {} restored", t.table, t.rows, got.unwrap_or_else(|| "none".into()))
-            })
-            .collect();
-        return Err(OpError::permanent("verify_failed", format!("row counts differ: {}", diff.join("; "))));
-    }
+    compare(manifest, &restored)?;
     Ok(restore_ms)
+}
+
+fn compare(manifest: &BackupManifest, restored: &[TableRows]) -> Result<(), OpError> {
+    if restored == manifest.tables.as_slice() {
+        return Ok(());
+    }
+    let diff: Vec<String> = manifest
+        .tables
+        .iter()
+        .filter(|t| !restored.contains(t))
+        .map(|t| {
+            let got = restored.iter().find(|r| r.table == t.table).map(|r| r.rows.to_string());
+            format!("{}: {} in the manifest, {} restored", t.table, t.rows, got.unwrap_or_else(|| "none".into()))
+        })
+        .collect();
+    Err(OpError::permanent("verify_failed", format!("row counts differ: {}", diff.join("; "))))
+}
+
+/// Fills a new database (the operation's target, just provisioned) from a backup of the same
+/// tenant, as the new database's admin role, then applies the access model to what the
+/// restore created. The restore is one transaction: a retried operation finds the database
+/// either empty (restores) or complete (skips).
+pub async fn restore_into(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let s = &ctx.state;
+    let backup = rows::backup(&s.db, backup_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the backup record is gone"))?;
+    let manifest = backup
+        .manifest
+        .as_ref()
+        .map(|m| m.0.clone())
+        .ok_or_else(|| OpError::permanent("not_restorable", "the backup has no manifest (it did not finish)"))?;
+    let (db, inst, target) = record::for_operation(&s.db, &s.key, ctx.op.target_id).await?;
+    if db.tenant_id != backup.tenant_id {
+        return Err(OpError::permanent("not_restorable", "the backup belongs to another tenant"));
+    }
+    let creds = record::credentials(&s.db, db.id).await?;
+    let admin = admin_credential(&creds)?;
+    let password = s.key.decrypt(&admin.password_enc, &admin.context())?;
+    let names = db.physical();
+    let role = names.role(Access::Admin);
+    let store_row = rows::store(&s.db, backup.store_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the backup store is gone"))?;
+    let store = FilesystemStore::new(std::path::Path::new(&store_row.path))
+        .map_err(|e| OpError::retryable("store_unusable", e.to_string()))?;
+
+    let mut conn = target.as_login(&role, &password).connect(&names.database).await?;
+    let already = !tables(&mut conn).await?.is_empty();
+    conn.close().await.ok();
+    if already {
+        ctx.log("info", "the database already holds the restored tables (an earlier attempt finished the restore)")
+            .await;
+    } else {
+        let ms =
+            restore_and_compare(ctx, &backup, &store, &manifest, &inst, (&role, &password), &names.database).await?;
+        ctx.log("info", &format!("restored backup {backup_id} in {ms} ms; row counts match its manifest")).await;
+    }
+    ctx.step("access model on the restored objects (as the database's admin role)").await;
+    let mut conn = super::tenant_session::connect(&target, &s.key, &db, &creds).await?;
+    super::provision::apply_access_model(&mut conn, &names).await
 }

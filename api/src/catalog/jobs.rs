@@ -24,6 +24,9 @@ pub struct ProvisionDatabase {
     /// Extensions the new declaration no longer lists.
     #[serde(default)]
     pub drop_extensions: Vec<String>,
+    /// A new database filled from this backup once its phases are done.
+    #[serde(default)]
+    pub restore_from: Option<Uuid>,
 }
 
 /// Applies a PATCH that changes the target (extensions, connection limit).
@@ -110,7 +113,11 @@ async fn settle_provisioning(tx: &mut PgConnection, op: &OperationRow, ok: bool)
 impl Operation for ProvisionDatabase {
     const KIND: OperationKind = OperationKind::ProvisionDatabase;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        super::provision::run(ctx, &self.drop_extensions).await
+        super::provision::run(ctx, &self.drop_extensions).await?;
+        match self.restore_from {
+            Some(backup) => super::backups::restore_into(ctx, backup).await,
+            None => Ok(()),
+        }
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
         settle_provisioning(tx, op, ok).await

@@ -136,7 +136,7 @@ async fn run_steps(ctx: &OpContext, conn: &mut PgConnection, steps: &[phases::St
 /// The access model, applied as the admin role itself: the statements come from
 /// [`super::access_model::plan`] once the catalog has said who owns `public` and which
 /// schemas admin owns.
-async fn apply_access_model(conn: &mut PgConnection, names: &PhysicalNames) -> Result<(), OpError> {
+pub(super) async fn apply_access_model(conn: &mut PgConnection, names: &PhysicalNames) -> Result<(), OpError> {
     let admin_name = names.role(Access::Admin);
     let public_owner: Option<String> = sqlx::query_scalar(
         "SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n \

@@ -66,7 +66,7 @@ pub(super) async fn readopt(
     .execute(&mut *tx)
     .await?;
     let drop_extensions: Vec<String> = old.extensions.iter().filter(|e| !req.extensions.contains(e)).cloned().collect();
-    let job = jobs::ProvisionDatabase { readopt: true, reconcile: false, drop_extensions };
+    let job = jobs::ProvisionDatabase { readopt: true, reconcile: false, drop_extensions, restore_from: None };
     let op = enqueue_for(&mut tx, old.id, old.tenant_id, job.into()).await?;
     tx.commit().await?;
     accepted(s, old.id, Some(op), StatusCode::ACCEPTED).await

@@ -163,7 +163,28 @@ async fn create_database(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(old) = existing {
+        if req.restore_from.is_some() {
+            return Err(ApiError::Conflict(
+                "already_exists",
+                format!("tenant {tenant_name} already has a database {:?}; restore into a new name", req.name),
+            ));
+        }
         return readopt(&s, tx, &req, old).await;
+    }
+    if let Some(backup) = req.restore_from {
+        // Only a succeeded backup of this tenant's (the same answer whether another tenant's
+        // exists or not).
+        match crate::store::backups::backup(&mut *tx, backup).await? {
+            Some(b) if b.tenant_id == tenant_id && b.status == dbaas_client::BackupStatus::Succeeded => {}
+            Some(b) if b.tenant_id == tenant_id => {
+                return Err(ApiError::field(
+                    "restore_from",
+                    "not_restorable",
+                    format!("backup {backup} is {:?}; only a succeeded backup restores", b.status).to_lowercase(),
+                ))
+            }
+            _ => return Err(ApiError::field("restore_from", "unknown_backup", format!("no backup {backup}"))),
+        }
     }
     let live: i64 = sqlx::query_scalar("SELECT count(*) FROM databases WHERE tenant_id = $1 AND status <> 'deleted'")
         .bind(tenant_id)
@@ -221,7 +242,8 @@ async fn create_database(
         .execute(&mut *tx)
         .await?;
     }
-    let op = enqueue_for(&mut tx, id, tenant_id, jobs::ProvisionDatabase::default().into()).await?;
+    let job = jobs::ProvisionDatabase { restore_from: req.restore_from, ..Default::default() };
+    let op = enqueue_for(&mut tx, id, tenant_id, job.into()).await?;
     tx.commit().await?;
     accepted(&s, id, Some(op), StatusCode::ACCEPTED).await
 }

@@ -101,6 +101,11 @@ pub struct CreateDatabase {
     /// -1 for no limit (default).
     #[serde(default)]
     pub connection_limit: Option<i32>,
+    /// Fill the new database from this backup (one of the same tenant's, succeeded): it is
+    /// restored as the new database's admin role, in one transaction, and its row counts are
+    /// checked against the backup's manifest. Backups outlive their database.
+    #[serde(default)]
+    pub restore_from: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -171,6 +171,7 @@ impl TypedResource for Database {
             mode: config.mode.as_str().map(mode),
             extensions: config.extensions.all_known().unwrap_or_default(),
             connection_limit: config.connection_limit.get().map(|n| n as i32),
+            restore_from: None,
         };
         let (id, op) = match client.create_database(&req).await {
             Ok(acc) => (acc.database.id, acc.operation),
