@@ -122,3 +122,33 @@ fn a_token(h: &Harness, _a: &Client) -> String {
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// A process frozen after its attempt finished but before recording it: its claim lapses,
+/// another process takes the operation over and ends it. The frozen one, resumed, used to log
+/// `succeeded` a second time (the chaos test saw it once); its outcome and its closing log
+/// line now commit together, so it writes neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attempt_that_lost_its_claim_records_nothing() {
+    let frozen = ApiOptions {
+        lease_ms: 1500,
+        env: vec![("DBAAS_TEST_PAUSE_BEFORE_OUTCOME_MS".into(), "6000".into())],
+        ..Default::default()
+    };
+    let mut h = Harness::start_with(frozen).await;
+    let a = h.tenant("team-a").await;
+    let op = a.create_database(&db_req("orders")).await.unwrap().operation.unwrap().id;
+    // The only process runs it, then sits on the outcome.
+    wait_until("the attempt to finish its work", Duration::from_secs(30), || async {
+        a.operation_logs(op).await.unwrap().iter().any(|l| l.message.starts_with("phase 5/5"))
+    })
+    .await;
+    h.spawn_api(ApiOptions { lease_ms: 1500, ..Default::default() }).await;
+    let done = a.wait_operation(op, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded);
+    // Let the frozen attempt wake up and try to record its outcome.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let n = h
+        .count(&format!("SELECT count(*) FROM operation_logs WHERE operation_id = '{op}' AND message = 'succeeded'"))
+        .await;
+    assert_eq!(n, 1, "{:?}", a.operation_logs(op).await.unwrap());
+}

@@ -66,6 +66,15 @@ pub async fn complete(
     if !queue::finish(&mut tx, op.id, worker, status, error).await? {
         return Ok(false);
     }
+    // The closing log line commits with the outcome: an attempt that lost its claim (frozen,
+    // then resumed after another worker finished the operation) writes none.
+    let (level, line) = match (status, error) {
+        (OperationStatus::Succeeded, _) => ("info", "succeeded".to_string()),
+        (OperationStatus::Cancelled, _) => ("warn", "cancelled on request".to_string()),
+        (_, Some(e)) => ("error", format!("failed: {e}")),
+        (s, None) => ("error", s.as_str().to_string()),
+    };
+    queue::log(&mut *tx, op.id, level, &line).await?;
     match Job::decode(op.kind, &op.params) {
         Ok(job) => job.on_outcome(&mut tx, op, status == OperationStatus::Succeeded).await?,
         Err(e) => tracing::error!(operation = %op.id, error = %e, "operation ended without effect: undecodable"),

@@ -119,9 +119,14 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
         runner::cleanup(&ctx, &job, !retried).await;
     }
 
+    // Test hook: the attempt is done but not yet recorded, as when its process is frozen
+    // right here; its claim lapses meanwhile and another worker may take the operation over.
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("DBAAS_TEST_PAUSE_BEFORE_OUTCOME_MS").ok().and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let outcome = match result {
         Some(Ok(())) => {
-            ctx.log("info", "succeeded").await;
             finish(state, &op, OperationStatus::Succeeded, None).await;
             "succeeded"
         }
@@ -134,7 +139,6 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
             "retrying"
         }
         Some(Err(e)) => {
-            ctx.log("error", &format!("failed: {e}")).await;
             finish(state, &op, OperationStatus::Failed, Some(&e)).await;
             "failed"
         }
@@ -143,7 +147,6 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
             "lost"
         }
         None => {
-            ctx.log("warn", "cancelled on request").await;
             let e = OpError::permanent("cancelled", "cancelled on request");
             finish(state, &op, OperationStatus::Cancelled, Some(&e)).await;
             "cancelled"
