@@ -128,6 +128,13 @@ async fn backup_is_sealed_verified_and_a_tampered_one_fails() {
     assert_eq!(problem(&other.list_backups(db.id).await.unwrap_err()).status, 404);
     assert_eq!(problem(&other.verify_backup(b.id).await.unwrap_err()).status, 404);
     assert_eq!(problem(&other.create_backup(db.id, &CreateBackup::default()).await.unwrap_err()).status, 404);
+    assert_eq!(problem(&other.delete_backup(b.id).await.unwrap_err()).status, 404);
+
+    // Deleted: the stored object and the record are gone.
+    a.delete_backup(b.id).await.unwrap();
+    assert!(sealed_objects(store_dir.path()).is_empty());
+    assert_eq!(problem(&a.get_backup(b.id).await.unwrap_err()).status, 404);
+    assert_eq!(problem(&a.delete_backup(b.id).await.unwrap_err()).status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -241,4 +248,18 @@ async fn restore_into_a_new_database_even_after_the_source_is_deleted() {
         .await
         .unwrap();
     assert_eq!(owner, "team-a_orders-copy_admin");
+
+    // The last good backup of a protected database stays until another one exists.
+    let keep = h.ready_database(&a, CreateDatabase { mode: Some(DatabaseMode::Protected), ..db_req("keep") }).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let acc = a.create_backup(keep.id, &CreateBackup::default()).await.unwrap();
+        let op = a.wait_operation(acc.operation.id, Duration::from_secs(120)).await.unwrap();
+        assert_eq!(op.status, OperationStatus::Succeeded);
+        ids.push(acc.backup.id);
+    }
+    a.delete_backup(ids[0]).await.unwrap();
+    let e = a.delete_backup(ids[1]).await.unwrap_err();
+    assert_eq!((problem(&e).status, problem(&e).code.as_str()), (409, "last_good_backup"));
+    assert_eq!(a.list_backups(keep.id).await.unwrap().len(), 1);
 }

@@ -281,6 +281,10 @@ impl Client {
     pub async fn get_backup(&self, id: Uuid) -> Result<Backup, ClientError> {
         self.get(&format!("/v1/backups/{id}")).await
     }
+    pub async fn delete_backup(&self, id: Uuid) -> Result<(), ClientError> {
+        self.send::<(), serde_json::Value>(Method::DELETE, &format!("/v1/backups/{id}"), None, &[], None).await?;
+        Ok(())
+    }
     pub async fn verify_backup(&self, id: Uuid) -> Result<BackupAccepted, ClientError> {
         self.post(&format!("/v1/backups/{id}/verify"), &serde_json::json!({})).await
     }

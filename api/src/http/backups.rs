@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_stores, create_store))
         .routes(routes!(list_backups, create_backup))
-        .routes(routes!(get_backup))
+        .routes(routes!(get_backup, delete_backup))
         .routes(routes!(verify_backup))
 }
 
@@ -207,4 +207,46 @@ async fn verify_backup(
     let op = queue::enqueue(&mut tx, &job, "database", db.id, Some(db.tenant_id)).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(BackupAccepted { backup: backup.to_model(), operation: op.to_model() })))
+}
+
+#[utoipa::path(delete, path = "/v1/backups/{id}", tag = "backups", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "The stored object and the record are gone"),
+        (status = 503, body = dbaas_client::Problem, description = "The backup store cannot be used right now; retry")))]
+async fn delete_backup(State(s): State<AppState>, who: Principal, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+    let mut tx = s.db.begin().await?;
+    // Locks the database row: two deletes cannot both remove "not the last" good backup.
+    let backup = visible_backup(&s, &who, id).await?;
+    let db: Option<(String, String)> = sqlx::query_as("SELECT mode, status FROM databases WHERE id = $1 FOR UPDATE")
+        .bind(backup.database_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if backup.status == BackupStatus::Running {
+        return Err(ApiError::Conflict("invalid_state", "the backup is still running".into()));
+    }
+    if let Some((mode, status)) = db {
+        let good: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM backups WHERE database_id = $1 AND status = 'succeeded' AND id <> $2",
+        )
+        .bind(backup.database_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if mode == "protected" && status != "deleted" && backup.status == BackupStatus::Succeeded && good == 0 {
+            return Err(ApiError::Conflict(
+                "last_good_backup",
+                "this is the last good backup of a protected database; take another one first".into(),
+            ));
+        }
+    }
+    let store_row = rows::store(&s.db, backup.store_id).await?.ok_or(ApiError::NotFound("backup store"))?;
+    let store = FilesystemStore::new(std::path::Path::new(&store_row.path))
+        .map_err(|e| ApiError::Unavailable(format!("the backup store cannot be used: {e}")))?;
+    // The object first: a failure leaves the record (and a retry finds the object gone).
+    store
+        .delete(&backup.object_key)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("deleting the stored object failed: {e}")))?;
+    sqlx::query("DELETE FROM backups WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
