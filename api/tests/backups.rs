@@ -207,11 +207,28 @@ async fn restore_into_a_new_database_even_after_the_source_is_deleted() {
     .execute(&mut c)
     .await
     .unwrap();
+    // Tenant code the restore evaluates (an expression index): it refuses to run as anyone but
+    // a tenant's admin role, and as a superuser, so a restore run with the service's login
+    // fails here instead of handing the tenant the service's rights.
+    sqlx::raw_sql(
+        "CREATE FUNCTION public.guard(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN \
+           IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) \
+              OR current_user !~ '^team-a_.*_admin$' THEN \
+             RAISE EXCEPTION 'tenant code ran as %', current_user; \
+           END IF; RETURN $1; END $$; \
+         CREATE INDEX orders_guard ON orders (public.guard(id));",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
     let want = (digest(&mut c, "orders").await, digest(&mut c, "app.items").await);
     let acc = a.create_backup(src.id, &CreateBackup::default()).await.unwrap();
     let op = a.wait_operation(acc.operation.id, Duration::from_secs(120)).await.unwrap();
     assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_of(&a, op.id).await);
     let backup = acc.backup.id;
+    let v = a.verify_backup(backup).await.unwrap();
+    let op = a.wait_operation(v.operation.id, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_of(&a, op.id).await);
 
     // Bad input first: nothing is made.
     let e = a.create_database(&CreateDatabase { restore_from: Some(backup), ..db_req("orders") }).await.unwrap_err();
