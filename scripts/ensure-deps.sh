@@ -22,6 +22,20 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# S3 backup stores are tested against moto's S3 server (PyPI; pinned) in a virtualenv.
+MOTO_VERSION=5.2.5
+MOTO_VENV="${DBAAS_TOOLS_DIR:-/var/tmp/dbaas-tools}/moto-$MOTO_VERSION"
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || {
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  }
+  echo "installing moto $MOTO_VERSION (S3 server for the backup tests) into $MOTO_VENV" >&2
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+fi
+
 if ! command -v "${TERRAFORM:-terraform}" >/dev/null 2>&1; then
   # Terraform is not in Debian's archive; the provider's acceptance tests need the binary.
   echo "terraform not found: install Terraform >= 1.10 (these machines have it at /usr/local/bin/terraform) or set TERRAFORM=/path/to/terraform" >&2

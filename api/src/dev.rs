@@ -85,7 +85,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
     if crate::store::backups::store_by_name(&db, "local").await?.is_none() {
         let req = dbaas_client::CreateBackupStore {
             name: "local".into(),
-            path: backups.canonicalize().unwrap_or(backups.clone()).to_string_lossy().into_owned(),
+            kind: dbaas_client::BackupStoreKind::Filesystem,
+            path: Some(backups.canonicalize().unwrap_or(backups.clone()).to_string_lossy().into_owned()),
+            s3: None,
+            object_lock: None,
             environments: vec![Environment::Sandbox, Environment::Preprod, Environment::Prod],
         };
         if let Err(e) = crate::http::backups::register_store(&state, req).await {

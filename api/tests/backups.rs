@@ -42,12 +42,8 @@ async fn backup_is_sealed_verified_and_a_tampered_one_fails() {
     let h = Harness::in_process().await;
     let store_dir = tempdir();
     let path = store_dir.path().to_str().unwrap().to_string();
-    let store = h
-        .admin
-        .create_backup_store(&CreateBackupStore { name: "fs".into(), path, environments: all_envs() })
-        .await
-        .unwrap();
-    assert_eq!(store.kind, "filesystem");
+    let store = h.admin.create_backup_store(&CreateBackupStore::filesystem("fs", &path, all_envs())).await.unwrap();
+    assert_eq!(store.kind, BackupStoreKind::Filesystem);
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("orders")).await;
     let mut c = connect_as(&a.get_credential(db.id, Access::Admin).await.unwrap()).await.unwrap();
@@ -149,11 +145,7 @@ async fn bad_backup_input_is_refused_with_nothing_recorded() {
 
     let dir = tempdir();
     let path = dir.path().to_str().unwrap().to_string();
-    let req = |name: &str, path: &str, envs: Vec<Environment>| CreateBackupStore {
-        name: name.into(),
-        path: path.into(),
-        environments: envs,
-    };
+    let req = |name: &str, path: &str, envs: Vec<Environment>| CreateBackupStore::filesystem(name, path, envs);
     for (bad, field) in [
         (req("Bad Name", &path, all_envs()), "name"),
         (req("s1", "relative/dir", all_envs()), "path"),
@@ -192,10 +184,7 @@ async fn restore_into_a_new_database_even_after_the_source_is_deleted() {
     let h = Harness::in_process().await;
     let store_dir = tempdir();
     let path = store_dir.path().to_str().unwrap().to_string();
-    h.admin
-        .create_backup_store(&CreateBackupStore { name: "fs".into(), path, environments: all_envs() })
-        .await
-        .unwrap();
+    h.admin.create_backup_store(&CreateBackupStore::filesystem("fs", &path, all_envs())).await.unwrap();
     let a = h.tenant("team-a").await;
     let src = h.ready_database(&a, db_req("orders")).await;
     let mut c = connect_as(&a.get_credential(src.id, Access::Admin).await.unwrap()).await.unwrap();

@@ -82,7 +82,7 @@ async fn schedules_outside_their_window_do_not_block_the_others() {
         options: Default::default(),
         enabled: None,
     };
-    a.create_schedule(closed.id, &every2s(MaintenanceKind::Analyze)).await.unwrap();
+    a.create_schedule(closed.id, &every2s(ScheduleKind::Analyze)).await.unwrap();
     // 150 more schedules due since yesterday, all outside their window.
     let mut st = h.state_db().await;
     sqlx::raw_sql(
@@ -94,7 +94,7 @@ async fn schedules_outside_their_window_do_not_block_the_others() {
     .await
     .unwrap();
     let open = h.ready_database(&a, db_req("open")).await;
-    a.create_schedule(open.id, &every2s(MaintenanceKind::Analyze)).await.unwrap();
+    a.create_schedule(open.id, &every2s(ScheduleKind::Analyze)).await.unwrap();
     wait_until("the schedule in its window to fire", WAIT, || {
         let a = a.clone();
         async move {
@@ -116,7 +116,7 @@ async fn frequent_crons_and_counts_over_the_caps_are_refused() {
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("app")).await;
     let sched = |cron: &str| CreateSchedule {
-        kind: MaintenanceKind::Vacuum,
+        kind: ScheduleKind::Vacuum,
         cron: cron.into(),
         tables: vec![],
         options: Default::default(),
@@ -211,7 +211,7 @@ async fn old_rows_are_purged() {
         .create_schedule(
             db.id,
             &CreateSchedule {
-                kind: MaintenanceKind::Vacuum,
+                kind: ScheduleKind::Vacuum,
                 cron: "0 3 * * *".into(),
                 tables: vec![],
                 options: Default::default(),

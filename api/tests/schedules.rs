@@ -11,7 +11,7 @@ use chrono::{Timelike, Utc};
 use common::*;
 use dbaas_client::*;
 
-fn every_two_seconds(kind: MaintenanceKind) -> CreateSchedule {
+fn every_two_seconds(kind: ScheduleKind) -> CreateSchedule {
     CreateSchedule { kind, cron: "*/2 * * * * *".into(), tables: vec![], options: Default::default(), enabled: None }
 }
 
@@ -21,7 +21,7 @@ async fn each_slot_fires_once_with_two_processes() {
     h.spawn_api(ApiOptions::default()).await;
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("app")).await;
-    let s = a.create_schedule(db.id, &every_two_seconds(MaintenanceKind::Analyze)).await.unwrap();
+    let s = a.create_schedule(db.id, &every_two_seconds(ScheduleKind::Analyze)).await.unwrap();
     assert!(s.next_run_at > Utc::now() - chrono::Duration::seconds(1));
     tokio::time::sleep(Duration::from_secs(9)).await;
     a.update_schedule(db.id, s.id, &UpdateSchedule { enabled: Some(false), ..Default::default() }).await.unwrap();
@@ -62,7 +62,7 @@ async fn outside_the_window_it_waits() {
     let minute = now.hour() * 60 + now.minute();
     let later = MaintenanceWindow { start: at(minute + 120), end: at(minute + 180) };
     h.admin.set_maintenance_window("main", Some(&later)).await.unwrap();
-    let s = a.create_schedule(db.id, &every_two_seconds(MaintenanceKind::Vacuum)).await.unwrap();
+    let s = a.create_schedule(db.id, &every_two_seconds(ScheduleKind::Vacuum)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(h.count("SELECT count(*) FROM schedule_runs").await, 0, "ran outside the window");
     assert!(a.get_schedule(db.id, s.id).await.unwrap().next_run_at < Utc::now(), "the due slot should be waiting");
@@ -85,12 +85,12 @@ async fn bad_schedules_are_refused() {
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("app")).await;
     for cron in ["", "every day", "61 * * * *", "* * * * * * * *"] {
-        let mut req = every_two_seconds(MaintenanceKind::Analyze);
+        let mut req = every_two_seconds(ScheduleKind::Analyze);
         req.cron = cron.into();
         let e = a.create_schedule(db.id, &req).await.unwrap_err();
         assert_eq!(e.problem().unwrap().errors[0].field, "cron", "{cron:?}: {e}");
     }
-    let mut req = every_two_seconds(MaintenanceKind::Repack);
+    let mut req = every_two_seconds(ScheduleKind::Repack);
     req.tables = vec!["x y".into()];
     assert_eq!(a.create_schedule(db.id, &req).await.unwrap_err().problem().unwrap().errors[0].field, "tables[0]");
     let e = a
@@ -118,7 +118,7 @@ async fn bad_schedules_are_refused() {
     // Another tenant's database: not found.
     let b = h.tenant("team-b").await;
     assert_eq!(
-        b.create_schedule(db.id, &every_two_seconds(MaintenanceKind::Analyze)).await.unwrap_err().status(),
+        b.create_schedule(db.id, &every_two_seconds(ScheduleKind::Analyze)).await.unwrap_err().status(),
         Some(404)
     );
     assert_eq!(h.count("SELECT count(*) FROM schedules").await, 0);

@@ -235,6 +235,23 @@ impl Client {
         let path = format!("/v1/databases/{id}{}", if force { "?force=true" } else { "" });
         Ok(self.send::<(), _>(Method::DELETE, &path, None, &[], None).await?.body)
     }
+    /// Deletes, saying whether to take a final backup first (None: the environment's policy).
+    pub async fn delete_database_with(
+        &self,
+        id: Uuid,
+        force: bool,
+        final_backup: Option<bool>,
+    ) -> Result<DatabaseAccepted, ClientError> {
+        let mut q = vec![];
+        if force {
+            q.push("force=true".to_string());
+        }
+        if let Some(f) = final_backup {
+            q.push(format!("final_backup={f}"));
+        }
+        let path = format!("/v1/databases/{id}{}{}", if q.is_empty() { "" } else { "?" }, q.join("&"));
+        Ok(self.send::<(), _>(Method::DELETE, &path, None, &[], None).await?.body)
+    }
 
     /// Re-runs provisioning: restores what was dropped by hand.
     pub async fn reconcile_database(&self, id: Uuid) -> Result<DatabaseAccepted, ClientError> {
@@ -287,6 +304,21 @@ impl Client {
     }
     pub async fn verify_backup(&self, id: Uuid) -> Result<BackupAccepted, ClientError> {
         self.post(&format!("/v1/backups/{id}/verify"), &serde_json::json!({})).await
+    }
+    /// Restores a backup into a new database or in place.
+    pub async fn restore_database(
+        &self,
+        database: Uuid,
+        req: &RestoreRequest,
+    ) -> Result<DatabaseAccepted, ClientError> {
+        self.post(&format!("/v1/databases/{database}/restore"), req).await
+    }
+    pub async fn list_backup_policies(&self) -> Result<Vec<BackupPolicy>, ClientError> {
+        Ok(self.get::<List<BackupPolicy>>("/v1/backup-policies").await?.items)
+    }
+    pub async fn put_backup_policy(&self, policy: &BackupPolicy) -> Result<BackupPolicy, ClientError> {
+        let path = format!("/v1/backup-policies/{}", policy.environment.as_str());
+        Ok(self.send(Method::PUT, &path, Some(policy), &[], None).await?.body)
     }
 
     // ------------------------------------------------------------ maintenance

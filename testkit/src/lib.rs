@@ -8,9 +8,12 @@
 //!   took an initdb and every migration. Databases are separate for LISTEN/NOTIFY and advisory
 //!   locks, so tests running side by side do not see each other. A watchdog process stops the
 //!   cluster and removes its files when the test process ends (statics are never dropped).
+//! - [`s3::S3Server`]: a real S3-protocol server (moto) on loopback.
 //! - [`connect_as`], [`sqlstate`], [`wait_until`]: connecting like a client, reading an
 //!   error's SQLSTATE, waiting for a condition.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod s3;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,6 +2,10 @@
 //! backup store. This is the storage and sealing layer the backup, restore and verify
 //! operations build on.
 
+pub mod filesystem;
+pub mod lifecycle;
+pub mod policy;
+pub mod s3;
 pub mod seal;
 pub mod store;
 
@@ -19,9 +23,9 @@ pub async fn open_to<W: AsyncWrite + Unpin>(db: &sqlx::PgPool, key: &MasterKey, 
         bail!("backup {id} is {:?}: only a succeeded backup is complete", backup.status);
     }
     let store = crate::store::backups::store(db, backup.store_id).await?.context("the backup's store is gone")?;
-    let store = store::FilesystemStore::new(std::path::Path::new(&store.path))?;
+    let store = store::Store::from_row(&store, key)?;
     let data_key = seal::DataKey::unwrap_with(key, &backup.data_key_enc, id)?;
-    let mut object = store.open(&backup.object_key).await?;
+    let mut object = store.open(&backup.object_key, backup.object_version.as_deref()).await?;
     let sha = seal::open(&data_key, id, &mut object, out).await?;
     if backup.sha256.as_deref() != Some(sha.as_str()) {
         bail!("the stored object's SHA-256 {sha} differs from the recorded one");

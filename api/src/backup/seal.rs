@@ -85,14 +85,19 @@ fn aad(backup: Uuid) -> Vec<u8> {
 }
 
 /// Writes stored bytes, counting and hashing them.
-async fn put<W: AsyncWrite + Unpin>(dst: &mut W, hash: &mut Sha256, n: &mut u64, bytes: &[u8]) -> std::io::Result<()> {
+async fn put<W: AsyncWrite + Unpin + ?Sized>(
+    dst: &mut W,
+    hash: &mut Sha256,
+    n: &mut u64,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     hash.update(bytes);
     *n += bytes.len() as u64;
     dst.write_all(bytes).await
 }
 
 /// Reads until `buf` is full or the source ends; how many bytes it holds.
-async fn fill<R: AsyncRead + Unpin>(src: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+async fn fill<R: AsyncRead + Unpin + ?Sized>(src: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         let got = src.read(&mut buf[n..]).await?;
@@ -107,8 +112,8 @@ async fn fill<R: AsyncRead + Unpin>(src: &mut R, buf: &mut [u8]) -> std::io::Res
 /// Seals everything `src` yields into `dst` (which it flushes, not closes).
 pub async fn seal<R, W>(key: &DataKey, backup: Uuid, src: &mut R, dst: &mut W) -> Result<Sealed, SealError>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
 {
     let mut prefix = [0u8; PREFIX_LEN];
     rand::thread_rng().fill_bytes(&mut prefix);
@@ -152,8 +157,8 @@ where
 /// chunks have been written by the time a later one fails: restore into a scratch target.
 pub async fn open<R, W>(key: &DataKey, backup: Uuid, src: &mut R, dst: &mut W) -> Result<String, SealError>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
 {
     let mut hash = Sha256::new();
     let mut header = [0u8; MAGIC.len() + PREFIX_LEN];

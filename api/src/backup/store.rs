@@ -1,15 +1,15 @@
-//! Where sealed backups are kept. A store holds objects under keys the service builds from
-//! ids (`<tenant id>/<database id>/<backup id>.dump.sealed`), never from names a tenant chose.
-//!
-//! The filesystem store writes an object to a temporary file beside its final name, syncs it
-//! and renames it into place, so an object either is complete or does not exist: a process
-//! killed mid-backup leaves only a `.partial` file, which listing ignores and the next attempt
-//! replaces. Keys are checked to stay inside the store's root.
+//! Where sealed backups are kept: a directory ([`FilesystemStore`]) or an S3 bucket
+//! ([`S3Store`]), behind one interface. A store holds objects under keys the service builds
+//! from ids (`<tenant id>/<database id>/<backup id>.dump.sealed`), never from names a tenant
+//! chose, and an object appears only once its upload is committed, complete.
 
-use std::path::{Component, Path, PathBuf};
+use chrono::{DateTime, Utc};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use tokio::fs;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use super::filesystem::{self, FilesystemStore};
+use super::s3::{self, BucketFacts, S3Location, S3Store};
+use crate::crypto::MasterKey;
+use crate::store::backups::{StoreKind, StoreRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -19,184 +19,147 @@ pub enum StoreError {
     NotFound(String),
     #[error("the store is not usable: {0}")]
     Unusable(String),
+    /// The store could not be reached or answered with a transient error: retry later.
+    #[error("the store cannot be reached: {0}")]
+    Unreachable(String),
+    /// S3 refused to delete a version under Object Lock retention.
+    #[error("the object is locked: {0}")]
+    Locked(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
-const PARTIAL: &str = ".partial";
-
-/// A directory on the API host (or a mount on it).
-#[derive(Debug, Clone)]
-pub struct FilesystemStore {
-    root: PathBuf,
+impl StoreError {
+    /// Worth retrying later (the operation engine's retryable errors).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Io(_))
+    }
 }
 
-/// An object being written: write the sealed bytes to it, then [`Upload::commit`]. Dropped
-/// without a commit, the partial file stays until the next upload of the key replaces it.
-pub struct Upload {
-    file: fs::File,
-    partial: PathBuf,
-    target: PathBuf,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+/// A retention date written with an object (Object Lock).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Store {
+    Filesystem(FilesystemStore),
+    S3(S3Store),
+}
+
+/// An object being written: the sealed bytes go to [`Upload::writer`], then
+/// [`Upload::commit`] makes the object visible.
+pub enum Upload {
+    Filesystem(filesystem::Upload),
+    S3(s3::Upload),
 }
 
 impl Upload {
-    pub fn writer(&mut self) -> &mut (impl AsyncWrite + Unpin) {
-        &mut self.file
+    pub fn writer(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
+        match self {
+            Self::Filesystem(u) => u.writer(),
+            Self::S3(u) => u.writer(),
+        }
     }
 
-    /// Makes the object visible, complete and durable.
-    pub async fn commit(mut self) -> Result<(), StoreError> {
-        self.file.flush().await?;
-        self.file.sync_all().await?;
-        fs::rename(&self.partial, &self.target).await?;
-        if let Some(dir) = self.target.parent() {
-            fs::File::open(dir).await?.sync_all().await?;
+    /// The object's version in the store, when it keeps versions.
+    pub async fn commit(self) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Filesystem(u) => u.commit().await.map(|()| None),
+            Self::S3(u) => u.commit().await,
         }
-        Ok(())
     }
 }
 
-impl FilesystemStore {
-    /// A store rooted at `root`, which must be an absolute path to an existing directory.
-    pub fn new(root: &Path) -> Result<Self, StoreError> {
-        if !root.is_absolute() {
-            return Err(StoreError::Unusable(format!("{} is not an absolute path", root.display())));
-        }
-        if !root.is_dir() {
-            return Err(StoreError::Unusable(format!("{} is not a directory", root.display())));
-        }
-        Ok(Self { root: root.to_path_buf() })
-    }
-
-    /// The file of `key`: relative, plain components only (no `..`, no absolute part).
-    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let rel = Path::new(key);
-        let plain = !key.is_empty()
-            && !key.ends_with(PARTIAL)
-            && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
-            && rel.components().all(|c| matches!(c, Component::Normal(_)))
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
-        if !plain {
-            return Err(StoreError::InvalidKey(key.to_string()));
-        }
-        Ok(self.root.join(rel))
-    }
-
-    pub async fn upload(&self, key: &str) -> Result<Upload, StoreError> {
-        let target = self.path(key)?;
-        if let Some(dir) = target.parent() {
-            fs::create_dir_all(dir).await?;
-        }
-        let partial = target.with_file_name(format!(
-            "{}{PARTIAL}",
-            target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        ));
-        let file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&partial).await?;
-        Ok(Upload { file, partial, target })
-    }
-
-    pub async fn open(&self, key: &str) -> Result<impl AsyncRead + Unpin, StoreError> {
-        match fs::File::open(self.path(key)?).await {
-            Ok(f) => Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(key.to_string())),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Removes the object; an object already gone is not an error (a retried delete).
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match fs::remove_file(self.path(key)?).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
-    }
-
-    pub async fn size(&self, key: &str) -> Result<u64, StoreError> {
-        match fs::metadata(self.path(key)?).await {
-            Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(key.to_string())),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Complete objects under `prefix` (a directory key), sorted.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let dir = self.path(prefix)?;
-        let mut out = Vec::new();
-        let mut entries = match fs::read_dir(&dir).await {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e.into()),
-        };
-        while let Some(entry) = entries.next_entry().await? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type().await?.is_file() && !name.ends_with(PARTIAL) {
-                out.push(format!("{}/{name}", prefix.trim_end_matches('/')));
+impl Store {
+    /// The store a row describes; an S3 store's secret is decrypted here and kept in the
+    /// client only.
+    pub fn from_row(row: &StoreRow, key: &MasterKey) -> Result<Self, StoreError> {
+        match row.kind {
+            StoreKind::Filesystem => {
+                let path = row.path.as_deref().ok_or_else(|| StoreError::Unusable("no path recorded".into()))?;
+                Ok(Self::Filesystem(FilesystemStore::new(std::path::Path::new(path))?))
+            }
+            StoreKind::S3 => {
+                let s3 = row.s3.as_ref().ok_or_else(|| StoreError::Unusable("no bucket recorded".into()))?;
+                let enc = row.secret_enc.as_deref().ok_or_else(|| StoreError::Unusable("no secret recorded".into()))?;
+                let secret = key
+                    .decrypt(enc, &row.secret_context())
+                    .map_err(|e| StoreError::Unusable(format!("the store's secret: {e}")))?;
+                Ok(Self::S3(S3Store::new(
+                    S3Location {
+                        endpoint: s3.endpoint.clone(),
+                        bucket: s3.bucket.clone(),
+                        region: s3.region.clone(),
+                        prefix: s3.prefix.clone(),
+                        access_key_id: s3.access_key_id.clone(),
+                    },
+                    &secret,
+                )?))
             }
         }
-        out.sort();
-        Ok(out)
     }
 
-    /// What registration checks: an object can be written, read back and deleted.
-    pub async fn probe(&self) -> Result<(), StoreError> {
-        // At the top level: a probe leaves nothing behind, not even a directory.
+    pub async fn upload(&self, key: &str, retention: Option<Retention>) -> Result<Upload, StoreError> {
+        match self {
+            Self::Filesystem(s) => Ok(Upload::Filesystem(s.upload(key).await?)),
+            Self::S3(s) => Ok(Upload::S3(s.upload(key, retention))),
+        }
+    }
+
+    pub async fn open(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Box<dyn AsyncRead + Unpin + Send>, StoreError> {
+        match self {
+            Self::Filesystem(s) => Ok(Box::new(s.open(key).await?)),
+            Self::S3(s) => Ok(Box::new(s.open(key, version).await?)),
+        }
+    }
+
+    pub async fn delete(&self, key: &str, version: Option<&str>) -> Result<(), StoreError> {
+        match self {
+            Self::Filesystem(s) => s.delete(key).await,
+            Self::S3(s) => s.delete(key, version).await,
+        }
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Filesystem(s) => s.list(prefix).await,
+            Self::S3(s) => s.list(prefix).await,
+        }
+    }
+
+    /// What registration checks: an object can be written, read back and deleted; for a
+    /// bucket, whether it has Object Lock.
+    pub async fn probe(&self) -> Result<BucketFacts, StoreError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let facts = match self {
+            Self::Filesystem(_) => BucketFacts { object_lock: false },
+            Self::S3(s) => s.facts().await?,
+        };
         let key = format!("dbaas-probe-{}", uuid::Uuid::new_v4());
-        let mut up = self.upload(&key).await?;
+        let mut up = self.upload(&key, None).await?;
         up.writer().write_all(b"dbaas probe").await?;
-        up.commit().await?;
+        let version = up.commit().await?;
         let mut back = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut self.open(&key).await?, &mut back).await?;
-        self.delete(&key).await?;
+        self.open(&key, version.as_deref()).await?.read_to_end(&mut back).await?;
+        // Without a version: in a bucket with a default retention a probe's version stays
+        // (locked), hidden behind a delete marker.
+        self.delete(&key, None).await?;
         if back != b"dbaas probe" {
             return Err(StoreError::Unusable("a probe object read back differently".into()));
         }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio::io::AsyncReadExt;
-
-    use super::*;
-
-    fn store() -> (tempfile::TempDir, FilesystemStore) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = FilesystemStore::new(dir.path()).expect("store");
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn objects_appear_only_when_committed() {
-        let (_dir, s) = store();
-        s.probe().await.expect("probe");
-        let mut up = s.upload("t/d/b1.dump.sealed").await.expect("upload");
-        up.writer().write_all(b"half").await.expect("write");
-        // Killed here: nothing listed, nothing to open.
-        drop(up);
-        assert!(s.list("t/d").await.expect("list").is_empty());
-        assert!(matches!(s.open("t/d/b1.dump.sealed").await, Err(StoreError::NotFound(_))));
-        // The next attempt replaces the partial file.
-        let mut up = s.upload("t/d/b1.dump.sealed").await.expect("upload");
-        up.writer().write_all(b"whole").await.expect("write");
-        up.commit().await.expect("commit");
-        assert_eq!(s.list("t/d").await.expect("list"), vec!["t/d/b1.dump.sealed"]);
-        let mut back = String::new();
-        s.open("t/d/b1.dump.sealed").await.expect("open").read_to_string(&mut back).await.expect("read");
-        assert_eq!(back, "whole");
-        assert_eq!(s.size("t/d/b1.dump.sealed").await.expect("size"), 5);
-        s.delete("t/d/b1.dump.sealed").await.expect("delete");
-        s.delete("t/d/b1.dump.sealed").await.expect("delete again");
-        assert!(s.list("t/d").await.expect("list").is_empty());
-    }
-
-    #[tokio::test]
-    async fn keys_stay_inside_the_root() {
-        let (_dir, s) = store();
-        for bad in ["", "../x", "/etc/passwd", "a/../../x", "a/./b", "a b", "x.partial", "a\0b"] {
-            assert!(matches!(s.upload(bad).await, Err(StoreError::InvalidKey(_))), "{bad:?}");
-        }
-        assert!(FilesystemStore::new(Path::new("relative")).is_err());
+        Ok(facts)
     }
 }

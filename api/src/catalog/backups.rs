@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::conn::{exec, Locked};
 use super::record::{self, CredentialRow, DatabaseRow};
 use crate::backup::seal::{self, DataKey};
-use crate::backup::store::FilesystemStore;
+use crate::backup::store::{LockMode, Retention, Store, StoreError};
 use crate::naming::PgQuote;
 use crate::ops::runner::OpContext;
 use crate::ops::OpError;
@@ -34,7 +34,9 @@ struct Loaded {
     backup: BackupRow,
     db: DatabaseRow,
     inst: InstanceRow,
-    store: FilesystemStore,
+    store: Store,
+    /// Object Lock: the mode objects are written with (the date is the backup's).
+    lock_mode: Option<LockMode>,
     /// The admin login's password.
     password: String,
 }
@@ -51,9 +53,25 @@ async fn load(ctx: &OpContext, backup: Uuid) -> Result<Loaded, OpError> {
     let store_row = rows::store(&s.db, backup.store_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the backup store is gone"))?;
-    let store = FilesystemStore::new(std::path::Path::new(&store_row.path))
-        .map_err(|e| OpError::retryable("store_unusable", e.to_string()))?;
-    Ok(Loaded { backup, db, inst, store, password })
+    let store = open_store(ctx, &store_row)?;
+    let lock_mode = store_row.object_lock().map(|l| match l.mode {
+        dbaas_client::ObjectLockMode::Governance => LockMode::Governance,
+        dbaas_client::ObjectLockMode::Compliance => LockMode::Compliance,
+    });
+    Ok(Loaded { backup, db, inst, store, lock_mode, password })
+}
+
+fn open_store(ctx: &OpContext, row: &rows::StoreRow) -> Result<Store, OpError> {
+    Store::from_row(row, &ctx.state.key).map_err(|e| store_error("store_unusable", e))
+}
+
+/// A store's error as the operation's: unreachable is retried, the rest is reported.
+fn store_error(code: &'static str, e: StoreError) -> OpError {
+    if e.is_transient() {
+        OpError::retryable("store_unreachable", e.to_string())
+    } else {
+        OpError::permanent(code, e.to_string())
+    }
 }
 
 fn admin_credential(creds: &[CredentialRow]) -> Result<&CredentialRow, OpError> {
@@ -166,8 +184,12 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     let mut stdout = child.stdout.take().ok_or_else(|| OpError::permanent("io", "pg_dump has no stdout"))?;
     let key = DataKey::unwrap_with(&ctx.state.key, &l.backup.data_key_enc, l.backup.id)
         .map_err(|e| OpError::permanent("backup_key", e.to_string()))?;
+    let retention = match (l.lock_mode, l.backup.locked_until) {
+        (Some(mode), Some(until)) => Some(Retention { mode, until }),
+        _ => None,
+    };
     let mut upload =
-        l.store.upload(&l.backup.object_key).await.map_err(|e| OpError::retryable("store_unusable", e.to_string()))?;
+        l.store.upload(&l.backup.object_key, retention).await.map_err(|e| store_error("store_unusable", e))?;
     let sealed = seal::seal(&key, l.backup.id, &mut stdout, upload.writer()).await;
     let status = child.wait().await.map_err(|e| OpError::retryable("pg_dump_failed", e.to_string()))?;
     if !status.success() {
@@ -176,7 +198,7 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     }
     let sealed = sealed.map_err(|e| OpError::retryable("store_write_failed", e.to_string()))?;
     // The object becomes visible only now, complete; the snapshot may end.
-    upload.commit().await.map_err(|e| OpError::retryable("store_write_failed", e.to_string()))?;
+    let version = upload.commit().await.map_err(|e| store_error("store_write_failed", e))?;
     snap.close().await.ok();
     let manifest = BackupManifest {
         database: l.db.name.clone(),
@@ -185,14 +207,17 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
         format: "custom".into(),
         tables,
     };
-    sqlx::query("UPDATE backups SET size_bytes = $2, dump_bytes = $3, sha256 = $4, manifest = $5 WHERE id = $1")
-        .bind(l.backup.id)
-        .bind(sealed.stored_bytes as i64)
-        .bind(sealed.plain_bytes as i64)
-        .bind(&sealed.sha256)
-        .bind(sqlx::types::Json(&manifest))
-        .execute(&ctx.state.db)
-        .await?;
+    sqlx::query(
+        "UPDATE backups SET size_bytes = $2, dump_bytes = $3, sha256 = $4, manifest = $5, object_version = $6 WHERE id = $1",
+    )
+    .bind(l.backup.id)
+    .bind(sealed.stored_bytes as i64)
+    .bind(sealed.plain_bytes as i64)
+    .bind(&sealed.sha256)
+    .bind(sqlx::types::Json(&manifest))
+    .bind(version)
+    .execute(&ctx.state.db)
+    .await?;
     ctx.log(
         "info",
         &format!("stored {} bytes (dump {} bytes), sha256 {}", sealed.stored_bytes, sealed.plain_bytes, sealed.sha256),
@@ -286,7 +311,7 @@ pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
 async fn restore_and_compare(
     ctx: &OpContext,
     backup: &BackupRow,
-    store: &FilesystemStore,
+    store: &Store,
     manifest: &BackupManifest,
     inst: &InstanceRow,
     login: (&str, &str),
@@ -303,8 +328,10 @@ async fn restore_and_compare(
     let mut stdin = child.stdin.take().ok_or_else(|| OpError::permanent("io", "pg_restore has no stdin"))?;
     let key = DataKey::unwrap_with(&ctx.state.key, &backup.data_key_enc, backup.id)
         .map_err(|e| OpError::permanent("backup_key", e.to_string()))?;
-    let mut object =
-        store.open(&backup.object_key).await.map_err(|e| OpError::permanent("backup_missing", e.to_string()))?;
+    let mut object = store
+        .open(&backup.object_key, backup.object_version.as_deref())
+        .await
+        .map_err(|e| store_error("backup_missing", e))?;
     let opened = seal::open(&key, backup.id, &mut object, &mut stdin).await;
     if opened.is_err() {
         // Never let pg_restore commit what came before a chunk that failed to open.
@@ -346,47 +373,85 @@ fn compare(manifest: &BackupManifest, restored: &[TableRows]) -> Result<(), OpEr
     Err(OpError::permanent("verify_failed", format!("row counts differ: {}", diff.join("; "))))
 }
 
-/// Fills a new database (the operation's target, just provisioned) from a backup of the same
-/// tenant, as the new database's admin role, then applies the access model to what the
-/// restore created. The restore is one transaction: a retried operation finds the database
-/// either empty (restores) or complete (skips).
-pub async fn restore_into(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+/// Restores a succeeded backup of the database's tenant into `dbname` (the database itself,
+/// or an in-place restore's side database) as the database's admin role, in one
+/// transaction, then checks row counts against the manifest. The restore time in ms.
+pub async fn restore_into_database(
+    ctx: &OpContext,
+    backup_id: Uuid,
+    db: &DatabaseRow,
+    inst: &InstanceRow,
+    dbname: &str,
+) -> Result<i64, OpError> {
     let s = &ctx.state;
     let backup = rows::backup(&s.db, backup_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the backup record is gone"))?;
+    if db.tenant_id != backup.tenant_id {
+        return Err(OpError::permanent("not_restorable", "the backup belongs to another tenant"));
+    }
     let manifest = backup
         .manifest
         .as_ref()
         .map(|m| m.0.clone())
         .ok_or_else(|| OpError::permanent("not_restorable", "the backup has no manifest (it did not finish)"))?;
+    let creds = record::credentials(&s.db, db.id).await?;
+    let admin = admin_credential(&creds)?;
+    let password = s.key.decrypt(&admin.password_enc, &admin.context())?;
+    let role = db.physical().role(Access::Admin);
+    let store_row = rows::store(&s.db, backup.store_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the backup store is gone"))?;
+    let store = open_store(ctx, &store_row)?;
+    restore_and_compare(ctx, &backup, &store, &manifest, inst, (&role, &password), dbname).await
+}
+
+/// Fills a new database (the operation's target, just provisioned) from a backup of the same
+/// tenant, then applies the access model to what the restore created. The restore is one
+/// transaction: a retried operation finds the database either empty (restores) or complete
+/// (skips).
+pub async fn restore_into(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let s = &ctx.state;
     let (db, inst, target) = record::for_operation(&s.db, &s.key, ctx.op.target_id).await?;
-    if db.tenant_id != backup.tenant_id {
-        return Err(OpError::permanent("not_restorable", "the backup belongs to another tenant"));
-    }
     let creds = record::credentials(&s.db, db.id).await?;
     let admin = admin_credential(&creds)?;
     let password = s.key.decrypt(&admin.password_enc, &admin.context())?;
     let names = db.physical();
-    let role = names.role(Access::Admin);
-    let store_row = rows::store(&s.db, backup.store_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the backup store is gone"))?;
-    let store = FilesystemStore::new(std::path::Path::new(&store_row.path))
-        .map_err(|e| OpError::retryable("store_unusable", e.to_string()))?;
-
-    let mut conn = target.as_login(&role, &password).connect(&names.database).await?;
+    let mut conn = target.as_login(&names.role(Access::Admin), &password).connect(&names.database).await?;
     let already = !tables(&mut conn).await?.is_empty();
     conn.close().await.ok();
     if already {
         ctx.log("info", "the database already holds the restored tables (an earlier attempt finished the restore)")
             .await;
     } else {
-        let ms =
-            restore_and_compare(ctx, &backup, &store, &manifest, &inst, (&role, &password), &names.database).await?;
+        let ms = restore_into_database(ctx, backup_id, &db, &inst, &names.database).await?;
         ctx.log("info", &format!("restored backup {backup_id} in {ms} ms; row counts match its manifest")).await;
     }
     ctx.step("access model on the restored objects (as the database's admin role)").await;
     let mut conn = super::tenant_session::connect(&target, &s.key, &db, &creds).await?;
     super::provision::apply_access_model(&mut conn, &names).await
+}
+
+/// The backup a delete takes before dropping anything: taken once (a retried delete finds it
+/// succeeded), then recorded as good right away, before the drop begins.
+pub async fn final_backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM backups WHERE id = $1")
+        .bind(backup_id)
+        .fetch_optional(&ctx.state.db)
+        .await?;
+    match status.as_deref() {
+        Some("succeeded") => {
+            ctx.log("info", &format!("final backup {backup_id} already taken")).await;
+            return Ok(());
+        }
+        Some("running") => {}
+        _ => return Err(OpError::permanent("final_backup_failed", "the final backup is not usable; delete again")),
+    }
+    ctx.step(&format!("final backup {backup_id} before dropping")).await;
+    backup(ctx, backup_id).await?;
+    sqlx::query("UPDATE backups SET status = 'succeeded', finished_at = now() WHERE id = $1 AND status = 'running'")
+        .bind(backup_id)
+        .execute(&ctx.state.db)
+        .await?;
+    Ok(())
 }

@@ -34,61 +34,13 @@ pub async fn run(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpError
         ctx.log("warn", &format!("database {} is not ours ({why}); left untouched", names.database)).await;
     } else if ownership.is_ours() {
         ctx.step("step 1/4: revoking CONNECT").await;
-        let roles: Vec<String> = Access::ALL.iter().map(|a| names.role(*a)).collect();
-        let mut grantees = vec!["PUBLIC".to_string()];
-        for r in &roles {
-            if super::conn::role_exists(&mut locked.conn, r).await? {
-                grantees.push(r.pg_ident());
-            }
-        }
-        exec(&mut locked.conn, &format!("REVOKE CONNECT ON DATABASE {dbi} FROM {}", grantees.join(", "))).await?;
-
         ctx.step("step 2/4: waiting for sessions to end").await;
-        let grace = grace.unwrap_or(state.engine.delete_grace);
-        let deadline = Instant::now() + grace;
-        let mut reported = false;
-        loop {
-            let sessions: Vec<(String, String)> = sqlx::query_as(
-                "SELECT coalesce(usename::text, ''), coalesce(application_name, '') FROM pg_catalog.pg_stat_activity \
-                 WHERE datname OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
-            )
-            .bind(&names.database)
-            .fetch_all(&mut locked.conn)
-            .await?;
-            if sessions.is_empty() {
-                break;
-            }
-            if !reported {
-                let mut apps: Vec<String> = sessions
-                    .iter()
-                    .map(|(u, a)| format!("{u} ({})", if a.is_empty() { "no application_name" } else { a }))
-                    .collect();
-                apps.sort();
-                apps.dedup();
-                ctx.log(
-                    "warn",
-                    &format!("{} open session(s): {}; waiting up to {grace:?}", sessions.len(), apps.join(", ")),
-                )
-                .await;
-                reported = true;
-            }
-            if Instant::now() >= deadline {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity \
-                     WHERE datname OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
-                )
-                .bind(&names.database)
-                .fetch_one(&mut locked.conn)
-                .await?;
-                ctx.log("warn", &format!("terminated {n} session(s) after the grace period")).await;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        drain(ctx, &mut locked.conn, &names, grace.unwrap_or(state.engine.delete_grace)).await?;
 
         ctx.step("step 3/4: dropping the database").await;
         exec(&mut locked.conn, &format!("DROP DATABASE IF EXISTS {dbi} WITH (FORCE)")).await?;
         ctx.log("info", &format!("dropped database {}", names.database)).await;
+        super::restore::drop_copies(&mut locked.conn, &names, db.id).await?;
     } else {
         ctx.log("info", &format!("database {} is already gone", names.database)).await;
     }
@@ -109,4 +61,64 @@ pub async fn run(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpError
     }
     locked.roles_unlock().await?;
     Ok(())
+}
+
+/// Revokes CONNECT on the database from everyone, waits up to `grace` for its sessions to
+/// end (naming who is connected), then terminates the rest. Used before a drop and before an
+/// in-place restore swaps databases.
+pub async fn drain(
+    ctx: &OpContext,
+    conn: &mut sqlx::PgConnection,
+    names: &crate::naming::PhysicalNames,
+    grace: Duration,
+) -> Result<(), OpError> {
+    let dbi = names.database.pg_ident();
+    let roles: Vec<String> = Access::ALL.iter().map(|a| names.role(*a)).collect();
+    let mut grantees = vec!["PUBLIC".to_string()];
+    for r in &roles {
+        if super::conn::role_exists(&mut *conn, r).await? {
+            grantees.push(r.pg_ident());
+        }
+    }
+    exec(&mut *conn, &format!("REVOKE CONNECT ON DATABASE {dbi} FROM {}", grantees.join(", "))).await?;
+    let deadline = Instant::now() + grace;
+    let mut reported = false;
+    loop {
+        let sessions: Vec<(String, String)> = sqlx::query_as(
+            "SELECT coalesce(usename::text, ''), coalesce(application_name, '') FROM pg_catalog.pg_stat_activity \
+             WHERE datname OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
+        )
+        .bind(&names.database)
+        .fetch_all(&mut *conn)
+        .await?;
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        if !reported {
+            let mut apps: Vec<String> = sessions
+                .iter()
+                .map(|(u, a)| format!("{u} ({})", if a.is_empty() { "no application_name" } else { a }))
+                .collect();
+            apps.sort();
+            apps.dedup();
+            ctx.log(
+                "warn",
+                &format!("{} open session(s): {}; waiting up to {grace:?}", sessions.len(), apps.join(", ")),
+            )
+            .await;
+            reported = true;
+        }
+        if Instant::now() >= deadline {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity \
+                 WHERE datname OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
+            )
+            .bind(&names.database)
+            .fetch_one(&mut *conn)
+            .await?;
+            ctx.log("warn", &format!("terminated {n} session(s) after the grace period")).await;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -46,6 +46,9 @@ pub struct DeleteDatabase {
     /// A protected database dropped by an admin.
     #[serde(default)]
     pub force: bool,
+    /// The backup taken before anything is dropped (recorded with the delete).
+    #[serde(default)]
+    pub final_backup: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,9 +140,22 @@ impl Operation for UpdateDatabase {
 impl Operation for DeleteDatabase {
     const KIND: OperationKind = OperationKind::DeleteDatabase;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        if let Some(backup) = self.final_backup {
+            super::backups::final_backup(ctx, backup).await?;
+        }
         super::delete::run(ctx, self.grace_ms.map(std::time::Duration::from_millis)).await
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        if let (Some(backup), false) = (self.final_backup, ok) {
+            // Not taken (or not recorded as taken): never listed as good.
+            sqlx::query(
+                "UPDATE backups SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'running'",
+            )
+            .bind(backup)
+            .bind(format!("the delete operation {} failed before the backup was complete", op.id))
+            .execute(&mut *tx)
+            .await?;
+        }
         if !ok {
             sqlx::query(
                 "UPDATE databases SET status = 'failed', updated_at = now() WHERE id = $1 AND last_operation_id = $2",
@@ -273,5 +289,52 @@ impl Operation for VerifyBackup {
     }
     async fn cleanup(&self, ctx: &OpContext, _last: bool) -> Result<(), OpError> {
         super::backups::cleanup_verify(ctx, self.backup_id).await
+    }
+}
+
+/// What a `restore_database` operation does to its database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RestoreAction {
+    /// Restore a backup beside the database, check it, swap it in (`catalog::restore`).
+    InPlace { backup_id: Uuid, retain_hours: u32, grace_ms: Option<u64> },
+    /// Drop the previous database an in-place restore kept, its time being up.
+    DropPrevious,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreDatabase {
+    pub action: RestoreAction,
+}
+
+impl Operation for RestoreDatabase {
+    const KIND: OperationKind = OperationKind::RestoreDatabase;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        match &self.action {
+            RestoreAction::InPlace { backup_id, grace_ms, .. } => {
+                super::restore::run(ctx, *backup_id, grace_ms.map(std::time::Duration::from_millis)).await
+            }
+            RestoreAction::DropPrevious => super::restore::drop_retained(ctx).await,
+        }
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        match &self.action {
+            RestoreAction::InPlace { retain_hours, .. } => {
+                settle_provisioning(tx, op, ok).await?;
+                if ok {
+                    sqlx::query(
+                        "UPDATE databases SET retained_until = now() + make_interval(hours => $2) WHERE id = $1",
+                    )
+                    .bind(op.target_id)
+                    .bind(*retain_hours as i32)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            // The lifecycle cleared `retained_until` when it enqueued the drop.
+            RestoreAction::DropPrevious => {}
+        }
+        Ok(())
     }
 }

@@ -22,6 +22,7 @@ pub mod record;
 pub mod registration;
 pub mod repack;
 pub mod repack_guard;
+pub mod restore;
 pub mod tenant_session;
 
 pub use conn::{InstanceRow, Target};

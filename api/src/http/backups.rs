@@ -4,7 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dbaas_client::{
-    Backup, BackupAccepted, BackupStatus, BackupStore, CreateBackup, CreateBackupStore, DatabaseStatus, List,
+    Backup, BackupAccepted, BackupPolicy, BackupReason, BackupStatus, BackupStore, BackupStoreKind, CreateBackup,
+    CreateBackupStore, DatabaseStatus, Environment, List,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -12,9 +13,10 @@ use uuid::Uuid;
 use super::databases::visible;
 use super::extract::ApiJson;
 use crate::auth::{Admin, Principal};
-use crate::backup::seal::DataKey;
-use crate::backup::store::FilesystemStore;
-use crate::catalog::jobs::{BackupDatabase, VerifyBackup};
+use crate::backup::policy;
+use crate::backup::s3::{S3Location, S3Store};
+use crate::backup::store::{Store, StoreError};
+use crate::catalog::jobs::VerifyBackup;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::validate_instance_name;
 use crate::ops::queue;
@@ -27,6 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_backups, create_backup))
         .routes(routes!(get_backup, delete_backup))
         .routes(routes!(verify_backup))
+        .routes(routes!(list_policies))
+        .routes(routes!(put_policy))
 }
 
 fn store_view(row: &StoreRow) -> ApiResult<BackupStore> {
@@ -49,34 +53,146 @@ async fn create_store(
     Ok((StatusCode::CREATED, axum::Json(register_store(&s, req).await?)))
 }
 
-/// Validates, probes and records a filesystem store (`POST /v1/backup-stores`, and `dev`).
+/// Validates, probes and records a store (`POST /v1/backup-stores`, and `dev`). An S3
+/// store's secret is encrypted under a context naming the store.
 pub async fn register_store(s: &AppState, req: CreateBackupStore) -> ApiResult<BackupStore> {
     let mut errs = FieldErrors::default();
     errs.check("name", "invalid_name", validate_instance_name(&req.name));
     if req.environments.is_empty() {
         errs.add("environments", "required", "name the environments whose databases keep backups here");
     }
-    let path = std::path::Path::new(&req.path);
-    let plain = req.path.starts_with('/') && path.components().all(|c| !matches!(c, std::path::Component::ParentDir));
-    if !plain {
-        errs.add("path", "invalid_path", "an absolute path without '..'");
+    match req.kind {
+        BackupStoreKind::Filesystem => {
+            match &req.path {
+                Some(p)
+                    if p.starts_with('/')
+                        && std::path::Path::new(p)
+                            .components()
+                            .all(|c| !matches!(c, std::path::Component::ParentDir)) => {}
+                Some(_) => errs.add("path", "invalid_path", "an absolute path without '..'"),
+                None => errs.add("path", "required", "a filesystem store needs a path"),
+            }
+            if req.s3.is_some() {
+                errs.add("s3", "not_applicable", "a filesystem store has no bucket");
+            }
+            if req.object_lock.is_some() {
+                errs.add("object_lock", "not_applicable", "Object Lock is an S3 feature");
+            }
+        }
+        BackupStoreKind::S3 => {
+            if req.path.is_some() {
+                errs.add("path", "not_applicable", "an S3 store has no path");
+            }
+            match &req.s3 {
+                None => errs.add("s3", "required", "an S3 store needs endpoint, bucket, region and keys"),
+                Some(b) => {
+                    if !(b.endpoint.starts_with("https://") || b.endpoint.starts_with("http://")) {
+                        errs.add("s3.endpoint", "invalid_url", "an http(s) URL");
+                    }
+                    let bucket_ok = (3..=63).contains(&b.bucket.len())
+                        && b.bucket
+                            .bytes()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
+                    if !bucket_ok {
+                        errs.add("s3.bucket", "invalid_bucket", "3-63 characters: a-z, 0-9, '-', '.'");
+                    }
+                    if b.region.is_empty() || !b.region.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                        errs.add("s3.region", "invalid_region", "a region name such as eu-west-1");
+                    }
+                    let prefix_ok = b.prefix.is_empty()
+                        || (b.prefix.ends_with('/')
+                            && b.prefix.split('/').all(|p| p != "." && p != "..")
+                            && b.prefix
+                                .bytes()
+                                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/')));
+                    if !prefix_ok {
+                        errs.add(
+                            "s3.prefix",
+                            "invalid_prefix",
+                            "empty, or path segments of a-z, 0-9, '-', '_', '.' ending in '/'",
+                        );
+                    }
+                    if b.access_key_id.is_empty() || b.secret_access_key.is_empty() {
+                        errs.add("s3.access_key_id", "required", "the access key id and the secret access key");
+                    }
+                }
+            }
+            if req.object_lock.is_some_and(|l| !(1..=36500).contains(&l.days)) {
+                errs.add("object_lock.days", "out_of_range", "1 to 36500 days");
+            }
+        }
     }
     errs.into_result()?;
     if rows::store_by_name(&s.db, &req.name).await?.is_some() {
         return Err(ApiError::Conflict("already_exists", format!("backup store {:?} already exists", req.name)));
     }
-    let store = FilesystemStore::new(path).map_err(|e| ApiError::field("path", "unusable", e.to_string()))?;
-    store.probe().await.map_err(|e| ApiError::field("path", "unusable", format!("the probe object failed: {e}")))?;
+    let id = Uuid::new_v4();
+    let (store, location, secret_enc) = match (&req.path, &req.s3) {
+        (Some(path), _) => {
+            let fs = crate::backup::filesystem::FilesystemStore::new(std::path::Path::new(path))
+                .map_err(|e| ApiError::field("path", "unusable", e.to_string()))?;
+            (Store::Filesystem(fs), None, None)
+        }
+        (None, Some(b)) => {
+            let loc = dbaas_client::S3Location {
+                endpoint: b.endpoint.trim_end_matches('/').to_string(),
+                bucket: b.bucket.clone(),
+                region: b.region.clone(),
+                prefix: b.prefix.clone(),
+                access_key_id: b.access_key_id.clone(),
+            };
+            let client = S3Store::new(
+                S3Location {
+                    endpoint: loc.endpoint.clone(),
+                    bucket: loc.bucket.clone(),
+                    region: loc.region.clone(),
+                    prefix: loc.prefix.clone(),
+                    access_key_id: loc.access_key_id.clone(),
+                },
+                &b.secret_access_key,
+            )
+            .map_err(|e| ApiError::field("s3.endpoint", "unusable", e.to_string()))?;
+            let enc = s.key.encrypt(&b.secret_access_key, &format!("backup-store:{id}"));
+            (Store::S3(client), Some(loc), Some(enc))
+        }
+        (None, None) => return Err(ApiError::field("kind", "required", "a path or a bucket")),
+    };
+    let facts = match store.probe().await {
+        Ok(f) => f,
+        Err(StoreError::Unreachable(m)) => {
+            return Err(ApiError::Unavailable(format!("the store cannot be reached: {m}")));
+        }
+        Err(e) => {
+            let field = if req.kind == BackupStoreKind::S3 { "s3" } else { "path" };
+            return Err(ApiError::field(field, "unusable", format!("the probe object failed: {e}")));
+        }
+    };
+    if req.object_lock.is_some() && !facts.object_lock {
+        return Err(ApiError::field(
+            "object_lock",
+            "object_lock_unavailable",
+            "the bucket does not have Object Lock enabled (it can only be enabled when the bucket is created)",
+        ));
+    }
     let mut envs: Vec<&str> = req.environments.iter().map(|e| e.as_str()).collect();
     envs.sort_unstable();
     envs.dedup();
-    sqlx::query("INSERT INTO backup_stores (id, name, kind, path, environments) VALUES ($1, $2, 'filesystem', $3, $4)")
-        .bind(Uuid::new_v4())
-        .bind(&req.name)
-        .bind(&req.path)
-        .bind(&envs)
-        .execute(&s.db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO backup_stores (id, name, kind, path, s3, secret_enc, object_lock_mode, object_lock_days, \
+         bucket_object_lock, environments) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(id)
+    .bind(&req.name)
+    .bind(req.kind.as_str())
+    .bind(&req.path)
+    .bind(location.map(sqlx::types::Json))
+    .bind(secret_enc)
+    .bind(req.object_lock.map(|l| l.mode.as_str()))
+    .bind(req.object_lock.map(|l| l.days as i32))
+    .bind((req.kind == BackupStoreKind::S3).then_some(facts.object_lock))
+    .bind(&envs)
+    .execute(&s.db)
+    .await?;
     let row = rows::store_by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("backup store"))?;
     store_view(&row)
 }
@@ -88,7 +204,8 @@ async fn list_backups(
     who: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<List<Backup>>> {
-    let db = visible(&s, &who, id).await?;
+    // Backups outlive their database: a deleted one's stay listed to its tenant.
+    let db = super::restores::own_database(&s, &who, id).await?;
     Ok(axum::Json(List { items: rows::of_database(&s.db, db.id).await?.iter().map(BackupRow::to_model).collect() }))
 }
 
@@ -112,55 +229,9 @@ async fn create_backup(
         .await?
         .ok_or(ApiError::NotFound("instance"))?
         .environment();
-    let store = match &req.store {
-        Some(name) => {
-            let store = rows::store_by_name(&s.db, name)
-                .await?
-                .ok_or_else(|| ApiError::field("store", "unknown_store", format!("no backup store named {name:?}")))?;
-            if !store.serves(env) {
-                return Err(ApiError::field(
-                    "store",
-                    "store_not_serving",
-                    format!("store {name} does not keep backups of {} databases", env.as_str()),
-                ));
-            }
-            store
-        }
-        None => {
-            let serving: Vec<StoreRow> = rows::stores(&s.db).await?.into_iter().filter(|st| st.serves(env)).collect();
-            match <[StoreRow; 1]>::try_from(serving) {
-                Ok([one]) => one,
-                Err(v) if v.is_empty() => {
-                    return Err(ApiError::field(
-                        "store",
-                        "no_store",
-                        format!("no backup store keeps backups of {} databases", env.as_str()),
-                    ))
-                }
-                Err(_) => {
-                    return Err(ApiError::field("store", "required", "several stores serve this environment: name one"))
-                }
-            }
-        }
-    };
-    let backup_id = Uuid::new_v4();
-    let object_key = format!("{}/{}/{backup_id}.dump.sealed", db.tenant_id, db.id);
-    let data_key = DataKey::generate().wrap(&s.key, backup_id);
     let mut tx = s.db.begin().await?;
-    sqlx::query(
-        "INSERT INTO backups (id, database_id, tenant_id, store_id, status, object_key, data_key_enc) \
-         VALUES ($1, $2, $3, $4, 'running', $5, $6)",
-    )
-    .bind(backup_id)
-    .bind(db.id)
-    .bind(db.tenant_id)
-    .bind(store.id)
-    .bind(&object_key)
-    .bind(&data_key)
-    .execute(&mut *tx)
-    .await?;
-    let op =
-        queue::enqueue(&mut tx, &BackupDatabase { backup_id }.into(), "database", db.id, Some(db.tenant_id)).await?;
+    let store = policy::choose_store(&mut tx, env, req.store.as_deref(), db.backup_store_id).await?;
+    let (backup_id, op) = policy::start(&mut tx, &s.key, &db, env, &store, BackupReason::Manual).await?;
     tx.commit().await?;
     let backup = rows::backup(&s.db, backup_id).await?.ok_or(ApiError::NotFound("backup"))?;
     Ok((StatusCode::ACCEPTED, axum::Json(BackupAccepted { backup: backup.to_model(), operation: op.to_model() })))
@@ -223,6 +294,11 @@ async fn delete_backup(State(s): State<AppState>, who: Principal, Path(id): Path
     if backup.status == BackupStatus::Running {
         return Err(ApiError::Conflict("invalid_state", "the backup is still running".into()));
     }
+    if backup.is_locked() {
+        // Never asked of the store: it would refuse (compliance) or need a bypass we never use.
+        let until = backup.locked_until.map(|t| t.to_rfc3339()).unwrap_or_default();
+        return Err(ApiError::Conflict("locked", format!("the backup is under Object Lock retention until {until}")));
+    }
     if let Some((mode, status)) = db {
         let good: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM backups WHERE database_id = $1 AND status = 'succeeded' AND id <> $2",
@@ -239,14 +315,69 @@ async fn delete_backup(State(s): State<AppState>, who: Principal, Path(id): Path
         }
     }
     let store_row = rows::store(&s.db, backup.store_id).await?.ok_or(ApiError::NotFound("backup store"))?;
-    let store = FilesystemStore::new(std::path::Path::new(&store_row.path))
+    let store = Store::from_row(&store_row, &s.key)
         .map_err(|e| ApiError::Unavailable(format!("the backup store cannot be used: {e}")))?;
     // The object first: a failure leaves the record (and a retry finds the object gone).
-    store
-        .delete(&backup.object_key)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("deleting the stored object failed: {e}")))?;
+    match store.delete(&backup.object_key, backup.object_version.as_deref()).await {
+        Ok(()) => {}
+        Err(StoreError::Locked(m)) => return Err(ApiError::Conflict("locked", format!("the store refused: {m}"))),
+        Err(e) => return Err(ApiError::Unavailable(format!("deleting the stored object failed: {e}"))),
+    }
     sqlx::query("DELETE FROM backups WHERE id = $1").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/backup-policies", tag = "backups",
+    responses((status = 200, body = List<BackupPolicy>, description = "One per environment")))]
+async fn list_policies(State(s): State<AppState>, _: Principal) -> ApiResult<axum::Json<List<BackupPolicy>>> {
+    Ok(axum::Json(List { items: policy::policies(&s.db).await?.iter().map(|p| p.to_model()).collect() }))
+}
+
+#[utoipa::path(put, path = "/v1/backup-policies/{environment}", tag = "backups",
+    params(("environment" = Environment, Path)), request_body = BackupPolicy,
+    responses((status = 200, body = BackupPolicy,
+        description = "Applies to databases created from now on and to retentions of backups taken from now on")))]
+async fn put_policy(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(env): Path<Environment>,
+    ApiJson(req): ApiJson<BackupPolicy>,
+) -> ApiResult<axum::Json<BackupPolicy>> {
+    let mut errs = FieldErrors::default();
+    if req.environment != env {
+        errs.add("environment", "mismatch", "the body's environment differs from the path's");
+    }
+    for (field, cron) in [("backup_cron", &req.backup_cron), ("verify_cron", &req.verify_cron)] {
+        if let Some(c) = cron {
+            errs.check(field, "invalid_cron", crate::ops::timing::parse_cron(c).map(|_| ()));
+        }
+    }
+    let ordered = 1 <= req.min_retention_days
+        && req.min_retention_days <= req.retention_days
+        && req.retention_days <= req.max_retention_days
+        && req.max_retention_days <= 36500;
+    if !ordered {
+        errs.add(
+            "retention_days",
+            "out_of_range",
+            "1 <= min_retention_days <= retention_days <= max_retention_days <= 36500",
+        );
+    }
+    errs.into_result()?;
+    sqlx::query(
+        "UPDATE backup_policies SET backup_cron = $2, verify_cron = $3, retention_days = $4, min_retention_days = $5, \
+         max_retention_days = $6, final_backup_on_delete = $7, updated_at = now() WHERE environment = $1",
+    )
+    .bind(env.as_str())
+    .bind(&req.backup_cron)
+    .bind(&req.verify_cron)
+    .bind(req.retention_days as i32)
+    .bind(req.min_retention_days as i32)
+    .bind(req.max_retention_days as i32)
+    .bind(req.final_backup_on_delete)
+    .execute(&s.db)
+    .await?;
+    let mut conn = s.db.acquire().await?;
+    Ok(axum::Json(policy::policy(&mut conn, env).await?.to_model()))
 }

@@ -115,7 +115,7 @@ async fn list_databases(
 #[utoipa::path(post, path = "/v1/databases", tag = "databases", request_body = CreateDatabase,
     responses((status = 202, body = DatabaseAccepted, description = "Accepted: the operation provisions it"),
         (status = 404, body = dbaas_client::Problem), (status = 409, body = dbaas_client::Problem), (status = 422, body = dbaas_client::Problem)))]
-async fn create_database(
+pub(super) async fn create_database(
     State(s): State<AppState>,
     who: Principal,
     ApiJson(req): ApiJson<CreateDatabase>,
@@ -201,6 +201,8 @@ async fn create_database(
     let env = inst.environment();
     let mode =
         req.mode.unwrap_or(if env == Environment::Prod { DatabaseMode::Protected } else { DatabaseMode::Standard });
+    let (retention, backup_store) =
+        backup_settings(&mut tx, env, req.backup_retention_days, req.backup_store.as_deref()).await?;
 
     let id = Uuid::new_v4();
     let names = PhysicalNames::new(&tenant_name, &req.name);
@@ -216,8 +218,8 @@ async fn create_database(
     };
     refuse_foreign(&inst, &s, &claim).await?;
     sqlx::query(
-        "INSERT INTO databases (id, tenant_id, name, physical_name, instance_id, mode, status, extensions, connection_limit) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8)",
+        "INSERT INTO databases (id, tenant_id, name, physical_name, instance_id, mode, status, extensions, connection_limit, \
+         backup_retention_days, backup_store_id) VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8, $9, $10)",
     )
     .bind(id)
     .bind(tenant_id)
@@ -227,6 +229,8 @@ async fn create_database(
     .bind(mode.as_str())
     .bind(&req.extensions)
     .bind(req.connection_limit.unwrap_or(-1))
+    .bind(retention)
+    .bind(backup_store)
     .execute(&mut *tx)
     .await?;
     for (access, cid) in cred_ids {
@@ -246,6 +250,25 @@ async fn create_database(
     let op = enqueue_for(&mut tx, id, tenant_id, job.into()).await?;
     tx.commit().await?;
     accepted(&s, id, Some(op), StatusCode::ACCEPTED).await
+}
+
+/// A database's own backup settings, checked against its environment's policy and stores.
+async fn backup_settings(
+    tx: &mut sqlx::PgConnection,
+    env: Environment,
+    retention_days: Option<u32>,
+    store: Option<&str>,
+) -> ApiResult<(Option<i32>, Option<Uuid>)> {
+    if let Some(days) = retention_days {
+        crate::backup::policy::policy(&mut *tx, env).await?.check_retention(days)?;
+    }
+    let store = match store {
+        Some(name) => {
+            Some(crate::backup::policy::choose_store_for("backup_store", tx, env, Some(name), None).await?.id)
+        }
+        None => None,
+    };
+    Ok((retention_days.map(|d| d as i32), store))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -349,15 +372,23 @@ async fn update_database(
         lower_protection(&mut tx, &who, &cur).await?;
     }
     let target_changes = extensions != cur.extensions || limit != cur.connection_limit;
+    let env =
+        record::load_instance(&mut *tx, cur.instance_id).await?.ok_or(ApiError::NotFound("instance"))?.environment();
+    let (retention, backup_store) =
+        backup_settings(&mut tx, env, req.backup_retention_days, req.backup_store.as_deref()).await?;
     sqlx::query(
         "UPDATE databases SET mode = $2, extensions = $3, connection_limit = $4, version = version + 1, updated_at = now(), \
-         status = CASE WHEN $5 THEN 'updating' ELSE status END WHERE id = $1",
+         status = CASE WHEN $5 THEN 'updating' ELSE status END, \
+         backup_retention_days = coalesce($6, backup_retention_days), backup_store_id = coalesce($7, backup_store_id) \
+         WHERE id = $1",
     )
     .bind(cur.id)
     .bind(mode.as_str())
     .bind(&extensions)
     .bind(limit)
     .bind(target_changes)
+    .bind(retention)
+    .bind(backup_store)
     .execute(&mut *tx)
     .await?;
     let op = if target_changes {
@@ -379,6 +410,9 @@ struct DeleteQuery {
     force: bool,
     /// How long open sessions may stay before they are terminated, e.g. `30s`.
     grace: Option<String>,
+    /// Take a backup before dropping (default: the environment's policy, on in `prod`). It
+    /// outlives the database; the drop waits for it and does not happen if it fails.
+    final_backup: Option<bool>,
 }
 
 #[utoipa::path(delete, path = "/v1/databases/{id}", tag = "databases", params(("id" = Uuid, Path), DeleteQuery),
@@ -434,11 +468,43 @@ async fn delete_database(
         tx.commit().await?;
         return accepted(&s, cur.id, None, StatusCode::OK).await;
     }
-    let op =
-        transition(&mut tx, &cur, DatabaseStatus::Deleting, jobs::DeleteDatabase { grace_ms, force: q.force }.into())
-            .await?;
+    let final_backup = final_backup(&mut tx, &s, &cur, q.final_backup).await?;
+    let job = jobs::DeleteDatabase { grace_ms, force: q.force, final_backup };
+    let op = transition(&mut tx, &cur, DatabaseStatus::Deleting, job.into()).await?;
     tx.commit().await?;
     accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await
+}
+
+/// Records the final backup a delete takes first, when asked or when the environment's policy
+/// says so. Only a ready database is backed up (a failed one may not be complete); asked for
+/// explicitly of one that is not ready, the delete is refused.
+async fn final_backup(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    s: &AppState,
+    cur: &DatabaseRow,
+    asked: Option<bool>,
+) -> ApiResult<Option<Uuid>> {
+    let env =
+        record::load_instance(&mut **tx, cur.instance_id).await?.ok_or(ApiError::NotFound("instance"))?.environment();
+    let wanted = match asked {
+        Some(w) => w,
+        None => crate::backup::policy::policy(&mut *tx, env).await?.final_backup_on_delete,
+    };
+    if !wanted {
+        return Ok(None);
+    }
+    if cur.status() != DatabaseStatus::Ready {
+        if asked == Some(true) {
+            return Err(ApiError::Conflict(
+                "invalid_state",
+                format!("database is {}; a final backup is taken of ready databases", cur.status().as_str()),
+            ));
+        }
+        return Ok(None);
+    }
+    let store = crate::backup::policy::choose_store_for("final_backup", tx, env, None, cur.backup_store_id).await?;
+    let id = crate::backup::policy::record(tx, &s.key, cur, env, &store, dbaas_client::BackupReason::Final).await?;
+    Ok(Some(id))
 }
 
 #[utoipa::path(post, path = "/v1/databases/{id}/reconcile", tag = "databases", params(("id" = Uuid, Path)),

@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod operations;
 mod placement;
 pub mod reference;
+mod restores;
 pub mod schedules;
 pub mod tenants;
 
@@ -63,6 +64,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(maintenance::router())
         .merge(schedules::router())
         .merge(backups::router())
+        .merge(restores::router())
         .split_for_parts();
     contract::complete(&mut doc);
     (router, doc)

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use dbaas_client::{
-    CreateMaintenance, CreateSchedule, List, MaintenanceKind, MaintenanceOptions, Schedule, UpdateSchedule,
+    CreateMaintenance, CreateSchedule, List, MaintenanceOptions, Schedule, ScheduleKind, UpdateSchedule,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use super::databases::visible;
 use super::extract::{if_match, ApiJson};
 use super::tenants::stale;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::ops::timing::{next_slot, parse_cron, shortest_gap};
 use crate::state::AppState;
 
@@ -32,7 +32,8 @@ pub const MAX_SCHEDULES_PER_DATABASE: i64 = 10;
 struct Row {
     id: Uuid,
     database_id: Uuid,
-    kind: String,
+    #[sqlx(try_from = "String")]
+    kind: ScheduleKind,
     cron: String,
     tables: Vec<String>,
     options: sqlx::types::Json<MaintenanceOptions>,
@@ -41,23 +42,20 @@ struct Row {
     last_run_at: Option<DateTime<Utc>>,
     last_operation_id: Option<Uuid>,
     version: i64,
+    origin: String,
     created_at: DateTime<Utc>,
 }
 
 const SELECT: &str = "SELECT s.id, s.database_id, s.kind, s.cron, s.tables, s.options, s.enabled, s.next_run_at, \
-    r.slot AS last_run_at, r.operation_id AS last_operation_id, s.version, s.created_at FROM schedules s \
+    r.slot AS last_run_at, r.operation_id AS last_operation_id, s.version, s.origin, s.created_at FROM schedules s \
     LEFT JOIN LATERAL (SELECT slot, operation_id FROM schedule_runs WHERE schedule_id = s.id ORDER BY slot DESC LIMIT 1) r ON true";
-
-fn kind_of(s: &str) -> MaintenanceKind {
-    serde_json::from_value(serde_json::Value::String(s.into())).unwrap_or(MaintenanceKind::Analyze)
-}
 
 impl From<Row> for Schedule {
     fn from(r: Row) -> Self {
         Schedule {
             id: r.id,
             database_id: r.database_id,
-            kind: kind_of(&r.kind),
+            kind: r.kind,
             cron: r.cron,
             tables: r.tables,
             options: r.options.0,
@@ -66,6 +64,7 @@ impl From<Row> for Schedule {
             last_run_at: r.last_run_at,
             last_operation_id: r.last_operation_id,
             version: r.version,
+            origin: r.origin,
             created_at: r.created_at,
         }
     }
@@ -82,7 +81,7 @@ async fn load(s: &AppState, db: Uuid, id: Uuid) -> ApiResult<Row> {
 
 fn check(
     s: &AppState,
-    kind: MaintenanceKind,
+    kind: ScheduleKind,
     cron: &str,
     tables: &[String],
     options: &MaintenanceOptions,
@@ -103,7 +102,24 @@ fn check(
             ));
         }
     }
-    super::maintenance::validate(&CreateMaintenance { kind, tables: tables.to_vec(), options: options.clone() })?;
+    match kind.maintenance() {
+        Some(kind) => super::maintenance::validate(&CreateMaintenance {
+            kind,
+            tables: tables.to_vec(),
+            options: options.clone(),
+        })?,
+        // A backup or a drill covers the whole database and takes no maintenance options.
+        None => {
+            let mut errs = FieldErrors::default();
+            if !tables.is_empty() {
+                errs.add("tables", "not_applicable", format!("a {} schedule covers the whole database", kind.as_str()));
+            }
+            if *options != MaintenanceOptions::default() {
+                errs.add("options", "not_applicable", format!("a {} schedule takes no options", kind.as_str()));
+            }
+            errs.into_result()?;
+        }
+    }
     Ok(c)
 }
 
@@ -189,7 +205,7 @@ async fn update_schedule(
     let header_version = if_match(&headers)?;
     let db = visible(&s, &who, id).await?;
     let cur = load(&s, db.id, sid).await?;
-    let kind = req.kind.unwrap_or(kind_of(&cur.kind));
+    let kind = req.kind.unwrap_or(cur.kind);
     let cron_text = req.cron.clone().unwrap_or(cur.cron.clone());
     let tables = req.tables.clone().unwrap_or(cur.tables.clone());
     let options = req.options.clone().unwrap_or(cur.options.0.clone());

@@ -126,6 +126,7 @@ jobs! {
     DeleteInstance => instance::DeleteInstance,
     BackupDatabase => database::BackupDatabase,
     VerifyBackup => database::VerifyBackup,
+    RestoreDatabase => database::RestoreDatabase,
 }
 
 #[cfg(test)]
@@ -141,7 +142,7 @@ mod tests {
         let jobs: Vec<Job> = vec![
             database::ProvisionDatabase::default().into(),
             database::UpdateDatabase { drop_extensions: vec!["hstore".into()] }.into(),
-            database::DeleteDatabase { grace_ms: Some(1000), force: false }.into(),
+            database::DeleteDatabase { grace_ms: Some(1000), force: false, final_backup: Some(id) }.into(),
             database::RotateCredential { credential_id: id }.into(),
             database::CreateLease { credential_id: id }.into(),
             database::RevokeLease { credential_id: id, reason: database::RevokeReason::Expired }.into(),
@@ -149,6 +150,11 @@ mod tests {
             instance::StartInstance { reason: Some("health check".into()) }.into(),
             database::BackupDatabase { backup_id: id }.into(),
             database::VerifyBackup { backup_id: id }.into(),
+            database::RestoreDatabase {
+                action: database::RestoreAction::InPlace { backup_id: id, retain_hours: 24, grace_ms: None },
+            }
+            .into(),
+            database::RestoreDatabase { action: database::RestoreAction::DropPrevious }.into(),
         ];
         for job in jobs {
             let back = Job::decode(job.kind(), &job.params()).unwrap();

@@ -1,15 +1,17 @@
-//! Fires due maintenance schedules. Each replica runs this loop; a slot becomes at most one
+//! Fires due schedules (maintenance, backups, restore drills). Each replica runs this loop; a slot becomes at most one
 //! operation because the run is recorded under the (schedule, slot) primary key in the same
 //! transaction that enqueues it, and schedule rows are claimed with SKIP LOCKED.
 
 use chrono::{Timelike, Utc};
-use dbaas_client::{CreateMaintenance, MaintenanceOptions};
+use dbaas_client::{BackupReason, CreateMaintenance, MaintenanceOptions, ScheduleKind};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::queue;
+use super::queue::{self, OperationRow};
 use super::timing::{in_window, next_slot, parse_cron};
-use crate::catalog::jobs::{Maintenance, ScheduledSlot};
+use crate::backup::policy;
+use crate::catalog::jobs::{Maintenance, ScheduledSlot, VerifyBackup};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
@@ -35,6 +37,7 @@ struct Due {
     database_id: Uuid,
     tenant_id: Uuid,
     kind: String,
+    environment: String,
     cron: String,
     tables: Vec<String>,
     options: sqlx::types::Json<MaintenanceOptions>,
@@ -46,7 +49,7 @@ struct Due {
 pub async fn tick(state: &AppState) -> Result<usize, sqlx::Error> {
     let mut tx = state.db.begin().await?;
     let due: Vec<Due> = sqlx::query_as(&format!(
-        "SELECT s.id, s.database_id, d.tenant_id, s.kind, s.cron, s.tables, s.options, s.next_run_at, i.maintenance_window \
+        "SELECT s.id, s.database_id, d.tenant_id, s.kind, i.environment, s.cron, s.tables, s.options, s.next_run_at, i.maintenance_window \
          FROM schedules s JOIN databases d ON d.id = s.database_id JOIN instances i ON i.id = d.instance_id \
          WHERE s.enabled AND s.next_run_at <= now() AND d.status = 'ready' AND ({IN_WINDOW}) \
          ORDER BY s.next_run_at FOR UPDATE OF s SKIP LOCKED LIMIT 100"
@@ -63,15 +66,28 @@ pub async fn tick(state: &AppState) -> Result<usize, sqlx::Error> {
         }
         // Both were validated when the schedule was written; a row that no longer parses is
         // reported, not run with guesses.
-        let (Ok(cron), Ok(kind)) = (parse_cron(&s.cron), s.kind.parse::<dbaas_client::MaintenanceKind>()) else {
+        let decoded =
+            (parse_cron(&s.cron), s.kind.parse::<ScheduleKind>(), s.environment.parse::<dbaas_client::Environment>());
+        let (Ok(cron), Ok(kind), Ok(env)) = decoded else {
             tracing::error!(schedule = %s.id, cron = %s.cron, kind = %s.kind, "schedule cannot be decoded; skipped");
             continue;
         };
-        let job = Maintenance {
-            request: CreateMaintenance { kind, tables: s.tables.clone(), options: s.options.0.clone() },
-            scheduled: Some(ScheduledSlot { schedule_id: s.id, slot: s.next_run_at }),
+        let slot = ScheduledSlot { schedule_id: s.id, slot: s.next_run_at };
+        // A slot that cannot start (no store, no backup to drill yet) is logged and skipped:
+        // the next slot tries again.
+        let op = match fire(&mut tx, state, &s, kind, env, slot).await {
+            Ok(Some(op)) => op,
+            Ok(None) => {
+                advance(&mut tx, &s, &cron, now).await?;
+                continue;
+            }
+            Err(ApiError::Database(e)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(schedule = %s.id, kind = kind.as_str(), error = %e, "scheduled run not started");
+                advance(&mut tx, &s, &cron, now).await?;
+                continue;
+            }
         };
-        let op = queue::enqueue(&mut tx, &job.into(), "database", s.database_id, Some(s.tenant_id)).await?;
         let recorded = sqlx::query(
             "INSERT INTO schedule_runs (schedule_id, slot, operation_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -87,13 +103,56 @@ pub async fn tick(state: &AppState) -> Result<usize, sqlx::Error> {
         } else {
             fired += 1;
         }
-        let next = next_slot(&cron, now.max(s.next_run_at)).unwrap_or(now + chrono::Duration::days(3650));
-        sqlx::query("UPDATE schedules SET next_run_at = $2 WHERE id = $1")
-            .bind(s.id)
-            .bind(next)
-            .execute(&mut *tx)
-            .await?;
+        advance(&mut tx, &s, &cron, now).await?;
     }
     tx.commit().await?;
     Ok(fired)
+}
+
+async fn advance(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    s: &Due,
+    cron: &croner::Cron,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let next = next_slot(cron, now.max(s.next_run_at)).unwrap_or(now + chrono::Duration::days(3650));
+    sqlx::query("UPDATE schedules SET next_run_at = $2 WHERE id = $1").bind(s.id).bind(next).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Enqueues the slot's operation: a maintenance run, a backup, or a drill of the latest good
+/// backup (None when there is none yet).
+async fn fire(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    state: &AppState,
+    s: &Due,
+    kind: ScheduleKind,
+    env: dbaas_client::Environment,
+    slot: ScheduledSlot,
+) -> Result<Option<OperationRow>, ApiError> {
+    let job: crate::ops::job::Job = match kind.maintenance() {
+        Some(m) => Maintenance {
+            request: CreateMaintenance { kind: m, tables: s.tables.clone(), options: s.options.0.clone() },
+            scheduled: Some(slot),
+        }
+        .into(),
+        None if kind == ScheduleKind::Backup => {
+            let db =
+                crate::store::databases::load(&mut **tx, s.database_id).await?.ok_or(ApiError::NotFound("database"))?;
+            let store = policy::choose_store(tx, env, None, db.backup_store_id).await?;
+            let (_, op) = policy::start(tx, &state.key, &db, env, &store, BackupReason::Scheduled).await?;
+            return Ok(Some(op));
+        }
+        None => {
+            let latest: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM backups WHERE database_id = $1 AND status = 'succeeded' ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(s.database_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(backup_id) = latest else { return Ok(None) };
+            VerifyBackup { backup_id }.into()
+        }
+    };
+    Ok(Some(queue::enqueue(tx, &job, "database", s.database_id, Some(s.tenant_id)).await?))
 }

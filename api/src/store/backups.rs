@@ -1,19 +1,43 @@
 //! Backup stores and backups: their rows and queries.
 
 use chrono::{DateTime, Utc};
-use dbaas_client::{Backup, BackupManifest, BackupStatus, BackupStore, Environment, VerifyStatus};
+use dbaas_client::{
+    Backup, BackupManifest, BackupReason, BackupStatus, BackupStore, BackupStoreKind, Environment, ObjectLock,
+    ObjectLockMode, S3Location, VerifyStatus,
+};
 use uuid::Uuid;
 
-const STORE_COLUMNS: &str = "s.id, s.name, s.kind, s.path, s.environments, s.created_at";
+const STORE_COLUMNS: &str = "s.id, s.name, s.kind, s.path, s.s3, s.secret_enc, s.object_lock_mode, \
+    s.object_lock_days, s.bucket_object_lock, s.environments, s.created_at";
+
+pub type StoreKind = BackupStoreKind;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoreRow {
     pub id: Uuid,
     pub name: String,
-    pub kind: String,
-    pub path: String,
+    #[sqlx(try_from = "String")]
+    pub kind: StoreKind,
+    pub path: Option<String>,
+    pub s3: Option<sqlx::types::Json<S3Location>>,
+    pub secret_enc: Option<Vec<u8>>,
+    #[sqlx(try_from = "Option<String>")]
+    pub object_lock_mode: LockColumn,
+    pub object_lock_days: Option<i32>,
+    pub bucket_object_lock: Option<bool>,
     pub environments: Vec<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// The `object_lock_mode` column, decoded strictly (NULL: no Object Lock).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LockColumn(pub Option<ObjectLockMode>);
+
+impl TryFrom<Option<String>> for LockColumn {
+    type Error = dbaas_client::UnknownValue;
+    fn try_from(v: Option<String>) -> Result<Self, Self::Error> {
+        v.map(ObjectLockMode::try_from).transpose().map(LockColumn)
+    }
 }
 
 impl StoreRow {
@@ -26,19 +50,34 @@ impl StoreRow {
         self.environments.iter().any(|e| e == env.as_str())
     }
 
+    /// The context the S3 secret is encrypted under (bound to this store).
+    pub fn secret_context(&self) -> String {
+        format!("backup-store:{}", self.id)
+    }
+
+    pub fn object_lock(&self) -> Option<ObjectLock> {
+        match (self.object_lock_mode.0, self.object_lock_days) {
+            (Some(mode), Some(days)) => Some(ObjectLock { mode, days: days as u32 }),
+            _ => None,
+        }
+    }
+
     pub fn to_model(&self) -> Result<BackupStore, dbaas_client::UnknownValue> {
         Ok(BackupStore {
             id: self.id,
             name: self.name.clone(),
-            kind: self.kind.clone(),
+            kind: self.kind,
             path: self.path.clone(),
+            s3: self.s3.as_ref().map(|j| j.0.clone()),
+            object_lock: self.object_lock(),
+            bucket_object_lock: self.bucket_object_lock,
             environments: self.environments()?,
             created_at: self.created_at,
         })
     }
 }
 
-pub async fn stores(db: &sqlx::PgPool) -> Result<Vec<StoreRow>, sqlx::Error> {
+pub async fn stores<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<Vec<StoreRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {STORE_COLUMNS} FROM backup_stores s ORDER BY s.name")).fetch_all(db).await
 }
 
@@ -49,7 +88,7 @@ pub async fn store_by_name<'e>(db: impl sqlx::PgExecutor<'e>, name: &str) -> Res
         .await
 }
 
-pub async fn store(db: &sqlx::PgPool, id: Uuid) -> Result<Option<StoreRow>, sqlx::Error> {
+pub async fn store<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid) -> Result<Option<StoreRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {STORE_COLUMNS} FROM backup_stores s WHERE s.id = $1"))
         .bind(id)
         .fetch_optional(db)
@@ -58,7 +97,8 @@ pub async fn store(db: &sqlx::PgPool, id: Uuid) -> Result<Option<StoreRow>, sqlx
 
 pub const BACKUP_COLUMNS: &str = "b.id, b.database_id, b.tenant_id, b.store_id, st.name AS store_name, b.status, \
     b.object_key, b.data_key_enc, b.size_bytes, b.dump_bytes, b.sha256, b.manifest, b.error, b.verify_status, \
-    b.verify_message, b.verified_at, b.restore_ms, b.created_at, b.finished_at";
+    b.verify_message, b.verified_at, b.restore_ms, b.created_at, b.finished_at, b.object_version, b.locked_until, \
+    b.expires_at, b.reason";
 pub const BACKUP_FROM: &str = "backups b JOIN backup_stores st ON st.id = b.store_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -84,6 +124,11 @@ pub struct BackupRow {
     pub restore_ms: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub object_version: Option<String>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "String")]
+    pub reason: BackupReason,
 }
 
 /// The `verify_status` column, decoded strictly (NULL until verified).
@@ -98,6 +143,11 @@ impl TryFrom<Option<String>> for Verify {
 }
 
 impl BackupRow {
+    /// Under Object Lock retention now: the store refuses to delete it.
+    pub fn is_locked(&self) -> bool {
+        self.locked_until.is_some_and(|t| t > Utc::now())
+    }
+
     pub fn to_model(&self) -> Backup {
         Backup {
             id: self.id,
@@ -115,6 +165,10 @@ impl BackupRow {
             restore_ms: self.restore_ms,
             created_at: self.created_at,
             finished_at: self.finished_at,
+            reason: self.reason,
+            expires_at: self.expires_at,
+            locked_until: self.locked_until,
+            locked: self.is_locked(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Databases and their credentials as the state database keeps them: rows, columns, loads.
 
 use chrono::{DateTime, Utc};
-use dbaas_client::{Access, Database, DatabaseMode, DatabaseStatus, RoleNames};
+use dbaas_client::{
+    Access, BackupStatus, Database, DatabaseBackups, DatabaseMode, DatabaseStatus, RoleNames, VerifyStatus,
+};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -10,10 +12,17 @@ use crate::naming::PhysicalNames;
 
 pub const DATABASE_COLUMNS: &str = "d.id, d.tenant_id, t.name AS tenant_name, d.name, d.physical_name, d.instance_id, \
     i.name AS instance_name, i.environment, i.public_host, i.port, i.ca_cert, d.mode, d.status, d.extensions, \
-    d.connection_limit, d.version, d.last_operation_id, d.created_at, d.updated_at";
+    d.connection_limit, d.version, d.last_operation_id, d.created_at, d.updated_at, d.backup_retention_days, \
+    d.backup_store_id, bs.name AS backup_store_name, d.retained_until, lb.created_at AS last_backup_at, \
+    lb.status AS last_backup_status, lv.verify_status AS last_verify_status, lv.verified_at AS last_verified_at";
 
-pub const DATABASE_FROM: &str =
-    "databases d JOIN tenants t ON t.id = d.tenant_id JOIN instances i ON i.id = d.instance_id";
+/// With the database's latest backup and latest verification (index `backups_database`).
+pub const DATABASE_FROM: &str = "databases d JOIN tenants t ON t.id = d.tenant_id \
+    JOIN instances i ON i.id = d.instance_id LEFT JOIN backup_stores bs ON bs.id = d.backup_store_id \
+    LEFT JOIN LATERAL (SELECT b.created_at, b.status FROM backups b WHERE b.database_id = d.id \
+        ORDER BY b.created_at DESC LIMIT 1) lb ON true \
+    LEFT JOIN LATERAL (SELECT b.verify_status, b.verified_at FROM backups b WHERE b.database_id = d.id \
+        AND b.verified_at IS NOT NULL ORDER BY b.verified_at DESC LIMIT 1) lv ON true";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DatabaseRow {
@@ -40,6 +49,27 @@ pub struct DatabaseRow {
     pub last_operation_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub backup_retention_days: Option<i32>,
+    pub backup_store_id: Option<Uuid>,
+    pub backup_store_name: Option<String>,
+    pub retained_until: Option<DateTime<Utc>>,
+    pub last_backup_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "Option<String>")]
+    pub last_backup_status: StatusColumn,
+    #[sqlx(try_from = "Option<String>")]
+    pub last_verify_status: crate::store::backups::Verify,
+    pub last_verified_at: Option<DateTime<Utc>>,
+}
+
+/// A nullable backup status column, decoded strictly.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusColumn(pub Option<BackupStatus>);
+
+impl TryFrom<Option<String>> for StatusColumn {
+    type Error = dbaas_client::UnknownValue;
+    fn try_from(v: Option<String>) -> Result<Self, Self::Error> {
+        v.map(BackupStatus::try_from).transpose().map(StatusColumn)
+    }
 }
 
 impl DatabaseRow {
@@ -76,6 +106,16 @@ impl DatabaseRow {
             updated_at: self.updated_at,
             last_operation_id: self.last_operation_id,
             drift: None,
+            backups: DatabaseBackups {
+                retention_days: self.backup_retention_days.map(|d| d as u32),
+                store: self.backup_store_name.clone(),
+                last_backup_at: self.last_backup_at,
+                last_backup_status: self.last_backup_status.0,
+                last_verify_status: self.last_verify_status.0,
+                last_verified_at: self.last_verified_at,
+                verification_failed: self.last_verify_status.0 == Some(VerifyStatus::Failed),
+                previous_retained_until: self.retained_until,
+            },
         }
     }
 }

@@ -106,6 +106,13 @@ pub struct CreateDatabase {
     /// checked against the backup's manifest. Backups outlive their database.
     #[serde(default)]
     pub restore_from: Option<Uuid>,
+    /// Days its backups are kept (default: the environment's policy; within the policy's
+    /// bounds).
+    #[serde(default)]
+    pub backup_retention_days: Option<u32>,
+    /// The store its backups go to (default: the only store serving its environment).
+    #[serde(default)]
+    pub backup_store: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -117,6 +124,11 @@ pub struct UpdateDatabase {
     pub mode: Option<DatabaseMode>,
     pub extensions: Option<Vec<String>>,
     pub connection_limit: Option<i32>,
+    /// Days its backups are kept (within its environment's policy bounds).
+    #[serde(default)]
+    pub backup_retention_days: Option<u32>,
+    #[serde(default)]
+    pub backup_store: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -152,6 +164,8 @@ pub struct Database {
     /// Differences between this record and the instance's catalog (only on single GETs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    #[serde(default)]
+    pub backups: DatabaseBackups,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -292,4 +306,22 @@ pub struct CreateLease {
 pub struct CredentialAccepted {
     pub credential: Credential,
     pub operation: Option<Operation>,
+}
+
+/// A database's backups at a glance: its own settings, the latest backup and drill.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DatabaseBackups {
+    /// Its own retention (null: its environment's policy).
+    pub retention_days: Option<u32>,
+    /// Its own store (null: the only store serving its environment).
+    pub store: Option<String>,
+    pub last_backup_at: Option<DateTime<Utc>>,
+    pub last_backup_status: Option<BackupStatus>,
+    pub last_verify_status: Option<VerifyStatus>,
+    pub last_verified_at: Option<DateTime<Utc>>,
+    /// The latest restore drill failed: the latest backups may not restore.
+    pub verification_failed: bool,
+    /// After an in-place restore: the previous database is kept until then.
+    pub previous_retained_until: Option<DateTime<Utc>>,
 }

@@ -42,6 +42,44 @@ impl std::str::FromStr for MaintenanceKind {
     }
 }
 
+/// What a schedule runs: a maintenance kind, a `backup`, or a `verify` (restore drill of the
+/// database's latest good backup).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Repack,
+    Vacuum,
+    Analyze,
+    Reindex,
+    Backup,
+    Verify,
+}
+
+impl ScheduleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Repack => "repack",
+            Self::Vacuum => "vacuum",
+            Self::Analyze => "analyze",
+            Self::Reindex => "reindex",
+            Self::Backup => "backup",
+            Self::Verify => "verify",
+        }
+    }
+
+    /// The maintenance it runs (None for backups and drills).
+    pub fn maintenance(self) -> Option<MaintenanceKind> {
+        match self {
+            Self::Repack => Some(MaintenanceKind::Repack),
+            Self::Vacuum => Some(MaintenanceKind::Vacuum),
+            Self::Analyze => Some(MaintenanceKind::Analyze),
+            Self::Reindex => Some(MaintenanceKind::Reindex),
+            Self::Backup | Self::Verify => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -97,7 +135,7 @@ pub struct MaintenanceWindow {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSchedule {
-    pub kind: MaintenanceKind,
+    pub kind: ScheduleKind,
     /// Cron expression, 5 fields (or 6 with seconds first), UTC, e.g. `0 3 * * SUN`.
     pub cron: String,
     #[serde(default)]
@@ -113,7 +151,7 @@ pub struct CreateSchedule {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSchedule {
     pub version: Option<i64>,
-    pub kind: Option<MaintenanceKind>,
+    pub kind: Option<ScheduleKind>,
     pub cron: Option<String>,
     pub tables: Option<Vec<String>>,
     pub options: Option<MaintenanceOptions>,
@@ -125,7 +163,7 @@ pub struct UpdateSchedule {
 pub struct Schedule {
     pub id: Uuid,
     pub database_id: Uuid,
-    pub kind: MaintenanceKind,
+    pub kind: ScheduleKind,
     pub cron: String,
     pub tables: Vec<String>,
     pub options: MaintenanceOptions,
@@ -135,6 +173,8 @@ pub struct Schedule {
     pub last_run_at: Option<DateTime<Utc>>,
     pub last_operation_id: Option<Uuid>,
     pub version: i64,
+    /// `policy`: created from the environment's backup policy (the tenant may change it).
+    pub origin: String,
     pub created_at: DateTime<Utc>,
 }
 

@@ -24,6 +24,7 @@ pub enum OperationKind {
     DeleteInstance,
     BackupDatabase,
     VerifyBackup,
+    RestoreDatabase,
 }
 
 impl OperationKind {
@@ -44,6 +45,7 @@ impl OperationKind {
             Self::DeleteInstance => "delete_instance",
             Self::BackupDatabase => "backup_database",
             Self::VerifyBackup => "verify_backup",
+            Self::RestoreDatabase => "restore_database",
         }
     }
 }
@@ -67,6 +69,7 @@ impl std::str::FromStr for OperationKind {
             "delete_instance" => Self::DeleteInstance,
             "backup_database" => Self::BackupDatabase,
             "verify_backup" => Self::VerifyBackup,
+            "restore_database" => Self::RestoreDatabase,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }

@@ -35,7 +35,11 @@ from_serde_name!(
     HealthStatus => "health status",
     HostKind => "host kind",
     BackupStatus => "backup status",
-    VerifyStatus => "verify status"
+    VerifyStatus => "verify status",
+    BackupStoreKind => "backup store kind",
+    ObjectLockMode => "object lock mode",
+    BackupReason => "backup reason",
+    ScheduleKind => "schedule kind"
 );
 
 macro_rules! stored_as_text {
@@ -65,7 +69,11 @@ stored_as_text!(
     HealthStatus,
     HostKind,
     BackupStatus,
-    VerifyStatus
+    VerifyStatus,
+    BackupStoreKind,
+    ObjectLockMode,
+    BackupReason,
+    ScheduleKind
 );
 
 #[cfg(test)]

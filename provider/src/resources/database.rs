@@ -7,7 +7,7 @@ use dbaas_client::{
 
 use super::common::{field_paths, wait_op};
 use super::database_data::DatabaseDataModel;
-use super::database_model::{DatabaseModel, PlacementModel};
+use super::database_model::{DatabaseModel, PlacementModel, RestoreFromModel};
 use crate::framework::{Ctx, Diags, Field, Op, Path, Private, Schema, TypedResource};
 
 pub struct Database;
@@ -16,7 +16,19 @@ const OP_KEY: &str = "operation_id";
 
 fn api_paths() -> Vec<(&'static str, Path)> {
     type D = DatabaseModel;
-    field_paths(&[D::name, D::tenant, D::instance, D::placement, D::mode, D::extensions, D::connection_limit])
+    let mut paths = field_paths(&[
+        D::name,
+        D::tenant,
+        D::instance,
+        D::placement,
+        D::mode,
+        D::extensions,
+        D::connection_limit,
+        D::backup_retention_days,
+        D::backup_store,
+    ]);
+    paths.push(("restore_from", Path::attr(D::restore_from).then(RestoreFromModel::backup)));
+    paths
 }
 
 fn mode(m: &str) -> DatabaseMode {
@@ -171,7 +183,9 @@ impl TypedResource for Database {
             mode: config.mode.as_str().map(mode),
             extensions: config.extensions.all_known().unwrap_or_default(),
             connection_limit: config.connection_limit.get().map(|n| n as i32),
-            restore_from: None,
+            restore_from: config.restore_from.known().and_then(|r| r.backup.as_str()).and_then(|b| b.parse().ok()),
+            backup_retention_days: config.backup_retention_days.get().map(|d| d as u32),
+            backup_store: config.backup_store.as_str().map(str::to_string),
         };
         let (id, op) = match client.create_database(&req).await {
             Ok(acc) => (acc.database.id, acc.operation),
@@ -271,12 +285,16 @@ impl TypedResource for Database {
         if changed(&prior.mode, &planned.mode)
             || changed(&prior.extensions, &planned.extensions)
             || changed(&prior.connection_limit, &planned.connection_limit)
+            || changed(&prior.backup_retention_days, &planned.backup_retention_days)
+            || changed(&prior.backup_store, &planned.backup_store)
         {
             let req = UpdateDatabase {
                 version: None,
                 mode: planned.mode.as_str().map(mode),
                 extensions: planned.extensions.all_known(),
                 connection_limit: planned.connection_limit.get().map(|n| n as i32),
+                backup_retention_days: planned.backup_retention_days.get().map(|d| d as u32),
+                backup_store: planned.backup_store.as_str().map(str::to_string),
             };
             match client.update_database(id, &req).await {
                 Ok(acc) => {

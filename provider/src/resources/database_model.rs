@@ -20,6 +20,9 @@ model! {
         mode: Field<String> => optional_computed("`standard` or `protected` (default: `protected` in prod). Destroying a protected database keeps it as `retained`; declaring it again re-adopts it with its data."),
         extensions: Field<List<String>> => optional_computed("Extensions to install (must be allowed on the instance)."),
         connection_limit: Field<i64> => optional_computed("Maximum concurrent connections; -1 for no limit (default)."),
+        restore_from: Field<RestoreFromModel> => nested("Create the database from a backup of the same tenant (also of a database deleted since): provisioned as usual, then filled by a restore run as its own admin role, in one transaction, checked against the backup's row counts. Used when the database is created; changing it later restores nothing (use the API's in-place restore)."),
+        backup_retention_days: Field<i64> => optional("Days its backups are kept (default: the environment's policy: 35 in prod, 14 in preprod, 7 in sandbox; within the bounds the platform admins set)."),
+        backup_store: Field<String> => optional("Backup store its backups go to (default: the only store serving its environment)."),
         rotation_triggers: Field<Map<String>> => optional("Per access level (`read`, `write`, `admin`): any value; changing a value rotates that role's password (adding a key only records it)."),
         physical_name: Field<String> => computed("Database name on the instance.").keep(),
         environment: Field<String> => computed("Environment of the instance.").keep(),
@@ -36,6 +39,13 @@ model! {
         admin_password: Field<String> => computed(PASSWORD).sensitive().keep(),
         admin_uri: Field<String> => computed(URI).sensitive().keep(),
         timeouts: Field<Timeouts>,
+    }
+}
+
+model! {
+    /// `restore_from = { backup }`.
+    pub struct RestoreFromModel {
+        backup: Field<String> => required("Id of a succeeded backup (see the `dbaas_backups` data source)."),
     }
 }
 
@@ -85,6 +95,9 @@ impl DatabaseModel {
             mode,
             extensions,
             connection_limit,
+            restore_from: config_or_prior.restore_from.clone(),
+            backup_retention_days: config_or_prior.backup_retention_days.clone(),
+            backup_store: config_or_prior.backup_store.clone(),
             rotation_triggers: config_or_prior.rotation_triggers.clone(),
             physical_name,
             environment,

@@ -1,7 +1,7 @@
-//! `dbaas_maintenance_schedule`: recurring maintenance (repack, vacuum, analyze, reindex) on
-//! a database, starting only inside its instance's maintenance window.
+//! `dbaas_maintenance_schedule`: recurring maintenance (repack, vacuum, analyze, reindex), backups
+//! and restore drills on a database, starting only inside its instance's maintenance window.
 
-use dbaas_client::{CreateSchedule, MaintenanceKind, MaintenanceOptions, Schedule, UpdateSchedule};
+use dbaas_client::{CreateSchedule, MaintenanceOptions, Schedule, ScheduleKind, UpdateSchedule};
 
 use crate::framework::{model, Ctx, Diags, Field, List, Path, Private, Schema, TypedResource};
 
@@ -12,7 +12,7 @@ model! {
     pub struct ScheduleModel {
         id: Field<String> => computed("Schedule id.").keep(),
         database_id: Field<String> => required("Database to maintain.").replace(),
-        kind: Field<String> => required("`repack`, `vacuum`, `analyze` or `reindex`."),
+        kind: Field<String> => required("`repack`, `vacuum`, `analyze`, `reindex`, `backup` or `verify` (restore drill of the latest backup)."),
         cron: Field<String> => required("Cron expression, UTC: 5 fields (or 6 with seconds first), e.g. `0 3 * * SUN`."),
         tables: Field<List<String>> => optional("Schema-qualified tables; all tables when omitted."),
         bloat_threshold_percent: Field<f64> => optional("repack: skip tables with less estimated bloat (default 20)."),
@@ -25,7 +25,7 @@ model! {
     }
 }
 
-fn kind(k: &str) -> Option<MaintenanceKind> {
+fn kind(k: &str) -> Option<ScheduleKind> {
     serde_json::from_value(serde_json::Value::String(k.to_string())).ok()
 }
 
@@ -101,7 +101,7 @@ impl TypedResource for MaintenanceSchedule {
                 diags.error_at(
                     Path::attr(ScheduleModel::kind),
                     "Invalid kind",
-                    format!("{k:?}: use repack, vacuum, analyze or reindex"),
+                    format!("{k:?}: use repack, vacuum, analyze, reindex, backup or verify"),
                 );
             }
         }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::framework::server::ProviderServer;
 
+mod backups_data;
 mod common;
 mod database;
 mod database_data;
@@ -29,6 +30,7 @@ pub fn provider() -> ProviderServer {
             Arc::new(database_data::DatabaseData),
             Arc::new(instance_data::InstanceData),
             Arc::new(databases_data::DatabasesData),
+            Arc::new(backups_data::BackupsData),
         ],
         vec![Arc::new(lease::Lease)],
     )
@@ -77,6 +79,7 @@ mod tests {
             &database_data::DatabaseData as &dyn DataSource,
             &instance_data::InstanceData,
             &databases_data::DatabasesData,
+            &backups_data::BackupsData,
         ] {
             check("data-sources", d.type_name(), d.schema());
         }

@@ -1,0 +1,128 @@
+//! Restores of a database from a backup of its tenant: into a new database, or in place
+//! (restored beside it, checked, swapped in; the previous database kept for a while).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use dbaas_client::{BackupStatus, CreateDatabase, DatabaseAccepted, DatabaseStatus, RestoreRequest, RestoreTarget};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::database_rules::transition;
+use super::databases::{accepted, create_database, Accepted};
+use super::extract::{parse_duration, ApiJson};
+use crate::auth::Principal;
+use crate::catalog::jobs::{RestoreAction, RestoreDatabase};
+use crate::catalog::record::{self, DatabaseRow};
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(restore_database))
+}
+
+/// The longest an in-place restore keeps the previous database.
+const MAX_RETAIN_HOURS: u32 = 720;
+
+/// A database of the caller's tenant, also one deleted since (its backups outlive it).
+pub(super) async fn own_database(s: &AppState, who: &Principal, id: Uuid) -> ApiResult<DatabaseRow> {
+    match record::load(&s.db, id).await? {
+        Some(d) if who.tenant_filter().is_none_or(|t| t == d.tenant_id) => Ok(d),
+        _ => Err(ApiError::NotFound("database")),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/databases/{id}/restore", tag = "backups", params(("id" = Uuid, Path)),
+    request_body = RestoreRequest,
+    responses((status = 202, body = DatabaseAccepted,
+        description = "`new`: the new database, provisioned then filled from the backup; `in_place`: this database, \
+                       restored beside it, checked against the backup's manifest, then swapped in")))]
+async fn restore_database(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<RestoreRequest>,
+) -> ApiResult<Accepted> {
+    let mut errs = FieldErrors::default();
+    match req.target {
+        RestoreTarget::New => {
+            if req.name.is_none() {
+                errs.add("name", "required", "a restore into a new database names it");
+            }
+            if req.retain_hours.is_some() || req.grace.is_some() {
+                errs.add("target", "not_applicable", "retain_hours and grace apply to in_place restores");
+            }
+        }
+        RestoreTarget::InPlace => {
+            if req.name.is_some() {
+                errs.add("name", "not_applicable", "an in-place restore keeps the database's name");
+            }
+            if req.retain_hours.is_some_and(|h| !(1..=MAX_RETAIN_HOURS).contains(&h)) {
+                errs.add("retain_hours", "out_of_range", format!("1 to {MAX_RETAIN_HOURS} hours"));
+            }
+        }
+    }
+    let grace_ms = match &req.grace {
+        Some(g) => match parse_duration(g) {
+            Ok(d) if d.as_secs() <= 3600 => Some(d.as_millis() as u64),
+            Ok(_) => {
+                errs.add("grace", "out_of_range", "at most 1h");
+                None
+            }
+            Err(m) => {
+                errs.add("grace", "invalid_duration", m);
+                None
+            }
+        },
+        None => None,
+    };
+    errs.into_result()?;
+    let db = own_database(&s, &who, id).await?;
+    // Only a succeeded backup of this tenant's (the same answer whether another tenant's
+    // exists or not).
+    match crate::store::backups::backup(&s.db, req.backup).await? {
+        Some(b) if b.tenant_id == db.tenant_id && b.status == BackupStatus::Succeeded => {}
+        Some(b) if b.tenant_id == db.tenant_id => {
+            return Err(ApiError::field(
+                "backup",
+                "not_restorable",
+                format!("backup {} is {:?}; only a succeeded backup restores", req.backup, b.status).to_lowercase(),
+            ))
+        }
+        _ => return Err(ApiError::field("backup", "unknown_backup", format!("no backup {}", req.backup))),
+    }
+    match req.target {
+        RestoreTarget::New => {
+            let create = CreateDatabase {
+                tenant: Some(db.tenant_name.clone()),
+                name: req.name.clone().unwrap_or_default(),
+                instance: Some(db.instance_name.clone()),
+                placement: None,
+                mode: None,
+                extensions: db.extensions.clone(),
+                connection_limit: Some(db.connection_limit),
+                restore_from: Some(req.backup),
+                backup_retention_days: db.backup_retention_days.map(|d| d as u32),
+                backup_store: db.backup_store_name.clone(),
+            };
+            create_database(State(s), who, ApiJson(create)).await
+        }
+        RestoreTarget::InPlace => {
+            let mut tx = s.db.begin().await?;
+            let cur = record::lock(&mut tx, db.id).await?;
+            if cur.status() != DatabaseStatus::Ready {
+                return Err(ApiError::Conflict(
+                    "invalid_state",
+                    format!("database is {}; an in-place restore needs a ready database", cur.status().as_str()),
+                ));
+            }
+            let action = RestoreAction::InPlace {
+                backup_id: req.backup,
+                retain_hours: req.retain_hours.unwrap_or(24),
+                grace_ms,
+            };
+            let op = transition(&mut tx, &cur, DatabaseStatus::Updating, RestoreDatabase { action }.into()).await?;
+            tx.commit().await?;
+            accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await
+        }
+    }
+}
