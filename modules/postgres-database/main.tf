@@ -7,6 +7,10 @@ resource "dbaas_database" "this" {
   extensions        = var.extensions
   connection_limit  = var.connection_limit
   rotation_triggers = length(var.rotation_triggers) > 0 ? var.rotation_triggers : null
+
+  backup_retention_days = var.backup_retention_days
+  backup_store          = var.backup_store
+  restore_from          = var.restore_from_backup == null ? null : { backup = var.restore_from_backup }
 }
 
 resource "dbaas_maintenance_schedule" "this" {

@@ -76,7 +76,7 @@ variable "rotation_triggers" {
 }
 
 variable "maintenance_schedules" {
-  description = "Recurring maintenance, keyed by a name: kind (repack, vacuum, analyze, reindex), cron (UTC), optional tables and bloat_threshold_percent."
+  description = "Recurring maintenance, keyed by a name: kind (repack, vacuum, analyze, reindex, backup, verify), cron (UTC), optional tables and bloat_threshold_percent (maintenance kinds only)."
   type = map(object({
     kind                    = string
     cron                    = string
@@ -85,7 +85,29 @@ variable "maintenance_schedules" {
   }))
   default = {}
   validation {
-    condition     = alltrue([for s in values(var.maintenance_schedules) : contains(["repack", "vacuum", "analyze", "reindex"], s.kind)])
-    error_message = "Each maintenance schedule's kind must be repack, vacuum, analyze or reindex."
+    condition     = alltrue([for s in values(var.maintenance_schedules) : contains(["repack", "vacuum", "analyze", "reindex", "backup", "verify"], s.kind)])
+    error_message = "Each schedule's kind must be repack, vacuum, analyze, reindex, backup or verify."
   }
+}
+
+variable "backup_retention_days" {
+  description = "Days the database's backups are kept; null uses the environment's policy (35 in prod, 14 in preprod, 7 in sandbox). Must stay within the bounds the platform sets."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.backup_retention_days == null || (coalesce(var.backup_retention_days, 1) >= 1 && coalesce(var.backup_retention_days, 1) <= 36500)
+    error_message = "backup_retention_days must be between 1 and 36500."
+  }
+}
+
+variable "backup_store" {
+  description = "Backup store the database's backups go to; null uses the only store serving its environment."
+  type        = string
+  default     = null
+}
+
+variable "restore_from_backup" {
+  description = "Id of a succeeded backup (of this tenant) to create the database from; used only when the database is created."
+  type        = string
+  default     = null
 }

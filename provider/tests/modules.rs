@@ -57,7 +57,7 @@ async fn modules_are_formatted_valid_and_apply() {
     let wd_db = env.workdir(
         "mod-database",
         &format!(
-            "module \"orders\" {{\n  source = \"{}\"\n  name = \"orders\"\n  environment = \"sandbox\"\n  extensions = [\"pgcrypto\"]\n}}\n\
+            "module \"orders\" {{\n  source = \"{}\"\n  name = \"orders\"\n  environment = \"sandbox\"\n  extensions = [\"pgcrypto\"]\n  backup_retention_days = 5\n}}\n\
              output \"uris\" {{\n  value = module.orders.uris\n  sensitive = true\n}}\noutput \"name\" {{\n  value = module.orders.database_name\n}}\n",
             src("postgres-database")
         ),
@@ -73,6 +73,8 @@ async fn modules_are_formatted_valid_and_apply() {
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
     assert_eq!(outs["name"]["value"], "team-m_orders");
+    let listed = team.list_databases("").await.unwrap();
+    assert_eq!(listed[0].backups.retention_days, Some(5), "the module passes backup settings");
     for access in ["read", "write", "admin"] {
         connect(outs["uris"]["value"][access].as_str().unwrap()).await.unwrap();
     }
@@ -88,7 +90,7 @@ async fn modules_are_formatted_valid_and_apply() {
     let wd_bad = env.workdir(
         "mod-bad",
         &format!(
-            "module \"bad\" {{\n  source = \"{}\"\n  name = \"Bad_Name\"\n  environment = \"moon\"\n}}\n",
+            "module \"bad\" {{\n  source = \"{}\"\n  name = \"Bad_Name\"\n  environment = \"moon\"\n  backup_retention_days = 0\n}}\n",
             src("postgres-database")
         ),
     );
@@ -96,6 +98,7 @@ async fn modules_are_formatted_valid_and_apply() {
     assert_eq!(code, 1);
     assert!(out.contains("The name must start with a lower-case letter"), "{out}");
     assert!(out.contains("The environment must be sandbox, preprod or prod"), "{out}");
+    assert!(out.contains("backup_retention_days must be between 1 and 36500"), "{out}");
 
     // postgres-instance: registers a server, then unregisters it.
     let wd_inst = env.workdir(

@@ -408,3 +408,75 @@ resource "dbaas_maintenance_schedule" "analyze" {
     env.apply(&wd);
     assert!(env.admin.list_schedules(db_id).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_from_a_listed_backup_and_backup_settings() {
+    let env = Env::start().await;
+    let store = dbaas_testkit::tempdir();
+    let path = store.path().to_str().unwrap().to_string();
+    env.admin
+        .create_backup_store(&dbaas_client::CreateBackupStore::filesystem(
+            "fs",
+            &path,
+            vec![dbaas_client::Environment::Sandbox],
+        ))
+        .await
+        .unwrap();
+    let base = db_config("orders", "backup_retention_days = 5\n  backup_store = \"fs\"");
+    let wd = env.workdir("restore", &base);
+    env.apply(&wd);
+    let id: uuid::Uuid = env.outputs(&wd)["id"]["value"].as_str().unwrap().parse().unwrap();
+    let db = env.admin.get_database(id).await.unwrap();
+    assert_eq!((db.backups.retention_days, db.backups.store.as_deref()), (Some(5), Some("fs")));
+    let uri = env.outputs(&wd)["uris"]["value"]["admin"].as_str().unwrap().to_string();
+    let mut c = connect(&uri).await.unwrap();
+    c.execute("CREATE TABLE entries (amount int); INSERT INTO entries VALUES (100), (250)").await.unwrap();
+    drop(c);
+    let acc = env.admin.create_backup(id, &dbaas_client::CreateBackup::default()).await.unwrap();
+    let op = env.admin.wait_operation(acc.operation.id, std::time::Duration::from_secs(120)).await.unwrap();
+    assert_eq!(op.status, dbaas_client::OperationStatus::Succeeded);
+
+    let restored = format!(
+        "{base}\n{}",
+        r#"
+data "dbaas_backups" "orders" {
+  database_id = dbaas_database.orders.id
+}
+
+resource "dbaas_database" "copy" {
+  tenant       = dbaas_tenant.team.name
+  name         = "orders-copy"
+  instance     = "main"
+  restore_from = { backup = data.dbaas_backups.orders.latest_succeeded_id }
+}
+
+output "copy_uri" {
+  value     = dbaas_database.copy.admin_uri
+  sensitive = true
+}
+output "backups" {
+  value = data.dbaas_backups.orders.backups
+}
+"#
+    );
+    env.write(&wd, &restored);
+    let out = env.apply(&wd);
+    assert!(out.contains("1 added"), "{out}");
+    let outputs = env.outputs(&wd);
+    let listed = outputs["backups"]["value"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0]["status"].as_str(), listed[0]["reason"].as_str()), (Some("succeeded"), Some("manual")));
+    let mut c = connect(outputs["copy_uri"]["value"].as_str().unwrap()).await.unwrap();
+    let sum: i64 = sqlx::query_scalar("SELECT sum(amount) FROM entries").fetch_one(&mut c).await.unwrap();
+    assert_eq!(sum, 350);
+    assert_eq!(env.plan(&wd).0, 0, "no diff after a restore");
+
+    // A backup that does not exist: an error on restore_from.backup.
+    let bad = restored
+        .replace("data.dbaas_backups.orders.latest_succeeded_id", "\"7d0c2a5e-0000-4000-8000-000000000000\"")
+        .replace("orders-copy", "orders-other");
+    env.write(&wd, &bad);
+    let out = env.tf(&wd, &["apply", "-auto-approve", "-input=false"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("restore_from"), "{}", text(&out));
+}
