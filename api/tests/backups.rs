@@ -63,10 +63,15 @@ async fn backup_is_sealed_verified_and_a_tampered_one_fails() {
     let b = a.get_backup(acc.backup.id).await.unwrap();
     assert_eq!((b.status, b.store.as_str()), (BackupStatus::Succeeded, "fs"));
     let manifest = b.manifest.clone().unwrap();
-    assert_eq!(
-        manifest.tables,
-        vec![TableRows { table: "app.items".into(), rows: 3 }, TableRows { table: "public.orders".into(), rows: 500 }]
-    );
+    let counts: Vec<(&str, i64)> = manifest.tables.iter().map(|t| (t.table.as_str(), t.rows)).collect();
+    assert_eq!(counts, vec![("app.items", 3), ("public.orders", 500)]);
+    // Small tables carry a content checksum: md5 of the rows as text, in text order.
+    let mut c2 = connect_as(&a.get_credential(db.id, Access::Admin).await.unwrap()).await.unwrap();
+    let want: String = sqlx::query_scalar("SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM app.items t")
+        .fetch_one(&mut c2)
+        .await
+        .unwrap();
+    assert_eq!(manifest.tables[0].checksum.as_deref(), Some(want.as_str()));
     assert_eq!(manifest.format, "custom");
     assert_eq!(a.list_backups(db.id).await.unwrap(), vec![b.clone()]);
 
@@ -102,6 +107,7 @@ async fn backup_is_sealed_verified_and_a_tampered_one_fails() {
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}\n{}", log_of(&a, op.id).await);
     let b = a.get_backup(b.id).await.unwrap();
     assert_eq!(b.verify_status, Some(VerifyStatus::Passed), "{b:?}");
+    assert!(b.verify_message.as_deref().unwrap().contains("2 content checksums match"), "{b:?}");
     assert!(b.restore_ms.is_some() && b.verified_at.is_some());
     assert!(!h.target_has_db("team-a_orders_verify").await);
 

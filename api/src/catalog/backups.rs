@@ -134,12 +134,46 @@ async fn tables(conn: &mut PgConnection) -> Result<Vec<(String, String)>, OpErro
     Ok(rows.into_iter().map(|(s, t)| (format!("{s}.{t}"), format!("{}.{}", s.pg_ident(), t.pg_ident()))).collect())
 }
 
-async fn count_rows(conn: &mut PgConnection) -> Result<Vec<TableRows>, OpError> {
+/// Tables up to this size also get a content checksum in the manifest (reading a table
+/// whole to hash it is what bounds it).
+const CHECKSUM_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// Which tables to checksum: by size when backing up, as the manifest did when checking.
+enum Checksums<'a> {
+    BelowLimit,
+    As(&'a BackupManifest),
+}
+
+/// Row counts (and checksums) of every table, in the caller's snapshot.
+async fn describe(conn: &mut PgConnection, which: Checksums<'_>) -> Result<Vec<TableRows>, OpError> {
     let mut out = Vec::new();
     for (label, quoted) in tables(conn).await? {
         let rows: i64 =
             sqlx::query_scalar(&format!("SELECT pg_catalog.count(*) FROM ONLY {quoted}")).fetch_one(&mut *conn).await?;
-        out.push(TableRows { table: label, rows });
+        let wanted = match &which {
+            Checksums::BelowLimit => {
+                let size: i64 = sqlx::query_scalar(&format!(
+                    "SELECT pg_catalog.pg_total_relation_size({}::pg_catalog.regclass)",
+                    quoted.pg_literal()
+                ))
+                .fetch_one(&mut *conn)
+                .await?;
+                size <= CHECKSUM_LIMIT_BYTES
+            }
+            Checksums::As(m) => m.tables.iter().any(|t| t.table == label && t.checksum.is_some()),
+        };
+        let checksum = if wanted {
+            let sum: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT pg_catalog.md5(pg_catalog.string_agg(t::text, ',' ORDER BY t::text)) FROM ONLY {quoted} t"
+            ))
+            .fetch_one(&mut *conn)
+            .await?;
+            // An empty table hashes as the empty string.
+            Some(sum.unwrap_or_else(|| "d41d8cd98f00b204e9800998ecf8427e".into()))
+        } else {
+            None
+        };
+        out.push(TableRows { table: label, rows, checksum });
     }
     Ok(out)
 }
@@ -149,6 +183,12 @@ async fn version(program: &std::path::Path) -> String {
         Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
         Err(e) => format!("unknown ({e})"),
     }
+}
+
+/// The major version in `15.8 (Debian …)` or `pg_dump (PostgreSQL) 15.8`.
+fn major(text: &str) -> Option<u32> {
+    let word = text.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    word.split('.').next()?.parse().ok()
 }
 
 /// Reads a child's stderr to the end (its message when it fails).
@@ -168,10 +208,11 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     let mut snap = target.as_login(&names.role(Access::Admin), &l.password).connect(&names.database).await?;
     exec(&mut snap, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
     let snapshot: String = sqlx::query_scalar("SELECT pg_catalog.pg_export_snapshot()").fetch_one(&mut snap).await?;
-    let tables = count_rows(&mut snap).await?;
+    let tables = describe(&mut snap, Checksums::BelowLimit).await?;
     let server_version: String =
         sqlx::query_scalar("SELECT pg_catalog.current_setting('server_version')").fetch_one(&mut snap).await?;
-    ctx.log("info", &format!("{} tables counted in snapshot {snapshot}", tables.len())).await;
+    let summed = tables.iter().filter(|t| t.checksum.is_some()).count();
+    ctx.log("info", &format!("{} tables counted ({summed} checksummed) in snapshot {snapshot}", tables.len())).await;
 
     let ca = ca_file(&l.inst)?;
     let admin = names.role(Access::Admin);
@@ -179,6 +220,17 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     cmd.arg("--format=custom").arg("--snapshot").arg(&snapshot).stdin(Stdio::null()).stdout(Stdio::piped());
     let bin = crate::pgcluster::find_bin_dir().map_err(|e| OpError::permanent("client_missing", e.to_string()))?;
     let pg_dump_version = version(&bin.join("pg_dump")).await;
+    // pg_dump refuses (or worse, misreads) a newer server: say so before starting.
+    if let (Some(client), Some(server)) = (major(&pg_dump_version), major(&server_version)) {
+        if client < server {
+            return Err(OpError::permanent(
+                "pg_dump_too_old",
+                format!(
+                    "pg_dump {client} cannot dump a PostgreSQL {server} server; install PostgreSQL {server}'s client"
+                ),
+            ));
+        }
+    }
     ctx.step(&format!("pg_dump (custom format) sealed into store {}", l.backup.store_name)).await;
     let mut child = cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_dump: {e}")))?;
     let mut stdout = child.stdout.take().ok_or_else(|| OpError::permanent("io", "pg_dump has no stdout"))?;
@@ -190,7 +242,26 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     };
     let mut upload =
         l.store.upload(&l.backup.object_key, retention).await.map_err(|e| store_error("store_unusable", e))?;
-    let sealed = seal::seal(&key, l.backup.id, &mut stdout, upload.writer()).await;
+    // Progress in the operation's log every 10 s: bytes stored so far.
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let sealed = {
+        let mut counted = Counting { inner: upload.writer(), written: &written };
+        let sealing = seal::seal(&key, l.backup.id, &mut stdout, &mut counted);
+        tokio::pin!(sealing);
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(10),
+        );
+        loop {
+            tokio::select! {
+                r = &mut sealing => break r,
+                _ = tick.tick() => {
+                    let n = written.load(std::sync::atomic::Ordering::Relaxed);
+                    ctx.log("info", &format!("{:.1} MiB stored so far", n as f64 / 1048576.0)).await;
+                }
+            }
+        }
+    };
     let status = child.wait().await.map_err(|e| OpError::retryable("pg_dump_failed", e.to_string()))?;
     if !status.success() {
         let err = stderr_of(&mut child).await;
@@ -288,7 +359,14 @@ pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
         restore_and_compare(ctx, &l.backup, &l.store, &manifest, &l.inst, (&admin, &l.password), &scratch_db).await;
     drop_scratch(&mut locked.conn, &scratch_db).await?;
     let (status, message, restore_ms) = match &result {
-        Ok(ms) => ("passed", format!("{} tables, row counts match the manifest", manifest.tables.len()), Some(*ms)),
+        Ok(ms) => {
+            let summed = manifest.tables.iter().filter(|t| t.checksum.is_some()).count();
+            let msg = format!(
+                "{} tables: row counts and {summed} content checksums match the manifest",
+                manifest.tables.len()
+            );
+            ("passed", msg, Some(*ms))
+        }
         Err(e) => ("failed", e.message.clone(), None),
     };
     sqlx::query(
@@ -351,7 +429,7 @@ async fn restore_and_compare(
     let restore_ms = started.elapsed().as_millis() as i64;
     let target = inst.target(&ctx.state.key)?;
     let mut conn = target.as_login(login.0, login.1).connect(dbname).await?;
-    let restored = count_rows(&mut conn).await?;
+    let restored = describe(&mut conn, Checksums::As(manifest)).await?;
     conn.close().await.ok();
     compare(manifest, &restored)?;
     Ok(restore_ms)
@@ -361,16 +439,24 @@ fn compare(manifest: &BackupManifest, restored: &[TableRows]) -> Result<(), OpEr
     if restored == manifest.tables.as_slice() {
         return Ok(());
     }
-    let diff: Vec<String> = manifest
-        .tables
-        .iter()
-        .filter(|t| !restored.contains(t))
-        .map(|t| {
-            let got = restored.iter().find(|r| r.table == t.table).map(|r| r.rows.to_string());
-            format!("{}: {} in the manifest, {} restored", t.table, t.rows, got.unwrap_or_else(|| "none".into()))
-        })
-        .collect();
-    Err(OpError::permanent("verify_failed", format!("row counts differ: {}", diff.join("; "))))
+    let mut diff: Vec<String> = Vec::new();
+    for t in &manifest.tables {
+        match restored.iter().find(|r| r.table == t.table) {
+            None => diff.push(format!("{}: missing after the restore", t.table)),
+            Some(r) if r.rows != t.rows => {
+                diff.push(format!("{}: {} rows in the manifest, {} restored", t.table, t.rows, r.rows))
+            }
+            Some(r) if r.checksum != t.checksum => diff.push(format!("{}: content checksum differs", t.table)),
+            Some(_) => {}
+        }
+    }
+    for r in restored.iter().filter(|r| !manifest.tables.iter().any(|t| t.table == r.table)) {
+        diff.push(format!("{}: not in the manifest", r.table));
+    }
+    Err(OpError::permanent(
+        "verify_failed",
+        format!("the restored data differs from the manifest: {}", diff.join("; ")),
+    ))
 }
 
 /// Restores a succeeded backup of the database's tenant into `dbname` (the database itself,
@@ -454,4 +540,76 @@ pub async fn final_backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpErro
         .execute(&ctx.state.db)
         .await?;
     Ok(())
+}
+
+/// Counts the bytes written through it (the backup's progress).
+struct Counting<'a, W: ?Sized> {
+    inner: &'a mut W,
+    written: &'a std::sync::atomic::AtomicU64,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin + ?Sized> tokio::io::AsyncWrite for Counting<'_, W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            self.written.fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(tables: Vec<TableRows>) -> BackupManifest {
+        BackupManifest {
+            database: "orders".into(),
+            server_version: "15".into(),
+            pg_dump_version: "15".into(),
+            format: "custom".into(),
+            tables,
+        }
+    }
+
+    fn t(name: &str, rows: i64, sum: Option<&str>) -> TableRows {
+        TableRows { table: name.into(), rows, checksum: sum.map(str::to_string) }
+    }
+
+    #[test]
+    fn majors_are_read_from_both_spellings() {
+        assert_eq!(major("pg_dump (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)"), Some(15));
+        assert_eq!(major("16.2"), Some(16));
+        assert_eq!(major("unknown (no such file)"), None);
+    }
+
+    #[test]
+    fn restored_data_is_compared_by_rows_and_content() {
+        let m = manifest(vec![t("public.a", 3, Some("x")), t("public.big", 10, None)]);
+        assert!(compare(&m, &[t("public.a", 3, Some("x")), t("public.big", 10, None)]).is_ok());
+        let e = compare(&m, &[t("public.a", 3, Some("y")), t("public.big", 10, None)]).unwrap_err();
+        assert!(e.message.contains("public.a: content checksum differs"), "{}", e.message);
+        let e = compare(&m, &[t("public.a", 2, Some("x")), t("public.big", 10, None)]).unwrap_err();
+        assert!(e.message.contains("3 rows in the manifest, 2 restored"), "{}", e.message);
+        let e = compare(&m, &[t("public.a", 3, Some("x"))]).unwrap_err();
+        assert!(e.message.contains("public.big: missing"), "{}", e.message);
+        let e = compare(&m, &[t("public.a", 3, Some("x")), t("public.big", 10, None), t("public.new", 0, None)]);
+        assert!(e.unwrap_err().message.contains("public.new: not in the manifest"));
+    }
 }

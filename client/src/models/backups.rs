@@ -182,12 +182,16 @@ pub enum VerifyStatus {
     Failed,
 }
 
-/// A table's row count, taken in the dump's own snapshot.
+/// A table's row count, taken in the dump's own snapshot, and for tables below the size
+/// limit (64 MiB) a checksum of its content: restores and drills compare both.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TableRows {
     pub table: String,
     pub rows: i64,
+    /// md5 of the table's rows as text, in text order (null above the size limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 /// What a backup holds, recorded when it was taken.
