@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Backup and restore of one ~1 GB database (pgbench scale 70 by default) through the API,
+# next to raw pg_dump/pg_restore with the same format (custom) and the same login (the
+# database's admin role), on the same instance and disk, in one run. Prints each time, the
+# ratios API/raw (targets: <= 1.15 for backup and for restore) and the restore drill's
+# measured restore time (RTO). The API's extra work is sealing (AES-256-GCM + SHA-256), the
+# manifest's row counts and checksums, and for the restore the provisioning of the new
+# database and the manifest check.
+#
+#   bash bench/backup_restore.sh [SCALE]     (DBAAS_BENCH_NO_BUILD=1 to use the built binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALE=${1:-70}
+bash scripts/ensure-deps.sh
+[ "${DBAAS_BENCH_NO_BUILD:-}" = 1 ] || cargo build --release --locked -q -p dbaas-api
+BIN=/usr/lib/postgresql/15/bin
+
+work=$(mktemp -d /var/tmp/dbaas-bench.XXXXXX)
+chmod 755 "$work"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+./target/release/dbaas-api dev --data-dir "$work/dev" --port "$port" >"$work/dev.out" 2>"$work/dev.err" &
+dev=$!
+cleanup() { kill -TERM "$dev" 2>/dev/null; wait "$dev" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 120); do [ -f "$work/dev/env" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
+# shellcheck disable=SC1091
+source "$work/dev/env"
+api() { curl -sS -f -H "Authorization: Bearer $DBAAS_TOKEN" -H 'Content-Type: application/json' "$@"; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
+now() { date +%s.%N; }
+wait_op() {
+  local status
+  while :; do
+    status=$(api "$DBAAS_ENDPOINT/v1/operations/$1?wait=60s" | field "['status']")
+    case $status in
+      succeeded) return 0 ;;
+      failed | cancelled) echo "operation $1 $status" >&2; api "$DBAAS_ENDPOINT/v1/operations/$1/logs" >&2; exit 1 ;;
+    esac
+  done
+}
+
+api -X POST "$DBAAS_ENDPOINT/v1/tenants" -d '{"name":"bench"}' >/dev/null
+acc=$(api -X POST "$DBAAS_ENDPOINT/v1/databases" -d '{"tenant":"bench","name":"data","instance":"local"}')
+db=$(echo "$acc" | field "['database']['id']")
+wait_op "$(echo "$acc" | field "['operation']['id']")"
+uri=$(api "$DBAAS_ENDPOINT/v1/databases/$db/credentials/admin" | field "['uri']")
+role=$(api "$DBAAS_ENDPOINT/v1/databases/$db" | field "['roles']['admin']")
+echo "loading pgbench scale $SCALE ..."
+"$BIN/pgbench" -i -q -s "$SCALE" "$uri" >/dev/null 2>&1
+size=$(psql -X -At "$uri" -c "select pg_size_pretty(pg_database_size(current_database()))")
+echo "database size: $size"
+
+# Raw: the same format, the same login, a file on the same disk.
+t0=$(now)
+"$BIN/pg_dump" --format=custom -d "$uri" -f "$work/raw.dump"
+t1=$(now)
+lport=$(cat "$work/dev/local/port")
+PGPASSWORD=$(cat "$work/dev/local/password") psql -X -q -h 127.0.0.1 -p "$lport" -U postgres -d postgres \
+  -c "CREATE DATABASE raw_restore OWNER \"$role\" TEMPLATE template0"
+raw_uri=${uri/\/bench_data\?/\/raw_restore?}
+t2=$(now)
+"$BIN/pg_restore" --no-owner --no-privileges --exit-on-error --single-transaction -d "$raw_uri" "$work/raw.dump"
+t3=$(now)
+rm -f "$work/raw.dump"
+
+# Through the API: backup, restore into a new database, drill.
+t4=$(now)
+acc=$(api -X POST "$DBAAS_ENDPOINT/v1/databases/$db/backups" -d '{}')
+backup=$(echo "$acc" | field "['backup']['id']")
+wait_op "$(echo "$acc" | field "['operation']['id']")"
+t5=$(now)
+acc=$(api -X POST "$DBAAS_ENDPOINT/v1/databases/$db/restore" -d "{\"backup\":\"$backup\",\"target\":\"new\",\"name\":\"copy\"}")
+wait_op "$(echo "$acc" | field "['operation']['id']")"
+t6=$(now)
+acc=$(api -X POST "$DBAAS_ENDPOINT/v1/backups/$backup/verify")
+wait_op "$(echo "$acc" | field "['operation']['id']")"
+b=$(api "$DBAAS_ENDPOINT/v1/backups/$backup")
+rto=$(echo "$b" | field "['restore_ms']")
+verify=$(echo "$b" | field "['verify_status']")
+stored=$(echo "$b" | field "['size_bytes']")
+
+python3 - "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$rto" "$verify" "$stored" <<'PY'
+import sys
+t = list(map(float, sys.argv[1:8]))
+rto, verify, stored = int(sys.argv[8]), sys.argv[9], int(sys.argv[10])
+raw_b, raw_r = t[1] - t[0], t[3] - t[2]
+api_b, api_r = t[5] - t[4], t[6] - t[5]
+print(f"stored backup: {stored / 1048576:.0f} MiB (sealed)")
+print(f"backup:  api {api_b:6.1f} s, raw pg_dump    {raw_b:6.1f} s, ratio {api_b / raw_b:.2f} (target <= 1.15)")
+print(f"restore: api {api_r:6.1f} s, raw pg_restore {raw_r:6.1f} s, ratio {api_r / raw_r:.2f} (target <= 1.15)")
+print(f"restore drill: {verify}, measured restore time (RTO) {rto / 1000:.1f} s")
+PY
