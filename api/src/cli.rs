@@ -91,6 +91,10 @@ pub struct EngineArgs {
     /// How often old rows are purged, in milliseconds.
     #[arg(long, env = "DBAAS_PURGE_INTERVAL_MS", default_value_t = 3_600_000)]
     pub purge_interval_ms: u64,
+    /// How often each instance's metrics are collected, in milliseconds (once per interval
+    /// across all replicas; scrapes read the last collection).
+    #[arg(long, env = "DBAAS_METRICS_INTERVAL_MS", default_value_t = 15_000)]
+    pub metrics_interval_ms: u64,
     /// Fault injection for tests: pause before each operation step, in milliseconds.
     #[cfg(feature = "test-hooks")]
     #[arg(long, env = "DBAAS_TEST_STEP_DELAY_MS", default_value_t = 0, hide = true)]
@@ -126,6 +130,7 @@ impl EngineArgs {
             maintenance_statement_timeout: Duration::from_secs(self.maintenance_statement_timeout_secs.max(1)),
             retention: Duration::from_secs(self.retention_days * 86_400),
             purge_interval: Duration::from_millis(self.purge_interval_ms.max(100)),
+            metrics_interval: Duration::from_millis(self.metrics_interval_ms.max(500)),
             ..EngineConfig::default()
         })
     }

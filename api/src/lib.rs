@@ -12,6 +12,7 @@ pub mod http;
 pub mod managed;
 pub mod metrics;
 pub mod naming;
+pub mod observe;
 pub mod ops;
 pub mod pgcluster;
 pub mod server;

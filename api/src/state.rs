@@ -41,6 +41,8 @@ pub struct EngineConfig {
     pub retention: Duration,
     /// How often old rows are purged.
     pub purge_interval: Duration,
+    /// How often each instance's metrics are collected (once per interval across replicas).
+    pub metrics_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +62,7 @@ impl Default for EngineConfig {
             maintenance_statement_timeout: Duration::from_secs(6 * 3600),
             retention: Duration::from_secs(90 * 86_400),
             purge_interval: Duration::from_secs(3600),
+            metrics_interval: Duration::from_secs(15),
         }
     }
 }

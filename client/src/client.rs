@@ -85,6 +85,11 @@ impl Client {
         Self { token: token.to_string(), ..self.clone() }
     }
 
+    /// The bearer token this client sends (for calls outside the typed API, e.g. scrapes).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Sends a request and decodes a JSON body or a problem document.
     pub async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -319,6 +324,15 @@ impl Client {
     pub async fn put_backup_policy(&self, policy: &BackupPolicy) -> Result<BackupPolicy, ClientError> {
         let path = format!("/v1/backup-policies/{}", policy.environment.as_str());
         Ok(self.send(Method::PUT, &path, Some(policy), &[], None).await?.body)
+    }
+
+    // ------------------------------------------------------------ metrics
+
+    pub async fn database_metrics(&self, database: Uuid) -> Result<DatabaseMetrics, ClientError> {
+        self.get(&format!("/v1/databases/{database}/metrics")).await
+    }
+    pub async fn prometheus_targets(&self) -> Result<Vec<PrometheusTarget>, ClientError> {
+        self.get("/v1/prometheus/targets").await
     }
 
     // ------------------------------------------------------------ maintenance

@@ -49,7 +49,13 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
+/// The service's counters and histograms, then its gauges read from the state database, in
+/// the Prometheus text format (the OpenMetrics end marker of the first part is dropped).
 async fn metrics(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
-        .into_response()
+    let mut text = s.metrics.encode().replace("# EOF\n", "");
+    match crate::observe::service::gauges(&s).await {
+        Ok(g) => text.push_str(&g),
+        Err(e) => tracing::warn!(error = %e, "service gauges not rendered"),
+    }
+    ([(header::CONTENT_TYPE, super::prometheus::TEXT_FORMAT)], text).into_response()
 }

@@ -14,6 +14,7 @@ mod managed;
 pub mod middleware;
 pub mod operations;
 mod placement;
+pub mod prometheus;
 pub mod reference;
 mod restores;
 pub mod schedules;
@@ -36,7 +37,7 @@ use crate::state::AppState;
     info(title = "dbaas API", description = "Self-service PostgreSQL databases: tenants, instances, databases with read/write/admin roles, credentials, leases and durable operations."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "maintenance"), (name = "instances"), (name = "hosts"), (name = "tenants"), (name = "tokens"), (name = "backups"))
+    tags((name = "databases"), (name = "credentials"), (name = "operations"), (name = "maintenance"), (name = "instances"), (name = "hosts"), (name = "tenants"), (name = "tokens"), (name = "backups"), (name = "metrics"))
 )]
 struct ApiDoc;
 
@@ -65,6 +66,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(schedules::router())
         .merge(backups::router())
         .merge(restores::router())
+        .merge(prometheus::router())
         .split_for_parts();
     contract::complete(&mut doc);
     (router, doc)

@@ -117,6 +117,7 @@ impl ApiOptions {
             delete_grace: Duration::from_millis(1000),
             scheduler_interval: Duration::from_millis(300),
             min_schedule_interval: Duration::from_secs(1),
+            metrics_interval: Duration::from_millis(1000),
             ..Default::default()
         }
     }
@@ -199,6 +200,7 @@ impl Harness {
             .env("DBAAS_REAPER_INTERVAL_MS", "500")
             .env("DBAAS_DELETE_GRACE_MS", "1000")
             .env("DBAAS_SCHEDULER_INTERVAL_MS", "300")
+            .env("DBAAS_METRICS_INTERVAL_MS", "1000")
             // Tests fire schedules every couple of seconds; production's floor is an hour.
             .env("DBAAS_MIN_SCHEDULE_INTERVAL_SECS", "1")
             .env("DBAAS_TEST_STEP_DELAY_MS", opts.step_delay_ms.to_string())
