@@ -13,6 +13,10 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # real sshd on loopback.
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# Observability: the alert rules' unit tests (promtool) and a real Prometheus in the suite.
+[ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus ] || need+=(prometheus)
+# Python for the S3 test server (moto, below) and the contract tests.
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
@@ -26,11 +30,6 @@ fi
 MOTO_VERSION=5.2.5
 MOTO_VENV="${DBAAS_TOOLS_DIR:-/var/tmp/dbaas-tools}/moto-$MOTO_VERSION"
 if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
-  command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || {
-    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
-  }
   echo "installing moto $MOTO_VERSION (S3 server for the backup tests) into $MOTO_VENV" >&2
   python3 -m venv "$MOTO_VENV"
   "$MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION"
