@@ -304,21 +304,14 @@ fn scratch(db: &DatabaseRow, backup: Uuid) -> (String, String) {
 
 /// Drops the scratch database if it is ours; refuses to touch one that is not.
 async fn drop_scratch(conn: &mut PgConnection, name: &str) -> Result<(), OpError> {
-    let comment: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT pg_catalog.shobj_description(d.oid, 'pg_database') FROM pg_catalog.pg_database d \
-         WHERE d.datname OPERATOR(pg_catalog.=) $1",
+    // Any verification's scratch copy of this database is ours to replace.
+    super::ownership::drop_marked_database(
+        conn,
+        name,
+        |c| c.starts_with("dbaas:verify:"),
+        "a dbaas verification database",
     )
-    .bind(name)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match comment {
-        None => Ok(()),
-        // Any verification's scratch copy of this database is ours to replace.
-        Some(Some(c)) if c.starts_with("dbaas:verify:") => {
-            exec(conn, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", name.pg_ident())).await
-        }
-        Some(_) => Err(super::ownership::conflict(&[format!("database {name} (not a dbaas verification database)")])),
-    }
+    .await
 }
 
 pub async fn cleanup_verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {

@@ -93,6 +93,36 @@ pub async fn mark_database(conn: &mut PgConnection, name: &str, marker: Marker) 
 }
 
 /// The error of an operation that met foreign objects: nothing was touched.
+/// The comment (our marker, when we made it) of database `name`; None when there is no such
+/// database.
+pub async fn database_comment(conn: &mut PgConnection, name: &str) -> Result<Option<String>, OpError> {
+    let c: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT pg_catalog.shobj_description(d.oid, 'pg_database') FROM pg_catalog.pg_database d \
+         WHERE d.datname OPERATOR(pg_catalog.=) $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(c.map(Option::unwrap_or_default))
+}
+
+/// Drops database `name` when its marker satisfies `ours` (nothing to do when it does not
+/// exist); one without such a marker is refused, never touched.
+pub async fn drop_marked_database(
+    conn: &mut PgConnection,
+    name: &str,
+    ours: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<(), OpError> {
+    match database_comment(conn, name).await? {
+        None => Ok(()),
+        Some(c) if ours(&c) => {
+            super::conn::exec(conn, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", name.pg_ident())).await
+        }
+        Some(_) => Err(conflict(&[format!("database {name} (not {what})")])),
+    }
+}
+
 pub fn conflict(found: &[String]) -> OpError {
     OpError::permanent(
         "name_conflict",

@@ -43,27 +43,14 @@ fn marker_retained(db: Uuid, op: Uuid) -> String {
     format!("dbaas:retained:{db}:{op}")
 }
 
-/// The comment of a database, None when it does not exist.
 async fn comment_of(conn: &mut PgConnection, name: &str) -> Result<Option<String>, OpError> {
-    let c: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT pg_catalog.shobj_description(d.oid, 'pg_database') FROM pg_catalog.pg_database d \
-         WHERE d.datname OPERATOR(pg_catalog.=) $1",
-    )
-    .bind(name)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(c.map(Option::unwrap_or_default))
+    super::ownership::database_comment(conn, name).await
 }
 
 /// Drops `name` if its marker says it is one of this database's side or retained copies.
 async fn drop_ours(conn: &mut PgConnection, name: &str, db: Uuid, prefixes: &[&str]) -> Result<(), OpError> {
-    match comment_of(conn, name).await? {
-        None => Ok(()),
-        Some(c) if prefixes.iter().any(|p| c.starts_with(&format!("{p}{db}"))) => {
-            exec(conn, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", name.pg_ident())).await
-        }
-        Some(_) => Err(super::ownership::conflict(&[format!("database {name} (not marked as this database's copy)")])),
-    }
+    let ours = |c: &str| prefixes.iter().any(|p| c.starts_with(&format!("{p}{db}")));
+    super::ownership::drop_marked_database(conn, name, ours, "marked as this database's copy").await
 }
 
 /// `ALTER DATABASE … RENAME`, retried while terminated sessions are still going away.
