@@ -82,9 +82,22 @@ async fn instances_and_databases_are_observable_per_tenant() {
     assert!(theirs.contains("database=\"other\"") && !theirs.contains("team-a"), "{theirs}");
     let _ = other;
 
-    // The service's own gauges.
+    // The service's own gauges, and the data disk of a host of managed instances.
+    let (_hostdir, _) = common::hosts::local_host(&h, "disk-host", [26400, 26409]).await;
+    wait_until("the host's disk is read", Duration::from_secs(30), || async {
+        text(&h, "", "/metrics").await.1.contains("dbaas_host_data_disk_available_bytes{dbaas_host=\"disk-host\"}")
+    })
+    .await;
     let (_, service) = text(&h, "", "/metrics").await;
     assert!(service.contains("dbaas_workers ") && service.contains("dbaas_instance_health{dbaas_instance=\"main\""));
+    assert!(service.contains("dbaas_host_up{dbaas_host=\"disk-host\"} 1"), "{service}");
+    let size: f64 = service
+        .lines()
+        .find_map(|l| l.strip_prefix("dbaas_host_data_disk_size_bytes{dbaas_host=\"disk-host\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size > 1e8, "{size}");
 
     // The instance stops: pg_up 0 after the next collection; scrapes still answer at once.
     h.target_pg.stop().unwrap();

@@ -74,6 +74,8 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
             done += 1;
         }
     }
+    drop(lock_conn);
+    done += super::hosts::pass(state).await?;
     Ok(done)
 }
 

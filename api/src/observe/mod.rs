@@ -5,5 +5,6 @@
 
 pub mod collect;
 pub mod exposition;
+pub mod hosts;
 pub mod render;
 pub mod service;

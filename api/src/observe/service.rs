@@ -44,5 +44,15 @@ pub async fn gauges(state: &AppState) -> Result<String, sqlx::Error> {
         let l = [("dbaas_instance", name.as_str()), ("environment", env.as_str())];
         out.push(Sample::new("dbaas_instance_health", &l, if *ok { 1.0 } else { 0.0 }));
     }
+    let hosts: Vec<(String, sqlx::types::Json<Vec<Sample>>)> =
+        sqlx::query_as("SELECT h.name, m.samples FROM host_metrics m JOIN hosts h ON h.id = m.host_id ORDER BY h.name")
+            .fetch_all(&state.db)
+            .await?;
+    for (name, samples) in hosts {
+        for mut s in samples.0 {
+            s.labels.insert(0, ("dbaas_host".into(), name.clone()));
+            out.push(s);
+        }
+    }
     Ok(render(&out))
 }
