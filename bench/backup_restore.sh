@@ -80,8 +80,11 @@ t5=$(now)
 checkpoint
 t5b=$(now)
 acc=$(api -X POST "$DBAAS_ENDPOINT/v1/databases/$db/restore" -d "{\"backup\":\"$backup\",\"target\":\"new\",\"name\":\"copy\"}")
-wait_op "$(echo "$acc" | field "['operation']['id']")"
+restore_op=$(echo "$acc" | field "['operation']['id']")
+wait_op "$restore_op"
 t6=$(now)
+breakdown=$(api "$DBAAS_ENDPOINT/v1/operations/$restore_op/logs" | python3 -c "import json,sys; print(' '.join(l['message'] for l in json.load(sys.stdin)['items'] if l['message'].startswith('pg_restore took')))")
+checkpoint
 acc=$(api -X POST "$DBAAS_ENDPOINT/v1/backups/$backup/verify")
 wait_op "$(echo "$acc" | field "['operation']['id']")"
 b=$(api "$DBAAS_ENDPOINT/v1/backups/$backup")
@@ -100,3 +103,4 @@ print(f"backup:  api {api_b:6.1f} s, raw pg_dump    {raw_b:6.1f} s, ratio {api_b
 print(f"restore: api {api_r:6.1f} s, raw pg_restore {raw_r:6.1f} s, ratio {api_r / raw_r:.2f} (target <= 1.15)")
 print(f"restore drill: {verify}, measured restore time (RTO) {rto / 1000:.1f} s")
 PY
+echo "restore through the API, in its log: $breakdown"

@@ -90,6 +90,7 @@ async fn instances_and_databases_are_observable_per_tenant() {
     .await;
     let (_, service) = text(&h, "", "/metrics").await;
     assert!(service.contains("dbaas_workers ") && service.contains("dbaas_instance_health{dbaas_instance=\"main\""));
+    assert!(service.contains("dbaas_workers_busy 0"), "{service}");
     assert!(service.contains("dbaas_host_up{dbaas_host=\"disk-host\"} 1"), "{service}");
     let size: f64 = service
         .lines()

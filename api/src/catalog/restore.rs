@@ -99,7 +99,8 @@ pub async fn run(ctx: &OpContext, backup_id: Uuid, grace: Option<Duration>) -> R
             exec(&mut locked.conn, &format!("COMMENT ON DATABASE {sdb} IS {}", marker_restoring(db.id).pg_literal()))
                 .await?;
             exec(&mut locked.conn, &format!("REVOKE ALL ON DATABASE {sdb} FROM PUBLIC")).await?;
-            let ms = super::backups::restore_into_database(ctx, backup_id, &db, &inst, &side_db).await?;
+            let check = super::backups::Check::Full;
+            let ms = super::backups::restore_into_database(ctx, backup_id, &db, &inst, &side_db, check).await?;
             ctx.log("info", &format!("restored backup {backup_id} into {side_db} in {ms} ms; row counts match")).await;
             exec(
                 &mut locked.conn,

@@ -111,6 +111,7 @@ pub const FAMILIES: &[Family] = &[
     g("dbaas_operations_running", "Operations running, by kind."),
     g("dbaas_operations_oldest_queued_age_seconds", "How long the oldest queued operation has waited (0: none)."),
     g("dbaas_operations_past_lease", "Running operations whose worker's lease has expired (being taken over)."),
+    g("dbaas_workers_busy", "This replica's workers running an attempt now."),
     g("dbaas_leases_active", "Temporary credentials (leases) alive."),
     g("dbaas_leases_expired_unrevoked", "Leases past their expiry whose role is not revoked yet."),
     g("dbaas_workers", "Operation workers configured in this replica."),

@@ -6,6 +6,12 @@ use crate::state::AppState;
 
 pub async fn gauges(state: &AppState) -> Result<String, sqlx::Error> {
     let mut out = vec![Sample::new("dbaas_workers", &[], state.engine.workers as f64)];
+    // Attempts this replica's workers run now (their claims carry the replica's worker id).
+    let busy: i64 = sqlx::query_scalar("SELECT count(*) FROM operations WHERE status = 'running' AND locked_by = $1")
+        .bind(&state.engine.worker_id)
+        .fetch_one(&state.db)
+        .await?;
+    out.push(Sample::new("dbaas_workers_busy", &[], busy as f64));
     let by_kind: Vec<(String, String, f64)> = sqlx::query_as(
         "SELECT kind, status, count(*)::float8 FROM operations WHERE status IN ('queued', 'running') \
          GROUP BY 1, 2 ORDER BY 1, 2",
