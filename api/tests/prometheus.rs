@@ -212,6 +212,10 @@ async fn prometheus_discovers_scrapes_and_alerts() {
         assert!(!core || !r.is_empty(), "core panel {title} is empty: {q}");
     }
 
+    // The dashboards' panels over the last minutes, plotted from this run (docs/monitoring.md
+    // shows them: target/dashboards/*.svg).
+    plot_dashboards(&prom, &vars).await;
+
     sqlx::query("VACUUM churn").execute(&mut c).await.unwrap();
     drop(c);
     wait_until("PostgresDeadTuples resolves", Duration::from_secs(90), || async {
@@ -225,4 +229,105 @@ async fn prometheus_discovers_scrapes_and_alerts() {
         prom.firing("PostgresInstanceDown", ",instance=\"main\"").await
     })
     .await;
+}
+
+impl Prometheus {
+    /// `[(series label, [(t, v)])]` of a range query over the last `seconds`.
+    async fn range(&self, q: &str, seconds: i64) -> Vec<(String, Vec<(f64, f64)>)> {
+        let end = chrono::Utc::now().timestamp();
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/query_range", self.url))
+            .query(&[("query", q), ("start", &(end - seconds).to_string()), ("end", &end.to_string()), ("step", "2")])
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], "success", "{q}: {v}");
+        v["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                let m = s["metric"].as_object().cloned().unwrap_or_default();
+                let label = ["relname", "state", "kind", "instance", "dbaas_instance", "database"]
+                    .iter()
+                    .find_map(|k| m.get(*k).and_then(|x| x.as_str()).map(str::to_string))
+                    .unwrap_or_default();
+                let points = s["values"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|p| Some((p[0].as_f64()?, p[1].as_str()?.parse::<f64>().ok()?)))
+                    .filter(|(_, y)| y.is_finite())
+                    .collect();
+                (label, points)
+            })
+            .collect()
+    }
+}
+
+/// One SVG per dashboard: each panel's series over the run, small multiples in two columns.
+async fn plot_dashboards(prom: &Prometheus, vars: &[(&str, &str)]) {
+    const W: f64 = 420.0;
+    const H: f64 = 170.0;
+    const COLORS: [&str; 5] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
+    let out_dir = repo().join("target/dashboards");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for file in ["fleet", "database"] {
+        let d: Value =
+            serde_json::from_str(&std::fs::read_to_string(repo().join(format!("deploy/grafana/{file}.json"))).unwrap())
+                .unwrap();
+        let panels = d["panels"].as_array().unwrap();
+        let rows = panels.len().div_ceil(2);
+        let mut svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"15\">{} (from a test run)</text>\n",
+            2.0 * W,
+            30.0 + rows as f64 * H,
+            d["title"].as_str().unwrap()
+        );
+        for (i, p) in panels.iter().enumerate() {
+            let (x0, y0) = ((i % 2) as f64 * W, 30.0 + (i / 2) as f64 * H);
+            let mut q = p["targets"][0]["expr"].as_str().unwrap().to_string();
+            for (k, v) in vars {
+                q = q.replace(k, v);
+            }
+            let series: Vec<(String, Vec<(f64, f64)>)> = prom.range(&q, 120).await.into_iter().take(5).collect();
+            let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+            let title = p["title"].as_str().unwrap().replace('&', "&amp;").replace('<', "&lt;");
+            svg += &format!("<g transform=\"translate({x0},{y0})\"><rect x=\"8\" y=\"4\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#ccc\"/>\n<text x=\"14\" y=\"20\">{title}</text>\n", W - 16.0, H - 10.0);
+            if all.is_empty() {
+                svg += "<text x=\"14\" y=\"90\" fill=\"#888\">no data in this run</text></g>\n";
+                continue;
+            }
+            let (tmin, tmax) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), (t, _)| (a.min(*t), b.max(*t)));
+            let (vmin, vmax) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, v)| (a.min(*v), b.max(*v)));
+            let (vmin, vmax) = if vmax - vmin < 1e-12 { (vmin - 1.0, vmax + 1.0) } else { (vmin, vmax) };
+            let px = |t: f64| 60.0 + (t - tmin) / (tmax - tmin).max(1.0) * (W - 90.0);
+            let py = |v: f64| H - 25.0 - (v - vmin) / (vmax - vmin) * (H - 60.0);
+            svg += &format!(
+                "<text x=\"12\" y=\"{:.0}\" fill=\"#555\">{:.3}</text><text x=\"12\" y=\"{:.0}\" fill=\"#555\">{:.3}</text>\n",
+                py(vmax) + 4.0,
+                vmax,
+                py(vmin) + 4.0,
+                vmin
+            );
+            for (j, (label, points)) in series.iter().enumerate() {
+                let pts: Vec<String> = points.iter().map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v))).collect();
+                let color = COLORS[j % COLORS.len()];
+                svg += &format!(
+                    "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
+                    pts.join(" ")
+                );
+                let label = label.replace('&', "&amp;").replace('<', "&lt;");
+                svg +=
+                    &format!("<text x=\"{:.0}\" y=\"34\" fill=\"{color}\">{label}</text>\n", 150.0 + j as f64 * 55.0);
+            }
+            svg += "</g>\n";
+        }
+        svg += "</svg>\n";
+        std::fs::write(out_dir.join(format!("{file}.svg")), svg).unwrap();
+    }
 }
