@@ -118,7 +118,7 @@ impl Operation for ProvisionDatabase {
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::provision::run(ctx, &self.drop_extensions).await?;
         match self.restore_from {
-            Some(backup) => super::backups::restore_into(ctx, backup).await,
+            Some(backup) => super::backup_restore::restore_into(ctx, backup).await,
             None => Ok(()),
         }
     }
@@ -281,14 +281,14 @@ pub struct VerifyBackup {
 impl Operation for VerifyBackup {
     const KIND: OperationKind = OperationKind::VerifyBackup;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        super::backups::verify(ctx, self.backup_id).await
+        super::backup_restore::verify(ctx, self.backup_id).await
     }
     /// The result is recorded on the backup by `run` (passed or failed, with why).
     async fn on_outcome(&self, _tx: &mut PgConnection, _op: &OperationRow, _ok: bool) -> Result<(), sqlx::Error> {
         Ok(())
     }
     async fn cleanup(&self, ctx: &OpContext, _last: bool) -> Result<(), OpError> {
-        super::backups::cleanup_verify(ctx, self.backup_id).await
+        super::backup_restore::cleanup_verify(ctx, self.backup_id).await
     }
 }
 

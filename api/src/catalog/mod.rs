@@ -8,6 +8,7 @@
 //! maintenance database (advisory locks are per database, so all of ours live in one place).
 
 pub mod access_model;
+pub mod backup_restore;
 pub mod backups;
 pub mod conn;
 pub mod credentials;

@@ -106,6 +106,24 @@ pub async fn database_comment(conn: &mut PgConnection, name: &str) -> Result<Opt
     Ok(c.map(Option::unwrap_or_default))
 }
 
+/// Creates database `name` owned by `owner` (a tenant's admin role), marked with `marker`, with
+/// nothing granted to PUBLIC: a scratch or side database the service makes and later drops.
+pub async fn create_marked_database(
+    conn: &mut PgConnection,
+    name: &str,
+    owner: &str,
+    marker: &str,
+) -> Result<(), OpError> {
+    let db = name.pg_ident();
+    super::conn::exec(
+        conn,
+        &format!("CREATE DATABASE {db} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8'", owner.pg_ident()),
+    )
+    .await?;
+    super::conn::exec(conn, &format!("COMMENT ON DATABASE {db} IS {}", marker.pg_literal())).await?;
+    super::conn::exec(conn, &format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC")).await
+}
+
 /// Drops database `name` when its marker satisfies `ours` (nothing to do when it does not
 /// exist); one without such a marker is refused, never touched.
 pub async fn drop_marked_database(

@@ -87,24 +87,15 @@ pub async fn run(ctx: &OpContext, backup_id: Uuid, grace: Option<Duration>) -> R
         } else {
             ctx.step(&format!("side database {side_db}")).await;
             drop_ours(&mut locked.conn, &side_db, db.id, &["dbaas:restore:", "dbaas:restored:"]).await?;
-            let sdb = side_db.pg_ident();
-            exec(
-                &mut locked.conn,
-                &format!(
-                    "CREATE DATABASE {sdb} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8'",
-                    names.role(Access::Admin).pg_ident()
-                ),
-            )
-            .await?;
-            exec(&mut locked.conn, &format!("COMMENT ON DATABASE {sdb} IS {}", marker_restoring(db.id).pg_literal()))
+            let admin = names.role(Access::Admin);
+            super::ownership::create_marked_database(&mut locked.conn, &side_db, &admin, &marker_restoring(db.id))
                 .await?;
-            exec(&mut locked.conn, &format!("REVOKE ALL ON DATABASE {sdb} FROM PUBLIC")).await?;
-            let check = super::backups::Check::Full;
-            let ms = super::backups::restore_into_database(ctx, backup_id, &db, &inst, &side_db, check).await?;
+            let check = super::backup_restore::Check::Full;
+            let ms = super::backup_restore::restore_into_database(ctx, backup_id, &db, &inst, &side_db, check).await?;
             ctx.log("info", &format!("restored backup {backup_id} into {side_db} in {ms} ms; row counts match")).await;
             exec(
                 &mut locked.conn,
-                &format!("COMMENT ON DATABASE {sdb} IS {}", marker_restored(db.id, op).pg_literal()),
+                &format!("COMMENT ON DATABASE {} IS {}", side_db.pg_ident(), marker_restored(db.id, op).pg_literal()),
             )
             .await?;
         }

@@ -61,15 +61,11 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
     let mut lock_conn = state.db.acquire().await?;
     for id in due {
         let key = format!("dbaas:metrics:{id}");
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(&key)
-            .fetch_one(&mut *lock_conn)
-            .await?;
-        if !got {
+        if !try_lock(&mut lock_conn, &key).await? {
             continue;
         }
         let result = collect_locked(state, id, interval_ms).await;
-        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(&key).execute(&mut *lock_conn).await?;
+        unlock(&mut lock_conn, &key).await?;
         if result? {
             done += 1;
         }
@@ -79,17 +75,37 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
     Ok(done)
 }
 
+/// Takes the session advisory lock `key` on `conn` if no other session holds it.
+pub(super) async fn try_lock(conn: &mut PgConnection, key: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))").bind(key).fetch_one(&mut *conn).await
+}
+
+pub(super) async fn unlock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(key).execute(&mut *conn).await.map(|_| ())
+}
+
+/// Whether the row of `id` in `table` (keyed by `column`; both constants of ours) was
+/// collected within the interval, by the state database's clock: another replica collected
+/// while this one waited for the lock.
+pub(super) async fn fresh(
+    state: &AppState,
+    table: &str,
+    column: &str,
+    id: Uuid,
+    interval_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let age_ms: Option<f64> = sqlx::query_scalar(&format!(
+        "SELECT (extract(epoch FROM now() - collected_at) * 1000)::float8 FROM {table} WHERE {column} = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?;
+    Ok(age_ms.is_some_and(|a| a < interval_ms as f64))
+}
+
 /// Under the instance's lock: collects unless another replica just did.
 async fn collect_locked(state: &AppState, id: Uuid, interval_ms: i64) -> Result<bool, sqlx::Error> {
-    let fresh: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM instance_metrics WHERE instance_id = $1 \
-         AND collected_at >= now() - make_interval(secs => $2::float8 / 1000))",
-    )
-    .bind(id)
-    .bind(interval_ms)
-    .fetch_one(&state.db)
-    .await?;
-    if fresh {
+    if fresh(state, "instance_metrics", "instance_id", id, interval_ms).await? {
         return Ok(false);
     }
     let Some(inst) = record::load_instance(&state.db, id).await? else { return Ok(false) };

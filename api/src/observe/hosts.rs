@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use super::collect::{fresh, try_lock, unlock};
 use super::exposition::Sample;
 use crate::hosts::executor::{Command, Executor};
 use crate::state::AppState;
@@ -24,15 +25,11 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
     let mut lock_conn = state.db.acquire().await?;
     for id in due {
         let key = format!("dbaas:metrics:host:{id}");
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(&key)
-            .fetch_one(&mut *lock_conn)
-            .await?;
-        if !got {
+        if !try_lock(&mut lock_conn, &key).await? {
             continue;
         }
         let result = collect(state, id, interval_ms).await;
-        sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(&key).execute(&mut *lock_conn).await?;
+        unlock(&mut lock_conn, &key).await?;
         if result? {
             done += 1;
         }
@@ -41,15 +38,7 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
 }
 
 async fn collect(state: &AppState, id: Uuid, interval_ms: i64) -> Result<bool, sqlx::Error> {
-    let fresh: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM host_metrics WHERE host_id = $1 \
-         AND collected_at >= now() - make_interval(secs => $2::float8 / 1000))",
-    )
-    .bind(id)
-    .bind(interval_ms)
-    .fetch_one(&state.db)
-    .await?;
-    if fresh {
+    if fresh(state, "host_metrics", "host_id", id, interval_ms).await? {
         return Ok(false);
     }
     let Some(host) = HostRecord::load(&state.db, id).await? else { return Ok(false) };

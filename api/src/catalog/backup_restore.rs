@@ -1,0 +1,312 @@
+//! Restoring a backup: a drill (verification) into a scratch database `<physical name>_verify`
+//! (injective: names cannot contain `_`), marked as ours, owned by the tenant's admin role and
+//! dropped after; a restore into a new database; and the check of restored data against the
+//! backup's manifest. `pg_restore --single-transaction` always runs as the target database's
+//! admin role, so nothing the dump holds runs with the service's privileges.
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use dbaas_client::{Access, BackupManifest, TableRows};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use super::backups::{
+    admin_credential, ca_file, client, describe, load, open_store, stderr_of, store_error, tables, Checksums,
+};
+use super::conn::Locked;
+use super::record::{self, DatabaseRow};
+use crate::backup::seal::{self, DataKey};
+use crate::backup::store::Store;
+use crate::ops::runner::OpContext;
+use crate::ops::OpError;
+use crate::store::backups::{self as rows, BackupRow};
+use crate::store::instances::InstanceRow;
+
+/// `<physical name>_verify`, and the marker that makes it ours.
+fn scratch(db: &DatabaseRow, backup: Uuid) -> (String, String) {
+    (format!("{}_verify", db.physical().database), format!("dbaas:verify:{backup}"))
+}
+
+/// Drops the scratch database if it is ours; refuses to touch one that is not.
+async fn drop_scratch(conn: &mut PgConnection, name: &str) -> Result<(), OpError> {
+    // Any verification's scratch copy of this database is ours to replace.
+    super::ownership::drop_marked_database(
+        conn,
+        name,
+        |c| c.starts_with("dbaas:verify:"),
+        "a dbaas verification database",
+    )
+    .await
+}
+
+pub async fn cleanup_verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let l = load(ctx, backup_id).await?;
+    let (name, _) = scratch(&l.db, backup_id);
+    let mut locked = Locked::instance(&l.inst.target(&ctx.state.key)?).await?;
+    drop_scratch(&mut locked.conn, &name).await
+}
+
+pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let l = load(ctx, backup_id).await?;
+    let manifest = l
+        .backup
+        .manifest
+        .as_ref()
+        .map(|m| m.0.clone())
+        .ok_or_else(|| OpError::permanent("not_verifiable", "the backup has no manifest (it did not finish)"))?;
+    let names = l.db.physical();
+    let target = l.inst.target(&ctx.state.key)?;
+    let (scratch_db, marker) = scratch(&l.db, backup_id);
+    ctx.step(&format!("scratch database {scratch_db}")).await;
+    let mut locked = Locked::instance(&target).await?;
+    drop_scratch(&mut locked.conn, &scratch_db).await?;
+    super::ownership::create_marked_database(&mut locked.conn, &scratch_db, &names.role(Access::Admin), &marker)
+        .await?;
+
+    let admin = names.role(Access::Admin);
+    let result = restore_and_compare(
+        ctx,
+        &l.backup,
+        &l.store,
+        &manifest,
+        &l.inst,
+        (&admin, &l.password),
+        &scratch_db,
+        Check::Full,
+    )
+    .await;
+    drop_scratch(&mut locked.conn, &scratch_db).await?;
+    let (status, message, restore_ms) = match &result {
+        Ok(ms) => {
+            let summed = manifest.tables.iter().filter(|t| t.checksum.is_some()).count();
+            let msg = format!(
+                "{} tables: row counts and {summed} content checksums match the manifest",
+                manifest.tables.len()
+            );
+            ("passed", msg, Some(*ms))
+        }
+        Err(e) => ("failed", e.message.clone(), None),
+    };
+    sqlx::query(
+        "UPDATE backups SET verify_status = $2, verify_message = $3, verified_at = now(), \
+         restore_ms = coalesce($4, restore_ms) WHERE id = $1",
+    )
+    .bind(backup_id)
+    .bind(status)
+    .bind(&message)
+    .bind(restore_ms)
+    .execute(&ctx.state.db)
+    .await?;
+    ctx.log(if result.is_ok() { "info" } else { "error" }, &format!("verification {status}: {message}")).await;
+    result.map(|_| ())
+}
+
+/// How a restore is checked against the backup's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Row counts and content checksums of every table: drills, and in-place restores before
+    /// the swap. Reading every restored row once (and setting its hint bits) costs about a
+    /// full read of the data.
+    Full,
+    /// The same tables exist (a catalog query). For a restore into a new database: the
+    /// object's chunks are authenticated, its SHA-256 matches, and `pg_restore
+    /// --single-transaction --exit-on-error` restored all of it or nothing, so the data is
+    /// the dump's; drills check the rest.
+    Tables,
+}
+
+/// Opens the sealed object into `pg_restore` running as `login` in `dbname` (`--single-transaction`:
+/// all of it or nothing), then checks it against the manifest. The restore time in ms.
+#[allow(clippy::too_many_arguments)]
+async fn restore_and_compare(
+    ctx: &OpContext,
+    backup: &BackupRow,
+    store: &Store,
+    manifest: &BackupManifest,
+    inst: &InstanceRow,
+    login: (&str, &str),
+    dbname: &str,
+    check: Check,
+) -> Result<i64, OpError> {
+    let started = Instant::now();
+    let ca = ca_file(inst)?;
+    let mut cmd = client("pg_restore", inst, login, dbname, ca.as_ref().map(|f| f.path()))?;
+    cmd.args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    ctx.step(&format!("pg_restore into {dbname} as {}", login.0)).await;
+    let mut child = cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_restore: {e}")))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| OpError::permanent("io", "pg_restore has no stdin"))?;
+    let key = DataKey::unwrap_with(&ctx.state.key, &backup.data_key_enc, backup.id)
+        .map_err(|e| OpError::permanent("backup_key", e.to_string()))?;
+    let mut object = store
+        .open(&backup.object_key, backup.object_version.as_deref())
+        .await
+        .map_err(|e| store_error("backup_missing", e))?;
+    let opened = seal::open(&key, backup.id, &mut object, &mut stdin).await;
+    if opened.is_err() {
+        // Never let pg_restore commit what came before a chunk that failed to open.
+        let _ = child.start_kill();
+    }
+    drop(stdin);
+    let status = child.wait().await.map_err(|e| OpError::permanent("pg_restore_failed", e.to_string()))?;
+    let sha =
+        opened.map_err(|e| OpError::permanent("verify_failed", format!("the stored backup does not open: {e}")))?;
+    if backup.sha256.as_deref() != Some(sha.as_str()) {
+        return Err(OpError::permanent("verify_failed", "the stored object's SHA-256 differs from the recorded one"));
+    }
+    if !status.success() {
+        let err = stderr_of(&mut child).await;
+        return Err(OpError::permanent("restore_failed", format!("pg_restore exited with {status}: {err}")));
+    }
+    let restore_ms = started.elapsed().as_millis() as i64;
+    let checking = Instant::now();
+    let target = inst.target(&ctx.state.key)?;
+    let mut conn = target.as_login(login.0, login.1).connect(dbname).await?;
+    match check {
+        Check::Full => {
+            let restored = describe(&mut conn, Checksums::As(manifest)).await?;
+            compare(manifest, &restored)?;
+        }
+        Check::Tables => {
+            let mut found: Vec<String> = tables(&mut conn).await?.into_iter().map(|(label, _)| label).collect();
+            let mut want: Vec<String> = manifest.tables.iter().map(|t| t.table.clone()).collect();
+            found.sort();
+            want.sort();
+            if found != want {
+                return Err(OpError::permanent(
+                    "verify_failed",
+                    format!("the restored tables differ from the manifest's: {found:?} vs {want:?}"),
+                ));
+            }
+        }
+    }
+    conn.close().await.ok();
+    ctx.log(
+        "info",
+        &format!(
+            "pg_restore took {restore_ms} ms; comparing with the manifest took {} ms",
+            checking.elapsed().as_millis()
+        ),
+    )
+    .await;
+    Ok(restore_ms)
+}
+
+fn compare(manifest: &BackupManifest, restored: &[TableRows]) -> Result<(), OpError> {
+    if restored == manifest.tables.as_slice() {
+        return Ok(());
+    }
+    let mut diff: Vec<String> = Vec::new();
+    for t in &manifest.tables {
+        match restored.iter().find(|r| r.table == t.table) {
+            None => diff.push(format!("{}: missing after the restore", t.table)),
+            Some(r) if r.rows != t.rows => {
+                diff.push(format!("{}: {} rows in the manifest, {} restored", t.table, t.rows, r.rows))
+            }
+            Some(r) if r.checksum != t.checksum => diff.push(format!("{}: content checksum differs", t.table)),
+            Some(_) => {}
+        }
+    }
+    for r in restored.iter().filter(|r| !manifest.tables.iter().any(|t| t.table == r.table)) {
+        diff.push(format!("{}: not in the manifest", r.table));
+    }
+    Err(OpError::permanent(
+        "verify_failed",
+        format!("the restored data differs from the manifest: {}", diff.join("; ")),
+    ))
+}
+
+/// Restores a succeeded backup of the database's tenant into `dbname` (the database itself,
+/// or an in-place restore's side database) as the database's admin role, in one
+/// transaction, then checks row counts against the manifest. The restore time in ms.
+pub async fn restore_into_database(
+    ctx: &OpContext,
+    backup_id: Uuid,
+    db: &DatabaseRow,
+    inst: &InstanceRow,
+    dbname: &str,
+    check: Check,
+) -> Result<i64, OpError> {
+    let s = &ctx.state;
+    let backup = rows::backup(&s.db, backup_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the backup record is gone"))?;
+    if db.tenant_id != backup.tenant_id {
+        return Err(OpError::permanent("not_restorable", "the backup belongs to another tenant"));
+    }
+    let manifest = backup
+        .manifest
+        .as_ref()
+        .map(|m| m.0.clone())
+        .ok_or_else(|| OpError::permanent("not_restorable", "the backup has no manifest (it did not finish)"))?;
+    let creds = record::credentials(&s.db, db.id).await?;
+    let admin = admin_credential(&creds)?;
+    let password = s.key.decrypt(&admin.password_enc, &admin.context())?;
+    let role = db.physical().role(Access::Admin);
+    let store_row = rows::store(&s.db, backup.store_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the backup store is gone"))?;
+    let store = open_store(ctx, &store_row)?;
+    restore_and_compare(ctx, &backup, &store, &manifest, inst, (&role, &password), dbname, check).await
+}
+
+/// Fills a new database (the operation's target, just provisioned) from a backup of the same
+/// tenant, then applies the access model to what the restore created. The restore is one
+/// transaction: a retried operation finds the database either empty (restores) or complete
+/// (skips).
+pub async fn restore_into(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
+    let s = &ctx.state;
+    let (db, inst, target) = record::for_operation(&s.db, &s.key, ctx.op.target_id).await?;
+    let creds = record::credentials(&s.db, db.id).await?;
+    let admin = admin_credential(&creds)?;
+    let password = s.key.decrypt(&admin.password_enc, &admin.context())?;
+    let names = db.physical();
+    let mut conn = target.as_login(&names.role(Access::Admin), &password).connect(&names.database).await?;
+    let already = !tables(&mut conn).await?.is_empty();
+    conn.close().await.ok();
+    if already {
+        ctx.log("info", "the database already holds the restored tables (an earlier attempt finished the restore)")
+            .await;
+    } else {
+        let ms = restore_into_database(ctx, backup_id, &db, &inst, &names.database, Check::Tables).await?;
+        ctx.log("info", &format!("restored backup {backup_id} in {ms} ms; its tables match the manifest")).await;
+    }
+    ctx.step("access model on the restored objects (as the database's admin role)").await;
+    let mut conn = super::tenant_session::connect(&target, &s.key, &db, &creds).await?;
+    super::provision::apply_access_model(&mut conn, &names).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(tables: Vec<TableRows>) -> BackupManifest {
+        BackupManifest {
+            database: "orders".into(),
+            server_version: "15".into(),
+            pg_dump_version: "15".into(),
+            format: "custom".into(),
+            tables,
+        }
+    }
+
+    fn t(name: &str, rows: i64, sum: Option<&str>) -> TableRows {
+        TableRows { table: name.into(), rows, checksum: sum.map(str::to_string) }
+    }
+
+    #[test]
+    fn restored_data_is_compared_by_rows_and_content() {
+        let m = manifest(vec![t("public.a", 3, Some("x")), t("public.big", 10, None)]);
+        assert!(compare(&m, &[t("public.a", 3, Some("x")), t("public.big", 10, None)]).is_ok());
+        let e = compare(&m, &[t("public.a", 3, Some("y")), t("public.big", 10, None)]).unwrap_err();
+        assert!(e.message.contains("public.a: content checksum differs"), "{}", e.message);
+        let e = compare(&m, &[t("public.a", 2, Some("x")), t("public.big", 10, None)]).unwrap_err();
+        assert!(e.message.contains("3 rows in the manifest, 2 restored"), "{}", e.message);
+        let e = compare(&m, &[t("public.a", 3, Some("x"))]).unwrap_err();
+        assert!(e.message.contains("public.big: missing"), "{}", e.message);
+        let e = compare(&m, &[t("public.a", 3, Some("x")), t("public.big", 10, None), t("public.new", 0, None)]);
+        assert!(e.unwrap_err().message.contains("public.new: not in the manifest"));
+    }
+}
