@@ -95,6 +95,16 @@ pub struct EngineArgs {
     /// across all replicas; scrapes read the last collection).
     #[arg(long, env = "DBAAS_METRICS_INTERVAL_MS", default_value_t = 15_000)]
     pub metrics_interval_ms: u64,
+    /// Validity of the server certificates of managed instances, in days.
+    #[arg(long, env = "DBAAS_CERT_VALIDITY_DAYS", default_value_t = 90)]
+    pub cert_validity_days: u64,
+    /// Renew a managed instance's certificate when it expires within this many days.
+    #[arg(long, env = "DBAAS_CERT_RENEW_BEFORE_DAYS", default_value_t = 30)]
+    pub cert_renew_before_days: u64,
+    /// Tests: certificate validity and renewal window in seconds (override the days).
+    #[cfg(feature = "test-hooks")]
+    #[arg(long, env = "DBAAS_TEST_CERT_SECS", value_delimiter = ',', hide = true)]
+    pub test_cert_secs: Vec<u64>,
     /// Fault injection for tests: pause before each operation step, in milliseconds.
     #[cfg(feature = "test-hooks")]
     #[arg(long, env = "DBAAS_TEST_STEP_DELAY_MS", default_value_t = 0, hide = true)]
@@ -115,7 +125,18 @@ impl EngineArgs {
         if self.retention_days == 0 {
             bail!("--retention-days must be at least 1");
         }
+        #[allow(unused_mut)]
+        let (mut validity, mut renew_before) = (self.cert_validity_days * 86_400, self.cert_renew_before_days * 86_400);
+        #[cfg(feature = "test-hooks")]
+        if let [v, r] = self.test_cert_secs[..] {
+            (validity, renew_before) = (v, r);
+        }
+        if renew_before >= validity {
+            bail!("--cert-renew-before-days must be shorter than --cert-validity-days");
+        }
         Ok(EngineConfig {
+            cert_validity: Duration::from_secs(validity),
+            cert_renew_before: Duration::from_secs(renew_before),
             workers: self.workers,
             lease: Duration::from_millis(self.op_lease_ms),
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(50)),

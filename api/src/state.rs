@@ -43,6 +43,10 @@ pub struct EngineConfig {
     pub purge_interval: Duration,
     /// How often each instance's metrics are collected (once per interval across replicas).
     pub metrics_interval: Duration,
+    /// How long a managed instance's server certificate is valid.
+    pub cert_validity: Duration,
+    /// A managed instance's certificate is renewed when it expires within this.
+    pub cert_renew_before: Duration,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +67,8 @@ impl Default for EngineConfig {
             retention: Duration::from_secs(90 * 86_400),
             purge_interval: Duration::from_secs(3600),
             metrics_interval: Duration::from_secs(15),
+            cert_validity: Duration::from_secs(90 * 86_400),
+            cert_renew_before: Duration::from_secs(30 * 86_400),
         }
     }
 }

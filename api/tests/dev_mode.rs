@@ -3,40 +3,11 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::dev::*;
 use common::*;
 use dbaas_client::*;
-
-fn start_dev(dir: &std::path::Path, port: u16) -> std::process::Child {
-    Command::new(BIN)
-        .args(["dev", "--data-dir"])
-        .arg(dir)
-        .args(["--port", &port.to_string()])
-        .env("DBAAS_POLL_INTERVAL_MS", "500")
-        .stdout(std::fs::File::create(dir.with_extension("stdout")).unwrap())
-        .stderr(std::fs::File::create(dir.with_extension("stderr")).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_ready(endpoint: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{endpoint}/readyz")).await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "dev mode did not become ready");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn env_of(text: &str, key: &str) -> String {
-    text.lines().find_map(|l| l.strip_prefix(&format!("export {key}="))).unwrap().trim().to_string()
-}
 
 /// A database of tenant `demo` on the `local` instance, once its provisioning succeeded.
 async fn local_database(admin: &Client, name: &str) -> DatabaseAccepted {
@@ -57,17 +28,12 @@ async fn op_log(admin: &Client, op: uuid::Uuid) -> String {
     lines.iter().map(|l| format!("{}: {}", l.level, l.message)).collect::<Vec<_>>().join("\n")
 }
 
-fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    child.wait().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_mode_starts_serves_stops_and_reuses() {
     let tmp = tempdir();
     let dir = tmp.path().join("dev");
     let port = dbaas_api::pgcluster::free_port().unwrap();
-    let mut child = start_dev(&dir, port);
+    let mut child = start_dev(&dir, port, &[]);
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_ready(&endpoint).await;
 
@@ -112,7 +78,7 @@ async fn dev_mode_starts_serves_stops_and_reuses() {
     assert!(!mine_pid.exists(), "managed instance still running");
 
     // A second start with the same data dir reuses it: same token, same database.
-    let mut child = start_dev(&dir, port);
+    let mut child = start_dev(&dir, port, &[]);
     wait_ready(&endpoint).await;
     let env2 = std::fs::read_to_string(dir.join("env")).unwrap();
     assert_eq!(env_of(&env2, "DBAAS_TOKEN"), token);
@@ -137,7 +103,7 @@ async fn dev_mode_recovers_from_kill_9_and_keeps_its_dir_private() {
     let tmp = tempdir();
     let dir = tmp.path().join("dev");
     let port = dbaas_api::pgcluster::free_port().unwrap();
-    let mut child = start_dev(&dir, port);
+    let mut child = start_dev(&dir, port, &[]);
     let endpoint = format!("http://127.0.0.1:{port}");
     wait_ready(&endpoint).await;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -153,7 +119,7 @@ async fn dev_mode_recovers_from_kill_9_and_keeps_its_dir_private() {
     child.wait().unwrap();
     assert!(dir.join("state/pgdata/postmaster.pid").exists(), "the clusters outlive a SIGKILL");
 
-    let mut child = start_dev(&dir, port);
+    let mut child = start_dev(&dir, port, &[]);
     wait_ready(&endpoint).await;
     assert_eq!(admin.get_tenant("demo").await.unwrap().name, "demo");
     local_database(&admin, "after").await;

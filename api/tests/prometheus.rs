@@ -1,6 +1,6 @@
 //! The shipped alert rules and dashboards against the real thing: `promtool test rules` on
 //! the rules' unit tests, then a real Prometheus (Debian's package) discovering the
-//! instances through `GET /v1/prometheus/targets`, scraping them and the service, and a
+//! instances of a `dbaas-api dev` process through `GET /v1/prometheus/targets`, scraping them and the service, and a
 //! tenant scraping its own databases. With pgbench load and a table full of dead rows: the
 //! per-database series exist with the service's labels, every dashboard panel's query
 //! evaluates (core panels non-empty), the dead-rows alert fires and resolves after a VACUUM,
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::dev::Dev;
 use common::*;
 use dbaas_client::*;
 use serde_json::Value;
@@ -159,11 +160,17 @@ fn dashboard_queries(vars: &[(&str, &str)]) -> Vec<(String, String, bool)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_discovers_scrapes_and_alerts() {
-    let h = Harness::in_process().await;
-    let a = h.tenant("team-a").await;
-    let db = h.ready_database(&a, db_req("orders")).await;
-    let admin = a.get_credential(db.id, Access::Admin).await.unwrap();
-    let prom = Prometheus::start(h.endpoint(), &h.admin_token, a.token());
+    // As a team would try it: `dbaas-api dev` (collecting every second), its `local` instance.
+    let dev = Dev::start(&[("DBAAS_METRICS_INTERVAL_MS", "1000")]).await;
+    dev.admin.create_tenant(&CreateTenant { name: "team-a".into(), max_databases: None }).await.unwrap();
+    let tok =
+        dev.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
+    let a = dev.admin.with_token(&tok.secret);
+    let acc = a.create_database(&CreateDatabase { instance: Some("local".into()), ..db_req("orders") }).await.unwrap();
+    let op = a.wait_operation(acc.operation.clone().unwrap().id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    let admin = a.get_credential(acc.database.id, Access::Admin).await.unwrap();
+    let prom = Prometheus::start(&dev.endpoint, &dev.token, a.token());
 
     // Load: pgbench tables and transactions, and a table of mostly dead rows.
     let bin = dbaas_api::pgcluster::find_bin_dir().unwrap().join("pgbench");
@@ -180,7 +187,7 @@ async fn prometheus_discovers_scrapes_and_alerts() {
     .await
     .unwrap();
 
-    let sel = "tenant=\"team-a\",database=\"orders\",instance=\"main\",environment=\"sandbox\"";
+    let sel = "tenant=\"team-a\",database=\"orders\",instance=\"local\",environment=\"sandbox\"";
     wait_until("Prometheus has the database's series from discovery", Duration::from_secs(90), || async {
         !prom.query(&format!("pg_stat_database_xact_commit{{{sel},job=\"dbaas-instances\"}}")).await["data"]["result"]
             .as_array()
@@ -224,9 +231,9 @@ async fn prometheus_discovers_scrapes_and_alerts() {
     .await;
 
     // The instance stops: the down alert fires.
-    h.target_pg.stop().unwrap();
+    dev.stop_local_instance();
     wait_until("PostgresInstanceDown fires", Duration::from_secs(90), || async {
-        prom.firing("PostgresInstanceDown", ",instance=\"main\"").await
+        prom.firing("PostgresInstanceDown", ",instance=\"local\"").await
     })
     .await;
 }

@@ -1,4 +1,4 @@
-//! `POST /v1/instances/{name}/actions`: start, stop or restart a managed instance.
+//! `POST /v1/instances/{name}/actions`: start, stop, restart a managed instance or renew its certificate.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

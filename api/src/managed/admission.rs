@@ -231,7 +231,11 @@ pub async fn delete(s: &AppState, row: &InstanceRow) -> ApiResult<Instance> {
 pub async fn action(s: &AppState, name: &str, action: InstanceActionKind) -> ApiResult<Instance> {
     let row = by_name(&s.db, name).await?.ok_or(ApiError::NotFound("instance"))?;
     if !row.is_managed() {
-        return Err(ApiError::field("action", "managed_only", "start, stop and restart apply to managed instances"));
+        return Err(ApiError::field(
+            "action",
+            "managed_only",
+            "start, stop, restart and renew_certificate apply to managed instances",
+        ));
     }
     let status = row.status();
     let (job, allowed): (Job, bool) = match action {
@@ -242,11 +246,24 @@ pub async fn action(s: &AppState, name: &str, action: InstanceActionKind) -> Api
             (jobs::StopInstance::default().into(), matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
         }
         InstanceActionKind::Restart => (jobs::RestartInstance::default().into(), status == InstanceStatus::Ready),
+        InstanceActionKind::RenewCertificate => {
+            let job = jobs::RenewCertificate { reason: Some("requested".into()) };
+            (job.into(), status == InstanceStatus::Ready)
+        }
     };
     if !allowed {
         return Err(ApiError::Conflict(
             "invalid_state",
-            format!("instance {name} is {}; cannot {:?} it now", status.as_str(), action).to_lowercase(),
+            format!(
+                "instance {name} is {}; cannot {} now",
+                status.as_str(),
+                match action {
+                    InstanceActionKind::Start => "start it",
+                    InstanceActionKind::Stop => "stop it",
+                    InstanceActionKind::Restart => "restart it",
+                    InstanceActionKind::RenewCertificate => "renew its certificate",
+                }
+            ),
         ));
     }
     let mut tx = s.db.begin().await?;

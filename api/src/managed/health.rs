@@ -1,6 +1,7 @@
 //! Periodic health checks of managed instances. A cluster that stopped answering is marked
 //! `down`; when the instance has `auto_restart`, a start operation is enqueued (at most one
-//! open operation per instance, so replicas checking at once do not pile up restarts).
+//! open operation per instance, so replicas checking at once do not pile up restarts). A
+//! serving instance whose certificate expires within the renewal window gets a renewal.
 
 use tokio_util::sync::CancellationToken;
 
@@ -29,9 +30,35 @@ async fn pass(state: &AppState) -> Result<(), sqlx::Error> {
             },
             Err(e) => Some(e.to_string()),
         };
+        let serving = problem.is_none();
         record(state, &inst, problem).await?;
+        if serving && super::certs::due(inst.cert_not_after, chrono::Utc::now(), state.engine.cert_renew_before) {
+            enqueue_renewal(state, &inst).await?;
+        }
     }
     Ok(())
+}
+
+/// Enqueues a certificate renewal unless an operation already works on the instance (the
+/// row lock makes replicas checking at once enqueue one).
+async fn enqueue_renewal(state: &AppState, inst: &InstanceRow) -> Result<(), sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    let busy: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM operations WHERE target_id = $1 AND status IN ('queued', 'running')) \
+         FROM instances WHERE id = $1 AND status = 'ready' FOR UPDATE",
+    )
+    .bind(inst.id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .unwrap_or(true);
+    if !busy {
+        let expires = inst.cert_not_after.map(|t| t.to_rfc3339()).unwrap_or_default();
+        let job = super::jobs::RenewCertificate { reason: Some(format!("expires {expires}")) };
+        let op = super::enqueue(&mut tx, inst.id, job.into()).await?;
+        queue::log(&mut *tx, op, "info", &format!("the server certificate expires {expires}: renewing it")).await?;
+        tracing::info!(instance = %inst.name, expires = %expires, "certificate renewal enqueued");
+    }
+    tx.commit().await
 }
 
 async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -> Result<(), sqlx::Error> {

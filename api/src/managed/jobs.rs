@@ -30,6 +30,7 @@ instance_job! {
     StopInstance: "Stops the server (fast: sessions are disconnected).",
     RestartInstance: "Stops and starts the server.",
     DeleteInstance: "Stops the server and removes its directory.",
+    RenewCertificate: "A new server certificate from the instance's CA, loaded by reload.",
 }
 
 /// New settings, applied by reload or restart.
@@ -111,6 +112,18 @@ impl Operation for UpdateInstance {
                 .execute(&mut *tx)
                 .await?;
         }
+        Ok(())
+    }
+}
+
+impl Operation for RenewCertificate {
+    const KIND: OperationKind = OperationKind::RenewCertificate;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        let (inst, node) = ops::load(ctx).await?;
+        super::certs::renew(ctx, &inst, &node).await
+    }
+    /// The status stays: the server served throughout.
+    async fn on_outcome(&self, _: &mut PgConnection, _: &OperationRow, _: bool) -> Result<(), sqlx::Error> {
         Ok(())
     }
 }

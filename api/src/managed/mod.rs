@@ -10,11 +10,13 @@
 //! `run/` (its unix socket) and `server.log`.
 
 pub mod admission;
+pub mod certs;
 pub mod health;
 pub mod jobs;
 pub mod node;
 pub mod ops;
 pub mod settings;
+pub mod tls_probe;
 
 use crate::ops::job::Job;
 use sqlx::{Postgres, Transaction};

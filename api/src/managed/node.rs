@@ -76,6 +76,14 @@ impl Node {
         Ok(())
     }
 
+    /// Writes `path` whole or not at all: a sibling file first, then a rename.
+    pub async fn replace_file(&self, path: &str, content: &str, mode: &str) -> Result<(), ExecError> {
+        let next = format!("{path}.next");
+        self.write_file(&next, content, mode).await?;
+        self.sys("/bin/mv", &["-f", "--", &next, path]).await?;
+        Ok(())
+    }
+
     pub async fn read_file(&self, path: &str) -> Result<String, ExecError> {
         Ok(self.sys("/bin/cat", &[path]).await?.stdout)
     }

@@ -91,7 +91,7 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
     write_config(node, &inst.settings.0).await?;
 
     ctx.step("TLS certificate").await;
-    let ca = ensure_certificate(node, inst).await?;
+    let ca = super::certs::ensure(ctx, node, inst).await?;
     sqlx::query("UPDATE instances SET ca_cert = $2 WHERE id = $1")
         .bind(inst.id)
         .bind(&ca)
@@ -179,24 +179,6 @@ async fn write_config(node: &Node, settings: &Settings) -> Result<(), OpError> {
         .await?;
     }
     Ok(())
-}
-
-/// Keeps the certificate an earlier attempt wrote; otherwise issues one for the addresses
-/// clients use. Returns the CA (PEM) clients verify the server with.
-async fn ensure_certificate(node: &Node, inst: &InstanceRow) -> Result<String, OpError> {
-    let data = node.data();
-    let ca_path = format!("{data}/ca.crt");
-    if node.exists(&ca_path).await? && node.exists(&format!("{data}/server.key")).await? {
-        return Ok(node.read_file(&ca_path).await?);
-    }
-    let mut names = vec![inst.host.clone(), inst.public_host.clone(), "localhost".into(), "127.0.0.1".into()];
-    names.dedup();
-    let c = crate::tlsgen::server_cert(&format!("dbaas instance {} CA", inst.name), &names)
-        .map_err(|e| OpError::permanent("certificate", e.to_string()))?;
-    node.write_file(&format!("{data}/server.key"), &c.key_pem, "0600").await?;
-    node.write_file(&format!("{data}/server.crt"), &c.cert_pem, "0644").await?;
-    node.write_file(&ca_path, &c.ca_pem, "0644").await?;
-    Ok(c.ca_pem)
 }
 
 /// Connects as the service (the server is up and our login works).

@@ -116,6 +116,10 @@ pub const FAMILIES: &[Family] = &[
     g("dbaas_leases_expired_unrevoked", "Leases past their expiry whose role is not revoked yet."),
     g("dbaas_workers", "Operation workers configured in this replica."),
     g("dbaas_instance_health", "Health of each instance as the service last saw it (1 ok, 0 not)."),
+    g(
+        "dbaas_instance_certificate_expiry_timestamp_seconds",
+        "When the server certificate of a managed instance expires (Unix time; renewed before).",
+    ),
     g("dbaas_host_up", "Whether the last reading of a host's data disk succeeded."),
     g("dbaas_host_data_disk_size_bytes", "Size of the file system holding a host's data root."),
     g("dbaas_host_data_disk_available_bytes", "Bytes available on the file system holding a host's data root."),

@@ -50,6 +50,16 @@ pub async fn gauges(state: &AppState) -> Result<String, sqlx::Error> {
         let l = [("dbaas_instance", name.as_str()), ("environment", env.as_str())];
         out.push(Sample::new("dbaas_instance_health", &l, if *ok { 1.0 } else { 0.0 }));
     }
+    let certs: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT name, environment, cert_not_after FROM instances \
+         WHERE cert_not_after IS NOT NULL AND status NOT IN ('deleting', 'deleted') ORDER BY 1",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    for (name, env, not_after) in &certs {
+        let l = [("dbaas_instance", name.as_str()), ("environment", env.as_str())];
+        out.push(Sample::new("dbaas_instance_certificate_expiry_timestamp_seconds", &l, not_after.timestamp() as f64));
+    }
     let hosts: Vec<(String, sqlx::types::Json<Vec<Sample>>)> =
         sqlx::query_as("SELECT h.name, m.samples FROM host_metrics m JOIN hosts h ON h.id = m.host_id ORDER BY h.name")
             .fetch_all(&state.db)

@@ -127,6 +127,7 @@ jobs! {
     BackupDatabase => database::BackupDatabase,
     VerifyBackup => database::VerifyBackup,
     RestoreDatabase => database::RestoreDatabase,
+    RenewCertificate => instance::RenewCertificate,
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub const INSTANCE_COLUMNS: &str = "i.id, i.name, i.kind, i.host, i.port, i.publ
     (SELECT count(*) FROM databases d WHERE d.instance_id = i.id AND d.status <> 'deleted') AS database_count, \
     i.status, i.host_id, (SELECT name FROM hosts WHERE id = i.host_id) AS host_name, i.pg_version, i.settings, \
     i.dedicated_tenant_id, (SELECT name FROM tenants WHERE id = i.dedicated_tenant_id) AS dedicated_tenant, \
-    i.protected, i.auto_restart, i.health, i.health_message, i.health_checked_at, i.last_operation_id, i.managed";
+    i.protected, i.auto_restart, i.health, i.health_message, i.health_checked_at, i.last_operation_id, i.managed, i.cert_not_after";
 
 /// What a managed instance keeps about itself (`instances.managed`).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -63,6 +63,7 @@ pub struct InstanceRow {
     pub health_checked_at: Option<DateTime<Utc>>,
     pub last_operation_id: Option<uuid::Uuid>,
     pub managed: Option<sqlx::types::Json<ManagedState>>,
+    pub cert_not_after: Option<DateTime<Utc>>,
 }
 
 /// The `health` column, decoded strictly (NULL until the first check).
@@ -107,6 +108,7 @@ impl InstanceRow {
                 _ => None,
             },
             ready_in_ms: self.managed_state().ready_in_ms,
+            certificate_expires_at: self.cert_not_after,
         });
         Instance {
             id: self.id,

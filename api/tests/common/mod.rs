@@ -3,6 +3,7 @@
 //! fails).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod dev;
 pub mod hosts;
 pub mod proxy;
 

@@ -289,6 +289,9 @@ pub struct ManagedDetails {
     /// Milliseconds from the create request to ready.
     #[serde(default)]
     pub ready_in_ms: Option<i64>,
+    /// When the server certificate it presents expires (renewed automatically before).
+    #[serde(default)]
+    pub certificate_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -298,6 +301,9 @@ pub enum InstanceActionKind {
     Start,
     Stop,
     Restart,
+    /// Issues a new server certificate from the instance's CA and reloads (no restart).
+    #[serde(rename = "renew_certificate")]
+    RenewCertificate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ pub enum OperationKind {
     BackupDatabase,
     VerifyBackup,
     RestoreDatabase,
+    RenewCertificate,
 }
 
 impl OperationKind {
@@ -46,6 +47,7 @@ impl OperationKind {
             Self::BackupDatabase => "backup_database",
             Self::VerifyBackup => "verify_backup",
             Self::RestoreDatabase => "restore_database",
+            Self::RenewCertificate => "renew_certificate",
         }
     }
 }
@@ -70,6 +72,7 @@ impl std::str::FromStr for OperationKind {
             "backup_database" => Self::BackupDatabase,
             "verify_backup" => Self::VerifyBackup,
             "restore_database" => Self::RestoreDatabase,
+            "renew_certificate" => Self::RenewCertificate,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }

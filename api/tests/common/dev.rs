@@ -1,0 +1,92 @@
+//! `dbaas-api dev` as a process: started on a data dir, ready when `/readyz` answers, its
+//! admin token read from the env file it writes, stopped with SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use dbaas_client::Client;
+
+use super::{tempdir, BIN};
+
+/// Starts `dbaas-api dev` on `dir` and `port` (stdout/stderr next to the dir).
+pub fn start_dev(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
+    Command::new(BIN)
+        .args(["dev", "--data-dir"])
+        .arg(dir)
+        .args(["--port", &port.to_string()])
+        .env("DBAAS_POLL_INTERVAL_MS", "500")
+        .envs(env.iter().copied())
+        .stdout(std::fs::File::create(dir.with_extension("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.with_extension("stderr")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+pub async fn wait_ready(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{endpoint}/readyz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "dev mode did not become ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The value of `export KEY=` in the env file dev writes.
+pub fn env_of(text: &str, key: &str) -> String {
+    text.lines().find_map(|l| l.strip_prefix(&format!("export {key}="))).unwrap().trim().to_string()
+}
+
+pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    child.wait().unwrap()
+}
+
+/// A running `dbaas-api dev` in a directory of its own; SIGTERM on drop.
+pub struct Dev {
+    pub child: Child,
+    pub endpoint: String,
+    pub token: String,
+    pub admin: Client,
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Dev {
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let tmp = tempdir();
+        let dir = tmp.path().join("dev");
+        let port = dbaas_api::pgcluster::free_port().unwrap();
+        let child = start_dev(&dir, port, env);
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_ready(&endpoint).await;
+        let token = env_of(&std::fs::read_to_string(dir.join("env")).unwrap(), "DBAAS_TOKEN");
+        let admin = Client::new(&endpoint, &token).unwrap();
+        Self { child, endpoint, token, admin, dir, _tmp: tmp }
+    }
+
+    /// Stops dev's `local` instance behind the service's back (`pg_ctl stop` as postgres).
+    pub fn stop_local_instance(&self) {
+        let bin = dbaas_api::pgcluster::find_bin_dir().unwrap().join("pg_ctl");
+        let out = Command::new("runuser")
+            .current_dir("/")
+            .args(["-u", "postgres", "--"])
+            .arg(bin)
+            .arg("-D")
+            .arg(self.dir.join("local/pgdata"))
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = sigterm(&mut self.child);
+    }
+}
