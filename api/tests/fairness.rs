@@ -132,7 +132,9 @@ async fn frequent_crons_and_counts_over_the_caps_are_refused() {
     }
     let e = a.create_schedule(db.id, &sched("0 4 * * *")).await.unwrap_err();
     assert_eq!(e.problem().unwrap().code, "quota_exceeded");
-    assert_eq!(a.list_schedules(db.id).await.unwrap().len(), 10);
+    // The backup policy may add its own schedules to a new database at any moment.
+    let tenant_made = a.list_schedules(db.id).await.unwrap().into_iter().filter(|s| s.origin == "tenant").count();
+    assert_eq!(tenant_made, 10);
 
     // A maintenance statement timeout is bounded.
     let req = CreateMaintenance {
