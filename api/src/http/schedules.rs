@@ -153,15 +153,17 @@ async fn create_schedule(
     let sid = Uuid::new_v4();
     let mut tx = s.db.begin().await?;
     // Counted under the database's row lock, so concurrent creates cannot pass the cap together.
+    // Only the tenant's own count: the backup policy's schedules must not eat its allowance
+    // (nor make it depend on whether the policy ran yet).
     crate::catalog::record::lock(&mut tx, db.id).await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM schedules WHERE database_id = $1")
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM schedules WHERE database_id = $1 AND origin = 'tenant'")
         .bind(db.id)
         .fetch_one(&mut *tx)
         .await?;
     if count >= MAX_SCHEDULES_PER_DATABASE {
         return Err(ApiError::Conflict(
             "quota_exceeded",
-            format!("a database may have at most {MAX_SCHEDULES_PER_DATABASE} schedules (it has {count})"),
+            format!("a database may have at most {MAX_SCHEDULES_PER_DATABASE} schedules of its own (it has {count})"),
         ));
     }
     sqlx::query(
