@@ -95,6 +95,10 @@ pub struct EngineArgs {
     /// across all replicas; scrapes read the last collection).
     #[arg(long, env = "DBAAS_METRICS_INTERVAL_MS", default_value_t = 15_000)]
     pub metrics_interval_ms: u64,
+    /// How often each instance's catalog is compared with the database records, in
+    /// milliseconds (once per interval across replicas; GET serves the last result).
+    #[arg(long, env = "DBAAS_DRIFT_INTERVAL_MS", default_value_t = 60_000)]
+    pub drift_interval_ms: u64,
     /// Validity of the server certificates of managed instances, in days.
     #[arg(long, env = "DBAAS_CERT_VALIDITY_DAYS", default_value_t = 90)]
     pub cert_validity_days: u64,
@@ -152,6 +156,7 @@ impl EngineArgs {
             retention: Duration::from_secs(self.retention_days * 86_400),
             purge_interval: Duration::from_millis(self.purge_interval_ms.max(100)),
             metrics_interval: Duration::from_millis(self.metrics_interval_ms.max(500)),
+            drift_interval: Duration::from_millis(self.drift_interval_ms.max(500)),
             ..EngineConfig::default()
         })
     }

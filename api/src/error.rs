@@ -29,6 +29,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// 429 with `Retry-After` (seconds).
+    #[error("rate limited: {0}")]
+    RateLimited(String, u64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -60,6 +63,7 @@ impl ApiError {
             Self::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", d.clone()),
             Self::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", d.clone()),
             Self::UnsupportedMediaType(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", d.clone()),
+            Self::RateLimited(d, _) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", d.clone()),
             Self::Database(e) if named_constraint(e).is_some() => {
                 let (status, code, detail) = named_constraint(e).unwrap_or_else(internal_static);
                 (status, code, detail.to_string())
@@ -145,11 +149,18 @@ impl IntoResponse for ApiError {
             // The cause goes to the log only: it may name tables, hosts or worse.
             tracing::error!(error = ?self, "request failed");
         }
+        let retry_after = match &self {
+            Self::RateLimited(_, secs) => Some(*secs),
+            _ => None,
+        };
         let errors = match self {
             Self::Validation(errs) => errs,
             _ => Vec::new(),
         };
         let mut resp = problem_response(status, code, detail, errors);
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"dbaas\""));
         }

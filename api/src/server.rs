@@ -92,6 +92,7 @@ pub async fn serve_with(
     ops::retention::spawn(state.clone(), shutdown.clone());
     crate::backup::lifecycle::spawn(state.clone(), shutdown.clone());
     crate::observe::collect::spawn(state.clone(), shutdown.clone());
+    crate::catalog::reconcile::spawn(state.clone(), shutdown.clone());
     crate::managed::health::spawn(state.clone(), shutdown.clone());
     let workers = ops::worker::spawn(state.clone(), shutdown.clone());
     let worker_id = state.engine.worker_id.clone();

@@ -43,6 +43,9 @@ pub struct EngineConfig {
     pub purge_interval: Duration,
     /// How often each instance's metrics are collected (once per interval across replicas).
     pub metrics_interval: Duration,
+    /// How often each instance's catalog is compared with the records (once per interval
+    /// across replicas; GET serves the last result).
+    pub drift_interval: Duration,
     /// How long a managed instance's server certificate is valid.
     pub cert_validity: Duration,
     /// A managed instance's certificate is renewed when it expires within this.
@@ -67,6 +70,7 @@ impl Default for EngineConfig {
             retention: Duration::from_secs(90 * 86_400),
             purge_interval: Duration::from_secs(3600),
             metrics_interval: Duration::from_secs(15),
+            drift_interval: Duration::from_secs(60),
             cert_validity: Duration::from_secs(90 * 86_400),
             cert_renew_before: Duration::from_secs(30 * 86_400),
         }

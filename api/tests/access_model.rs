@@ -122,7 +122,7 @@ async fn access_matrix() {
     // Drift: an object created by hand by someone other than admin is reported.
     let mut su = h.target_db("team-a_orders").await;
     su.execute("CREATE TABLE public.by_superuser (id int)").await.unwrap();
-    let d = team_a.get_database(a.id).await.unwrap();
+    let d = team_a.get_database_fresh(a.id).await.unwrap();
     let drift = d.drift.unwrap();
     assert!(drift.differences.iter().any(|x| x.contains("public.by_superuser")), "{drift:?}");
 }

@@ -163,7 +163,7 @@ async fn tenant_code_never_runs_with_the_service_rights() {
     ac.close().await.unwrap();
 
     // GET with the drift check (the catalog is read while the tenant's objects are there).
-    let got = a.get_database(db.id).await.unwrap();
+    let got = a.get_database_fresh(db.id).await.unwrap();
     let drift = got.drift.expect("drift");
     assert!(drift.checked, "{drift:?}");
     assert_gained_nothing(&h, Some((&a, &db))).await;
@@ -398,7 +398,7 @@ async fn foreign_objects_with_our_names_are_never_touched() {
         .await
         .unwrap();
     assert_eq!(owner, "postgres", "the foreign database was re-owned");
-    let drift = a.get_database(db.id).await.unwrap().drift.unwrap();
+    let drift = a.get_database_fresh(db.id).await.unwrap().drift.unwrap();
     assert!(drift.differences.iter().any(|d| d.contains("is not the service's")), "{drift:?}");
 
     // Deleting the record drops our roles but leaves the foreign database.

@@ -271,7 +271,7 @@ async fn stale_patch_changes_nothing() {
     let exts: Vec<String> =
         sqlx::query_scalar("SELECT extname::text FROM pg_extension ORDER BY 1").fetch_all(&mut c).await.unwrap();
     assert!(exts.contains(&"citext".to_string()), "{exts:?}");
-    let clean = a.get_database(db.id).await.unwrap();
+    let clean = a.get_database_fresh(db.id).await.unwrap();
     assert!(clean.drift.as_ref().unwrap().is_clean(), "{:?}", clean.drift);
 }
 
@@ -332,7 +332,7 @@ async fn instance_registration_and_target_down() {
     let mut req = db_req("via-weak");
     req.instance = Some("other".into());
     let d = h.ready_database(&a, req).await;
-    assert!(d.drift.unwrap().is_clean());
+    assert!(a.get_database_fresh(d.id).await.unwrap().drift.unwrap().is_clean());
     let read = a.get_credential(d.id, Access::Read).await.unwrap();
     connect_as(&read).await.unwrap();
 

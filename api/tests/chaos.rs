@@ -117,8 +117,8 @@ async fn replicas_killed_and_frozen_during_fifty_operations() {
             DatabaseStatus::Ready => {
                 assert!(h.target_has_db(&d.physical_name).await, "{} is ready but missing", d.physical_name);
                 assert_eq!(statics.len(), 3, "{}: {roles:?}", d.physical_name);
-                let full = a.get_database(d.id).await.unwrap();
-                assert!(full.drift.unwrap().is_clean(), "{}", d.physical_name);
+                let drift = Harness::reconciled_drift(&a, d.id, chrono::Utc::now()).await;
+                assert!(drift.is_clean(), "{}: {drift:?}", d.physical_name);
             }
             DatabaseStatus::Deleted => {
                 assert!(!h.target_has_db(&d.physical_name).await, "{} deleted but present", d.physical_name);

@@ -90,7 +90,7 @@ async fn dev_mode_starts_serves_stops_and_reuses() {
     let op = admin.wait_operation(m2.last_operation_id.unwrap(), Duration::from_secs(60)).await.unwrap();
     assert_eq!((op.kind, op.status), (OperationKind::StartInstance, OperationStatus::Succeeded), "{op:?}");
     assert!(mine_pid.exists());
-    assert!(d.drift.unwrap().is_clean());
+    assert!(admin.get_database_fresh(d.id).await.unwrap().drift.unwrap().is_clean());
     assert!(sigterm(&mut child).success());
 }
 

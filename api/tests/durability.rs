@@ -15,7 +15,7 @@ async fn all_complete(h: &Harness, client: &Client, names: &[String]) {
     for name in names {
         let d = client.find_database("team-a", name).await.unwrap();
         assert_eq!(d.status, DatabaseStatus::Ready, "{name}");
-        let drift = d.drift.unwrap();
+        let drift = Harness::reconciled_drift(client, d.id, chrono::Utc::now()).await;
         assert!(drift.is_clean(), "{name}: {drift:?}");
         let roles = h.target_roles_like(&format!("team-a\\_{name}\\_%")).await;
         assert_eq!(roles.len(), 3, "{name}: {roles:?}");

@@ -56,7 +56,7 @@ async fn protected_delete_retains_then_readopts_then_force_drops() {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM entries").fetch_one(&mut r).await.unwrap();
     assert_eq!(n, 2);
     drop((c, r));
-    assert!(a.get_database(db.id).await.unwrap().drift.unwrap().is_clean());
+    assert!(a.get_database_fresh(db.id).await.unwrap().drift.unwrap().is_clean());
 
     // Re-adoption elsewhere is refused.
     let mut elsewhere = req.clone();
@@ -178,14 +178,24 @@ async fn rotation_drift_and_cancel() {
     sqlx::raw_sql("DROP ROLE \"team-a_app_read\"").execute(&mut su).await.unwrap_err(); // owns privileges: refused
     sqlx::raw_sql("DROP DATABASE \"team-a_app\" WITH (FORCE)").execute(&mut su).await.unwrap();
     sqlx::raw_sql("DROP ROLE \"team-a_app_read\"").execute(&mut su).await.unwrap();
-    let drift = a.get_database(db.id).await.unwrap().drift.unwrap();
+    // The background reconciler sees it (GET serves its result, with its time)...
+    let dropped_at = chrono::Utc::now();
+    let drift = Harness::reconciled_drift(&a, db.id, dropped_at).await;
     assert!(drift.checked && drift.database_missing, "{drift:?}");
     assert_eq!(drift.missing_roles, vec!["team-a_app_read".to_string()]);
-    // Reconcile restores both, with the same credentials.
+    // ...and so does a live check.
+    let live = a.get_database_fresh(db.id).await.unwrap().drift.unwrap();
+    assert!(live.database_missing && live.checked_at.unwrap() > drift.checked_at.unwrap(), "{live:?}");
+    // Reconcile restores both, with the same credentials. The stored result is forgotten
+    // with the operation's outcome: no stale "missing" after it.
     let rec = a.reconcile_database(db.id).await.unwrap();
     let op = a.wait_operation(rec.operation.unwrap().id, WAIT).await.unwrap();
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
-    assert!(a.get_database(db.id).await.unwrap().drift.unwrap().is_clean());
+    let after = a.get_database(db.id).await.unwrap().drift;
+    assert!(after.as_ref().is_none_or(|d| d.is_clean()), "{after:?}");
+    assert!(a.get_database_fresh(db.id).await.unwrap().drift.unwrap().is_clean());
+    let since = chrono::Utc::now();
+    assert!(Harness::reconciled_drift(&a, db.id, since).await.is_clean());
     connect_as(&a.get_credential(db.id, Access::Read).await.unwrap()).await.unwrap();
     connect_as(&new).await.unwrap();
 

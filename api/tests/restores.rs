@@ -132,7 +132,7 @@ async fn in_place_restore_swaps_in_the_backup_and_keeps_the_previous_database() 
     assert_ne!(uri, admin.uri);
     assert!(connect_as(&Credential { uri, ..admin.clone() }).await.is_err(), "CONNECT on the kept copy is revoked");
     // The drift check still sees one database, ours.
-    assert!(a.get_database(db.id).await.unwrap().drift.unwrap().is_clean());
+    assert!(a.get_database_fresh(db.id).await.unwrap().drift.unwrap().is_clean());
 
     // Its time up, the lifecycle drops it.
     let mut st = h.state_db().await;

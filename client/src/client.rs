@@ -51,6 +51,8 @@ pub struct Client {
     http: reqwest::Client,
     endpoint: String,
     token: String,
+    /// `get_database` asks for a live drift check instead of the reconciler's last result.
+    fresh_drift: bool,
 }
 
 impl Client {
@@ -73,11 +75,17 @@ impl Client {
                 .map_err(|e| ClientError::Config(format!("ca_cert is not a PEM certificate: {e}")))?;
             builder = builder.add_root_certificate(cert);
         }
-        Ok(Self { http: builder.build()?, endpoint, token: token.to_string() })
+        Ok(Self { http: builder.build()?, endpoint, token: token.to_string(), fresh_drift: false })
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// A copy of this client whose `get_database` compares with the instance's catalog now
+    /// (`?fresh=true`, rate-limited per tenant) instead of returning the stored drift.
+    pub fn with_fresh_drift(&self, fresh: bool) -> Self {
+        Self { fresh_drift: fresh, ..self.clone() }
     }
 
     /// A copy of this client using another token.
@@ -138,6 +146,23 @@ impl Client {
         Ok(self.send::<(), T>(Method::GET, path, None, &[], None).await?.body)
     }
 
+    /// Every item of a paged list, following `next_cursor` page after page.
+    async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ClientError> {
+        let mut items = Vec::new();
+        let mut page: List<T> = self.get(path).await?;
+        loop {
+            items.append(&mut page.items);
+            let Some(cursor) = page.next_cursor.take() else { return Ok(items) };
+            let sep = if path.contains('?') { '&' } else { '?' };
+            page = self.get(&format!("{path}{sep}cursor={cursor}")).await?;
+        }
+    }
+
+    /// One page of a list: its items and the cursor of the next page, if any.
+    pub async fn list_page<T: DeserializeOwned>(&self, path: &str) -> Result<List<T>, ClientError> {
+        self.get(path).await
+    }
+
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
         Ok(self.send(Method::POST, path, Some(body), &[], None).await?.body)
     }
@@ -151,7 +176,7 @@ impl Client {
         self.get(&format!("/v1/tenants/{name}")).await
     }
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, ClientError> {
-        Ok(self.get::<List<Tenant>>("/v1/tenants").await?.items)
+        self.get_all::<Tenant>("/v1/tenants").await
     }
     pub async fn delete_tenant(&self, name: &str) -> Result<(), ClientError> {
         self.send::<(), serde_json::Value>(Method::DELETE, &format!("/v1/tenants/{name}"), None, &[], None)
@@ -174,7 +199,7 @@ impl Client {
         self.get(&format!("/v1/instances/{name}")).await
     }
     pub async fn list_instances(&self) -> Result<Vec<Instance>, ClientError> {
-        Ok(self.get::<List<Instance>>("/v1/instances").await?.items)
+        self.get_all::<Instance>("/v1/instances").await
     }
     /// PATCH; a settings change of a managed instance runs as an operation (`last_operation_id`).
     pub async fn update_instance(&self, name: &str, req: &UpdateInstance) -> Result<Instance, ClientError> {
@@ -200,7 +225,7 @@ impl Client {
         self.get(&format!("/v1/hosts/{name}")).await
     }
     pub async fn list_hosts(&self) -> Result<Vec<Host>, ClientError> {
-        Ok(self.get::<List<Host>>("/v1/hosts").await?.items)
+        self.get_all::<Host>("/v1/hosts").await
     }
     pub async fn delete_host(&self, name: &str) -> Result<(), ClientError> {
         self.send::<(), serde_json::Value>(Method::DELETE, &format!("/v1/hosts/{name}"), None, &[], None)
@@ -221,16 +246,26 @@ impl Client {
     ) -> Result<Response<DatabaseAccepted>, ClientError> {
         self.send(Method::POST, "/v1/databases", Some(req), &[("Idempotency-Key", key.to_string())], None).await
     }
+    /// The database with the drift the reconciler found last (`drift.checked_at`), or a live
+    /// one with [`Client::with_fresh_drift`].
     pub async fn get_database(&self, id: Uuid) -> Result<Database, ClientError> {
+        if self.fresh_drift {
+            return self.get_database_fresh(id).await;
+        }
         self.get(&format!("/v1/databases/{id}")).await
+    }
+    /// The database compared with the instance's catalog now (rate-limited per tenant: 429).
+    pub async fn get_database_fresh(&self, id: Uuid) -> Result<Database, ClientError> {
+        self.get(&format!("/v1/databases/{id}?fresh=true")).await
     }
     /// Looks a database up by `tenant/name`.
     pub async fn find_database(&self, tenant: &str, name: &str) -> Result<Database, ClientError> {
-        self.get(&format!("/v1/tenants/{tenant}/databases/{name}")).await
+        let fresh = if self.fresh_drift { "?fresh=true" } else { "" };
+        self.get(&format!("/v1/tenants/{tenant}/databases/{name}{fresh}")).await
     }
     pub async fn list_databases(&self, query: &str) -> Result<Vec<Database>, ClientError> {
         let q = if query.is_empty() { String::new() } else { format!("?{query}") };
-        Ok(self.get::<List<Database>>(&format!("/v1/databases{q}")).await?.items)
+        self.get_all::<Database>(&format!("/v1/databases{q}")).await
     }
     pub async fn update_database(&self, id: Uuid, req: &UpdateDatabase) -> Result<DatabaseAccepted, ClientError> {
         Ok(self.send(Method::PATCH, &format!("/v1/databases/{id}"), Some(req), &[], None).await?.body)
@@ -266,7 +301,7 @@ impl Client {
     // ------------------------------------------------------------ credentials
 
     pub async fn list_credentials(&self, database: Uuid) -> Result<Vec<Credential>, ClientError> {
-        Ok(self.get::<List<Credential>>(&format!("/v1/databases/{database}/credentials")).await?.items)
+        self.get_all::<Credential>(&format!("/v1/databases/{database}/credentials")).await
     }
     pub async fn get_credential(&self, database: Uuid, access: Access) -> Result<Credential, ClientError> {
         self.get(&format!("/v1/databases/{database}/credentials/{}", access.as_str())).await
@@ -292,13 +327,13 @@ impl Client {
         self.post("/v1/backup-stores", req).await
     }
     pub async fn list_backup_stores(&self) -> Result<Vec<BackupStore>, ClientError> {
-        Ok(self.get::<List<BackupStore>>("/v1/backup-stores").await?.items)
+        self.get_all::<BackupStore>("/v1/backup-stores").await
     }
     pub async fn create_backup(&self, database: Uuid, req: &CreateBackup) -> Result<BackupAccepted, ClientError> {
         self.post(&format!("/v1/databases/{database}/backups"), req).await
     }
     pub async fn list_backups(&self, database: Uuid) -> Result<Vec<Backup>, ClientError> {
-        Ok(self.get::<List<Backup>>(&format!("/v1/databases/{database}/backups")).await?.items)
+        self.get_all::<Backup>(&format!("/v1/databases/{database}/backups")).await
     }
     pub async fn get_backup(&self, id: Uuid) -> Result<Backup, ClientError> {
         self.get(&format!("/v1/backups/{id}")).await
@@ -319,7 +354,7 @@ impl Client {
         self.post(&format!("/v1/databases/{database}/restore"), req).await
     }
     pub async fn list_backup_policies(&self) -> Result<Vec<BackupPolicy>, ClientError> {
-        Ok(self.get::<List<BackupPolicy>>("/v1/backup-policies").await?.items)
+        self.get_all::<BackupPolicy>("/v1/backup-policies").await
     }
     pub async fn put_backup_policy(&self, policy: &BackupPolicy) -> Result<BackupPolicy, ClientError> {
         let path = format!("/v1/backup-policies/{}", policy.environment.as_str());
@@ -349,7 +384,7 @@ impl Client {
         self.post(&format!("/v1/databases/{database}/schedules"), req).await
     }
     pub async fn list_schedules(&self, database: Uuid) -> Result<Vec<Schedule>, ClientError> {
-        Ok(self.get::<List<Schedule>>(&format!("/v1/databases/{database}/schedules")).await?.items)
+        self.get_all::<Schedule>(&format!("/v1/databases/{database}/schedules")).await
     }
     pub async fn get_schedule(&self, database: Uuid, id: Uuid) -> Result<Schedule, ClientError> {
         self.get(&format!("/v1/databases/{database}/schedules/{id}")).await
@@ -388,11 +423,11 @@ impl Client {
         self.get(&format!("/v1/operations/{id}")).await
     }
     pub async fn operation_logs(&self, id: Uuid) -> Result<Vec<OperationLog>, ClientError> {
-        Ok(self.get::<List<OperationLog>>(&format!("/v1/operations/{id}/logs")).await?.items)
+        self.get_all::<OperationLog>(&format!("/v1/operations/{id}/logs")).await
     }
     pub async fn list_operations(&self, query: &str) -> Result<Vec<Operation>, ClientError> {
         let q = if query.is_empty() { String::new() } else { format!("?{query}") };
-        Ok(self.get::<List<Operation>>(&format!("/v1/operations{q}")).await?.items)
+        self.get_all::<Operation>(&format!("/v1/operations{q}")).await
     }
     pub async fn cancel_operation(&self, id: Uuid) -> Result<Operation, ClientError> {
         self.post(&format!("/v1/operations/{id}/cancel"), &serde_json::json!({})).await

@@ -1,4 +1,5 @@
-//! The provider block: `endpoint`, `token`, `ca_cert`, each also from the environment.
+//! The provider block: `endpoint`, `token`, `ca_cert`, `fresh_drift`, each also from the
+//! environment.
 
 use dbaas_client::Client;
 
@@ -12,6 +13,7 @@ model! {
         endpoint: Field<String> => optional("Base URL of the dbaas API, e.g. `https://dbaas.example.com`. Defaults to `$DBAAS_ENDPOINT`."),
         token: Field<String> => optional("API bearer token (admin or tenant). Defaults to `$DBAAS_TOKEN`.").sensitive(),
         ca_cert: Field<String> => optional("PEM CA certificate to trust for the API's TLS certificate. Defaults to `$DBAAS_CA_CERT`."),
+        fresh_drift: Field<bool> => optional("Refresh compares each database with its instance's catalog now instead of using the service's last background comparison (at most one reconciler interval old, one minute by default). Live checks connect to the instances and are limited to 30 a minute per tenant. Defaults to `$DBAAS_FRESH_DRIFT` (`true`/`false`), else false."),
     }
 }
 
@@ -64,7 +66,7 @@ fn check(c: &ProviderConfig, diags: &mut Diags) {
 pub async fn configure(config: &Value, diags: &mut Diags) -> Option<Client> {
     type P = ProviderConfig;
     let c = decode_config(config, diags)?;
-    if [&c.endpoint, &c.token, &c.ca_cert].iter().any(|v| v.is_unknown()) {
+    if [&c.endpoint, &c.token, &c.ca_cert].iter().any(|v| v.is_unknown()) || c.fresh_drift.is_unknown() {
         // Known only after apply (e.g. from another resource); resources will report it.
         return None;
     }
@@ -82,11 +84,13 @@ pub async fn configure(config: &Value, diags: &mut Diags) -> Option<Client> {
         return None;
     };
     let ca = setting(&c.ca_cert, "DBAAS_CA_CERT");
+    let fresh_drift =
+        c.fresh_drift.get().unwrap_or_else(|| std::env::var("DBAAS_FRESH_DRIFT").is_ok_and(|v| v == "true"));
     if diags.has_errors() {
         return None;
     }
     let client = match Client::with_ca(&endpoint, &token, ca.as_deref()) {
-        Ok(c) => c,
+        Ok(c) => c.with_fresh_drift(fresh_drift),
         Err(e) => {
             diags.error_at(Path::attr(P::endpoint), "Invalid dbaas provider configuration", e.to_string());
             return None;

@@ -101,8 +101,26 @@ async fn apply_plan_update_replace_import_drift_destroy() {
         assert_eq!(code, 0, "plan after import of {import_id} should be empty:\n{plan}");
     }
 
-    // Drift: dropped by hand, the next plan creates it, the apply brings it back.
+    // Drift: dropped by hand. A plan asking for live checks (`fresh_drift`, here from the
+    // environment) sees it at once...
     su.execute("DROP DATABASE \"team-a_orders\" WITH (FORCE)").await.unwrap();
+    let dropped_at = chrono::Utc::now();
+    let fresh = env.tf_env(
+        &wd,
+        &["plan", "-input=false", "-detailed-exitcode"],
+        &[("DBAAS_ENDPOINT", &env.endpoint), ("DBAAS_TOKEN", &env.token), ("DBAAS_FRESH_DRIFT", "true")],
+    );
+    assert_eq!(fresh.status.code(), Some(2), "{}", text(&fresh));
+    assert!(text(&fresh).contains("dropped outside Terraform"), "{}", text(&fresh));
+    // ...and a plain plan once the background reconciler has compared the instance again
+    // (every second here, every minute by default): the next plan creates it, the apply
+    // brings it back.
+    let id = env.admin.list_databases("tenant=team-a").await.unwrap().iter().find(|d| d.name == "orders").unwrap().id;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.admin.get_database(id).await.unwrap().drift.is_none_or(|d| d.checked_at <= Some(dropped_at)) {
+        assert!(std::time::Instant::now() < deadline, "the reconciler did not run");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let (code, plan) = env.plan(&wd);
     assert_eq!(code, 2);
     assert!(plan.contains("dbaas_database.orders will be created"), "{plan}");

@@ -19,6 +19,7 @@ pub mod maintenance;
 pub mod ownership;
 pub mod phases;
 pub mod provision;
+pub mod reconcile;
 pub mod record;
 pub mod registration;
 pub mod repack;

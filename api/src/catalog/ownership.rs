@@ -45,6 +45,31 @@ fn describe_foreign(comment: Option<&str>) -> String {
     }
 }
 
+/// What a role is, from its catalog row (`found`: its comment, when the role exists).
+pub fn classify_role(found: Option<Option<&str>>, marker: Marker) -> Ownership {
+    match found {
+        None => Ownership::Absent,
+        Some(Some(c)) if c == marker.text() => Ownership::Ours,
+        Some(c) => Ownership::Foreign(describe_foreign(c)),
+    }
+}
+
+/// What an existing database is, from its owner and comment. `admin_is_ours`: its admin
+/// role exists with our marker, which vouches for a database it owns without a comment.
+pub fn classify_database(
+    owner: &str,
+    comment: Option<&str>,
+    marker: Marker,
+    admin_role: &str,
+    admin_is_ours: bool,
+) -> Ownership {
+    match comment {
+        Some(c) if c == marker.text() => Ownership::Ours,
+        None if owner == admin_role && admin_is_ours => Ownership::OursUnmarked,
+        c => Ownership::Foreign(describe_foreign(c)),
+    }
+}
+
 pub async fn role(conn: &mut PgConnection, name: &str, marker: Marker) -> Result<Ownership, OpError> {
     let found: Option<Option<String>> = sqlx::query_scalar(
         "SELECT pg_catalog.shobj_description(r.oid, 'pg_authid') FROM pg_catalog.pg_roles r \
@@ -53,11 +78,7 @@ pub async fn role(conn: &mut PgConnection, name: &str, marker: Marker) -> Result
     .bind(name)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(match found {
-        None => Ownership::Absent,
-        Some(Some(c)) if c == marker.text() => Ownership::Ours,
-        Some(c) => Ownership::Foreign(describe_foreign(c.as_deref())),
-    })
+    Ok(classify_role(found.as_ref().map(|c| c.as_deref()), marker))
 }
 
 /// `admin_role` is the database's admin role and `admin_marker` its marker: a database owned
@@ -76,16 +97,9 @@ pub async fn database(
     .bind(name)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(match found {
-        None => Ownership::Absent,
-        Some((_, Some(c))) if c == marker.text() => Ownership::Ours,
-        Some((owner, None))
-            if owner == admin_role && role(conn, admin_role, admin_marker).await? == Ownership::Ours =>
-        {
-            Ownership::OursUnmarked
-        }
-        Some((_, c)) => Ownership::Foreign(describe_foreign(c.as_deref())),
-    })
+    let Some((owner, comment)) = found else { return Ok(Ownership::Absent) };
+    let admin_is_ours = comment.is_none() && role(conn, admin_role, admin_marker).await? == Ownership::Ours;
+    Ok(classify_database(&owner, comment.as_deref(), marker, admin_role, admin_is_ours))
 }
 
 pub async fn mark_database(conn: &mut PgConnection, name: &str, marker: Marker) -> Result<(), OpError> {

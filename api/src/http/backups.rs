@@ -1,6 +1,8 @@
 //! Backup stores (platform admin) and backups of a database (its tenant): take one, list
 //! them, read one, verify one by restoring it.
 
+use super::extract::ApiQuery;
+use super::pagination::{in_memory, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dbaas_client::{
@@ -37,10 +39,16 @@ fn store_view(row: &StoreRow) -> ApiResult<BackupStore> {
     row.to_model().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored environment: {e}")))
 }
 
-#[utoipa::path(get, path = "/v1/backup-stores", tag = "backups", responses((status = 200, body = List<BackupStore>)))]
-async fn list_stores(State(s): State<AppState>, _: Admin) -> ApiResult<axum::Json<List<BackupStore>>> {
+#[utoipa::path(get, path = "/v1/backup-stores", tag = "backups", params(PageQuery),
+    responses((status = 200, body = List<BackupStore>)))]
+async fn list_stores(
+    State(s): State<AppState>,
+    _: Admin,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<List<BackupStore>>> {
     let items = rows::stores(&s.db).await?.iter().map(store_view).collect::<ApiResult<Vec<_>>>()?;
-    Ok(axum::Json(List { items }))
+    let (items, next_cursor) = in_memory(items, &q, |b: &BackupStore| b.name.clone())?;
+    Ok(axum::Json(List { items, next_cursor }))
 }
 
 #[utoipa::path(post, path = "/v1/backup-stores", tag = "backups", request_body = CreateBackupStore,
@@ -197,16 +205,20 @@ pub async fn register_store(s: &AppState, req: CreateBackupStore) -> ApiResult<B
     store_view(&row)
 }
 
-#[utoipa::path(get, path = "/v1/databases/{id}/backups", tag = "backups", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/databases/{id}/backups", tag = "backups", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = List<Backup>, description = "Newest first")))]
 async fn list_backups(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<Uuid>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<axum::Json<List<Backup>>> {
-    // Backups outlive their database: a deleted one's stay listed to its tenant.
+    // Backups outlive their database: a deleted one's stay listed to its tenant. Bounded by
+    // the retention; newest first (the key negates the time).
     let db = super::restores::own_database(&s, &who, id).await?;
-    Ok(axum::Json(List { items: rows::of_database(&s.db, db.id).await?.iter().map(BackupRow::to_model).collect() }))
+    let items: Vec<Backup> = rows::of_database(&s.db, db.id).await?.iter().map(BackupRow::to_model).collect();
+    let (items, next_cursor) = in_memory(items, &q, |b: &Backup| (-b.created_at.timestamp_micros(), b.id))?;
+    Ok(axum::Json(List { items, next_cursor }))
 }
 
 #[utoipa::path(post, path = "/v1/databases/{id}/backups", tag = "backups", params(("id" = Uuid, Path)),
@@ -328,10 +340,16 @@ async fn delete_backup(State(s): State<AppState>, who: Principal, Path(id): Path
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/backup-policies", tag = "backups",
+#[utoipa::path(get, path = "/v1/backup-policies", tag = "backups", params(PageQuery),
     responses((status = 200, body = List<BackupPolicy>, description = "One per environment")))]
-async fn list_policies(State(s): State<AppState>, _: Principal) -> ApiResult<axum::Json<List<BackupPolicy>>> {
-    Ok(axum::Json(List { items: policy::policies(&s.db).await?.iter().map(|p| p.to_model()).collect() }))
+async fn list_policies(
+    State(s): State<AppState>,
+    _: Principal,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<List<BackupPolicy>>> {
+    let items: Vec<BackupPolicy> = policy::policies(&s.db).await?.iter().map(|p| p.to_model()).collect();
+    let (items, next_cursor) = in_memory(items, &q, |p: &BackupPolicy| p.environment.as_str().to_string())?;
+    Ok(axum::Json(List { items, next_cursor }))
 }
 
 #[utoipa::path(put, path = "/v1/backup-policies/{environment}", tag = "backups",

@@ -1,5 +1,7 @@
 //! Credentials of a database: the three static logins (readable, rotatable) and leases.
 
+use super::extract::ApiQuery;
+use super::pagination::{in_memory, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
@@ -82,21 +84,28 @@ fn usable(db: &DatabaseRow) -> ApiResult<()> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/databases/{id}/credentials", tag = "credentials", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/databases/{id}/credentials", tag = "credentials", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = List<Credential>)))]
 async fn list_credentials(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<Uuid>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<axum::Json<List<Credential>>> {
     let db = visible(&s, &who, id).await?;
-    let rows = record::credentials(&s.db, db.id).await?;
-    let items = rows
-        .iter()
+    // Bounded (three static roles, at most 50 live leases): static first, then by access
+    // and age, as stored.
+    let rows: Vec<_> = record::credentials(&s.db, db.id)
+        .await?
+        .into_iter()
         .filter(|c| c.status != dbaas_client::CredentialStatus::Revoked)
-        .map(|c| to_model(&s, &db, c))
-        .collect::<ApiResult<_>>()?;
-    Ok(axum::Json(List { items }))
+        .collect();
+    let key = |c: &record::CredentialRow| {
+        (c.kind != dbaas_client::CredentialKind::Static, c.access.as_str().to_string(), c.created_at, c.id)
+    };
+    let (rows, next_cursor) = in_memory(rows, &q, key)?;
+    let items = rows.iter().map(|c| to_model(&s, &db, c)).collect::<ApiResult<_>>()?;
+    Ok(axum::Json(List { items, next_cursor }))
 }
 
 #[utoipa::path(get, path = "/v1/databases/{id}/credentials/{access}", tag = "credentials",

@@ -12,6 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::extract::{if_match, parse_duration, ApiJson, ApiQuery};
+use super::pagination::{finish, Page};
 use super::tenants::{stale, visible_tenant};
 use crate::auth::Principal;
 use crate::crypto::generate_password;
@@ -84,6 +85,10 @@ struct ListQuery {
     /// Include deleted databases.
     #[serde(default)]
     include_deleted: bool,
+    /// Items per page, by tenant and name (default 100, max 1000).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/databases", tag = "databases", params(ListQuery),
@@ -97,19 +102,33 @@ async fn list_databases(
         Some(name) => Some(visible_tenant(&s.db, &who, name).await?.0),
         None => who.tenant_filter(),
     };
+    let page = Page::<(String, String, Uuid)>::new(q.limit, q.cursor.as_deref())?;
+    let (after_tenant, after_name, after_id) = match page.after.clone() {
+        Some((t, n, i)) => (Some(t), Some(n), Some(i)),
+        None => (None, None, None),
+    };
+    // One statement per page, whatever its size (the latest backup and drill are lateral
+    // joins on `backups_database`); ordered by the unique (tenant, name, id).
     let rows: Vec<DatabaseRow> = sqlx::query_as(&format!(
         "SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
          AND ($2::text IS NULL OR i.environment = $2) AND ($3::text IS NULL OR i.name = $3) \
-         AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted') ORDER BY t.name, d.name, d.created_at"
+         AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted') \
+         AND ($7::text IS NULL OR (t.name, d.name, d.id) > ($7, $8, $9)) \
+         ORDER BY t.name, d.name, d.id LIMIT $6"
     ))
     .bind(tenant)
     .bind(q.environment.map(|e| e.as_str()))
     .bind(&q.instance)
     .bind(q.status.map(|st| st.as_str()))
     .bind(q.include_deleted)
+    .bind(page.fetch())
+    .bind(after_tenant)
+    .bind(after_name)
+    .bind(after_id)
     .fetch_all(&s.db)
     .await?;
-    Ok(axum::Json(List { items: rows.iter().map(DatabaseRow::to_model).collect() }))
+    let (rows, next_cursor) = finish(rows, page.limit, |r| (r.tenant_name.clone(), r.name.clone(), r.id));
+    Ok(axum::Json(List { items: rows.iter().map(DatabaseRow::to_model).collect(), next_cursor }))
 }
 
 #[utoipa::path(post, path = "/v1/databases", tag = "databases", request_body = CreateDatabase,
@@ -274,12 +293,17 @@ async fn backup_settings(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct GetQuery {
-    /// Compare with the instance's catalog (default true).
+    /// Include the drift (default true): the background reconciler's last comparison with
+    /// the instance's catalog, `drift.checked_at` saying when.
     drift: Option<bool>,
+    /// Compare with the instance's catalog now instead (rate-limited per tenant: 429 with
+    /// Retry-After past 30 a minute).
+    fresh: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/v1/databases/{id}", tag = "databases", params(("id" = Uuid, Path), GetQuery),
-    responses((status = 200, body = dbaas_client::Database), (status = 404, body = dbaas_client::Problem)))]
+    responses((status = 200, body = dbaas_client::Database), (status = 404, body = dbaas_client::Problem),
+        (status = 429, body = dbaas_client::Problem, description = "Too many live drift checks (`fresh=true`)")))]
 async fn get_database(
     State(s): State<AppState>,
     who: Principal,
@@ -287,18 +311,36 @@ async fn get_database(
     ApiQuery(q): ApiQuery<GetQuery>,
 ) -> ApiResult<(HeaderMap, axum::Json<dbaas_client::Database>)> {
     let row = visible(&s, &who, id).await?;
-    with_drift(&s, row, q.drift.unwrap_or(true)).await
+    with_drift(&s, row, &q).await
 }
 
 async fn with_drift(
     s: &AppState,
     row: DatabaseRow,
-    drift: bool,
+    q: &GetQuery,
 ) -> ApiResult<(HeaderMap, axum::Json<dbaas_client::Database>)> {
+    use crate::catalog::reconcile;
     let mut model = row.to_model();
-    if drift && matches!(row.status(), DatabaseStatus::Ready | DatabaseStatus::Retained | DatabaseStatus::Failed) {
-        if let Some(inst) = record::load_instance(&s.db, row.instance_id).await? {
-            model.drift = Some(crate::catalog::drift::check(&s.db, &row, &inst, &s.key).await);
+    let comparable = matches!(row.status(), DatabaseStatus::Ready | DatabaseStatus::Retained | DatabaseStatus::Failed);
+    if q.drift.unwrap_or(true) && comparable {
+        if q.fresh.unwrap_or(false) {
+            if !reconcile::take_fresh_allowance(s, row.tenant_id).await? {
+                return Err(ApiError::RateLimited(
+                    format!(
+                        "at most {} live drift checks a minute per tenant; the stored drift (without fresh) is \
+                         at most one reconciler interval old",
+                        reconcile::FRESH_PER_MINUTE
+                    ),
+                    60,
+                ));
+            }
+            if let Some(inst) = record::load_instance(&s.db, row.instance_id).await? {
+                let drift = crate::catalog::drift::check(&s.db, &row, &inst, &s.key).await;
+                reconcile::record_live(s, row.id, &drift).await?;
+                model.drift = Some(drift);
+            }
+        } else {
+            model.drift = reconcile::cached(s, row.id).await?;
         }
     }
     Ok((etag(row.version), axum::Json(model)))
@@ -306,7 +348,8 @@ async fn with_drift(
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/databases/{name}", tag = "databases",
     params(("tenant" = String, Path), ("name" = String, Path), GetQuery),
-    responses((status = 200, body = dbaas_client::Database), (status = 404, body = dbaas_client::Problem)))]
+    responses((status = 200, body = dbaas_client::Database), (status = 404, body = dbaas_client::Problem),
+        (status = 429, body = dbaas_client::Problem, description = "Too many live drift checks (`fresh=true`)")))]
 async fn find_database(
     State(s): State<AppState>,
     who: Principal,
@@ -322,7 +365,7 @@ async fn find_database(
     .fetch_optional(&s.db)
     .await?
     .ok_or(ApiError::NotFound("database"))?;
-    with_drift(&s, row, q.drift.unwrap_or(true)).await
+    with_drift(&s, row, &q).await
 }
 
 #[utoipa::path(patch, path = "/v1/databases/{id}", tag = "databases", params(("id" = Uuid, Path)), request_body = UpdateDatabase,

@@ -1,5 +1,7 @@
 //! Hosts (platform admin): machines managed instances are provisioned on.
 
+use super::extract::ApiQuery;
+use super::pagination::{in_memory, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dbaas_client::{CreateHost, Host, List};
@@ -21,9 +23,15 @@ async fn by_name(s: &AppState, name: &str) -> ApiResult<HostRecord> {
     HostRecord::by_name(&s.db, name).await?.ok_or(ApiError::NotFound("host"))
 }
 
-#[utoipa::path(get, path = "/v1/hosts", tag = "hosts", responses((status = 200, body = List<Host>)))]
-async fn list_hosts(State(s): State<AppState>, _: Admin) -> ApiResult<axum::Json<List<Host>>> {
-    Ok(axum::Json(List { items: hosts::list(&s.db).await?.iter().map(HostRecord::view).collect() }))
+#[utoipa::path(get, path = "/v1/hosts", tag = "hosts", params(PageQuery), responses((status = 200, body = List<Host>)))]
+async fn list_hosts(
+    State(s): State<AppState>,
+    _: Admin,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<List<Host>>> {
+    let items: Vec<Host> = hosts::list(&s.db).await?.iter().map(HostRecord::view).collect();
+    let (items, next_cursor) = in_memory(items, &q, |h: &Host| h.name.clone())?;
+    Ok(axum::Json(List { items, next_cursor }))
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{name}", tag = "hosts", params(("name" = String, Path)),

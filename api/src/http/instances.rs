@@ -1,5 +1,7 @@
 //! Instances: PostgreSQL servers databases are placed on (admin registers; all may read).
 
+use super::extract::ApiQuery;
+use super::pagination::{in_memory, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use dbaas_client::{CreateInstance, Instance, InstanceKind, List, UpdateInstance};
@@ -64,14 +66,21 @@ async fn clear_window(
     Ok(axum::Json(instances::by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?.to_model()))
 }
 
-#[utoipa::path(get, path = "/v1/instances", tag = "instances", responses((status = 200, body = List<Instance>)))]
-async fn list_instances(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Instance>>> {
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(PageQuery),
+    responses((status = 200, body = List<Instance>)))]
+async fn list_instances(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<List<Instance>>> {
     let rows: Vec<InstanceRow> = sqlx::query_as(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.status <> 'deleted' ORDER BY i.name"
     ))
     .fetch_all(&s.db)
     .await?;
-    Ok(axum::Json(List { items: rows.iter().filter_map(|r| view(&who, r)).collect() }))
+    let items: Vec<Instance> = rows.iter().filter_map(|r| view(&who, r)).collect();
+    let (items, next_cursor) = in_memory(items, &q, |i: &Instance| i.name.clone())?;
+    Ok(axum::Json(List { items, next_cursor }))
 }
 
 /// An instance as the caller may see it. Admins see everything. A tenant sees only what it

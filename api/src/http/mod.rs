@@ -13,6 +13,7 @@ pub mod maintenance;
 mod managed;
 pub mod middleware;
 pub mod operations;
+pub mod pagination;
 mod placement;
 pub mod prometheus;
 pub mod reference;

@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::extract::{parse_duration, ApiQuery};
+use super::pagination::{finish, Page};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::ops::queue::{self, OperationRow, OPERATION_COLUMNS};
@@ -39,8 +40,10 @@ struct ListQuery {
     target_id: Option<Uuid>,
     status: Option<OperationStatus>,
     kind: Option<OperationKind>,
-    /// At most this many, newest first (default 100, max 1000).
-    limit: Option<i64>,
+    /// Items per page, newest first (default 100, max 1000).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/operations", tag = "operations", params(ListQuery), responses((status = 200, body = List<Operation>)))]
@@ -49,23 +52,23 @@ async fn list_operations(
     who: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<axum::Json<List<Operation>>> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::field("limit", "out_of_range", "must be 1-1000"));
-    }
+    let page = Page::<i64>::new(q.limit, q.cursor.as_deref())?;
+    // Newest first by `seq` (unique): a page starts below the previous page's last.
     let rows: Vec<OperationRow> = sqlx::query_as(&format!(
         "SELECT {OPERATION_COLUMNS} FROM operations o WHERE ($1::uuid IS NULL OR o.tenant_id = $1) \
          AND ($2::uuid IS NULL OR o.target_id = $2) AND ($3::text IS NULL OR o.status = $3) \
-         AND ($4::text IS NULL OR o.kind = $4) ORDER BY o.seq DESC LIMIT $5"
+         AND ($4::text IS NULL OR o.kind = $4) AND ($6::bigint IS NULL OR o.seq < $6) ORDER BY o.seq DESC LIMIT $5"
     ))
     .bind(who.tenant_filter())
     .bind(q.target_id)
     .bind(q.status.map(|x| x.as_str()))
     .bind(q.kind.map(|k| k.as_str()))
-    .bind(limit)
+    .bind(page.fetch())
+    .bind(page.after)
     .fetch_all(&s.db)
     .await?;
-    Ok(axum::Json(List { items: rows.iter().map(OperationRow::to_model).collect() }))
+    let (rows, next_cursor) = finish(rows, page.limit, |r| r.seq);
+    Ok(axum::Json(List { items: rows.iter().map(OperationRow::to_model).collect(), next_cursor }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -118,9 +121,10 @@ async fn operation_logs(
             .bind(id)
             .fetch_all(&s.db)
             .await?;
-    Ok(axum::Json(List {
-        items: rows.into_iter().map(|(at, level, message)| OperationLog { at, level, message }).collect(),
-    }))
+    // Bounded by the operation's attempts (8 at most) and their steps: one page.
+    Ok(axum::Json(List::all(
+        rows.into_iter().map(|(at, level, message)| OperationLog { at, level, message }).collect(),
+    )))
 }
 
 #[utoipa::path(post, path = "/v1/operations/{id}/cancel", tag = "operations", params(("id" = Uuid, Path)),

@@ -1,5 +1,7 @@
 //! Maintenance schedules of a database: cron expression, kind, options; next run shown.
 
+use super::extract::ApiQuery;
+use super::pagination::{in_memory, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
@@ -123,19 +125,22 @@ fn check(
     Ok(c)
 }
 
-#[utoipa::path(get, path = "/v1/databases/{id}/schedules", tag = "maintenance", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/databases/{id}/schedules", tag = "maintenance", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = List<Schedule>)))]
 async fn list_schedules(
     State(s): State<AppState>,
     who: Principal,
     Path(id): Path<Uuid>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<axum::Json<List<Schedule>>> {
     let db = visible(&s, &who, id).await?;
     let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} WHERE s.database_id = $1 ORDER BY s.created_at"))
         .bind(db.id)
         .fetch_all(&s.db)
         .await?;
-    Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
+    let items: Vec<Schedule> = rows.into_iter().map(Into::into).collect();
+    let (items, next_cursor) = in_memory(items, &q, |s: &Schedule| (s.created_at, s.id))?;
+    Ok(axum::Json(List { items, next_cursor }))
 }
 
 #[utoipa::path(post, path = "/v1/databases/{id}/schedules", tag = "maintenance", params(("id" = Uuid, Path)), request_body = CreateSchedule,

@@ -1,5 +1,7 @@
 //! Tenants (platform admin) and their tokens.
 
+use super::extract::ApiQuery;
+use super::pagination::{finish, Page, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
@@ -63,14 +65,23 @@ pub async fn visible_tenant<'e>(db: impl PgExecutor<'e>, who: &Principal, name: 
     row.ok_or(ApiError::NotFound("tenant"))
 }
 
-#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = List<Tenant>)))]
-async fn list_tenants(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Tenant>>> {
-    let rows: Vec<TenantRow> =
-        sqlx::query_as(&format!("{TENANT_SELECT} AND ($1::uuid IS NULL OR t.id = $1) ORDER BY t.name"))
-            .bind(who.tenant_filter())
-            .fetch_all(&s.db)
-            .await?;
-    Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect() }))
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(PageQuery), responses((status = 200, body = List<Tenant>)))]
+async fn list_tenants(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<List<Tenant>>> {
+    let page = Page::<String>::new(q.limit, q.cursor.as_deref())?;
+    let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+        "{TENANT_SELECT} AND ($1::uuid IS NULL OR t.id = $1) AND ($3::text IS NULL OR t.name > $3) ORDER BY t.name LIMIT $2"
+    ))
+    .bind(who.tenant_filter())
+    .bind(page.fetch())
+    .bind(&page.after)
+    .fetch_all(&s.db)
+    .await?;
+    let (rows, next_cursor) = finish(rows, page.limit, |t| t.name.clone());
+    Ok(axum::Json(List { items: rows.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
@@ -197,9 +208,16 @@ async fn delete_tenant(
 
 // ------------------------------------------------------------------ tokens
 
-#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", responses((status = 200, body = List<Token>)))]
-async fn list_tokens(State(s): State<AppState>, who: Principal) -> ApiResult<axum::Json<List<Token>>> {
-    Ok(axum::Json(List { items: tokens::list(&s.db, who.tenant_filter()).await? }))
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", params(PageQuery), responses((status = 200, body = List<Token>)))]
+async fn list_tokens(
+    State(s): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<List<Token>>> {
+    let page = Page::<(chrono::DateTime<chrono::Utc>, Uuid)>::new(q.limit, q.cursor.as_deref())?;
+    let items = tokens::list(&s.db, who.tenant_filter(), page.after, page.fetch()).await?;
+    let (items, next_cursor) = finish(items, page.limit, |t| (t.created_at, t.id));
+    Ok(axum::Json(List { items, next_cursor }))
 }
 
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = CreateToken,

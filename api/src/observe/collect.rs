@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::exposition::Sample;
 use crate::catalog::conn::MAINTENANCE_DB;
 use crate::catalog::record;
+use crate::ops::periodic::{fresh, try_lock, unlock};
 use crate::state::AppState;
 use crate::store::instances::InstanceRow;
 
@@ -73,34 +74,6 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
     drop(lock_conn);
     done += super::hosts::pass(state).await?;
     Ok(done)
-}
-
-/// Takes the session advisory lock `key` on `conn` if no other session holds it.
-pub(super) async fn try_lock(conn: &mut PgConnection, key: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))").bind(key).fetch_one(&mut *conn).await
-}
-
-pub(super) async fn unlock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(key).execute(&mut *conn).await.map(|_| ())
-}
-
-/// Whether the row of `id` in `table` (keyed by `column`; both constants of ours) was
-/// collected within the interval, by the state database's clock: another replica collected
-/// while this one waited for the lock.
-pub(super) async fn fresh(
-    state: &AppState,
-    table: &str,
-    column: &str,
-    id: Uuid,
-    interval_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    let age_ms: Option<f64> = sqlx::query_scalar(&format!(
-        "SELECT (extract(epoch FROM now() - collected_at) * 1000)::float8 FROM {table} WHERE {column} = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?;
-    Ok(age_ms.is_some_and(|a| a < interval_ms as f64))
 }
 
 /// Under the instance's lock: collects unless another replica just did.

@@ -4,9 +4,9 @@
 
 use uuid::Uuid;
 
-use super::collect::{fresh, try_lock, unlock};
 use super::exposition::Sample;
 use crate::hosts::executor::{Command, Executor};
+use crate::ops::periodic::{fresh, try_lock, unlock};
 use crate::state::AppState;
 use crate::store::hosts::HostRecord;
 

@@ -1,10 +1,15 @@
 //! Background loops that run one pass every interval until shutdown (reaper, scheduler,
-//! retention, health checks). A failed pass is logged and the loop goes on.
+//! retention, health checks, collectors). A failed pass is logged and the loop goes on.
+//! Passes that must run once per interval across replicas take a session advisory lock per
+//! object ([`try_lock`]) and then check, by the state database's clock, that no replica did
+//! the work while they waited ([`fresh`]).
 
 use std::future::Future;
 use std::time::Duration;
 
+use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::state::AppState;
 
@@ -25,4 +30,32 @@ where
             }
         }
     });
+}
+
+/// Takes the session advisory lock `key` on `conn` if no other session holds it.
+pub async fn try_lock(conn: &mut PgConnection, key: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))").bind(key).fetch_one(&mut *conn).await
+}
+
+pub async fn unlock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(key).execute(&mut *conn).await.map(|_| ())
+}
+
+/// Whether the row of `id` in `table` (keyed by `column`; both constants of ours) was
+/// collected within the interval, by the state database's clock: another replica collected
+/// while this one waited for the lock.
+pub async fn fresh(
+    state: &AppState,
+    table: &str,
+    column: &str,
+    id: Uuid,
+    interval_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let age_ms: Option<f64> = sqlx::query_scalar(&format!(
+        "SELECT (extract(epoch FROM now() - collected_at) * 1000)::float8 FROM {table} WHERE {column} = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?;
+    Ok(age_ms.is_some_and(|a| a < interval_ms as f64))
 }

@@ -26,11 +26,13 @@ pub const OPS_CHANNEL: &str = "dbaas_operations";
 pub const OPERATION_COLUMNS: &str = "o.id, o.kind, o.target_kind, o.target_id, o.tenant_id, \
     (SELECT name FROM tenants WHERE id = o.tenant_id) AS tenant_name, o.params, o.status, o.attempts, \
     o.max_attempts, o.run_after, o.locked_by, o.cancel_requested, o.error_code, o.error_message, \
-    o.error_retryable, o.created_at, o.started_at, o.finished_at";
+    o.error_retryable, o.created_at, o.started_at, o.finished_at, o.seq";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OperationRow {
     pub id: Uuid,
+    /// Order of enqueueing (unique): the key lists page by.
+    pub seq: i64,
     /// Decoded strictly: the column's CHECK lists the kinds, and a stray value is an error.
     #[sqlx(try_from = "String")]
     pub kind: OperationKind,

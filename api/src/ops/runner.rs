@@ -79,6 +79,10 @@ pub async fn complete(
         Ok(job) => job.on_outcome(&mut tx, op, status == OperationStatus::Succeeded).await?,
         Err(e) => tracing::error!(operation = %op.id, error = %e, "operation ended without effect: undecodable"),
     }
+    // What the reconciler stored about the database may predate this operation's change.
+    if crate::catalog::reconcile::changes_catalog(op.kind) {
+        crate::catalog::reconcile::forget(&mut tx, op.target_id).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }

@@ -181,6 +181,19 @@ pub async fn credentials<'e>(db: impl PgExecutor<'e>, database: Uuid) -> Result<
     .await
 }
 
+/// The credentials of several databases in one query.
+pub async fn credentials_of<'e>(
+    db: impl PgExecutor<'e>,
+    databases: &[Uuid],
+) -> Result<Vec<CredentialRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE database_id = ANY($1) ORDER BY kind DESC, access, created_at"
+    ))
+    .bind(databases)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn credential<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<CredentialRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"))
         .bind(id)

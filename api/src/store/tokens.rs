@@ -77,12 +77,24 @@ pub async fn issue_child(
 }
 
 /// Tokens of one tenant, or every token (`None`), oldest first.
-pub async fn list(db: &sqlx::PgPool, tenant: Option<Uuid>) -> Result<Vec<Token>, sqlx::Error> {
-    let rows: Vec<TokenRow> =
-        sqlx::query_as(&format!("{TOKEN_SELECT} WHERE ($1::uuid IS NULL OR k.tenant_id = $1) ORDER BY k.created_at"))
-            .bind(tenant)
-            .fetch_all(db)
-            .await?;
+/// A page of tokens by (created_at, id), after `after`, at most `limit`.
+pub async fn list(
+    db: &sqlx::PgPool,
+    tenant: Option<Uuid>,
+    after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Token>, sqlx::Error> {
+    let (at, id) = after.unzip();
+    let rows: Vec<TokenRow> = sqlx::query_as(&format!(
+        "{TOKEN_SELECT} WHERE ($1::uuid IS NULL OR k.tenant_id = $1) \
+         AND ($2::timestamptz IS NULL OR (k.created_at, k.id) > ($2, $3)) ORDER BY k.created_at, k.id LIMIT $4"
+    ))
+    .bind(tenant)
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 

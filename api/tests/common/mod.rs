@@ -119,6 +119,7 @@ impl ApiOptions {
             scheduler_interval: Duration::from_millis(300),
             min_schedule_interval: Duration::from_secs(1),
             metrics_interval: Duration::from_millis(1000),
+            drift_interval: Duration::from_millis(1000),
             ..Default::default()
         }
     }
@@ -202,6 +203,7 @@ impl Harness {
             .env("DBAAS_DELETE_GRACE_MS", "1000")
             .env("DBAAS_SCHEDULER_INTERVAL_MS", "300")
             .env("DBAAS_METRICS_INTERVAL_MS", "1000")
+            .env("DBAAS_DRIFT_INTERVAL_MS", "1000")
             // Tests fire schedules every couple of seconds; production's floor is an hour.
             .env("DBAAS_MIN_SCHEDULE_INTERVAL_SECS", "1")
             .env("DBAAS_TEST_STEP_DELAY_MS", opts.step_delay_ms.to_string())
@@ -265,6 +267,21 @@ impl Harness {
         let op = client.wait_operation(acc.operation.unwrap().id, Duration::from_secs(60)).await.unwrap();
         assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
         client.get_database(acc.database.id).await.unwrap()
+    }
+
+    /// The drift the background reconciler stored for a database once it compared it after
+    /// `since` (it runs every second in tests).
+    pub async fn reconciled_drift(client: &Client, id: uuid::Uuid, since: chrono::DateTime<chrono::Utc>) -> Drift {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(drift) = client.get_database(id).await.unwrap().drift {
+                if drift.checked_at.is_some_and(|t| t > since) {
+                    return drift;
+                }
+            }
+            assert!(Instant::now() < deadline, "the reconciler did not compare {id} within 60 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -65,9 +65,20 @@ impl std::str::FromStr for Environment {
     }
 }
 
-/// A list answer: `{"items": [...]}`.
+/// A list answer: `{"items": [...], "next_cursor": "..."}`. Lists are paged (`?limit=`,
+/// default 100, at most 1000); `next_cursor`, present when more items follow, is passed as
+/// `?cursor=` for the next page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct List<T> {
     pub items: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> List<T> {
+    /// A single, whole page.
+    pub fn all(items: Vec<T>) -> Self {
+        Self { items, next_cursor: None }
+    }
 }

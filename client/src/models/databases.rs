@@ -179,6 +179,10 @@ pub struct Drift {
     pub differences: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the catalog was compared: by the background reconciler (every
+    /// `DBAAS_DRIFT_INTERVAL_MS`), or now when asked with `?fresh=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<DateTime<Utc>>,
 }
 
 impl Drift {

@@ -192,7 +192,8 @@ impl TypedResource for Database {
             Err(e) if e.problem().is_some_and(|p| p.code == "already_exists") => {
                 // Ours from an apply that timed out (still provisioning), or dropped by hand
                 // (drift): resume or reconcile instead of failing or duplicating.
-                let existing = find_existing(&client, &req, diags).await?;
+                // Decided on a live comparison: a stored one may predate a drop by hand.
+                let existing = find_existing(&client.with_fresh_drift(true), &req, diags).await?;
                 if matches!(existing.status, DatabaseStatus::Provisioning | DatabaseStatus::Updating) {
                     let op = client.get_operation(existing.last_operation_id?).await.ok();
                     (existing.id, op)

@@ -61,6 +61,7 @@ impl Env {
             scheduler_interval: std::time::Duration::from_millis(300),
             // The schedule test fires every 2 s; production's floor is an hour.
             min_schedule_interval: std::time::Duration::from_secs(1),
+            drift_interval: std::time::Duration::from_millis(1000),
             ..Default::default()
         };
         let app = dbaas_api::server::state(db.clone(), key, engine);
