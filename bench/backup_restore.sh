@@ -17,19 +17,9 @@ bash scripts/ensure-deps.sh
 [ "${DBAAS_BENCH_NO_BUILD:-}" = 1 ] || cargo build --release --locked -q -p dbaas-api
 BIN=/usr/lib/postgresql/15/bin
 
-work=$(mktemp -d /var/tmp/dbaas-bench.XXXXXX)
-chmod 755 "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-./target/release/dbaas-api dev --data-dir "$work/dev" --port "$port" >"$work/dev.out" 2>"$work/dev.err" &
-dev=$!
-cleanup() { kill -TERM "$dev" 2>/dev/null; wait "$dev" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-for _ in $(seq 1 120); do [ -f "$work/dev/env" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
-# shellcheck disable=SC1091
-source "$work/dev/env"
-api() { curl -sS -f -H "Authorization: Bearer $DBAAS_TOKEN" -H 'Content-Type: application/json' "$@"; }
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
-now() { date +%s.%N; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_start_dev
 wait_op() {
   local status
   while :; do

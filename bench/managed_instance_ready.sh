@@ -12,23 +12,16 @@ RUNS=${1:-5}
 bash scripts/ensure-deps.sh
 cargo build --release --locked -q -p dbaas-api
 
-work=$(mktemp -d /var/tmp/dbaas-bench.XXXXXX)
-chmod 755 "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-./target/release/dbaas-api dev --data-dir "$work/dev" --port "$port" >"$work/dev.out" 2>"$work/dev.err" &
-dev=$!
-cleanup() {
+bench_before_cleanup() {
   for d in "$work"/host/*/pgdata "$work"/floor/pgdata; do
     [ -f "$d/postmaster.pid" ] && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -m immediate -D "$d" >/dev/null 2>&1 || true
   done
-  kill -TERM "$dev" 2>/dev/null; wait "$dev" 2>/dev/null || true; rm -rf "$work"
 }
-trap cleanup EXIT
-for _ in $(seq 1 120); do [ -f "$work/dev/env" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
-# shellcheck disable=SC1091
-source "$work/dev/env"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_start_dev
+# Without -f: this benchmark reads the problem documents of refused requests.
 api() { curl -sS -H "Authorization: Bearer $DBAAS_TOKEN" -H 'Content-Type: application/json' "$@"; }
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(d$1)"; }
 
 api -X POST "$DBAAS_ENDPOINT/v1/hosts" -d "{\"name\":\"bench\",\"kind\":\"local\",\"data_root\":\"$work/host\",\"port_range\":[26000,26099]}" >/dev/null
 

@@ -10,28 +10,11 @@ N=${1:-50}
 bash scripts/ensure-deps.sh
 cargo build --release --locked -q -p dbaas-api -p terraform-provider-dbaas
 
-work=$(mktemp -d /var/tmp/dbaas-bench.XXXXXX)
-chmod 755 "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-./target/release/dbaas-api dev --data-dir "$work/dev" --port "$port" >"$work/dev.out" 2>"$work/dev.err" &
-dev=$!
-cleanup() { kill -TERM "$dev" 2>/dev/null; wait "$dev" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-for _ in $(seq 1 120); do [ -f "$work/dev/env" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
-# shellcheck disable=SC1091
-source "$work/dev/env"
-
-mirror="$work/mirror/registry.terraform.io/dbaas/dbaas/0.1.0/linux_amd64"
-mkdir -p "$mirror" "$work/tf"
-cp target/release/terraform-provider-dbaas "$mirror/terraform-provider-dbaas_v0.1.0"
-cat >"$work/cli.tfrc" <<RC
-provider_installation {
-  filesystem_mirror {
-    path    = "$work/mirror"
-    include = ["registry.terraform.io/dbaas/dbaas"]
-  }
-}
-RC
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_start_dev
+bench_terraform_mirror
+mkdir -p "$work/tf"
 cat >"$work/tf/main.tf" <<TF
 terraform {
   required_providers {
@@ -49,7 +32,6 @@ resource "dbaas_database" "db" {
   instance = "local"
 }
 TF
-export TF_CLI_CONFIG_FILE="$work/cli.tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
 (cd "$work/tf" && terraform init -input=false >/dev/null)
 # The tenant first, so the timed apply covers the databases only.
 (cd "$work/tf" && terraform apply -auto-approve -input=false -target=dbaas_tenant.bench >/dev/null)

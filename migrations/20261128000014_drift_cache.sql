@@ -18,7 +18,9 @@ CREATE INDEX drift_checks_deep_age ON drift_checks (deep_checked_at NULLS FIRST)
 CREATE TABLE drift_passes (
     instance_id uuid PRIMARY KEY REFERENCES instances(id) ON DELETE CASCADE,
     collected_at timestamptz NOT NULL,
-    error text
+    error text,
+    duration_ms bigint NOT NULL,
+    databases integer NOT NULL
 );
 
 -- Live checks on request (`?fresh=true`), counted per tenant in a one-minute window shared

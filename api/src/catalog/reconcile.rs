@@ -79,20 +79,24 @@ async fn check_locked(state: &AppState, id: Uuid, interval_ms: i64) -> Result<bo
         return Ok(false);
     }
     let Some(inst) = record::load_instance(&state.db, id).await? else { return Ok(false) };
-    let error = match tokio::time::timeout(PASS_TIMEOUT, check_instance(state, &inst)).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e),
-        Err(_) => Some(format!("no answer within {PASS_TIMEOUT:?}")),
+    let started = std::time::Instant::now();
+    let (error, databases) = match tokio::time::timeout(PASS_TIMEOUT, check_instance(state, &inst)).await {
+        Ok(Ok(n)) => (None, n),
+        Ok(Err(e)) => (Some(e), 0),
+        Err(_) => (Some(format!("no answer within {PASS_TIMEOUT:?}")), 0),
     };
     if let Some(e) = &error {
         tracing::debug!(instance = %inst.name, error = %e, "drift not checked");
     }
     sqlx::query(
-        "INSERT INTO drift_passes (instance_id, collected_at, error) VALUES ($1, now(), $2) \
-         ON CONFLICT (instance_id) DO UPDATE SET collected_at = now(), error = $2",
+        "INSERT INTO drift_passes (instance_id, collected_at, error, duration_ms, databases) \
+         VALUES ($1, now(), $2, $3, $4) \
+         ON CONFLICT (instance_id) DO UPDATE SET collected_at = now(), error = $2, duration_ms = $3, databases = $4",
     )
     .bind(id)
     .bind(&error)
+    .bind(started.elapsed().as_millis() as i64)
+    .bind(databases as i32)
     .execute(&state.db)
     .await?;
     Ok(true)
@@ -127,12 +131,13 @@ async fn records(
         .collect())
 }
 
-async fn check_instance(state: &AppState, inst: &InstanceRow) -> Result<(), String> {
+/// Returns how many databases were compared.
+async fn check_instance(state: &AppState, inst: &InstanceRow) -> Result<usize, String> {
     let started: DateTime<Utc> =
         sqlx::query_scalar("SELECT now()").fetch_one(&state.db).await.map_err(|e| e.to_string())?;
     let dbs = records(state, inst).await.map_err(|e| e.to_string())?;
     if dbs.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut claims = Vec::with_capacity(dbs.len());
     for (db, creds, _) in &dbs {
@@ -156,6 +161,7 @@ async fn check_instance(state: &AppState, inst: &InstanceRow) -> Result<(), Stri
     let mut order: Vec<usize> = (0..dbs.len()).collect();
     order.sort_by_key(|&i| dbs[i].2);
     let mut inside_budget = INSIDE_PER_PASS;
+    let mut compared = 0;
     for i in order {
         let (db, creds, _) = &dbs[i];
         let Some((roles, _)) = &claims[i] else { continue };
@@ -173,8 +179,9 @@ async fn check_instance(state: &AppState, inst: &InstanceRow) -> Result<(), Stri
             None
         };
         store(state, db.id, started, drift, inside, can_look_inside).await.map_err(|e| e.to_string())?;
+        compared += 1;
     }
-    Ok(())
+    Ok(compared)
 }
 
 /// Stores one database's result unless an operation on it ended after `started` (then the

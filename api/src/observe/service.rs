@@ -60,6 +60,19 @@ pub async fn gauges(state: &AppState) -> Result<String, sqlx::Error> {
         let l = [("dbaas_instance", name.as_str()), ("environment", env.as_str())];
         out.push(Sample::new("dbaas_instance_certificate_expiry_timestamp_seconds", &l, not_after.timestamp() as f64));
     }
+    let passes: Vec<(String, chrono::DateTime<chrono::Utc>, i64, i32, bool)> = sqlx::query_as(
+        "SELECT i.name, p.collected_at, p.duration_ms, p.databases, p.error IS NULL FROM drift_passes p \
+         JOIN instances i ON i.id = p.instance_id WHERE i.status NOT IN ('deleting', 'deleted') ORDER BY 1",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    for (name, at, ms, databases, ok) in &passes {
+        let l = [("dbaas_instance", name.as_str())];
+        out.push(Sample::new("dbaas_drift_pass_timestamp_seconds", &l, at.timestamp() as f64));
+        out.push(Sample::new("dbaas_drift_pass_duration_seconds", &l, *ms as f64 / 1000.0));
+        out.push(Sample::new("dbaas_drift_pass_databases", &l, f64::from(*databases)));
+        out.push(Sample::new("dbaas_drift_pass_ok", &l, if *ok { 1.0 } else { 0.0 }));
+    }
     let hosts: Vec<(String, sqlx::types::Json<Vec<Sample>>)> =
         sqlx::query_as("SELECT h.name, m.samples FROM host_metrics m JOIN hosts h ON h.id = m.host_id ORDER BY h.name")
             .fetch_all(&state.db)

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# `terraform plan` of N applied databases against `dbaas-api dev` (release): seconds and what
+# the plan cost the target instance (transactions and sessions, from pg_stat_database),
+# with their ratios to the targets (500 in < 2 s, 2,000 in < 8 s, zero connections).
+# The databases are applied once per N (growing), each plan refreshes every one of them.
+#
+#   bash bench/plan_scale.sh [N ...]      (default: 500 2000; ~8 MB of disk per database)
+#
+# The service's background loops that connect to instances (metrics, drift reconciler) are
+# spaced an hour apart for the run, so the instance's counters during a plan are the plan's
+# own; the reconciler's cost is printed apart (one pass over the instance, timed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(500 2000)
+bash scripts/ensure-deps.sh
+cargo build --release --locked -q -p dbaas-api -p terraform-provider-dbaas
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+export DBAAS_METRICS_INTERVAL_MS=3600000 DBAAS_DRIFT_INTERVAL_MS=3600000
+bench_start_dev
+bench_terraform_mirror
+max=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -1)
+api -X PATCH "$DBAAS_ENDPOINT/v1/instances/local" -d "{\"max_databases\": $max}" >/dev/null
+mkdir -p "$work/tf"
+cat >"$work/tf/main.tf" <<TF
+terraform {
+  required_providers {
+    dbaas = { source = "dbaas/dbaas", version = "0.1.0" }
+  }
+}
+variable "n" { type = number }
+resource "dbaas_tenant" "bench" {
+  name          = "bench"
+  max_databases = $max
+}
+resource "dbaas_database" "db" {
+  count    = var.n
+  tenant   = dbaas_tenant.bench.name
+  name     = "db-\${count.index}"
+  instance = "local"
+}
+TF
+cd "$work/tf"
+terraform init -input=false >/dev/null
+counters() { local_sql "SELECT sum(xact_commit + xact_rollback)::bigint || ' ' || sum(sessions)::bigint FROM pg_stat_database"; }
+for n in "${SIZES[@]}"; do
+  t0=$(now)
+  terraform apply -auto-approve -input=false -parallelism=10 -var "n=$n" >/dev/null
+  t1=$(now)
+  sleep 2 # statistics are flushed within a second of a session's end
+  read -r x0 s0 < <(counters)
+  t2=$(now)
+  code=0
+  terraform plan -input=false -detailed-exitcode -var "n=$n" >"$work/plan.out" || code=$?
+  t3=$(now)
+  [ "$code" = 0 ] || { echo "plan of $n databases is not empty (exit $code)" >&2; tail -20 "$work/plan.out" >&2; exit 1; }
+  sleep 2
+  read -r x1 s1 < <(counters)
+  python3 - "$n" "$t0" "$t1" "$t2" "$t3" "$x0" "$x1" "$s0" "$s1" <<'PY'
+import sys
+n = int(sys.argv[1]); t0, t1, t2, t3 = map(float, sys.argv[2:6]); x0, x1, s0, s1 = map(int, sys.argv[6:])
+# The first counters query is one session and one transaction of its own.
+xacts, sessions = x1 - x0 - 1, s1 - s0 - 1
+target = 2.0 if n <= 500 else 8.0 * n / 2000
+plan = t3 - t2
+print(f"N={n}: apply {t1 - t0:7.1f} s; plan {plan:6.2f} s (target < {target:.1f} s, ratio {plan / target:.2f}); "
+      f"during the plan the instance saw {xacts} transactions and {sessions} sessions (target 0)")
+PY
+done
+cd - >/dev/null
+# What drift detection costs now: one reconciler pass over the instance (dev restarted with a
+# one-second interval; the pass times itself: dbaas_drift_pass_* in /metrics).
+read -r x0 s0 < <(counters)
+DBAAS_DRIFT_INTERVAL_MS=1000 bench_restart_dev
+pass=""
+for _ in $(seq 1 240); do
+  pass=$(curl -sf "$DBAAS_ENDPOINT/metrics" | grep '^dbaas_drift_pass_\(duration_seconds\|databases\){dbaas_instance="local"}' || true)
+  [ "$(echo "$pass" | grep -c .)" = 2 ] && break
+  sleep 0.5
+done
+kill -STOP "$dev" # no second pass while the counters are read
+sleep 2
+read -r x1 s1 < <(counters)
+kill -CONT "$dev"
+echo "$pass" | sed 's/^/reconciler: /'
+echo "reconciler: the instance saw $((x1 - x0 - 1)) transactions and $((s1 - s0 - 1)) sessions from one restart and pass (the restart's own checks included)"
