@@ -15,6 +15,9 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 # Observability: the alert rules' unit tests (promtool) and a real Prometheus in the suite.
 [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus ] || need+=(prometheus)
+# Replicas as deployed: each in its own network namespace (iproute2) behind HAProxy.
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # Python for the S3 test server (moto, below) and the contract tests.
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 

@@ -70,6 +70,9 @@ pub struct ClusterOptions {
     pub tls: bool,
     /// Trade durability for speed (fsync off): throwaway clusters only.
     pub throwaway: bool,
+    /// Also listen on this address and accept (SCRAM) logins from this network (CIDR):
+    /// clients in other network namespaces (the replica tests).
+    pub also_listen: Option<(String, String)>,
 }
 
 /// A running cluster. Dropping it stops the server (the files stay with the directory).
@@ -204,9 +207,13 @@ impl Cluster {
 
     fn write_config(&self, opts: &ClusterOptions) -> Result<()> {
         let data = self.data_dir();
+        let listen = match &opts.also_listen {
+            Some((addr, _)) => format!("127.0.0.1,{addr}"),
+            None => "127.0.0.1".to_string(),
+        };
         let mut conf = format!(
             "# Written by dbaas-api; edits are overwritten at start.\n\
-             listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
+             listen_addresses = '{listen}'\nport = {}\nunix_socket_directories = '{}'\n\
              max_connections = 200\nshared_buffers = 32MB\npassword_encryption = 'scram-sha-256'\n\
              log_min_messages = warning\n",
             self.port,
@@ -225,6 +232,10 @@ impl Cluster {
             hba.push_str("host all postgres 127.0.0.1/32 scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n");
         } else {
             hba.push_str("host all all 127.0.0.1/32 scram-sha-256\n");
+        }
+        if let Some((_, network)) = &opts.also_listen {
+            let kind = if opts.tls { "hostssl" } else { "host" };
+            hba.push_str(&format!("{kind} all all {network} scram-sha-256\n"));
         }
         let conf_path = data.join("dbaas.conf");
         fs::write(&conf_path, conf)?;

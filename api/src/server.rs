@@ -17,11 +17,29 @@ use crate::state::{AppState, EngineConfig};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// Sessions whose client vanished without a FIN or RST (a replica cut off from the network)
+/// are ended by the server within about 25 s, set per session: keepalive probes when the
+/// session is idle, `tcp_user_timeout` when its answer is never acknowledged (otherwise TCP
+/// retransmits for some 15 minutes). Their session-level advisory locks (collector and
+/// reconciler turns, operation locks on instances) then pass to another replica instead of
+/// being held while the lost replica's attempt is long over.
+pub const SERVER_KEEPALIVES: [(&str, &str); 4] = [
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+    ("tcp_user_timeout", "25000"),
+];
+
+fn state_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions> {
+    let opts: sqlx::postgres::PgConnectOptions = url.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
+    Ok(opts.options(SERVER_KEEPALIVES))
+}
+
 pub async fn connect_state_db(url: &str) -> Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(20)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(state_options(url)?)
         .await
         .context("connecting to the state database (DATABASE_URL)")?;
     MIGRATOR.run(&pool).await.context("applying migrations to the state database")?;
@@ -35,7 +53,7 @@ pub async fn connect_engine_db(url: &str, workers: usize) -> Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(u32::try_from(workers * 2 + 2).unwrap_or(130))
         .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect_with(state_options(url)?)
         .await
         .context("connecting to the state database for the operation engine")
 }

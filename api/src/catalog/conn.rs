@@ -59,7 +59,7 @@ impl Target {
         // Startup options win over `ALTER DATABASE/ROLE … SET search_path`, which a tenant
         // controls for its own database: unqualified names in our SQL can only resolve to
         // pg_catalog (pg_temp is never searched for functions or operators).
-        opts = opts.options([("search_path", PINNED_SEARCH_PATH)]);
+        opts = opts.options([("search_path", PINNED_SEARCH_PATH)]).options(crate::server::SERVER_KEEPALIVES);
         Self { opts }
     }
 

@@ -36,6 +36,41 @@ pub fn terraform_bin() -> String {
     std::env::var("TERRAFORM").unwrap_or_else(|_| "terraform".into())
 }
 
+/// The provider in a filesystem mirror under `dir`, and `dir/cli.tfrc` pointing at it: the
+/// way `terraform init` finds it with no network.
+pub fn install_provider(dir: &Path) {
+    let mirror = dir.join("mirror/registry.terraform.io/dbaas/dbaas").join(VERSION).join("linux_amd64");
+    std::fs::create_dir_all(&mirror).unwrap();
+    std::fs::copy(PROVIDER, mirror.join(format!("terraform-provider-dbaas_v{VERSION}"))).unwrap();
+    std::fs::write(
+        dir.join("cli.tfrc"),
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n    include = [\"registry.terraform.io/dbaas/dbaas\"]\n  }}\n}}\n",
+            dir.join("mirror").display()
+        ),
+    )
+    .unwrap();
+}
+
+/// `terraform <args> -no-color` in `wd` with the provider of `install_provider(dir)` and only
+/// the dbaas environment given in `env`.
+pub fn terraform(dir: &Path, wd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(terraform_bin());
+    cmd.current_dir(wd)
+        .args(args)
+        .arg("-no-color")
+        .env("TF_CLI_CONFIG_FILE", dir.join("cli.tfrc"))
+        .env("TF_IN_AUTOMATION", "1")
+        .env("CHECKPOINT_DISABLE", "1")
+        .env_remove("DBAAS_ENDPOINT")
+        .env_remove("DBAAS_TOKEN")
+        .env_remove("DBAAS_CA_CERT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 impl Env {
     pub async fn start() -> Self {
         Self::start_with(std::time::Duration::ZERO).await
@@ -97,18 +132,7 @@ impl Env {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
 
-        // The provider, installed the way `terraform init` finds it with no network.
-        let mirror = dir.path().join("mirror/registry.terraform.io/dbaas/dbaas").join(VERSION).join("linux_amd64");
-        std::fs::create_dir_all(&mirror).unwrap();
-        std::fs::copy(PROVIDER, mirror.join(format!("terraform-provider-dbaas_v{VERSION}"))).unwrap();
-        std::fs::write(
-            dir.path().join("cli.tfrc"),
-            format!(
-                "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n    include = [\"registry.terraform.io/dbaas/dbaas\"]\n  }}\n}}\n",
-                dir.path().join("mirror").display()
-            ),
-        )
-        .unwrap();
+        install_provider(dir.path());
         Self { stop, endpoint, token, admin, target, state, dir }
     }
 
@@ -135,20 +159,7 @@ impl Env {
     }
 
     pub fn tf_env(&self, wd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(terraform_bin());
-        cmd.current_dir(wd)
-            .args(args)
-            .arg("-no-color")
-            .env("TF_CLI_CONFIG_FILE", self.dir.path().join("cli.tfrc"))
-            .env("TF_IN_AUTOMATION", "1")
-            .env("CHECKPOINT_DISABLE", "1")
-            .env_remove("DBAAS_ENDPOINT")
-            .env_remove("DBAAS_TOKEN")
-            .env_remove("DBAAS_CA_CERT");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
+        terraform(self.dir.path(), wd, args, env).output().unwrap()
     }
 
     pub fn apply(&self, wd: &Path) -> String {
