@@ -249,8 +249,9 @@ async fn settled(db: &sqlx::PgPool) {
     let deadline = Instant::now() + Duration::from_secs(180);
     while count(db, "SELECT count(*) FROM operations WHERE status IN ('queued', 'running')").await > 0 {
         if Instant::now() > deadline {
-            let open: Vec<(String, String, Option<String>, i32, Option<String>)> = sqlx::query_as(
-                "SELECT kind, status, locked_by, attempts, error_message FROM operations WHERE status IN ('queued', 'running')",
+            let open: Vec<serde_json::Value> = sqlx::query_scalar(
+                "SELECT json_build_object('kind', kind, 'status', status, 'locked_by', locked_by, 'attempts', attempts, \
+                 'error', error_message) FROM operations WHERE status IN ('queued', 'running')",
             )
             .fetch_all(db)
             .await
