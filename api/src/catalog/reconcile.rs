@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::conn::{InstanceRow, MAINTENANCE_DB};
 use super::drift::{self, CatalogFacts};
 use super::record::{self, CredentialRow, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
-use crate::ops::periodic::{fresh, try_lock, unlock};
+use crate::ops::periodic::{each_locked, fresh};
 use crate::state::AppState;
 
 /// Databases whose inside (extensions, foreign objects) one pass over an instance reads.
@@ -58,20 +58,7 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
     .bind(interval_ms)
     .fetch_all(&state.db)
     .await?;
-    let mut done = 0;
-    let mut lock_conn = state.db.acquire().await?;
-    for id in due {
-        let key = format!("dbaas:drift:{id}");
-        if !try_lock(&mut lock_conn, &key).await? {
-            continue;
-        }
-        let result = check_locked(state, id, interval_ms).await;
-        unlock(&mut lock_conn, &key).await?;
-        if result? {
-            done += 1;
-        }
-    }
-    Ok(done)
+    each_locked(state, "dbaas:drift", due, |id| check_locked(state, id, interval_ms)).await
 }
 
 async fn check_locked(state: &AppState, id: Uuid, interval_ms: i64) -> Result<bool, sqlx::Error> {

@@ -43,15 +43,7 @@ async fn pass(state: &AppState) -> Result<(), sqlx::Error> {
 /// row lock makes replicas checking at once enqueue one).
 async fn enqueue_renewal(state: &AppState, inst: &InstanceRow) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
-    let busy: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM operations WHERE target_id = $1 AND status IN ('queued', 'running')) \
-         FROM instances WHERE id = $1 AND status = 'ready' FOR UPDATE",
-    )
-    .bind(inst.id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .unwrap_or(true);
-    if !busy {
+    if idle_and_locked(&mut tx, inst).await? {
         let expires = inst.cert_not_after.map(|t| t.to_rfc3339()).unwrap_or_default();
         let job = super::jobs::RenewCertificate { reason: Some(format!("expires {expires}")) };
         let op = super::enqueue(&mut tx, inst.id, job.into()).await?;
@@ -71,15 +63,7 @@ async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -
         .await?;
     if let (Some(p), true) = (&problem, inst.auto_restart) {
         // Lock the row so two replicas seeing the same outage enqueue one start.
-        let busy: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM operations WHERE target_id = $1 AND status IN ('queued', 'running')) \
-             FROM instances WHERE id = $1 AND status = 'ready' FOR UPDATE",
-        )
-        .bind(inst.id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .unwrap_or(true);
-        if !busy {
+        if idle_and_locked(&mut tx, inst).await? {
             let job = super::jobs::StartInstance { reason: Some("health check".into()) };
             let op = super::enqueue(&mut tx, inst.id, job.into()).await?;
             queue::log(&mut *tx, op, "warn", &format!("health check: the server is down ({p}); restarting it")).await?;
@@ -88,4 +72,18 @@ async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Whether the instance is ready with no operation open, locking its row until the
+/// transaction ends (replicas checking at once enqueue one operation).
+async fn idle_and_locked(tx: &mut sqlx::PgConnection, inst: &InstanceRow) -> Result<bool, sqlx::Error> {
+    let busy: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM operations WHERE target_id = $1 AND status IN ('queued', 'running')) \
+         FROM instances WHERE id = $1 AND status = 'ready' FOR UPDATE",
+    )
+    .bind(inst.id)
+    .fetch_optional(tx)
+    .await?
+    .unwrap_or(true);
+    Ok(!busy)
 }

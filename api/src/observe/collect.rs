@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::exposition::Sample;
 use crate::catalog::conn::MAINTENANCE_DB;
 use crate::catalog::record;
-use crate::ops::periodic::{fresh, try_lock, unlock};
+use crate::ops::periodic::{each_locked, fresh};
 use crate::state::AppState;
 use crate::store::instances::InstanceRow;
 
@@ -58,20 +58,7 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
     .bind(interval_ms)
     .fetch_all(&state.db)
     .await?;
-    let mut done = 0;
-    let mut lock_conn = state.db.acquire().await?;
-    for id in due {
-        let key = format!("dbaas:metrics:{id}");
-        if !try_lock(&mut lock_conn, &key).await? {
-            continue;
-        }
-        let result = collect_locked(state, id, interval_ms).await;
-        unlock(&mut lock_conn, &key).await?;
-        if result? {
-            done += 1;
-        }
-    }
-    drop(lock_conn);
+    let mut done = each_locked(state, "dbaas:metrics", due, |id| collect_locked(state, id, interval_ms)).await?;
     done += super::hosts::pass(state).await?;
     Ok(done)
 }

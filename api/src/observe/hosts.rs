@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::exposition::Sample;
 use crate::hosts::executor::{Command, Executor};
-use crate::ops::periodic::{fresh, try_lock, unlock};
+use crate::ops::periodic::{each_locked, fresh};
 use crate::state::AppState;
 use crate::store::hosts::HostRecord;
 
@@ -21,20 +21,7 @@ pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
     .bind(interval_ms)
     .fetch_all(&state.db)
     .await?;
-    let mut done = 0;
-    let mut lock_conn = state.db.acquire().await?;
-    for id in due {
-        let key = format!("dbaas:metrics:host:{id}");
-        if !try_lock(&mut lock_conn, &key).await? {
-            continue;
-        }
-        let result = collect(state, id, interval_ms).await;
-        unlock(&mut lock_conn, &key).await?;
-        if result? {
-            done += 1;
-        }
-    }
-    Ok(done)
+    each_locked(state, "dbaas:metrics:host", due, |id| collect(state, id, interval_ms)).await
 }
 
 async fn collect(state: &AppState, id: Uuid, interval_ms: i64) -> Result<bool, sqlx::Error> {

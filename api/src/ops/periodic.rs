@@ -59,3 +59,32 @@ pub async fn fresh(
     .await?;
     Ok(age_ms.is_some_and(|a| a < interval_ms as f64))
 }
+
+/// Runs `work` for each id of `due` that no other replica is working on, under the session
+/// advisory lock `<prefix>:<id>` (released after it). `work` says whether it did the work
+/// (it may find another replica just did); returns how many it did here.
+pub async fn each_locked<F, Fut>(
+    state: &AppState,
+    prefix: &str,
+    due: Vec<Uuid>,
+    mut work: F,
+) -> Result<usize, sqlx::Error>
+where
+    F: FnMut(Uuid) -> Fut,
+    Fut: Future<Output = Result<bool, sqlx::Error>>,
+{
+    let mut done = 0;
+    let mut lock_conn = state.db.acquire().await?;
+    for id in due {
+        let key = format!("{prefix}:{id}");
+        if !try_lock(&mut lock_conn, &key).await? {
+            continue;
+        }
+        let result = work(id).await;
+        unlock(&mut lock_conn, &key).await?;
+        if result? {
+            done += 1;
+        }
+    }
+    Ok(done)
+}
