@@ -250,7 +250,7 @@ impl TypedResource for Database {
                 );
                 None
             }
-            Ok(_) => state_of(&client, id, state, diags).await,
+            Ok(db) => state_from(&client, db, state, diags).await,
             Err(e) if e.status() == Some(404) => None,
             Err(e) => {
                 diags.api_error("Reading the database", &e, &[]);
@@ -420,13 +420,23 @@ async fn state_of(
     config_or_prior: &DatabaseModel,
     diags: &mut Diags,
 ) -> Option<DatabaseModel> {
-    let db = match client.get_database(id).await {
-        Ok(db) => db,
+    match client.get_database(id).await {
+        Ok(db) => state_from(client, db, config_or_prior, diags).await,
         Err(e) => {
             diags.api_error("Reading the database", &e, &[]);
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// [`state_of`] for a database already read (a refresh reads it once).
+async fn state_from(
+    client: &Client,
+    db: ApiDatabase,
+    config_or_prior: &DatabaseModel,
+    diags: &mut Diags,
+) -> Option<DatabaseModel> {
+    let id = db.id;
     let creds = match client.list_credentials(id).await {
         Ok(c) => c,
         Err(e) => {
