@@ -49,10 +49,16 @@ name, path, peak, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.arg
 d = json.load(open(path))
 p = d["latencyPercentiles"]; s = d["summary"]
 codes = d.get("statusCodeDistribution", {})
-errors = sum(v for k, v in codes.items() if not k.startswith("2")) + sum(d.get("errorDistribution", {}).values())
+# Requests still in flight when the duration ends are cut by oha ("aborted due to deadline"):
+# counted apart, they are not the service's errors.
+errs = d.get("errorDistribution", {})
+cut = sum(v for k, v in errs.items() if "deadline" in k)
+errors = sum(v for k, v in codes.items() if not k.startswith("2")) + sum(errs.values()) - cut
+kinds = ", ".join(f"{k}: {v}" for k, v in errs.items() if "deadline" not in k)
 p50, p99 = p["p50"] * 1000, p["p99"] * 1000
 print(f"{name:14} {rate} req/s offered, {s['requestsPerSec']:7.0f} served: p50 {p50:6.2f} ms, p99 {p99:6.2f} ms "
-      f"(target 10 ms, ratio {p99 / 10:.2f}), errors {errors}, peak RSS {peak} MB")
+      f"(target 10 ms, ratio {p99 / 10:.2f}), errors {errors}{' (' + kinds + ')' if kinds else ''}, "
+      f"cut at the end {cut}, peak RSS {peak} MB")
 PY
 }
 load "get-database" "/v1/databases/$id"
