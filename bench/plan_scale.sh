@@ -3,6 +3,8 @@
 # the plan cost the target instance (transactions and sessions, from pg_stat_database),
 # with their ratios to the targets (500 in < 2 s, 2,000 in < 8 s, zero connections).
 # The databases are applied once per N (growing), each plan refreshes every one of them.
+# Then: provisioning time per database as the instance fills (first vs last 200), the list
+# paged, and one drift reconciler pass over all of them.
 #
 #   bash bench/plan_scale.sh [N ...]      (default: 500 2000; ~8 MB of disk per database)
 #
@@ -76,6 +78,37 @@ print(f"N={n}: apply {t1 - t0:7.1f} s; plan {plan:6.2f} s (target < {target:.1f}
 PY
 done
 cd - >/dev/null
+# Provisioning cost as the instance fills: each provision operation's run time (started to
+# finished), the first 200 against the last 200 (target: last <= 1.2 x first); then the
+# whole list paged (1,000 and 100 per page).
+python3 - "$DBAAS_ENDPOINT" "$DBAAS_TOKEN" <<'PY'
+import json, sys, time, urllib.request
+from datetime import datetime
+endpoint, token = sys.argv[1:]
+def get(path):
+    req = urllib.request.Request(endpoint + path, headers={"Authorization": f"Bearer {token}"})
+    return json.load(urllib.request.urlopen(req))
+def every(path, limit):
+    items, cursor, pages = [], None, 0
+    while True:
+        sep = "&" if "?" in path else "?"
+        page = get(f"{path}{sep}limit={limit}" + (f"&cursor={cursor}" if cursor else ""))
+        items += page["items"]; pages += 1
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items, pages
+ts = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+ops, _ = every("/v1/operations?kind=provision_database&status=succeeded", 1000)
+ops.sort(key=lambda o: ts(o["created_at"]))
+runs = [(ts(o["finished_at"]) - ts(o["started_at"])) * 1000 for o in ops]
+if len(runs) >= 400:
+    first, last = sum(runs[:200]) / 200, sum(runs[-200:]) / 200
+    print(f"provisioning {len(runs)} databases on one instance: first 200 {first:.0f} ms each, "
+          f"last 200 {last:.0f} ms each (ratio {last / first:.2f}, target <= 1.2)")
+for limit in (1000, 100):
+    t = time.monotonic(); dbs, pages = every("/v1/databases?tenant=bench", limit); t = time.monotonic() - t
+    print(f"list of {len(dbs)} databases, {pages} pages of {limit}: {t * 1000:.0f} ms ({t * 1000 / pages:.1f} ms a page)")
+PY
 # What drift detection costs now: one reconciler pass over the instance (dev restarted with a
 # one-second interval; the pass times itself: dbaas_drift_pass_* in /metrics).
 read -r x0 s0 < <(counters)
