@@ -227,11 +227,11 @@ pub async fn retry_later(
     op: &OperationRow,
     worker: &str,
     error: &OpError,
-) -> Result<DateTime<Utc>, sqlx::Error> {
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let backoff = 2f64.powi((op.attempts - 1).clamp(0, 6)).min(60.0);
     let jitter = rand::random::<f64>() * backoff * 0.2;
     let mut tx = db.begin().await?;
-    let (run_after,): (DateTime<Utc>,) = sqlx::query_as(
+    let run_after: Option<DateTime<Utc>> = sqlx::query_scalar(
         "UPDATE operations SET status = 'queued', locked_by = NULL, locked_until = NULL, \
              run_after = now() + $3 * interval '1 second', error_code = $4, error_message = $5, error_retryable = true \
          WHERE id = $1 AND locked_by = $2 RETURNING run_after",
@@ -241,11 +241,16 @@ pub async fn retry_later(
     .bind(backoff + jitter)
     .bind(&error.code)
     .bind(&error.message)
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    // No row: another worker holds the claim now, and this attempt records nothing. The log
+    // lines commit with the re-queueing, before the next attempt can start.
+    let Some(run_after) = run_after else { return Ok(None) };
+    log(&mut *tx, op.id, "warn", &format!("attempt failed, will retry: {error}")).await?;
+    log(&mut *tx, op.id, "info", &format!("next attempt at {}", run_after.to_rfc3339())).await?;
     notify_changed(&mut tx, op.id).await?;
     tx.commit().await?;
-    Ok(run_after)
+    Ok(Some(run_after))
 }
 
 pub async fn notify_changed(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<(), sqlx::Error> {

@@ -131,12 +131,17 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
             "succeeded"
         }
         Some(Err(e)) if e.retryable && op.attempts < op.max_attempts => {
-            ctx.log("warn", &format!("attempt failed, will retry: {e}")).await;
             match queue::retry_later(&state.engine_db, &op, &worker, &e).await {
-                Ok(at) => ctx.log("info", &format!("next attempt at {}", at.to_rfc3339())).await,
-                Err(err) => tracing::error!(error = %err, operation = %op.id, "re-queueing failed"),
+                Ok(Some(_)) => "retrying",
+                Ok(None) => {
+                    tracing::warn!(operation = %op.id, error = %e, "claim lost to another worker; this attempt's failure is not recorded");
+                    "lost"
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, operation = %op.id, "re-queueing failed");
+                    "retrying"
+                }
             }
-            "retrying"
         }
         Some(Err(e)) => {
             finish(state, &op, OperationStatus::Failed, Some(&e)).await;
@@ -161,7 +166,11 @@ async fn finish(state: &AppState, op: &OperationRow, status: OperationStatus, er
     // The state database may blip; the work is done, so keep trying to record it.
     for attempt in 0..5 {
         match runner::complete(state, op, Some(&state.engine.worker_id), status, error).await {
-            Ok(_) => return,
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!(operation = %op.id, "claim lost to another worker; this attempt's outcome is not recorded");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, operation = %op.id, attempt, "recording the outcome failed");
                 tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
