@@ -167,6 +167,20 @@ async fn tenant_code_never_runs_with_the_service_rights() {
     let drift = got.drift.expect("drift");
     assert!(drift.checked, "{drift:?}");
     assert_gained_nothing(&h, Some((&a, &db))).await;
+    // The background reconciler's pass reads the same catalogs and the database's inside
+    // (two databases here: both inside every pass), with the tenant's objects in place.
+    let since = chrono::Utc::now();
+    let stored = Harness::reconciled_drift(&a, db.id, since).await;
+    assert!(stored.checked, "{stored:?}");
+    let mut state = h.state_db().await;
+    let inside_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT deep_checked_at FROM drift_checks WHERE database_id = $1")
+            .bind(db.id)
+            .fetch_one(&mut state)
+            .await
+            .unwrap();
+    assert!(inside_at.is_some_and(|t| t > since), "the pass did not look inside: {inside_at:?}");
+    assert_gained_nothing(&h, Some((&a, &db))).await;
 
     // Re-provision, PATCH (extensions), rotations, a lease made and revoked.
     succeeded(&a, a.reconcile_database(db.id).await.unwrap().operation, "reconcile").await;
