@@ -53,15 +53,40 @@ done
 # shellcheck disable=SC1091
 . "$work/dev/env"
 
-"$VENV/bin/st" run "http://127.0.0.1:$port/openapi.json" \
-  --checks all \
-  --exclude-checks positive_data_acceptance,ensure_resource_availability \
-  --header "Authorization: Bearer $DBAAS_TOKEN" \
-  --exclude-path-regex '^/v1/(hosts|backup-stores)' \
-  --exclude-path '/v1/tokens/{id}/revoke' \
-  --max-time "$MAX_TIME" \
-  --workers 2 \
-  --seed 1 \
-  --request-timeout 30 \
-  --report junit --report-dir "${CONTRACT_REPORT_DIR:-target/contract}" \
-  --output-truncate false
+REPORTS="${CONTRACT_REPORT_DIR:-target/contract}"
+fuzz() {
+  "$VENV/bin/st" run "http://127.0.0.1:$port/openapi.json" \
+    --checks all \
+    --exclude-checks positive_data_acceptance,ensure_resource_availability \
+    --header "Authorization: Bearer $DBAAS_TOKEN" \
+    --exclude-path-regex '^/v1/(hosts|backup-stores)' \
+    --exclude-path '/v1/tokens/{id}/revoke' \
+    --max-time "$MAX_TIME" \
+    --workers 2 \
+    --seed 1 \
+    --request-timeout 30 \
+    --report junit --report-dir "$REPORTS" \
+    --output-truncate false
+}
+
+# Whether the newest report's only problems are the tool crashing in CPython 3.11's `ast`
+# module ("AST constructor recursion depth mismatch", reached through hypothesis describing a
+# strategy): no request was judged, so nothing was found about the API. Any failed check, or
+# any other error, is a real result.
+only_tool_crashes() {
+  python3 - "$REPORTS" <<'PY'
+import glob, os, sys, xml.etree.ElementTree as ET
+reports = sorted(glob.glob(os.path.join(sys.argv[1], "junit-*.xml")), key=os.path.getmtime)
+if not reports:
+    sys.exit(1)
+problems = [ch for tc in ET.parse(reports[-1]).iter("testcase") for ch in tc if ch.tag in ("failure", "error")]
+crash = "AST constructor recursion depth mismatch"
+sys.exit(0 if problems and all(ch.tag == "error" and crash in (ch.text or "") + (ch.get("message") or "") for ch in problems) else 1)
+PY
+}
+
+if ! fuzz; then
+  only_tool_crashes || exit 1
+  echo "schemathesis crashed inside CPython's ast module (no API finding); running it once more" >&2
+  fuzz
+fi
