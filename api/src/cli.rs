@@ -105,6 +105,10 @@ pub struct EngineArgs {
     /// Renew a managed instance's certificate when it expires within this many days.
     #[arg(long, env = "DBAAS_CERT_RENEW_BEFORE_DAYS", default_value_t = 30)]
     pub cert_renew_before_days: u64,
+    /// At shutdown (SIGTERM), how long running operations may go on before their attempts
+    /// are stopped and handed back to the queue, in milliseconds.
+    #[arg(long, env = "DBAAS_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
+    pub shutdown_grace_ms: u64,
     /// Tests: certificate validity and renewal window in seconds (override the days).
     #[cfg(feature = "test-hooks")]
     #[arg(long, env = "DBAAS_TEST_CERT_SECS", value_delimiter = ',', hide = true)]
@@ -157,6 +161,7 @@ impl EngineArgs {
             purge_interval: Duration::from_millis(self.purge_interval_ms.max(100)),
             metrics_interval: Duration::from_millis(self.metrics_interval_ms.max(500)),
             drift_interval: Duration::from_millis(self.drift_interval_ms.max(500)),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             ..EngineConfig::default()
         })
     }

@@ -85,8 +85,9 @@ pub async fn serve(state: AppState, listen: SocketAddr, shutdown: CancellationTo
     serve_with(state, listen, None, shutdown).await
 }
 
-/// Serves until `shutdown` fires; then stops claiming work and lets running operations
-/// finish for a while (an unfinished one is resumed by another worker after its lease).
+/// Serves until `shutdown` fires; then stops taking requests and claiming work, lets running
+/// operations finish within the engine's shutdown grace, stops the ones still running and
+/// hands them back to the queue (another replica takes them at once), then returns.
 pub async fn serve_with(
     state: AppState,
     listen: SocketAddr,
@@ -112,8 +113,10 @@ pub async fn serve_with(
     crate::observe::collect::spawn(state.clone(), shutdown.clone());
     crate::catalog::reconcile::spawn(state.clone(), shutdown.clone());
     crate::managed::health::spawn(state.clone(), shutdown.clone());
-    let workers = ops::worker::spawn(state.clone(), shutdown.clone());
+    let hand_back = CancellationToken::new();
+    let workers = ops::worker::spawn(state.clone(), shutdown.clone(), hand_back.clone());
     let worker_id = state.engine.worker_id.clone();
+    let grace = state.engine.shutdown_grace;
     let app = crate::http::app(state);
     let stop = shutdown.clone();
     match tls_config {
@@ -133,14 +136,20 @@ pub async fn serve_with(
             axum_server::bind_rustls(listen, config).handle(handle).serve(app.into_make_service()).await?;
         }
     }
-    let drain = async {
+    let mut drain = Box::pin(async {
         for w in workers {
             let _ = w.await;
         }
-    };
-    if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
-        tracing::warn!("operations still running at shutdown; another worker resumes them after their lease");
+    });
+    if tokio::time::timeout(grace, &mut drain).await.is_err() {
+        tracing::warn!(grace_ms = grace.as_millis() as u64, "operations still running after the shutdown grace; handing them back");
+        hand_back.cancel();
+        // Handing back is a cleanup and one transaction per attempt; bounded all the same.
+        if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
+            tracing::warn!("attempts not handed back in time; another worker resumes them after their lease");
+        }
     }
+    tracing::info!("stopped");
     Ok(())
 }
 

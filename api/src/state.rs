@@ -50,6 +50,9 @@ pub struct EngineConfig {
     pub cert_validity: Duration,
     /// A managed instance's certificate is renewed when it expires within this.
     pub cert_renew_before: Duration,
+    /// At shutdown, how long running attempts may go on before they are stopped and handed
+    /// back to the queue for another worker.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +76,7 @@ impl Default for EngineConfig {
             drift_interval: Duration::from_secs(60),
             cert_validity: Duration::from_secs(90 * 86_400),
             cert_renew_before: Duration::from_secs(30 * 86_400),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }

@@ -84,3 +84,52 @@ async fn an_attempt_stops_when_its_heartbeats_fail() {
     assert_eq!(done.attempts, 2);
     assert_eq!(h.target_roles_like("team-a\\_cut\\_%").await.len(), 3);
 }
+
+/// SIGTERM during an operation: the process stops claiming, lets the attempt run for the
+/// shutdown grace, then stops it and hands the operation back to the queue (not counted as
+/// an attempt) and exits, long before the lease would have freed it. Another process then
+/// finishes it once.
+#[tokio::test]
+async fn sigterm_hands_running_attempts_back_within_the_grace() {
+    let mut h = Harness::start().await;
+    h.apis[0].kill();
+    let lease_ms = 120_000;
+    let opts = ApiOptions {
+        workers: 1,
+        lease_ms,
+        step_delay_ms: 2000,
+        env: vec![("DBAAS_SHUTDOWN_GRACE_MS".into(), "1000".into())],
+        in_process: false,
+    };
+    let i = h.spawn_api(opts).await;
+    h.admin = Client::new(&h.apis[i].endpoint, &h.admin_token).unwrap();
+    let a = h.tenant("team-a").await;
+    let op = a.create_database(&db_req("handed")).await.unwrap().operation.unwrap().id;
+    wait_until("the first attempt to be running", WAIT, || {
+        let a = a.clone();
+        async move { a.operation_logs(op).await.unwrap().iter().any(|l| l.message.starts_with("phase 0/5")) }
+    })
+    .await;
+    let sent = std::time::Instant::now();
+    let status = h.apis[i].terminate();
+    let took = sent.elapsed();
+    assert!(status.success(), "the process did not exit cleanly: {status:?}");
+    // Without the hand-back it would exit after the grace and leave the claim to the lease.
+    assert!(took < Duration::from_millis(lease_ms / 4), "shutdown took {took:?}");
+    let (state, locked_by, attempts): (String, Option<String>, i32) =
+        sqlx::query_as("SELECT status, locked_by, attempts FROM operations WHERE id = $1")
+            .bind(op)
+            .fetch_one(&mut h.state_db().await)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), locked_by, attempts), ("queued", None, 0), "the operation was not handed back");
+
+    let j = h.spawn_api(ApiOptions { workers: 1, ..Default::default() }).await;
+    let a = Client::new(&h.apis[j].endpoint, a.token()).unwrap();
+    let done = a.wait_operation(op, WAIT).await.unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded, "{done:?}");
+    assert_eq!(done.attempts, 1, "the handed-back attempt counted");
+    let logs: Vec<String> = a.operation_logs(op).await.unwrap().into_iter().map(|l| l.message).collect();
+    assert_eq!(logs.iter().filter(|l| l.starts_with("attempt handed back")).count(), 1, "{logs:#?}");
+    assert_eq!(h.target_roles_like("team-a\\_handed\\_%").await.len(), 3);
+}

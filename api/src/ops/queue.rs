@@ -253,6 +253,32 @@ pub async fn retry_later(
     Ok(Some(run_after))
 }
 
+/// Puts an attempt stopped by this process's shutdown back in the queue, ready at once. The
+/// attempt is not counted: it did not fail, it was interrupted, and the operation's steps
+/// resume from what is recorded. Returns false when the claim was no longer this worker's.
+pub async fn hand_back(db: &PgPool, op: &OperationRow, worker: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let released = sqlx::query(
+        "UPDATE operations SET status = 'queued', locked_by = NULL, locked_until = NULL, run_after = now(), \
+             attempts = greatest(attempts - 1, 0) \
+         WHERE id = $1 AND locked_by = $2 AND status = 'running'",
+    )
+    .bind(op.id)
+    .bind(worker)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !released {
+        return Ok(false);
+    }
+    log(&mut *tx, op.id, "warn", &format!("attempt handed back: {worker} is shutting down; another worker resumes it"))
+        .await?;
+    notify_changed(&mut tx, op.id).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 pub async fn notify_changed(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, $2)").bind(OPS_CHANNEL).bind(id.to_string()).execute(&mut **tx).await?;
     Ok(())

@@ -1,4 +1,5 @@
-//! Worker loops: claim, run with a heartbeat, then finish, retry later or give up.
+//! Worker loops: claim, run with a heartbeat, then finish, retry later or give up; at
+//! shutdown, stop claiming and, past the grace period, hand running attempts back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,17 +14,20 @@ use super::OpError;
 use crate::metrics::OpLabels;
 use crate::state::AppState;
 
-pub fn spawn(state: AppState, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
+/// Starts the workers. `shutdown` stops them claiming; `hand_back` stops their running
+/// attempts and puts those operations back in the queue at once (the process is going away).
+pub fn spawn(state: AppState, shutdown: CancellationToken, hand_back: CancellationToken) -> Vec<JoinHandle<()>> {
     (0..state.engine.workers)
         .map(|_| {
             let state = state.clone();
             let shutdown = shutdown.clone();
-            tokio::spawn(async move { worker_loop(state, shutdown).await })
+            let hand_back = hand_back.clone();
+            tokio::spawn(async move { worker_loop(state, shutdown, hand_back).await })
         })
         .collect()
 }
 
-async fn worker_loop(state: AppState, shutdown: CancellationToken) {
+async fn worker_loop(state: AppState, shutdown: CancellationToken, hand_back: CancellationToken) {
     while !shutdown.is_cancelled() {
         // Register interest before looking, so a NOTIFY between the two is not missed.
         let wakeup = state.job_wakeup.notified();
@@ -35,7 +39,7 @@ async fn worker_loop(state: AppState, shutdown: CancellationToken) {
         )
         .await
         {
-            Ok(Some(op)) => run_claimed(&state, op).await,
+            Ok(Some(op)) => run_claimed(&state, op, &hand_back).await,
             Ok(None) => {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -59,9 +63,12 @@ enum Stop {
     /// Another worker holds the operation now, or could: the claim was lost, or no heartbeat
     /// succeeded for long enough that the lease may have run out.
     Lost,
+    /// This process is shutting down and the grace period is over: the attempt is stopped
+    /// and the operation handed back to the queue.
+    HandedBack,
 }
 
-async fn run_claimed(state: &AppState, op: OperationRow) {
+async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &CancellationToken) {
     let started = Instant::now();
     let worker = state.engine.worker_id.clone();
     let cancel = CancellationToken::new();
@@ -105,10 +112,32 @@ async fn run_claimed(state: &AppState, op: OperationRow) {
                 abort.abort();
                 None
             }
+            _ = hand_back.cancelled() => {
+                abort.abort();
+                let mut stop = stop.lock().unwrap_or_else(|p| p.into_inner());
+                stop.get_or_insert(Stop::HandedBack);
+                None
+            }
         }
     };
     heartbeat.abort();
     let stopped = *stop.lock().unwrap_or_else(|p| p.into_inner());
+    if stopped == Some(Stop::HandedBack) {
+        // Undo what the stopped attempt left half-made, as before any retry, then release
+        // the claim so another replica starts at once rather than after the lease.
+        runner::cleanup(&ctx, &job, false).await;
+        let outcome = match queue::hand_back(&state.engine_db, &op, &worker).await {
+            Ok(true) => "handed_back",
+            Ok(false) => "lost",
+            Err(e) => {
+                tracing::warn!(error = %e, operation = %op.id, "handing back failed; another worker resumes it after the lease");
+                "lost"
+            }
+        };
+        let labels = OpLabels { kind: op.kind.as_str().to_string(), outcome: outcome.into() };
+        state.metrics.operations.get_or_create(&labels).inc();
+        return;
+    }
     let lost = stopped == Some(Stop::Lost);
     if lost {
         ctx.log("warn", "attempt stopped: the claim was lost or could not be renewed within the lease").await;
