@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
+# The Helm chart: linted and rendered by Helm's Go SDK, validated against Kubernetes schemas.
+bash scripts/helm-check.sh
 export DBAAS_MOTO_SERVER="${DBAAS_MOTO_SERVER:-${DBAAS_TOOLS_DIR:-/var/tmp/dbaas-tools}/moto-5.2.5/bin/moto_server}"
 # test-hooks: fault injection (step delays, panics) compiled into the test build only.
 cargo test --workspace --locked --features dbaas-api/test-hooks "$@"
