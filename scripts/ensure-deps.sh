@@ -18,6 +18,10 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 # Replicas as deployed: each in its own network namespace (iproute2) behind HAProxy.
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# The portal's browser tests: Debian's Chromium (Playwright drives it; it never downloads one)
+# and Node.js for Playwright.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 # Python for the S3 test server (moto, below) and the contract tests.
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 
@@ -36,6 +40,15 @@ if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
   echo "installing moto $MOTO_VERSION (S3 server for the backup tests) into $MOTO_VENV" >&2
   python3 -m venv "$MOTO_VENV"
   "$MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+fi
+
+# Playwright's driver library only (playwright-core, pinned; no browser download).
+PLAYWRIGHT_VERSION=1.65.1
+PLAYWRIGHT_DIR="${DBAAS_TOOLS_DIR:-/var/tmp/dbaas-tools}/playwright-$PLAYWRIGHT_VERSION"
+if [ ! -f "$PLAYWRIGHT_DIR/node_modules/playwright-core/package.json" ]; then
+  echo "installing playwright-core $PLAYWRIGHT_VERSION into $PLAYWRIGHT_DIR" >&2
+  mkdir -p "$PLAYWRIGHT_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$PLAYWRIGHT_DIR" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
 fi
 
 if ! command -v "${TERRAFORM:-terraform}" >/dev/null 2>&1; then

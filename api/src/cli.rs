@@ -109,6 +109,10 @@ pub struct EngineArgs {
     /// are stopped and handed back to the queue, in milliseconds.
     #[arg(long, env = "DBAAS_SHUTDOWN_GRACE_MS", default_value_t = 20_000)]
     pub shutdown_grace_ms: u64,
+    /// Mark the portal's cookies Secure although this process serves plain HTTP (a load
+    /// balancer in front terminates TLS). Serving HTTPS itself always marks them.
+    #[arg(long, env = "DBAAS_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
     /// Tests: certificate validity and renewal window in seconds (override the days).
     #[cfg(feature = "test-hooks")]
     #[arg(long, env = "DBAAS_TEST_CERT_SECS", value_delimiter = ',', hide = true)]
@@ -162,6 +166,7 @@ impl EngineArgs {
             metrics_interval: Duration::from_millis(self.metrics_interval_ms.max(500)),
             drift_interval: Duration::from_millis(self.drift_interval_ms.max(500)),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            secure_cookies: self.secure_cookies,
             ..EngineConfig::default()
         })
     }

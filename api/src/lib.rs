@@ -15,6 +15,7 @@ pub mod naming;
 pub mod observe;
 pub mod ops;
 pub mod pgcluster;
+pub mod portal;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -89,7 +89,7 @@ pub async fn serve(state: AppState, listen: SocketAddr, shutdown: CancellationTo
 /// operations finish within the engine's shutdown grace, stops the ones still running and
 /// hands them back to the queue (another replica takes them at once), then returns.
 pub async fn serve_with(
-    state: AppState,
+    mut state: AppState,
     listen: SocketAddr,
     tls: Option<Tls>,
     shutdown: CancellationToken,
@@ -105,6 +105,9 @@ pub async fn serve_with(
             }
             None => None,
         };
+    if tls_config.is_some() {
+        std::sync::Arc::make_mut(&mut state.engine).secure_cookies = true;
+    }
     ops::listener::spawn(state.clone(), shutdown.clone());
     ops::reaper::spawn(state.clone(), shutdown.clone());
     ops::scheduler::spawn(state.clone(), shutdown.clone());
@@ -142,7 +145,10 @@ pub async fn serve_with(
         }
     });
     if tokio::time::timeout(grace, &mut drain).await.is_err() {
-        tracing::warn!(grace_ms = grace.as_millis() as u64, "operations still running after the shutdown grace; handing them back");
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "operations still running after the shutdown grace; handing them back"
+        );
         hand_back.cancel();
         // Handing back is a cleanup and one transaction per attempt; bounded all the same.
         if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {

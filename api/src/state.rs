@@ -53,6 +53,9 @@ pub struct EngineConfig {
     /// At shutdown, how long running attempts may go on before they are stopped and handed
     /// back to the queue for another worker.
     pub shutdown_grace: Duration,
+    /// The portal's cookies are marked Secure (served over TLS, or behind a balancer that
+    /// terminates it).
+    pub secure_cookies: bool,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +80,7 @@ impl Default for EngineConfig {
             cert_validity: Duration::from_secs(90 * 86_400),
             cert_renew_before: Duration::from_secs(30 * 86_400),
             shutdown_grace: Duration::from_secs(20),
+            secure_cookies: false,
         }
     }
 }

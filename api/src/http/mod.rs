@@ -1,5 +1,6 @@
 //! The HTTP surface: one module per resource area, each with its own router.
 
+pub mod audit;
 pub mod backups;
 pub mod contract;
 pub mod credentials;
@@ -68,6 +69,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(backups::router())
         .merge(restores::router())
         .merge(prometheus::router())
+        .merge(audit::router())
         .split_for_parts();
     contract::complete(&mut doc);
     (router, doc)
@@ -82,7 +84,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(middleware::problems))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::idempotency))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::audit));
-    Router::new()
+    // What API clients reach; the portal calls it in-process with the user's token.
+    let api_app = Router::new()
         .merge(v1)
         .merge(health::router(doc, docs))
         .fallback(|| async {
@@ -99,9 +102,12 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(axum::middleware::from_fn(middleware::problems))
         .layer(axum::extract::DefaultBodyLimit::max(middleware::MAX_BODY))
+        .with_state(state.clone());
+    Router::new()
+        .merge(crate::portal::router(state.clone(), api_app.clone()))
+        .merge(api_app)
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::metrics))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
 }

@@ -56,6 +56,12 @@ pub async fn purge(state: &AppState) -> Result<u64, sqlx::Error> {
              WHERE created_at < now() - $1 * interval '1 millisecond' LIMIT $2)",
             IDEMPOTENCY_TTL.as_millis() as f64,
         ),
+        (
+            // Portal sessions past their expiry (kept no longer than that).
+            "DELETE FROM portal_sessions WHERE id_hash IN (SELECT id_hash FROM portal_sessions \
+             WHERE expires_at < now() - $1 * interval '1 millisecond' LIMIT $2)",
+            0.0,
+        ),
     ];
     let mut total = 0;
     let result = async {

@@ -1,5 +1,6 @@
 //! Request and response bodies of the `/v1` API, one file per area.
 
+mod audit;
 mod backups;
 mod common;
 mod databases;
@@ -11,6 +12,7 @@ mod operations;
 mod stored;
 mod tenants;
 
+pub use audit::*;
 pub use backups::*;
 pub use common::*;
 pub use databases::*;

@@ -1,0 +1,269 @@
+//! Signing in and out, the session cookie, and CSRF protection.
+//!
+//! The cookie (`dbaas_portal`, HttpOnly, SameSite=Strict, Secure when served over TLS or
+//! behind a TLS-terminating balancer) holds 32 random bytes; the state database keeps only
+//! their SHA-256, the session's CSRF token, and the user's API token encrypted under the
+//! master key. Every request re-authenticates that token, so revoking it, or deleting its
+//! tenant, ends the session's access at once. Every POST must carry the session's CSRF
+//! token (synchronizer pattern) and, when the browser sends one, a same-origin `Origin`.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::api::Api;
+use super::layout;
+use super::Portal;
+use crate::auth::{authenticate, Principal};
+use crate::crypto::{random_alnum, sha256};
+
+pub const COOKIE: &str = "dbaas_portal";
+/// Before sign-in: the login form's CSRF token, as a cookie of its own (double submit).
+const LOGIN_COOKIE: &str = "dbaas_portal_login";
+const SESSION_HOURS: i64 = 12;
+const TOKEN_CONTEXT: &str = "portal-session-token";
+
+/// A signed-in user.
+#[derive(Clone)]
+pub struct Session {
+    pub id_hash: Vec<u8>,
+    pub csrf: String,
+    pub principal: Principal,
+    pub api: Api,
+}
+
+impl Session {
+    pub fn is_admin(&self) -> bool {
+        self.principal.is_admin()
+    }
+
+    /// Who is signed in, for the page header.
+    pub fn who(&self) -> String {
+        match &self.principal.tenant {
+            Some(t) => format!("tenant {}", t.name),
+            None => "platform admin".into(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id_hash: Vec<u8>,
+    token_enc: Vec<u8>,
+    csrf: String,
+    expires_at: DateTime<Utc>,
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+fn set_cookie(portal: &Portal, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if portal.state.engine.secure_cookies { "; Secure" } else { "" };
+    let v = format!("{name}={value}; Path=/portal; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn random_secret() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// Constant-time comparison of two secrets.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<Portal> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, portal: &Portal) -> Result<Self, Self::Rejection> {
+        let to_login = || Redirect::to("/portal/login").into_response();
+        let Some(raw) = cookie_value(&parts.headers, COOKIE) else { return Err(to_login()) };
+        let row: Option<SessionRow> = sqlx::query_as(
+            "UPDATE portal_sessions SET last_seen_at = now() WHERE id_hash = $1 AND expires_at > now() \
+             RETURNING id_hash, token_enc, csrf, expires_at",
+        )
+        .bind(sha256(raw.as_bytes()))
+        .fetch_optional(&portal.state.db)
+        .await
+        .map_err(|e| layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &format!("the state database: {e}")))?;
+        let Some(row) = row else { return Err(to_login()) };
+        let token = portal.state.key.decrypt(&row.token_enc, TOKEN_CONTEXT).map_err(|_| to_login())?;
+        // The token is checked on every request, as the API would: revoked or expired ends it.
+        let principal = authenticate(&portal.state.db, &token).await.map_err(|_| to_login())?;
+        debug_assert!(row.expires_at > Utc::now());
+        Ok(Session { id_hash: row.id_hash, csrf: row.csrf, principal, api: Api::new(portal.api.clone(), token) })
+    }
+}
+
+/// A form posted by a signed-in user, its CSRF token and origin checked before anything else.
+pub struct Posted<T> {
+    pub session: Session,
+    pub form: T,
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+/// Refuses a POST whose `Origin` (sent by browsers on every POST) is another site's.
+fn check_origin(headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+    if origin_host == host {
+        Ok(())
+    } else {
+        Err(Box::new(layout::error_page(StatusCode::FORBIDDEN, "this form was sent from another site and is refused")))
+    }
+}
+
+fn csrf_refused() -> Response {
+    layout::error_page(
+        StatusCode::FORBIDDEN,
+        "this form is missing its security token or the token has expired; reload the page and try again",
+    )
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<Portal> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, portal: &Portal) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        check_origin(&parts.headers).map_err(|r| *r)?;
+        let session = Session::from_request_parts(&mut parts, portal).await?;
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .map_err(|_| layout::error_page(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large"))?;
+        let csrf: CsrfField = serde_urlencoded::from_bytes(&bytes).map_err(|_| csrf_refused())?;
+        if !same(&csrf.csrf, &session.csrf) {
+            return Err(csrf_refused());
+        }
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+            layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &format!("the form could not be read: {e}"))
+        })?;
+        Ok(Posted { session, form })
+    }
+}
+
+// ------------------------------------------------------------------ sign in and out
+
+pub async fn login_page(axum::extract::State(portal): axum::extract::State<Portal>) -> Response {
+    login_form(&portal, None, StatusCode::OK)
+}
+
+fn login_form(portal: &Portal, error: Option<&str>, status: StatusCode) -> Response {
+    let csrf = random_secret();
+    let mut resp = (status, layout::login(&csrf, error)).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(portal, LOGIN_COOKIE, &csrf, 3600));
+    resp
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Err(r) = check_origin(&parts.headers) {
+        return *r;
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024).await else {
+        return layout::error_page(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large");
+    };
+    let form: LoginForm = match serde_urlencoded::from_bytes(&bytes) {
+        Ok(f) => f,
+        Err(_) => return csrf_refused(),
+    };
+    let expected = cookie_value(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(&form.csrf, &expected) {
+        return csrf_refused();
+    }
+    let token = form.token.trim();
+    if token.is_empty() {
+        return login_form(&portal, Some("enter an API token"), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let principal = match authenticate(&portal.state.db, token).await {
+        Ok(p) => p,
+        Err(_) => {
+            audit(&portal, "anonymous", None, "POST /portal/login", 401).await;
+            return login_form(
+                &portal,
+                Some("this token is not valid (unknown, revoked or expired)"),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    let raw = random_secret();
+    let expires = Utc::now() + Duration::hours(SESSION_HOURS);
+    let created = sqlx::query(
+        "INSERT INTO portal_sessions (id_hash, token_id, token_enc, csrf, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(sha256(raw.as_bytes()))
+    .bind(principal.token_id)
+    .bind(portal.state.key.encrypt(token, TOKEN_CONTEXT))
+    .bind(random_alnum(43))
+    .bind(expires)
+    .execute(&portal.state.db)
+    .await;
+    if let Err(e) = created {
+        return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &format!("the state database: {e}"));
+    }
+    audit(&portal, &principal.actor(), principal.tenant.as_ref().map(|t| t.name.as_str()), "POST /portal/login", 303)
+        .await;
+    let mut resp = Redirect::to("/portal/databases").into_response();
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, COOKIE, &raw, SESSION_HOURS * 3600));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, LOGIN_COOKIE, "", 0));
+    resp
+}
+
+pub async fn logout(axum::extract::State(portal): axum::extract::State<Portal>, posted: Posted<CsrfOnly>) -> Response {
+    let s = &posted.session;
+    let _ =
+        sqlx::query("DELETE FROM portal_sessions WHERE id_hash = $1").bind(&s.id_hash).execute(&portal.state.db).await;
+    audit(
+        &portal,
+        &s.principal.actor(),
+        s.principal.tenant.as_ref().map(|t| t.name.as_str()),
+        "POST /portal/logout",
+        303,
+    )
+    .await;
+    let mut resp = layout::see_other("/portal/login");
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, COOKIE, "", 0));
+    resp
+}
+
+/// A form with nothing but its CSRF token (sign out, cancel, take a backup …).
+#[derive(Deserialize)]
+pub struct CsrfOnly {}
+
+/// Sign-in and sign-out go to the audit log beside the API's own rows.
+async fn audit(portal: &Portal, actor: &str, tenant: Option<&str>, action: &str, status: u16) {
+    let res =
+        sqlx::query("INSERT INTO audit_log (actor, tenant, action, target, status_code) VALUES ($1, $2, $3, $4, $5)")
+            .bind(actor)
+            .bind(tenant)
+            .bind(action)
+            .bind("/portal")
+            .bind(i32::from(status))
+            .execute(&portal.state.db)
+            .await;
+    if let Err(e) = res {
+        tracing::error!(error = %e, "writing the audit log failed");
+    }
+}
