@@ -69,4 +69,55 @@ async fn the_portal_in_a_real_browser() {
     // Every page the script visited left its screenshot.
     let n = std::fs::read_dir(&shots).unwrap().count();
     assert!(n >= 12, "only {n} screenshots in {}", shots.display());
+
+    revoking_the_token_ends_the_session(&dev).await;
+}
+
+/// A session is only as good as its token: revoked, the next page is the sign-in page.
+async fn revoking_the_token_ends_the_session(dev: &Dev) {
+    let tok =
+        dev.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = http.get(format!("{}/portal/login", dev.endpoint)).send().await.unwrap();
+    let login_cookie = cookie(&login, "dbaas_portal_login");
+    let page = login.text().await.unwrap();
+    let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let signed_in = http
+        .post(format!("{}/portal/login", dev.endpoint))
+        .header("cookie", format!("dbaas_portal_login={login_cookie}"))
+        .form(&[("_csrf", csrf.as_str()), ("token", tok.secret.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let session = cookie(&signed_in, "dbaas_portal");
+    let get = || async {
+        http.get(format!("{}/portal/databases", dev.endpoint))
+            .header("cookie", format!("dbaas_portal={session}"))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(get().await.status(), 200);
+    // The session cookie is no credential for the API itself.
+    let api = http
+        .get(format!("{}/v1/databases", dev.endpoint))
+        .header("cookie", format!("dbaas_portal={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    dev.admin.revoke_token(tok.token.id).await.unwrap();
+    let after = get().await;
+    assert_eq!(after.status(), 303);
+    assert_eq!(after.headers()["location"], "/portal/login");
+}
+
+fn cookie(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_string()))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
 }
