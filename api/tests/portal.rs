@@ -28,7 +28,12 @@ fn playwright_core() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_portal_in_a_real_browser() {
-    let dev = Dev::start(&[("DBAAS_REAPER_INTERVAL_MS", "500"), ("DBAAS_DRIFT_INTERVAL_MS", "1000")]).await;
+    let dev = Dev::start(&[
+        ("DBAAS_REAPER_INTERVAL_MS", "500"),
+        ("DBAAS_DRIFT_INTERVAL_MS", "1000"),
+        ("DBAAS_METRICS_INTERVAL_MS", "1000"),
+    ])
+    .await;
     let mut tokens = Vec::new();
     for t in ["team-a", "team-b"] {
         dev.admin.create_tenant(&CreateTenant { name: t.into(), max_databases: None }).await.unwrap();

@@ -64,6 +64,16 @@ impl Api {
         self.call(Method::GET, path, None::<&()>).await
     }
 
+    /// A text answer (the Prometheus exposition format).
+    pub async fn get_text(&self, path: &str) -> Result<String, ApiFailure> {
+        let (status, bytes) = self.send(Method::GET, path, None::<&()>).await?;
+        if status.is_success() {
+            String::from_utf8(bytes.to_vec()).map_err(|e| ApiFailure::Broken(e.to_string()))
+        } else {
+            Err(problem(status, &bytes))
+        }
+    }
+
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiFailure> {
         self.call(Method::POST, path, Some(body)).await
     }
@@ -78,6 +88,24 @@ impl Api {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ApiFailure> {
+        let (status, bytes) = self.send(method, path, body).await?;
+        if !status.is_success() {
+            return Err(problem(status, &bytes));
+        }
+        // 204: no body; callers that expect none ask for `serde_json::Value`.
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).map_err(|e| {
+            tracing::error!(error = %e, path, "the portal could not read the API's answer");
+            ApiFailure::Broken(e.to_string())
+        })
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(StatusCode, axum::body::Bytes), ApiFailure> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -99,19 +127,14 @@ impl Api {
         let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
             .await
             .map_err(|e| ApiFailure::Broken(format!("reading the API's answer: {e}")))?;
-        if status.is_success() {
-            // 204: no body; callers that expect none ask for `serde_json::Value`.
-            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            serde_json::from_slice(bytes).map_err(|e| {
-                tracing::error!(error = %e, path, "the portal could not read the API's answer");
-                ApiFailure::Broken(e.to_string())
-            })
-        } else {
-            match serde_json::from_slice::<Problem>(&bytes) {
-                Ok(p) => Err(ApiFailure::Problem(p)),
-                Err(e) => Err(ApiFailure::Broken(format!("{status}: {e}"))),
-            }
-        }
+        Ok((status, bytes))
+    }
+}
+
+fn problem(status: StatusCode, bytes: &[u8]) -> ApiFailure {
+    match serde_json::from_slice::<Problem>(bytes) {
+        Ok(p) => ApiFailure::Problem(p),
+        Err(e) => ApiFailure::Broken(format!("{status}: {e}")),
     }
 }
 

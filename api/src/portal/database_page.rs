@@ -121,7 +121,7 @@ fn connection(session: &Session, db: &Database, creds: &[Credential]) -> Markup 
         section aria-labelledby="connect" {
             h2 #connect { "Connect" }
             p { "Host " code { (db.host) } ", port " code { (db.port) } ", database " code { (db.physical_name) } "." }
-            div.table-wrap { table #credentials {
+            div.table-wrap { table #credentials.stack {
                 thead { tr { th scope="col" { "Role" } th scope="col" { "User" } th scope="col" { "URI and psql" } th scope="col" { "Password" } } }
                 tbody {
                     @for c in static_creds(creds) {
@@ -129,13 +129,13 @@ fn connection(session: &Session, db: &Database, creds: &[Credential]) -> Markup 
                         @let uri = uri_without_password(db, c);
                         tr data-access=(access) {
                             th scope="row" { (access) }
-                            td { (c.username) }
-                            td {
+                            td data-label="User" { (c.username) }
+                            td data-label="URI and psql" {
                                 (copyable(&format!("uri-{access}"), &uri))
                                 br;
                                 (copyable(&format!("psql-{access}"), &format!("psql \"{uri}\"")))
                             }
-                            td {
+                            td data-label="Password" {
                                 form.inline method="post" action={"/portal/databases/" (db.id) "/reveal"} {
                                     (csrf(session))
                                     input type="hidden" name="access" value=(access);
@@ -233,14 +233,14 @@ fn backups_section(session: &Session, db: &Database, backups: &[Backup]) -> Mark
                 button type="submit" { "Take a backup" }
             }
             @if backups.is_empty() { p.muted { "No backups yet." } } @else {
-                div.table-wrap { table #backup-table {
+                div.table-wrap { table #backup-table.stack {
                     thead { tr { th scope="col" { "Taken" } th scope="col" { "Status" } th scope="col" { "Size" } th scope="col" { "Reason" } th scope="col" { "Drill" } th scope="col" { "Restore" } } }
                     tbody { @for b in backups { tr data-backup=(b.id) {
-                        td { (when(&b.created_at)) }
-                        td { (badge(&label(&b.status))) @if let Some(e) = &b.error { p.error { (e) } } }
-                        td { (bytes(b.size_bytes)) }
-                        td { (label(&b.reason)) }
-                        td {
+                        td data-label="Taken" { (when(&b.created_at)) }
+                        td data-label="Status" { (badge(&label(&b.status))) @if let Some(e) = &b.error { p.error { (e) } } }
+                        td data-label="Size" { (bytes(b.size_bytes)) }
+                        td data-label="Reason" { (label(&b.reason)) }
+                        td data-label="Drill" {
                             @match &b.verify_status { Some(v) => { (badge(&label(v))) " " (maybe_when(b.verified_at.as_ref())) }, None => { span.muted { "not drilled" } } }
                             @if label(&b.status) == "succeeded" {
                                 form.inline method="post" action={"/portal/backups/" (b.id) "/verify"} {
@@ -249,7 +249,7 @@ fn backups_section(session: &Session, db: &Database, backups: &[Backup]) -> Mark
                                 }
                             }
                         }
-                        td { @if label(&b.status) == "succeeded" {
+                        td data-label="Restore" { @if label(&b.status) == "succeeded" {
                             form.restore method="post" action={"/portal/databases/" (db.id) "/restore"} {
                                 (csrf(session))
                                 input type="hidden" name="backup" value=(b.id);

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::api::query_value;
 use super::layout::{self, badge, csrf, label, maybe_when, page};
 use super::session::{Posted, Session};
-use super::Portal;
+use super::{sizes, Portal};
 
 #[derive(Deserialize, Default)]
 pub struct ListFilter {
@@ -43,6 +43,8 @@ pub async fn list(State(_): State<Portal>, session: Session, Query(f): Query<Lis
         Ok(l) => l,
         Err(e) => return layout::error_page(e.status(), &e.message()),
     };
+    // Sizes from the last metrics collection, one call for the whole page.
+    let sizes = session.api.get_text("/v1/prometheus/metrics").await.map(|t| sizes::parse(&t)).unwrap_or_default();
     let needle = f.q.trim().to_lowercase();
     let shown: Vec<&Database> = list
         .items
@@ -82,7 +84,8 @@ pub async fn list(State(_): State<Portal>, session: Session, Query(f): Query<Lis
                     caption.visually-hidden { "Databases" }
                     thead { tr {
                         th scope="col" { "Name" } th scope="col" { "Tenant" } th scope="col" { "Status" }
-                        th scope="col" { "Environment" } th scope="col" { "Instance" } th scope="col" { "Last backup" }
+                        th scope="col" { "Environment" } th scope="col" { "Instance" } th scope="col" { "Size" }
+                        th scope="col" { "Last backup" }
                     } }
                     tbody {
                         @for d in &shown {
@@ -92,6 +95,7 @@ pub async fn list(State(_): State<Portal>, session: Session, Query(f): Query<Lis
                                 td { (badge(&label(&d.status))) }
                                 td { (label(&d.environment)) }
                                 td { (d.instance) }
+                                td { (layout::bytes(sizes.get(&(d.tenant.clone(), d.name.clone())).copied())) }
                                 td { (maybe_when(d.backups.last_backup_at.as_ref())) }
                             }
                         }

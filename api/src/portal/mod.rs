@@ -14,6 +14,7 @@ mod databases;
 mod layout;
 mod operations;
 mod session;
+mod sizes;
 mod terraform;
 
 use axum::middleware::from_fn;

@@ -202,7 +202,14 @@ try {
   // --- The list, filtered; the operations feed; the database as Terraform.
   await page.goto("/portal/databases?q=copy");
   assert.equal(await page.locator("#databases tbody tr").count(), 1);
-  await page.goto("/portal/databases");
+  // Sizes come from the metrics collection (every second here).
+  let size = "";
+  for (let i = 0; i < 30 && !/^[0-9.]+ (B|KiB|MiB|GiB)$/.test(size); i++) {
+    await page.goto("/portal/databases");
+    size = (await page.locator("#databases tr", { hasText: "orders-copy" }).locator("td").nth(5).innerText()).trim();
+    if (!/^[0-9.]+ (B|KiB|MiB|GiB)$/.test(size)) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.match(size, /^[0-9.]+ (B|KiB|MiB|GiB)$/, "no size in the list");
   await shot(page, "databases");
   await page.goto(dbUrl);
   const tf = await page.locator("#terraform-snippet").innerText();
