@@ -359,6 +359,27 @@ fn access_path(access: &str) -> Option<&'static str> {
     ["read", "write", "admin"].into_iter().find(|a| *a == access)
 }
 
+/// A form's choice as the API's enum (`read`, `vacuum`, `in_place` …), or the page again
+/// with what was wrong.
+async fn choice<T: serde::de::DeserializeOwned>(
+    session: &Session,
+    id: Uuid,
+    field: &str,
+    value: &str,
+    expected: &str,
+) -> Result<T, Response> {
+    match serde_json::from_value(serde_json::Value::String(value.to_string())) {
+        Ok(t) => Ok(t),
+        Err(_) => Err(render(
+            session,
+            id,
+            Once::Error(format!("{field}: {value:?} is not {expected}")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await),
+    }
+}
+
 /// Where a started operation is watched.
 fn to_operation(op: &Operation) -> Response {
     layout::see_other(&format!("/portal/operations/{}", op.id))
@@ -424,17 +445,9 @@ pub async fn create_lease(
     Path(id): Path<Uuid>,
     Posted { session, form }: Posted<LeaseForm>,
 ) -> Response {
-    let access = match serde_json::from_value(serde_json::Value::String(form.access.clone())) {
-        Ok(a) => a,
-        Err(_) => {
-            return render(
-                &session,
-                id,
-                Once::Error(format!("access: {:?} is not read, write or admin", form.access)),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+    let access = match choice(&session, id, "access", &form.access, "read, write or admin").await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
     let req = CreateLease { access, ttl: form.ttl.trim().to_string() };
     match session.api.post::<_, CredentialAccepted>(&format!("/v1/databases/{id}/leases"), &req).await {
@@ -466,20 +479,11 @@ pub async fn run_maintenance(
     Path(id): Path<Uuid>,
     Posted { session, form }: Posted<MaintenanceForm>,
 ) -> Response {
-    let kind = match serde_json::from_value(serde_json::Value::String(form.kind.clone())) {
-        Ok(k) => k,
-        Err(_) => {
-            return render(
-                &session,
-                id,
-                Once::Error(format!("kind: {:?} is not a maintenance kind", form.kind)),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+    let kind = match choice(&session, id, "kind", &form.kind, "a maintenance kind").await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
-    let tables =
-        form.tables.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let tables = super::databases::split_list(&form.tables);
     let req = CreateMaintenance { kind, tables, options: Default::default() };
     match session.api.post::<_, MaintenanceAccepted>(&format!("/v1/databases/{id}/maintenance"), &req).await {
         Ok(acc) => to_operation(&acc.operation),
@@ -531,17 +535,9 @@ pub async fn restore(
     Path(id): Path<Uuid>,
     Posted { session, form }: Posted<RestoreForm>,
 ) -> Response {
-    let target = match serde_json::from_value(serde_json::Value::String(form.target.clone())) {
-        Ok(t) => t,
-        Err(_) => {
-            return render(
-                &session,
-                id,
-                Once::Error(format!("target: {:?} is not new or in_place", form.target)),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
+    let target = match choice(&session, id, "target", &form.target, "new or in_place").await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
     let name = Some(form.name.trim().to_string()).filter(|n| !n.is_empty());
     let req = RestoreRequest { backup: form.backup, target, name, retain_hours: None, grace: None };

@@ -178,13 +178,7 @@ pub async fn create(State(_): State<Portal>, Posted { session, form }: Posted<Cr
         },
         instance,
         mode,
-        extensions: form
-            .extensions
-            .split([',', ' ', '\n'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        extensions: split_list(&form.extensions),
         ..Default::default()
     };
     match session.api.post::<_, DatabaseAccepted>("/v1/databases", &req).await {
@@ -204,6 +198,11 @@ pub async fn create(State(_): State<Portal>, Posted { session, form }: Posted<Cr
             (e.status(), page(&session, "Create a database", body)).into_response()
         }
     }
+}
+
+/// A list typed into one field: separated by commas, spaces or new lines.
+pub(super) fn split_list(s: &str) -> Vec<String> {
+    s.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
 /// Which form field an API field error belongs to.
