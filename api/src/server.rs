@@ -70,6 +70,7 @@ pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
         job_wakeup: Arc::new(Notify::new()),
         op_events: broadcast::channel(1024).0,
         hosts: Arc::new(crate::hosts::HostPool::default()),
+        stopping: CancellationToken::new(),
     }
 }
 
@@ -108,6 +109,7 @@ pub async fn serve_with(
     if tls_config.is_some() {
         std::sync::Arc::make_mut(&mut state.engine).secure_cookies = true;
     }
+    state.stopping = shutdown.clone();
     ops::listener::spawn(state.clone(), shutdown.clone());
     ops::reaper::spawn(state.clone(), shutdown.clone());
     ops::scheduler::spawn(state.clone(), shutdown.clone());

@@ -103,4 +103,7 @@ pub struct AppState {
     pub op_events: broadcast::Sender<Uuid>,
     /// Connections to hosts of managed instances.
     pub hosts: Arc<crate::hosts::HostPool>,
+    /// Cancelled when the process starts shutting down: long-lived responses (the portal's
+    /// event streams) end then, so the HTTP server's drain is not held open by them.
+    pub stopping: tokio_util::sync::CancellationToken,
 }

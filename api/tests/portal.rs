@@ -28,7 +28,7 @@ fn playwright_core() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_portal_in_a_real_browser() {
-    let dev = Dev::start(&[
+    let mut dev = Dev::start(&[
         ("DBAAS_REAPER_INTERVAL_MS", "500"),
         ("DBAAS_DRIFT_INTERVAL_MS", "1000"),
         ("DBAAS_METRICS_INTERVAL_MS", "1000"),
@@ -77,6 +77,7 @@ async fn the_portal_in_a_real_browser() {
 
     revoking_the_token_ends_the_session(&dev).await;
     the_audit_endpoint(&dev, &tokens[0]).await;
+    event_streams_are_bounded(&mut dev, &b).await;
 }
 
 /// `GET /v1/audit`, which the admin pages show: admins only, filters, stable paging.
@@ -134,10 +135,8 @@ async fn the_audit_endpoint(dev: &Dev, tenant_token: &str) {
     assert_eq!(status, 422);
 }
 
-/// A session is only as good as its token: revoked, the next page is the sign-in page.
-async fn revoking_the_token_ends_the_session(dev: &Dev) {
-    let tok =
-        dev.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
+/// Signs in with `token` as a browser would (login form, its CSRF cookie); the session cookie.
+async fn sign_in(dev: &Dev, token: &str) -> String {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let login = http.get(format!("{}/portal/login", dev.endpoint)).send().await.unwrap();
     let login_cookie = cookie(&login, "dbaas_portal_login");
@@ -146,32 +145,71 @@ async fn revoking_the_token_ends_the_session(dev: &Dev) {
     let signed_in = http
         .post(format!("{}/portal/login", dev.endpoint))
         .header("cookie", format!("dbaas_portal_login={login_cookie}"))
-        .form(&[("_csrf", csrf.as_str()), ("token", tok.secret.as_str())])
+        .form(&[("_csrf", csrf.as_str()), ("token", token)])
         .send()
         .await
         .unwrap();
     assert_eq!(signed_in.status(), 303);
-    let session = cookie(&signed_in, "dbaas_portal");
-    let get = || async {
-        http.get(format!("{}/portal/databases", dev.endpoint))
-            .header("cookie", format!("dbaas_portal={session}"))
-            .send()
-            .await
-            .unwrap()
-    };
-    assert_eq!(get().await.status(), 200);
-    // The session cookie is no credential for the API itself.
-    let api = http
-        .get(format!("{}/v1/databases", dev.endpoint))
+    cookie(&signed_in, "dbaas_portal")
+}
+
+async fn portal_get(dev: &Dev, session: &str, path: &str) -> reqwest::Response {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    http.get(format!("{}{path}", dev.endpoint))
         .header("cookie", format!("dbaas_portal={session}"))
         .send()
         .await
-        .unwrap();
-    assert_eq!(api.status(), 401);
+        .unwrap()
+}
+
+/// A session is only as good as its token: revoked, the next page is the sign-in page.
+async fn revoking_the_token_ends_the_session(dev: &Dev) {
+    let tok =
+        dev.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
+    let session = sign_in(dev, &tok.secret).await;
+    assert_eq!(portal_get(dev, &session, "/portal/databases").await.status(), 200);
+    // The session cookie is no credential for the API itself.
+    assert_eq!(portal_get(dev, &session, "/v1/databases").await.status(), 401);
     dev.admin.revoke_token(tok.token.id).await.unwrap();
-    let after = get().await;
+    let after = portal_get(dev, &session, "/portal/databases").await;
     assert_eq!(after.status(), 303);
     assert_eq!(after.headers()["location"], "/portal/login");
+}
+
+/// Live views are bounded: a few per session, they end when the session's token is revoked,
+/// and they do not hold the process open at SIGTERM.
+async fn event_streams_are_bounded(dev: &mut Dev, other_tenant: &Client) {
+    let tok =
+        dev.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
+    let session = sign_in(dev, &tok.secret).await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let r = portal_get(dev, &session, "/portal/operations/events").await;
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    assert_eq!(portal_get(dev, &session, "/portal/operations/events").await.status(), 429);
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut feed = portal_get(dev, &session, "/portal/operations/events").await;
+    assert_eq!(feed.status(), 200, "a closed stream's place was not given back");
+    // Revoked: the stream ends at the next change it would have shown.
+    dev.admin.revoke_token(tok.token.id).await.unwrap();
+    other_tenant.create_database(&CreateDatabase { instance: Some("local".into()), ..db_req("wake") }).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = feed.chunk().await.unwrap() {
+            assert!(!String::from_utf8_lossy(&chunk).contains("wake"), "a revoked session saw an operation");
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a revoked session went on");
+    // SIGTERM with streams open: the process still exits (streams end at shutdown).
+    let admin_session = sign_in(dev, &dev.token).await;
+    let _held = portal_get(dev, &admin_session, "/portal/operations/events").await;
+    let started = std::time::Instant::now();
+    let status = common::dev::sigterm(&mut dev.child);
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "shutdown waited {:?} on an open stream", started.elapsed());
 }
 
 fn cookie(resp: &reqwest::Response, name: &str) -> String {

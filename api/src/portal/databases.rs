@@ -104,7 +104,7 @@ pub async fn list(State(_): State<Portal>, session: Session, Query(f): Query<Lis
             }
         }
         @if let Some(next) = &list.next_cursor {
-            p { a href={"/portal/databases?cursor=" (query_value(next)) "&status=" (f.status) "&environment=" (f.environment) "&q=" (query_value(&f.q))} { "More databases" } }
+            p { a href={"/portal/databases?cursor=" (query_value(next)) "&status=" (query_value(&f.status)) "&environment=" (query_value(&f.environment)) "&q=" (query_value(&f.q))} { "More databases" } }
         }
     };
     page(&session, "Databases", body).into_response()

@@ -29,6 +29,8 @@ use crate::state::AppState;
 pub struct Portal {
     state: AppState,
     api: Router,
+    /// Open event streams per session (capped).
+    streams: operations::Slots,
 }
 
 /// The portal's routes; `api` is the service's router without them (what a client reaches).
@@ -60,5 +62,5 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/portal/admin", get(admin::overview))
         .route("/portal/admin/audit", get(admin::audit))
         .layer(from_fn(layout::security_headers))
-        .with_state(Portal { state, api })
+        .with_state(Portal { state, api, streams: Default::default() })
 }

@@ -22,6 +22,71 @@ use super::Portal;
 /// How often a running operation's log is read when nothing announced a change (log lines
 /// are not announced; status changes are).
 const LOG_POLL: Duration = Duration::from_millis(500);
+/// A stream ends after this (the browser reconnects, through the session check again), and
+/// at once when the process starts shutting down.
+const STREAM_LIFETIME: Duration = Duration::from_secs(300);
+/// Event streams one session may hold open at once.
+const STREAMS_PER_SESSION: usize = 4;
+
+/// Counts a session's open streams; the count goes down when the stream is dropped.
+pub struct StreamSlot {
+    slots: Slots,
+    session: Vec<u8>,
+}
+
+pub type Slots = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, usize>>>;
+
+impl StreamSlot {
+    fn take(slots: &Slots, session: &[u8]) -> Option<Self> {
+        let mut open = slots.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(session.to_vec()).or_default();
+        if *n >= STREAMS_PER_SESSION {
+            return None;
+        }
+        *n += 1;
+        Some(Self { slots: slots.clone(), session: session.to_vec() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.session) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.session);
+            }
+        }
+    }
+}
+
+/// The session's token no longer works (signed out elsewhere, revoked, expired): the stream
+/// ends rather than go on with it.
+fn auth_gone(e: &super::api::ApiFailure) -> bool {
+    matches!(e.status().as_u16(), 401 | 403)
+}
+
+/// Ends `stream` at shutdown or after its lifetime, and answers it as server-sent events.
+fn sse<S>(portal: &Portal, stream: S) -> Response
+where
+    S: futures_util::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    let stopping = portal.state.stopping.clone();
+    let end = async move {
+        tokio::select! {
+            _ = stopping.cancelled() => {}
+            _ = tokio::time::sleep(STREAM_LIFETIME) => {}
+        }
+    };
+    Sse::new(futures_util::StreamExt::take_until(stream, end)).keep_alive(KeepAlive::default()).into_response()
+}
+
+fn too_many_streams() -> Response {
+    layout::error_page(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "too many live views open in this session; close some tabs",
+    )
+}
 
 pub async fn feed(State(_): State<Portal>, session: Session) -> Response {
     let ops: List<Operation> = match session.api.get("/v1/operations?limit=50").await {
@@ -169,27 +234,36 @@ pub async fn events(
         }
         Some((stream::iter(out.into_iter().map(Ok::<_, Infallible>)), st))
     });
-    Sse::new(futures_util::StreamExt::flatten(stream)).keep_alive(KeepAlive::default()).into_response()
+    sse(&portal, futures_util::StreamExt::flatten(stream))
 }
 
 /// The feed's live part: every operation whose status changes and the session may see.
 pub async fn feed_events(State(portal): State<Portal>, session: Session) -> Response {
-    let st = (session.api.clone(), portal.state.op_events.subscribe());
-    let stream = stream::unfold(st, |(api, mut changes)| async move {
+    let Some(slot) = StreamSlot::take(&portal.streams, &session.id_hash) else { return too_many_streams() };
+    let st = (session.api.clone(), portal.state.op_events.subscribe(), slot);
+    let stream = stream::unfold(st, |(api, mut changes, slot)| async move {
         loop {
             let id = match changes.recv().await {
                 Ok(id) => id,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                // Changes were missed: the page reloads rather than show stale rows.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let ev = Event::default().event("reload").data("lagged");
+                    return Some((Ok::<_, Infallible>(ev), (api, changes, slot)));
+                }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            // Not visible to this session (another tenant's): a 404, skipped.
-            if let Ok(op) = api.get::<Operation>(&format!("/v1/operations/{id}")).await {
-                let ev = Event::default().event("operation").data(row(&op).into_string());
-                return Some((Ok::<_, Infallible>(ev), (api, changes)));
+            match api.get::<Operation>(&format!("/v1/operations/{id}")).await {
+                Ok(op) => {
+                    let ev = Event::default().event("operation").data(row(&op).into_string());
+                    return Some((Ok::<_, Infallible>(ev), (api, changes, slot)));
+                }
+                Err(e) if auth_gone(&e) => return None,
+                // Not visible to this session (another tenant's): a 404, skipped.
+                Err(_) => continue,
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+    sse(&portal, stream)
 }
 
 pub async fn cancel(

@@ -94,7 +94,7 @@ impl FromRequestParts<Portal> for Session {
         .bind(sha256(raw.as_bytes()))
         .fetch_optional(&portal.state.db)
         .await
-        .map_err(|e| layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &format!("the state database: {e}")))?;
+        .map_err(state_db_down)?;
         let Some(row) = row else { return Err(to_login()) };
         let token = portal.state.key.decrypt(&row.token_enc, TOKEN_CONTEXT).map_err(|_| to_login())?;
         // The token is checked on every request, as the API would: revoked or expired ends it.
@@ -102,6 +102,12 @@ impl FromRequestParts<Portal> for Session {
         debug_assert!(row.expires_at > Utc::now());
         Ok(Session { id_hash: row.id_hash, csrf: row.csrf, principal, api: Api::new(portal.api.clone(), token) })
     }
+}
+
+/// The state database failed: logged with its cause, answered without it.
+fn state_db_down(e: sqlx::Error) -> Response {
+    tracing::error!(error = %e, "portal: the state database failed");
+    layout::error_page(StatusCode::SERVICE_UNAVAILABLE, "the service cannot reach its database; try again shortly")
 }
 
 /// A form posted by a signed-in user, its CSRF token and origin checked before anything else.
@@ -116,12 +122,19 @@ struct CsrfField {
     csrf: String,
 }
 
-/// Refuses a POST whose `Origin` (sent by browsers on every POST) is another site's.
-fn check_origin(headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+/// Refuses a POST whose `Origin` (sent by browsers on every POST) is another site's. The
+/// request's own host is its `Host` header (HTTP/1.1) or its URI's authority (HTTP/2, which
+/// has no `Host`); `X-Forwarded-Host` is not trusted.
+fn check_origin(parts: &Parts) -> Result<(), Box<Response>> {
+    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
     let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-    if origin_host == host {
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
         Ok(())
     } else {
         Err(Box::new(layout::error_page(StatusCode::FORBIDDEN, "this form was sent from another site and is refused")))
@@ -140,7 +153,7 @@ impl<T: DeserializeOwned + Send> FromRequest<Portal> for Posted<T> {
 
     async fn from_request(req: Request, portal: &Portal) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
-        check_origin(&parts.headers).map_err(|r| *r)?;
+        check_origin(&parts).map_err(|r| *r)?;
         let session = Session::from_request_parts(&mut parts, portal).await?;
         let bytes = axum::body::to_bytes(body, 64 * 1024)
             .await
@@ -179,7 +192,7 @@ pub struct LoginForm {
 
 pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    if let Err(r) = check_origin(&parts.headers) {
+    if let Err(r) = check_origin(&parts) {
         return *r;
     }
     let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024).await else {
@@ -221,7 +234,7 @@ pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, r
     .execute(&portal.state.db)
     .await;
     if let Err(e) = created {
-        return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &format!("the state database: {e}"));
+        return state_db_down(e);
     }
     audit(&portal, &principal.actor(), principal.tenant.as_ref().map(|t| t.name.as_str()), "POST /portal/login", 303)
         .await;
@@ -265,5 +278,63 @@ async fn audit(portal: &Portal, actor: &str, tenant: Option<&str>, action: &str,
             .await;
     if let Err(e) = res {
         tracing::error!(error = %e, "writing the audit log failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = Request::builder().method("POST").uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap_or_default().into_parts().0
+    }
+
+    #[test]
+    fn origin_must_be_this_host() {
+        // HTTP/1.1: the Host header.
+        assert!(check_origin(&parts(
+            "/portal/x",
+            &[("host", "db.example:8080"), ("origin", "https://db.example:8080")]
+        ))
+        .is_ok());
+        assert!(check_origin(&parts(
+            "/portal/x",
+            &[("host", "db.example:8080"), ("origin", "https://DB.example:8080")]
+        ))
+        .is_ok());
+        assert!(check_origin(&parts("/portal/x", &[("host", "db.example:8080"), ("origin", "https://evil.example")]))
+            .is_err());
+        // HTTP/2 has no Host: the URI's authority.
+        assert!(
+            check_origin(&parts("https://db.example:8080/portal/x", &[("origin", "https://db.example:8080")])).is_ok()
+        );
+        assert!(
+            check_origin(&parts("https://db.example:8080/portal/x", &[("origin", "https://evil.example")])).is_err()
+        );
+        // `Origin: null` (a sandboxed frame, a privacy setting) is another site; no host at all refuses.
+        assert!(check_origin(&parts("/portal/x", &[("host", "db.example"), ("origin", "null")])).is_err());
+        assert!(check_origin(&parts("/portal/x", &[("origin", "https://db.example")])).is_err());
+        // X-Forwarded-Host is not trusted.
+        assert!(check_origin(&parts(
+            "/portal/x",
+            &[("host", "db.example"), ("x-forwarded-host", "evil.example"), ("origin", "https://evil.example")]
+        ))
+        .is_err());
+        // No Origin (not a browser form): the CSRF token decides.
+        assert!(check_origin(&parts("/portal/x", &[("host", "db.example")])).is_ok());
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        assert!(!same("", "a"));
     }
 }

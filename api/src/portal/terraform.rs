@@ -5,17 +5,23 @@ use dbaas_client::Database;
 
 use super::layout::label;
 
-/// A Terraform string literal: quotes, backslashes and template sequences escaped.
+/// A Terraform string literal: quotes, backslashes and control characters escaped, and the
+/// template sequences `${` and `%{` doubled (HCL un-doubles only those: a lone `$` stays).
 fn hcl_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
-            '$' => out.push_str("$$"),
-            '%' => out.push_str("%%"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' | '%' if chars.peek() == Some(&'{') => {
+                out.push(c);
+                out.push(c);
+            }
             c => out.push(c),
         }
     }
@@ -73,6 +79,7 @@ mod tests {
         assert_eq!(hcl_string("a\"b"), "\"a\\\"b\"");
         assert_eq!(hcl_string("${file(\"/etc/passwd\")}"), "\"$${file(\\\"/etc/passwd\\\")}\"");
         assert_eq!(hcl_string("%{ if true }"), "\"%%{ if true }\"");
+        assert_eq!(hcl_string("a$b 100%"), "\"a$b 100%\"");
         assert_eq!(resource_label("orders-eu"), "orders_eu");
         assert_eq!(resource_label("9x"), "db_9x");
     }

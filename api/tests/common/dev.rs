@@ -87,6 +87,9 @@ impl Dev {
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        let _ = sigterm(&mut self.child);
+        // Not when a test already stopped it (its pid may be reused by now).
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = sigterm(&mut self.child);
+        }
     }
 }

@@ -78,6 +78,7 @@
   var table = document.querySelector("#operations tbody");
   if (feed && table && feed.dataset.live) {
     var fs = new EventSource(feed.dataset.live);
+    fs.addEventListener("reload", function () { window.location.reload(); });
     fs.addEventListener("operation", function (e) {
       var tpl = document.createElement("template");
       tpl.innerHTML = e.data.trim();
