@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 use crate::catalog::jobs;
 use crate::catalog::ownership::Claim;
-use crate::catalog::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
+use crate::catalog::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM, DATABASE_LIST_COLUMNS};
 
 use super::database_rules::{check_extensions, enqueue_for, lower_protection, readopt, refuse_foreign, transition};
 
@@ -108,25 +108,35 @@ async fn list_databases(
         None => (None, None, None),
     };
     // One statement per page, whatever its size (the latest backup and drill are lateral
-    // joins on `backups_database`); ordered by the unique (tenant, name, id).
-    let rows: Vec<DatabaseRow> = sqlx::query_as(&format!(
-        "SELECT {DATABASE_COLUMNS} FROM {DATABASE_FROM} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
-         AND ($2::text IS NULL OR i.environment = $2) AND ($3::text IS NULL OR i.name = $3) \
-         AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted') \
-         AND ($7::text IS NULL OR (t.name, d.name, d.id) > ($7, $8, $9)) \
-         ORDER BY t.name, d.name, d.id LIMIT $6"
-    ))
-    .bind(tenant)
-    .bind(q.environment.map(|e| e.as_str()))
-    .bind(&q.instance)
-    .bind(q.status.map(|st| st.as_str()))
-    .bind(q.include_deleted)
-    .bind(page.fetch())
-    .bind(after_tenant)
-    .bind(after_name)
-    .bind(after_id)
-    .fetch_all(&s.db)
-    .await?;
+    // joins on `backups_database`); ordered by the unique (tenant, name, id). Within one
+    // tenant the order is (name, id), which the index `databases_tenant_name_id` gives
+    // directly: a page then reads its own rows only, however many the tenant has, instead
+    // of sorting them all (and joining their backups) for every page.
+    let filters = "($2::text IS NULL OR i.environment = $2) AND ($3::text IS NULL OR i.name = $3) \
+         AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted')";
+    let sql = match tenant {
+        Some(_) => format!(
+            "SELECT {DATABASE_LIST_COLUMNS} FROM {DATABASE_FROM} WHERE d.tenant_id = $1 AND {filters} \
+             AND ($8::text IS NULL OR (d.name, d.id) > ($8, $9)) ORDER BY d.name, d.id LIMIT $6"
+        ),
+        None => format!(
+            "SELECT {DATABASE_LIST_COLUMNS} FROM {DATABASE_FROM} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
+             AND {filters} AND ($7::text IS NULL OR (t.name, d.name, d.id) > ($7, $8, $9)) \
+             ORDER BY t.name, d.name, d.id LIMIT $6"
+        ),
+    };
+    let rows: Vec<DatabaseRow> = sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(q.environment.map(|e| e.as_str()))
+        .bind(&q.instance)
+        .bind(q.status.map(|st| st.as_str()))
+        .bind(q.include_deleted)
+        .bind(page.fetch())
+        .bind(after_tenant)
+        .bind(after_name)
+        .bind(after_id)
+        .fetch_all(&s.db)
+        .await?;
     let (rows, next_cursor) = finish(rows, page.limit, |r| (r.tenant_name.clone(), r.name.clone(), r.id));
     Ok(axum::Json(List { items: rows.iter().map(DatabaseRow::to_model).collect(), next_cursor }))
 }

@@ -10,11 +10,25 @@ use uuid::Uuid;
 use super::instances::{InstanceRow, INSTANCE_COLUMNS};
 use crate::naming::PhysicalNames;
 
-pub const DATABASE_COLUMNS: &str = "d.id, d.tenant_id, t.name AS tenant_name, d.name, d.physical_name, d.instance_id, \
-    i.name AS instance_name, i.environment, i.public_host, i.port, i.ca_cert, d.mode, d.status, d.extensions, \
-    d.connection_limit, d.version, d.last_operation_id, d.created_at, d.updated_at, d.backup_retention_days, \
-    d.backup_store_id, bs.name AS backup_store_name, d.retained_until, lb.created_at AS last_backup_at, \
-    lb.status AS last_backup_status, lv.verify_status AS last_verify_status, lv.verified_at AS last_verified_at";
+/// The columns of a `DatabaseRow`, with what stands for the instance's CA certificate.
+macro_rules! database_columns {
+    ($ca_cert:literal) => {
+        concat!(
+            "d.id, d.tenant_id, t.name AS tenant_name, d.name, d.physical_name, d.instance_id, \
+            i.name AS instance_name, i.environment, i.public_host, i.port, ",
+            $ca_cert,
+            ", d.mode, d.status, d.extensions, \
+            d.connection_limit, d.version, d.last_operation_id, d.created_at, d.updated_at, d.backup_retention_days, \
+            d.backup_store_id, bs.name AS backup_store_name, d.retained_until, lb.created_at AS last_backup_at, \
+            lb.status AS last_backup_status, lv.verify_status AS last_verify_status, lv.verified_at AS last_verified_at"
+        )
+    };
+}
+
+pub const DATABASE_COLUMNS: &str = database_columns!("i.ca_cert");
+/// For lists, which never show the instance's CA certificate (credentials do): without it a
+/// page of 100 carries 100 copies fewer of the same PEM from the state database.
+pub const DATABASE_LIST_COLUMNS: &str = database_columns!("NULL::text AS ca_cert");
 
 /// With the database's latest backup and latest verification (index `backups_database`).
 pub const DATABASE_FROM: &str = "databases d JOIN tenants t ON t.id = d.tenant_id \
