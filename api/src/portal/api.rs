@@ -15,6 +15,8 @@ use tower::ServiceExt;
 pub struct Api {
     router: Router,
     token: String,
+    /// The browser request's id, carried to the API calls it makes (their audit rows).
+    request_id: Option<String>,
 }
 
 /// Why a call did not give the expected body.
@@ -56,8 +58,8 @@ impl ApiFailure {
 }
 
 impl Api {
-    pub fn new(router: Router, token: String) -> Self {
-        Self { router, token }
+    pub fn new(router: Router, token: String, request_id: Option<String>) -> Self {
+        Self { router, token, request_id }
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiFailure> {
@@ -111,6 +113,9 @@ impl Api {
             .uri(path)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
             .header(header::ACCEPT, "application/json");
+        if let Some(id) = &self.request_id {
+            req = req.header("x-request-id", id);
+        }
         let body = match body {
             Some(b) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");

@@ -69,13 +69,14 @@ pub fn csrf(session: &Session) -> Markup {
     html! { input type="hidden" name="_csrf" value=(session.csrf); }
 }
 
-pub fn login(csrf: &str, error: Option<&str>) -> Html<String> {
+pub fn login(csrf: &str, error: Option<&str>, next: Option<&str>) -> Html<String> {
     shell(
         "Sign in",
         None,
         html! {
             form.card method="post" action="/portal/login" {
                 input type="hidden" name="_csrf" value=(csrf);
+                @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                 div.field {
                     label for="token" { "API token" }
                     input #token type="password" name="token" autocomplete="off" required

@@ -85,7 +85,18 @@ impl FromRequestParts<Portal> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, portal: &Portal) -> Result<Self, Self::Rejection> {
-        let to_login = || Redirect::to("/portal/login").into_response();
+        // A page asked for without a session (a link from elsewhere: the SameSite=Strict
+        // cookie is not sent then) comes back after signing in.
+        let wanted = (parts.method == axum::http::Method::GET)
+            .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_string()))
+            .flatten()
+            .and_then(|p| safe_next(&p).map(str::to_string));
+        let to_login = || match &wanted {
+            Some(next) => {
+                Redirect::to(&format!("/portal/login?next={}", super::api::query_value(next))).into_response()
+            }
+            None => Redirect::to("/portal/login").into_response(),
+        };
         let Some(raw) = cookie_value(&parts.headers, COOKIE) else { return Err(to_login()) };
         let row: Option<SessionRow> = sqlx::query_as(
             "UPDATE portal_sessions SET last_seen_at = now() WHERE id_hash = $1 AND expires_at > now() \
@@ -100,7 +111,13 @@ impl FromRequestParts<Portal> for Session {
         // The token is checked on every request, as the API would: revoked or expired ends it.
         let principal = authenticate(&portal.state.db, &token).await.map_err(|_| to_login())?;
         debug_assert!(row.expires_at > Utc::now());
-        Ok(Session { id_hash: row.id_hash, csrf: row.csrf, principal, api: Api::new(portal.api.clone(), token) })
+        let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        Ok(Session {
+            id_hash: row.id_hash,
+            csrf: row.csrf,
+            principal,
+            api: Api::new(portal.api.clone(), token, request_id),
+        })
     }
 }
 
@@ -171,13 +188,35 @@ impl<T: DeserializeOwned + Send> FromRequest<Portal> for Posted<T> {
 
 // ------------------------------------------------------------------ sign in and out
 
-pub async fn login_page(axum::extract::State(portal): axum::extract::State<Portal>) -> Response {
-    login_form(&portal, None, StatusCode::OK)
+/// Where to go after signing in: a portal page of this site only (never another site, never
+/// the sign-in page itself), else nowhere in particular.
+fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with("/portal/")
+        && !next.starts_with("/portal/login")
+        && !next.starts_with("/portal/static/")
+        && !next.contains("/events")
+        && next.len() <= 512
+        && !next.contains(['\\', '\r', '\n'])
+        && !next.contains("//");
+    ok.then_some(next)
 }
 
-fn login_form(portal: &Portal, error: Option<&str>, status: StatusCode) -> Response {
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login_page(
+    axum::extract::State(portal): axum::extract::State<Portal>,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> Response {
+    login_form(&portal, None, StatusCode::OK, safe_next(&q.next))
+}
+
+fn login_form(portal: &Portal, error: Option<&str>, status: StatusCode, next: Option<&str>) -> Response {
     let csrf = random_secret();
-    let mut resp = (status, layout::login(&csrf, error)).into_response();
+    let mut resp = (status, layout::login(&csrf, error, next)).into_response();
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(portal, LOGIN_COOKIE, &csrf, 3600));
     resp
 }
@@ -186,6 +225,8 @@ fn login_form(portal: &Portal, error: Option<&str>, status: StatusCode) -> Respo
 pub struct LoginForm {
     #[serde(default)]
     token: String,
+    #[serde(default)]
+    next: String,
     #[serde(rename = "_csrf", default)]
     csrf: String,
 }
@@ -208,7 +249,12 @@ pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, r
     }
     let token = form.token.trim();
     if token.is_empty() {
-        return login_form(&portal, Some("enter an API token"), StatusCode::UNPROCESSABLE_ENTITY);
+        return login_form(
+            &portal,
+            Some("enter an API token"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            safe_next(&form.next),
+        );
     }
     let principal = match authenticate(&portal.state.db, token).await {
         Ok(p) => p,
@@ -218,6 +264,7 @@ pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, r
                 &portal,
                 Some("this token is not valid (unknown, revoked or expired)"),
                 StatusCode::UNAUTHORIZED,
+                safe_next(&form.next),
             );
         }
     };
@@ -238,7 +285,7 @@ pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, r
     }
     audit(&portal, &principal.actor(), principal.tenant.as_ref().map(|t| t.name.as_str()), "POST /portal/login", 303)
         .await;
-    let mut resp = Redirect::to("/portal/databases").into_response();
+    let mut resp = Redirect::to(safe_next(&form.next).unwrap_or("/portal/databases")).into_response();
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, COOKIE, &raw, SESSION_HOURS * 3600));
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, LOGIN_COOKIE, "", 0));
     resp
@@ -328,6 +375,24 @@ mod tests {
         .is_err());
         // No Origin (not a browser form): the CSRF token decides.
         assert!(check_origin(&parts("/portal/x", &[("host", "db.example")])).is_ok());
+    }
+
+    #[test]
+    fn after_sign_in_only_portal_pages() {
+        assert_eq!(safe_next("/portal/databases/1?x=y"), Some("/portal/databases/1?x=y"));
+        for bad in [
+            "https://evil.example/portal/",
+            "//evil.example/portal/",
+            "/portal//evil.example",
+            "/portal/login",
+            "/portal/operations/events",
+            "/v1/databases",
+            "/portal/x\\evil",
+            "/portal/x\r\nSet-Cookie: a=b",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

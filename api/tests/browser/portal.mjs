@@ -74,7 +74,7 @@ try {
 
   // --- Sign in: a bad token is refused with a message; the tenant's token signs in.
   await page.goto("/portal/databases");
-  await page.waitForURL(/\/portal\/login$/);
+  await page.waitForURL(/\/portal\/login(\?|$)/);
   await page.getByLabel("API token").fill("dbaas_not_a_token");
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.locator("#token-error").waitFor();
@@ -268,12 +268,20 @@ try {
 
   // --- Sign out: the session is gone.
   await page.getByRole("button", { name: "Sign out" }).click();
-  await page.waitForURL(/\/portal\/login$/);
+  await page.waitForURL(/\/portal\/login(\?|$)/);
   await page.goto("/portal/databases");
-  await page.waitForURL(/\/portal\/login$/);
+  await page.waitForURL(/\/portal\/login(\?|$)/);
   const replay = await context.request.get("/portal/databases", { headers: { cookie: `dbaas_portal=${session.value}` }, maxRedirects: 0 });
   assert.equal(replay.status(), 303, "the signed-out session cookie still works");
-  log("signed out");
+  // A link to a page (as from chat) comes back to that page after signing in.
+  await page.goto(dbUrl);
+  await page.waitForURL(/\/portal\/login\?next=/);
+  await page.getByLabel("API token").fill(process.env.TENANT_TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(dbUrl);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/portal\/login(\?|$)/);
+  log("signed out; a deep link survives signing in");
 
   // --- An admin: instances with capacity, tenants, audit log.
   const adminCtx = await browser.newContext({ baseURL: BASE, viewport: { width: 1280, height: 900 } });
