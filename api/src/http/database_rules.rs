@@ -148,7 +148,7 @@ pub(super) async fn lower_protection(
     who: &Principal,
     cur: &DatabaseRow,
 ) -> ApiResult<()> {
-    if cur.environment == Environment::Prod.as_str() && !who.is_admin() {
+    if cur.environment == Environment::Prod && !who.is_admin() {
         return Err(ApiError::Forbidden(
             "in prod, only a platform admin can lower a database's mode from protected to standard".into(),
         ));

@@ -48,7 +48,8 @@ pub struct DatabaseRow {
     pub physical_name: String,
     pub instance_id: Uuid,
     pub instance_name: String,
-    pub environment: String,
+    #[sqlx(try_from = "String")]
+    pub environment: dbaas_client::Environment,
     pub public_host: String,
     pub port: i32,
     /// The instance's CA (PEM), handed to clients for `verify-full`.
@@ -107,7 +108,7 @@ impl DatabaseRow {
             name: self.name.clone(),
             physical_name: p.database.clone(),
             instance: self.instance_name.clone(),
-            environment: self.environment.parse().unwrap_or(dbaas_client::Environment::Sandbox),
+            environment: self.environment,
             host: self.public_host.clone(),
             port: self.port as u16,
             mode: self.mode(),
