@@ -13,6 +13,22 @@ use super::layout::{self, badge, csrf, label, maybe_when, page};
 use super::session::{Posted, Session};
 use super::{sizes, Portal};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_typed_in_one_field() {
+        let l = parse_labels("tier=gold, region = eu\nzone=b").unwrap_or_default();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.get("tier").map(String::as_str), Some("gold"));
+        assert_eq!(l.get("region").map(String::as_str), Some("eu"));
+        assert!(parse_labels("tier").is_err());
+        assert!(parse_labels("=gold").is_err());
+        assert_eq!(parse_labels("").map(|l| l.len()), Ok(0));
+    }
+}
+
 #[derive(Deserialize, Default)]
 pub struct ListFilter {
     #[serde(default)]
@@ -122,6 +138,8 @@ pub struct CreateForm {
     #[serde(default)]
     environment: String,
     #[serde(default)]
+    labels: String,
+    #[serde(default)]
     mode: String,
     #[serde(default)]
     extensions: String,
@@ -163,6 +181,20 @@ pub async fn create(State(_): State<Portal>, Posted { session, form }: Posted<Cr
     let mut errors = Vec::new();
     let environment = parse_enum("environment", &form.environment, &mut errors);
     let mode = parse_enum("mode", &form.mode, &mut errors);
+    let labels = match parse_labels(&form.labels) {
+        Ok(l) => l,
+        Err(m) => {
+            errors.push(FieldError { field: "labels".into(), code: "invalid".into(), message: m });
+            Default::default()
+        }
+    };
+    if !labels.is_empty() && !form.instance.trim().is_empty() {
+        errors.push(FieldError {
+            field: "labels".into(),
+            code: "conflict".into(),
+            message: "labels choose an instance by placement: leave the instance empty".into(),
+        });
+    }
     let instances = instance_names(&session).await;
     if !errors.is_empty() {
         let body = create_form(&session, &form, &errors, None, &instances);
@@ -173,7 +205,7 @@ pub async fn create(State(_): State<Portal>, Posted { session, form }: Posted<Cr
         name: form.name.trim().to_string(),
         tenant: Some(form.tenant.trim().to_string()).filter(|s| !s.is_empty()),
         placement: match (&instance, environment) {
-            (None, Some(env)) => Some(Placement { environment: Some(env), ..Default::default() }),
+            (None, Some(env)) => Some(Placement { environment: Some(env), labels }),
             _ => None,
         },
         instance,
@@ -200,6 +232,18 @@ pub async fn create(State(_): State<Portal>, Posted { session, form }: Posted<Cr
     }
 }
 
+/// `tier=gold, region=eu` (commas or new lines between pairs) as placement labels.
+fn parse_labels(s: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    s.split([',', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => Err(format!("{pair:?} is not key=value")),
+        })
+        .collect()
+}
+
 /// A list typed into one field: separated by commas, spaces or new lines.
 pub(super) fn split_list(s: &str) -> Vec<String> {
     s.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
@@ -213,6 +257,7 @@ fn form_field(api_field: &str) -> &'static str {
         "mode" => "mode",
         f if f.starts_with("extensions") => "extensions",
         "placement.environment" => "environment",
+        f if f.starts_with("placement.labels") => "labels",
         _ => "instance",
     }
 }
@@ -266,6 +311,7 @@ fn create_form(
                 }
                 @if let Some(e) = field_error(errors, "environment") { p.error role="alert" { (e.message) } }
             }
+            (input("labels", "Labels (placement)", &f.labels, errors, "Optional, with an environment: key=value pairs the instance must carry, e.g. tier=gold.", None))
             div.field {
                 label for="mode" { "Mode" }
                 select #mode name="mode" {

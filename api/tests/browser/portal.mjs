@@ -104,6 +104,19 @@ try {
   await page.getByRole("button", { name: "Create" }).click();
   await page.locator("#instance-error").waitFor();
   assert.equal((await tenantDbs()).length, 0, "a database was created on an unknown instance");
+  // Placement by labels no instance carries: the API's refusal, shown; nothing created.
+  await page.getByLabel("Instance").fill("");
+  await page.getByLabel("Environment (placement)").selectOption("sandbox");
+  await page.getByLabel("Labels (placement)").fill("tier=platinum");
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.getByText("no instance in environment sandbox").waitFor();
+  // A label that is not key=value: refused by the form itself.
+  await page.getByLabel("Labels (placement)").fill("platinum");
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.locator("#labels-error").waitFor();
+  assert.equal((await tenantDbs()).length, 0, "a database was created without a matching instance");
+  await page.getByLabel("Labels (placement)").fill("");
+  await page.getByLabel("Environment (placement)").selectOption("");
   log("bad input refused with field errors");
 
   // --- Create, and watch its operation finish live.
