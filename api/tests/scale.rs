@@ -108,6 +108,20 @@ async fn one_pass_covers_an_instance_and_lists_page_by_cursor() {
     assert_eq!(seen, names.iter().cloned().collect::<Vec<_>>());
     // The client follows cursors: the whole list in one call.
     assert_eq!(a.list_databases("").await.unwrap().len(), 12);
+    // Search by a part of the name, across pages; LIKE's wildcards are literal.
+    let found: List<Database> = a.list_page("/v1/databases?search=1&limit=2").await.unwrap();
+    let next = found.next_cursor.clone().unwrap();
+    let rest: List<Database> = a.list_page(&format!("/v1/databases?search=1&limit=2&cursor={next}")).await.unwrap();
+    let hits: Vec<_> = found.items.iter().chain(&rest.items).map(|d| d.name.as_str()).collect();
+    assert_eq!(hits, ["db01", "db10", "db11"]);
+    let upper: List<Database> = a.list_page("/v1/databases?search=DB1").await.unwrap();
+    assert_eq!(upper.items.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["db10", "db11"]);
+    for wild in ["%25", "_", "db_1"] {
+        let none: List<Database> = a.list_page(&format!("/v1/databases?search={wild}")).await.unwrap();
+        assert!(none.items.is_empty(), "{wild}: {:?}", none.items.iter().map(|d| &d.name).collect::<Vec<_>>());
+    }
+    let e = a.list_page::<Database>(&format!("/v1/databases?search={}", "x".repeat(64))).await.unwrap_err();
+    assert_eq!(e.problem().unwrap().errors[0].field, "search");
 
     // Operations page newest first by their order of enqueueing.
     let first: List<Operation> = a.list_page("/v1/operations?limit=4").await.unwrap();

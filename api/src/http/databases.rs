@@ -82,6 +82,8 @@ struct ListQuery {
     environment: Option<Environment>,
     instance: Option<String>,
     status: Option<DatabaseStatus>,
+    /// Only databases whose name contains this (case-insensitive; at most 63 characters).
+    search: Option<String>,
     /// Include deleted databases.
     #[serde(default)]
     include_deleted: bool,
@@ -103,6 +105,15 @@ async fn list_databases(
         None => who.tenant_filter(),
     };
     let page = Page::<(String, String, Uuid)>::new(q.limit, q.cursor.as_deref())?;
+    if q.search.as_ref().is_some_and(|t| t.chars().count() > 63) {
+        return Err(ApiError::field("search", "too_long", "at most 63 characters (a database name's length)"));
+    }
+    // A substring of the name; LIKE's wildcards in it are data.
+    let search = q
+        .search
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
     let (after_tenant, after_name, after_id) = match page.after.clone() {
         Some((t, n, i)) => (Some(t), Some(n), Some(i)),
         None => (None, None, None),
@@ -113,7 +124,8 @@ async fn list_databases(
     // directly: a page then reads its own rows only, however many the tenant has, instead
     // of sorting them all (and joining their backups) for every page.
     let filters = "($2::text IS NULL OR i.environment = $2) AND ($3::text IS NULL OR i.name = $3) \
-         AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted')";
+         AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted') \
+         AND ($10::text IS NULL OR d.name ILIKE $10)";
     let sql = match tenant {
         Some(_) => format!(
             "SELECT {DATABASE_LIST_COLUMNS} FROM {DATABASE_FROM} WHERE d.tenant_id = $1 AND {filters} \
@@ -135,6 +147,7 @@ async fn list_databases(
         .bind(after_tenant)
         .bind(after_name)
         .bind(after_id)
+        .bind(search)
         .fetch_all(&s.db)
         .await?;
     let (rows, next_cursor) = finish(rows, page.limit, |r| (r.tenant_name.clone(), r.name.clone(), r.id));

@@ -55,6 +55,9 @@ pub async fn list(State(_): State<Portal>, session: Session, Query(f): Query<Lis
     if !f.cursor.is_empty() {
         path += &format!("&cursor={}", query_value(&f.cursor));
     }
+    if !f.q.trim().is_empty() {
+        path += &format!("&search={}", query_value(f.q.trim()));
+    }
     let list: List<Database> = match session.api.get(&path).await {
         Ok(l) => l,
         Err(e) => return layout::error_page(e.status(), &e.message()),
@@ -74,7 +77,7 @@ pub async fn list(State(_): State<Portal>, session: Session, Query(f): Query<Lis
         form.filters method="get" action="/portal/databases" role="search" {
             div.field {
                 label for="q" { "Search" }
-                input #q type="search" name="q" value=(f.q) placeholder="name, tenant or instance";
+                input #q type="search" name="q" value=(f.q) placeholder="part of the name";
             }
             div.field {
                 label for="status" { "Status" }
