@@ -1,26 +1,22 @@
 //! One database: summary, connection panel per role, credentials and leases, maintenance,
-//! backups and restores, metrics, drift, delete, and its Terraform. Each action posts a form
-//! (CSRF-checked) that calls the API; actions that start an operation go to its live page.
+//! backups and restores, metrics, drift, delete, and its Terraform. Its forms are handled in
+//! `database_actions`; actions that start an operation go to its live page.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dbaas_client::{
-    Backup, BackupAccepted, CreateBackup, CreateLease, CreateMaintenance, Credential, CredentialAccepted,
-    CredentialKind, Database, DatabaseAccepted, DatabaseMetrics, DatabaseMode, List, MaintenanceAccepted, Operation,
-    RestoreRequest, Schedule,
+    Backup, Credential, CredentialKind, Database, DatabaseMetrics, DatabaseMode, List, Operation, Schedule,
 };
 use maud::{html, Markup};
-use serde::Deserialize;
 use uuid::Uuid;
 
-use super::api::ApiFailure;
 use super::layout::{self, badge, bytes, copyable, csrf, label, maybe_when, notice, page, when};
-use super::session::{CsrfOnly, Posted, Session};
+use super::session::Session;
 use super::{terraform, Portal};
 
 /// Something to show once, on the page answering a form: never stored, never in a GET.
-enum Once {
+pub(super) enum Once {
     None,
     Password { access: String, username: String, password: String },
     Lease(Box<Credential>),
@@ -31,7 +27,7 @@ pub async fn show(State(_): State<Portal>, session: Session, Path(id): Path<Uuid
     render(&session, id, Once::None, StatusCode::OK).await
 }
 
-async fn render(session: &Session, id: Uuid, once: Once, status: StatusCode) -> Response {
+pub(super) async fn render(session: &Session, id: Uuid, once: Once, status: StatusCode) -> Response {
     let api = &session.api;
     let db: Database = match api.get(&format!("/v1/databases/{id}")).await {
         Ok(d) => d,
@@ -345,236 +341,5 @@ fn delete_section(session: &Session, db: &Database) -> Markup {
                 button.danger type="submit" { "Delete " (db.name) }
             }
         }
-    }
-}
-
-// ------------------------------------------------------------------ actions
-
-#[derive(Deserialize)]
-pub struct AccessForm {
-    access: String,
-}
-
-fn access_path(access: &str) -> Option<&'static str> {
-    ["read", "write", "admin"].into_iter().find(|a| *a == access)
-}
-
-/// A form's choice as the API's enum (`read`, `vacuum`, `in_place` …), or the page again
-/// with what was wrong.
-async fn choice<T: serde::de::DeserializeOwned>(
-    session: &Session,
-    id: Uuid,
-    field: &str,
-    value: &str,
-    expected: &str,
-) -> Result<T, Response> {
-    match serde_json::from_value(serde_json::Value::String(value.to_string())) {
-        Ok(t) => Ok(t),
-        Err(_) => Err(render(
-            session,
-            id,
-            Once::Error(format!("{field}: {value:?} is not {expected}")),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await),
-    }
-}
-
-/// Where a started operation is watched.
-fn to_operation(op: &Operation) -> Response {
-    layout::see_other(&format!("/portal/operations/{}", op.id))
-}
-
-async fn failed(session: &Session, id: Uuid, e: ApiFailure) -> Response {
-    let status = e.status();
-    let msg = match e.field_errors() {
-        [] => e.message(),
-        errs => errs.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; "),
-    };
-    render(session, id, Once::Error(msg), status).await
-}
-
-pub async fn reveal(
-    State(_): State<Portal>,
-    Path(id): Path<Uuid>,
-    Posted { session, form }: Posted<AccessForm>,
-) -> Response {
-    let Some(access) = access_path(&form.access) else {
-        return layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, "unknown access");
-    };
-    match session.api.get::<Credential>(&format!("/v1/databases/{id}/credentials/{access}")).await {
-        Ok(c) => {
-            let once = Once::Password { access: access.into(), username: c.username, password: c.password };
-            render(&session, id, once, StatusCode::OK).await
-        }
-        Err(e) => failed(&session, id, e).await,
-    }
-}
-
-pub async fn rotate(
-    State(_): State<Portal>,
-    Path(id): Path<Uuid>,
-    Posted { session, form }: Posted<AccessForm>,
-) -> Response {
-    let Some(access) = access_path(&form.access) else {
-        return layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, "unknown access");
-    };
-    match session
-        .api
-        .post::<_, CredentialAccepted>(
-            &format!("/v1/databases/{id}/credentials/{access}/rotate"),
-            &serde_json::json!({}),
-        )
-        .await
-    {
-        Ok(CredentialAccepted { operation: Some(op), .. }) => to_operation(&op),
-        Ok(_) => layout::see_other(&format!("/portal/databases/{id}")),
-        Err(e) => failed(&session, id, e).await,
-    }
-}
-
-#[derive(Deserialize)]
-pub struct LeaseForm {
-    access: String,
-    #[serde(default)]
-    ttl: String,
-}
-
-pub async fn create_lease(
-    State(_): State<Portal>,
-    Path(id): Path<Uuid>,
-    Posted { session, form }: Posted<LeaseForm>,
-) -> Response {
-    let access = match choice(&session, id, "access", &form.access, "read, write or admin").await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
-    let req = CreateLease { access, ttl: form.ttl.trim().to_string() };
-    match session.api.post::<_, CredentialAccepted>(&format!("/v1/databases/{id}/leases"), &req).await {
-        Ok(acc) => render(&session, id, Once::Lease(Box::new(acc.credential)), StatusCode::OK).await,
-        Err(e) => failed(&session, id, e).await,
-    }
-}
-
-pub async fn revoke_lease(
-    State(_): State<Portal>,
-    Path((id, lease)): Path<(Uuid, Uuid)>,
-    Posted { session, .. }: Posted<CsrfOnly>,
-) -> Response {
-    match session.api.delete::<serde_json::Value>(&format!("/v1/databases/{id}/leases/{lease}")).await {
-        Ok(_) => layout::see_other(&format!("/portal/databases/{id}#leases")),
-        Err(e) => failed(&session, id, e).await,
-    }
-}
-
-#[derive(Deserialize)]
-pub struct MaintenanceForm {
-    kind: String,
-    #[serde(default)]
-    tables: String,
-}
-
-pub async fn run_maintenance(
-    State(_): State<Portal>,
-    Path(id): Path<Uuid>,
-    Posted { session, form }: Posted<MaintenanceForm>,
-) -> Response {
-    let kind = match choice(&session, id, "kind", &form.kind, "a maintenance kind").await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
-    let tables = super::databases::split_list(&form.tables);
-    let req = CreateMaintenance { kind, tables, options: Default::default() };
-    match session.api.post::<_, MaintenanceAccepted>(&format!("/v1/databases/{id}/maintenance"), &req).await {
-        Ok(acc) => to_operation(&acc.operation),
-        Err(e) => failed(&session, id, e).await,
-    }
-}
-
-pub async fn take_backup(
-    State(_): State<Portal>,
-    Path(id): Path<Uuid>,
-    Posted { session, .. }: Posted<CsrfOnly>,
-) -> Response {
-    match session
-        .api
-        .post::<_, BackupAccepted>(&format!("/v1/databases/{id}/backups"), &CreateBackup { store: None })
-        .await
-    {
-        Ok(acc) => to_operation(&acc.operation),
-        Err(e) => failed(&session, id, e).await,
-    }
-}
-
-#[derive(Deserialize)]
-pub struct VerifyForm {
-    database: Uuid,
-}
-
-pub async fn verify_backup(
-    State(_): State<Portal>,
-    Path(backup): Path<Uuid>,
-    Posted { session, form }: Posted<VerifyForm>,
-) -> Response {
-    match session.api.post::<_, BackupAccepted>(&format!("/v1/backups/{backup}/verify"), &serde_json::json!({})).await {
-        Ok(acc) => to_operation(&acc.operation),
-        Err(e) => failed(&session, form.database, e).await,
-    }
-}
-
-#[derive(Deserialize)]
-pub struct RestoreForm {
-    backup: Uuid,
-    target: String,
-    #[serde(default)]
-    name: String,
-}
-
-pub async fn restore(
-    State(_): State<Portal>,
-    Path(id): Path<Uuid>,
-    Posted { session, form }: Posted<RestoreForm>,
-) -> Response {
-    let target = match choice(&session, id, "target", &form.target, "new or in_place").await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
-    let name = Some(form.name.trim().to_string()).filter(|n| !n.is_empty());
-    let req = RestoreRequest { backup: form.backup, target, name, retain_hours: None, grace: None };
-    match session.api.post::<_, DatabaseAccepted>(&format!("/v1/databases/{id}/restore"), &req).await {
-        Ok(DatabaseAccepted { operation: Some(op), .. }) => to_operation(&op),
-        Ok(acc) => layout::see_other(&format!("/portal/databases/{}", acc.database.id)),
-        Err(e) => failed(&session, id, e).await,
-    }
-}
-
-#[derive(Deserialize)]
-pub struct DeleteForm {
-    #[serde(default)]
-    confirm: String,
-}
-
-pub async fn delete(
-    State(_): State<Portal>,
-    Path(id): Path<Uuid>,
-    Posted { session, form }: Posted<DeleteForm>,
-) -> Response {
-    let db: Database = match session.api.get(&format!("/v1/databases/{id}")).await {
-        Ok(d) => d,
-        Err(e) => return layout::error_page(e.status(), &e.message()),
-    };
-    if form.confirm.trim() != db.name {
-        return render(
-            &session,
-            id,
-            Once::Error("Not deleted: type the database's name exactly to confirm.".into()),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    match session.api.delete::<DatabaseAccepted>(&format!("/v1/databases/{id}")).await {
-        Ok(DatabaseAccepted { operation: Some(op), .. }) => to_operation(&op),
-        Ok(_) => layout::see_other("/portal/databases"),
-        Err(e) => failed(&session, id, e).await,
     }
 }

@@ -3,12 +3,14 @@
 //! and do exactly what that token may through the API, with the same validation messages.
 //!
 //! - `session`: sign in with a token, the session cookie, CSRF protection of every form.
-//! - `databases`, `database_page`: the list, the create form, one database and its actions.
+//! - `databases`, `database_page`, `database_actions`: the list, the create form, one
+//!   database's page and its forms.
 //! - `operations`: the live feed and one operation's streaming log.
 //! - `admin`: instances, hosts, tenants, tokens and the audit log (platform admins).
 
 mod admin;
 mod api;
+mod database_actions;
 mod database_page;
 mod databases;
 mod layout;
@@ -45,15 +47,15 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/portal/databases", get(databases::list).post(databases::create))
         .route("/portal/databases/new", get(databases::new_form))
         .route("/portal/databases/{id}", get(database_page::show))
-        .route("/portal/databases/{id}/reveal", post(database_page::reveal))
-        .route("/portal/databases/{id}/rotate", post(database_page::rotate))
-        .route("/portal/databases/{id}/leases", post(database_page::create_lease))
-        .route("/portal/databases/{id}/leases/{lease}/revoke", post(database_page::revoke_lease))
-        .route("/portal/databases/{id}/maintenance", post(database_page::run_maintenance))
-        .route("/portal/databases/{id}/backups", post(database_page::take_backup))
-        .route("/portal/databases/{id}/restore", post(database_page::restore))
-        .route("/portal/databases/{id}/delete", post(database_page::delete))
-        .route("/portal/backups/{id}/verify", post(database_page::verify_backup))
+        .route("/portal/databases/{id}/reveal", post(database_actions::reveal))
+        .route("/portal/databases/{id}/rotate", post(database_actions::rotate))
+        .route("/portal/databases/{id}/leases", post(database_actions::create_lease))
+        .route("/portal/databases/{id}/leases/{lease}/revoke", post(database_actions::revoke_lease))
+        .route("/portal/databases/{id}/maintenance", post(database_actions::run_maintenance))
+        .route("/portal/databases/{id}/backups", post(database_actions::take_backup))
+        .route("/portal/databases/{id}/restore", post(database_actions::restore))
+        .route("/portal/databases/{id}/delete", post(database_actions::delete))
+        .route("/portal/backups/{id}/verify", post(database_actions::verify_backup))
         .route("/portal/operations", get(operations::feed))
         .route("/portal/operations/events", get(operations::feed_events))
         .route("/portal/operations/{id}", get(operations::show))
