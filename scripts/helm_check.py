@@ -49,6 +49,16 @@ def one(docs, kind):
     return found[0]
 
 
+def optional(docs, kind, enabled, label):
+    """The one object of an optional `kind`: present when enabled, absent otherwise."""
+    found = by_kind(docs, kind)
+    if enabled and len(found) != 1:
+        fail(f"{label}: expected one {kind}, rendered {len(found)}")
+    elif not enabled and found:
+        fail(f"{label}: {kind} rendered while disabled")
+    return found[0] if enabled and len(found) == 1 else None
+
+
 def check_schemas(docs, label):
     for path, doc in docs:
         if doc.get("apiVersion", "").startswith("monitoring.coreos.com/"):
@@ -106,43 +116,27 @@ def check_properties(docs, values, label):
             any(pod["metadata"]["labels"].get(k) != v for k, v in svc["spec"]["selector"].items()):
         fail(f"{label}: the Service does not select the pods")
 
-    pdbs = by_kind(docs, "PodDisruptionBudget")
-    if values["podDisruptionBudget"]["enabled"]:
-        if len(pdbs) != 1:
-            fail(f"{label}: no PodDisruptionBudget")
-        elif pdbs[0]["spec"]["selector"]["matchLabels"] != dep["spec"]["selector"]["matchLabels"]:
-            fail(f"{label}: the PodDisruptionBudget does not select the pods")
-    elif pdbs:
-        fail(f"{label}: PodDisruptionBudget rendered while disabled")
+    pdb = optional(docs, "PodDisruptionBudget", values["podDisruptionBudget"]["enabled"], label)
+    if pdb and pdb["spec"]["selector"]["matchLabels"] != dep["spec"]["selector"]["matchLabels"]:
+        fail(f"{label}: the PodDisruptionBudget does not select the pods")
 
-    jobs = by_kind(docs, "Job")
-    if values["migrations"]["enabled"]:
-        if len(jobs) != 1:
-            fail(f"{label}: expected one migration Job, got {len(jobs)}")
-        else:
-            job = jobs[0]
-            ann = job["metadata"].get("annotations", {})
-            if set(ann.get("helm.sh/hook", "").split(",")) != {"pre-install", "pre-upgrade"}:
-                fail(f"{label}: migration Job is not a pre-install/pre-upgrade hook: {ann}")
-            (mc,) = job["spec"]["template"]["spec"]["containers"]
-            if mc["args"] != ["migrate"] or mc["image"] != c["image"]:
-                fail(f"{label}: migration Job runs {mc['image']} {mc['args']}")
-    elif jobs:
-        fail(f"{label}: migration Job rendered while disabled")
+    job = optional(docs, "Job", values["migrations"]["enabled"], label)
+    if job:
+        ann = job["metadata"].get("annotations", {})
+        if set(ann.get("helm.sh/hook", "").split(",")) != {"pre-install", "pre-upgrade"}:
+            fail(f"{label}: migration Job is not a pre-install/pre-upgrade hook: {ann}")
+        (mc,) = job["spec"]["template"]["spec"]["containers"]
+        if mc["args"] != ["migrate"] or mc["image"] != c["image"]:
+            fail(f"{label}: migration Job runs {mc['image']} {mc['args']}")
 
-    sms = by_kind(docs, "ServiceMonitor")
-    if values["serviceMonitor"]["enabled"]:
-        if len(sms) != 1:
-            fail(f"{label}: no ServiceMonitor")
-        else:
-            (ep,) = sms[0]["spec"]["endpoints"]
-            ports = {p["name"] for p in svc["spec"]["ports"]}
-            if ep.get("port") not in ports or ep.get("path") != "/metrics":
-                fail(f"{label}: ServiceMonitor scrapes {ep}, the Service has ports {ports}")
-            if sms[0]["spec"]["selector"]["matchLabels"].items() - svc["metadata"]["labels"].items():
-                fail(f"{label}: the ServiceMonitor does not select the Service")
-    elif sms:
-        fail(f"{label}: ServiceMonitor rendered while disabled")
+    sm = optional(docs, "ServiceMonitor", values["serviceMonitor"]["enabled"], label)
+    if sm:
+        (ep,) = sm["spec"]["endpoints"]
+        ports = {p["name"] for p in svc["spec"]["ports"]}
+        if ep.get("port") not in ports or ep.get("path") != "/metrics":
+            fail(f"{label}: ServiceMonitor scrapes {ep}, the Service has ports {ports}")
+        if sm["spec"]["selector"]["matchLabels"].items() - svc["metadata"]["labels"].items():
+            fail(f"{label}: the ServiceMonitor does not select the Service")
 
 
 def main():
