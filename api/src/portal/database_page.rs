@@ -11,6 +11,7 @@ use dbaas_client::{
 use maud::{html, Markup};
 use uuid::Uuid;
 
+use super::api::ApiFailure;
 use super::layout::{self, badge, bytes, copyable, csrf, label, maybe_when, notice, page, when};
 use super::session::Session;
 use super::{terraform, Portal};
@@ -33,25 +34,36 @@ pub(super) async fn render(session: &Session, id: Uuid, once: Once, status: Stat
         Ok(d) => d,
         Err(e) => return layout::error_page(e.status(), &e.message()),
     };
-    let creds: Vec<Credential> = api
-        .get::<List<Credential>>(&format!("/v1/databases/{id}/credentials"))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
-    let backups: Vec<Backup> = api
-        .get::<List<Backup>>(&format!("/v1/databases/{id}/backups?limit=20"))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
-    let schedules: Vec<Schedule> =
-        api.get::<List<Schedule>>(&format!("/v1/databases/{id}/schedules")).await.map(|l| l.items).unwrap_or_default();
-    let metrics: Option<DatabaseMetrics> = api.get(&format!("/v1/databases/{id}/metrics")).await.ok();
-    let ops: Vec<Operation> = api
-        .get::<List<Operation>>(&format!("/v1/operations?target_id={id}&limit=10"))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
+    // The sections' reads are independent: made at once. A section that cannot be read is
+    // shown empty and named in a notice, not silently blank.
+    let paths = [
+        format!("/v1/databases/{id}/credentials"),
+        format!("/v1/databases/{id}/backups?limit=20"),
+        format!("/v1/databases/{id}/schedules"),
+        format!("/v1/databases/{id}/metrics"),
+        format!("/v1/operations?target_id={id}&limit=10"),
+    ];
+    let (creds, backups, schedules, metrics, ops) = tokio::join!(
+        api.get::<List<Credential>>(&paths[0]),
+        api.get::<List<Backup>>(&paths[1]),
+        api.get::<List<Schedule>>(&paths[2]),
+        api.get::<DatabaseMetrics>(&paths[3]),
+        api.get::<List<Operation>>(&paths[4]),
+    );
+    fn items<T>(unread: &mut Vec<String>, what: &str, r: Result<List<T>, ApiFailure>) -> Vec<T> {
+        r.map(|l| l.items).unwrap_or_else(|e| {
+            unread.push(format!("{what} ({})", e.message()));
+            Vec::new()
+        })
+    }
+    let mut unread = Vec::new();
+    let creds = items(&mut unread, "credentials", creds);
+    let backups = items(&mut unread, "backups", backups);
+    let schedules = items(&mut unread, "schedules", schedules);
+    let ops = items(&mut unread, "operations", ops);
+    let metrics = metrics.ok();
     let body = html! {
+        @if !unread.is_empty() { (notice("error", &format!("Could not read: {}.", unread.join("; ")))) }
         @match &once {
             Once::Error(m) => (notice("error", m)),
             Once::Password { access, username, password } => {

@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -20,7 +20,7 @@ use super::api::Api;
 use super::layout;
 use super::Portal;
 use crate::auth::{authenticate, Principal};
-use crate::crypto::{random_alnum, sha256};
+use crate::crypto::sha256;
 
 pub const COOKIE: &str = "dbaas_portal";
 /// Before sign-in: the login form's CSRF token, as a cookie of its own (double submit).
@@ -56,7 +56,6 @@ struct SessionRow {
     id_hash: Vec<u8>,
     token_enc: Vec<u8>,
     csrf: String,
-    expires_at: DateTime<Utc>,
 }
 
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -100,7 +99,7 @@ impl FromRequestParts<Portal> for Session {
         let Some(raw) = cookie_value(&parts.headers, COOKIE) else { return Err(to_login()) };
         let row: Option<SessionRow> = sqlx::query_as(
             "UPDATE portal_sessions SET last_seen_at = now() WHERE id_hash = $1 AND expires_at > now() \
-             RETURNING id_hash, token_enc, csrf, expires_at",
+             RETURNING id_hash, token_enc, csrf",
         )
         .bind(sha256(raw.as_bytes()))
         .fetch_optional(&portal.state.db)
@@ -110,7 +109,6 @@ impl FromRequestParts<Portal> for Session {
         let token = portal.state.key.decrypt(&row.token_enc, TOKEN_CONTEXT).map_err(|_| to_login())?;
         // The token is checked on every request, as the API would: revoked or expired ends it.
         let principal = authenticate(&portal.state.db, &token).await.map_err(|_| to_login())?;
-        debug_assert!(row.expires_at > Utc::now());
         let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
         Ok(Session {
             id_hash: row.id_hash,
@@ -276,7 +274,7 @@ pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, r
     .bind(sha256(raw.as_bytes()))
     .bind(principal.token_id)
     .bind(portal.state.key.encrypt(token, TOKEN_CONTEXT))
-    .bind(random_alnum(43))
+    .bind(random_secret())
     .bind(expires)
     .execute(&portal.state.db)
     .await;
