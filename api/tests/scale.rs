@@ -1,6 +1,7 @@
 //! Reads that scale: GET serves the background reconciler's drift without touching the
 //! instance, live checks are on request and rate-limited per tenant, one reconciler pass
-//! covers every database of an instance, and lists page by cursor.
+//! covers every database of an instance, lists page by cursor, and many databases are read
+//! whole (drift, credentials) in one call.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -154,4 +155,84 @@ async fn one_pass_covers_an_instance_and_lists_page_by_cursor() {
         .await
         .unwrap();
     assert_eq!((creds.items.len(), rest.items.len(), rest.next_cursor), (2, 1, None));
+}
+
+/// Requests served so far on `route` (from the service's own counters).
+async fn requests_on(h: &Harness, route: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", h.endpoint())).await.unwrap().text().await.unwrap();
+    let prefix = format!("dbaas_http_requests_total{{method=\"GET\",route=\"{route}\",status=\"200\"}} ");
+    text.lines().filter_map(|l| l.strip_prefix(&prefix)).map(|v| v.parse::<u64>().unwrap()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_databases_are_read_whole_in_one_call() {
+    let h = Harness::in_process().await;
+    let a = h.tenant("team-a").await;
+    let b = h.tenant("team-b").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(h.ready_database(&a, db_req(&format!("db{i}"))).await.id);
+    }
+    let theirs = h.ready_database(&b, db_req("db0")).await.id;
+    let since = chrono::Utc::now();
+    let drift = Harness::reconciled_drift(&a, ids[0], since).await;
+    let lease = a.create_lease(ids[1], &CreateLease { access: Access::Read, ttl: "1h".into() }).await.unwrap();
+    let op = a.delete_database(ids[3], false).await.unwrap().operation.unwrap();
+    a.wait_operation(op.id, std::time::Duration::from_secs(60)).await.unwrap();
+
+    // One call: the records, their stored drift and their credentials, exactly as the
+    // single reads give them. Another tenant's and the deleted database are left out.
+    let list = |ids: &[uuid::Uuid]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let page: List<Database> = a
+        .list_page(&format!("/v1/databases?ids={}&include=drift,credentials", list(&[ids[0], ids[1], ids[3], theirs])))
+        .await
+        .unwrap();
+    assert_eq!(page.items.iter().map(|d| d.id).collect::<Vec<_>>(), [ids[0], ids[1]]);
+    for d in &page.items {
+        let single = a.get_database(d.id).await.unwrap();
+        assert_eq!(d.drift, single.drift, "{}", d.name);
+        assert_eq!(d.credentials.as_ref().unwrap(), &a.list_credentials(d.id).await.unwrap(), "{}", d.name);
+    }
+    assert_eq!(page.items[0].drift.as_ref().unwrap().checked_at, drift.checked_at);
+    let leased = page.items[1].credentials.as_ref().unwrap();
+    assert_eq!(leased.len(), 4);
+    assert!(leased.iter().any(|c| c.id == lease.credential.id && !c.password.is_empty()));
+    // Without include, neither is there; the admin sees the deleted one when asking for it.
+    let plain: List<Database> = a.list_page(&format!("/v1/databases?ids={}", ids[0])).await.unwrap();
+    assert!(plain.items[0].credentials.is_none() && plain.items[0].drift.is_none());
+    let deleted: List<Database> =
+        h.admin.list_page(&format!("/v1/databases?ids={}&include_deleted=true", ids[3])).await.unwrap();
+    assert_eq!(deleted.items[0].status, DatabaseStatus::Deleted);
+
+    // Bad input names its parameter.
+    let many = list(&(0..101).map(|_| uuid::Uuid::new_v4()).collect::<Vec<_>>());
+    for (q, field, code) in [
+        ("ids=nope".to_string(), "ids", "invalid_id"),
+        (format!("ids={many}"), "ids", "too_many"),
+        ("include=secrets".to_string(), "include", "invalid_include"),
+        ("include=credentials&limit=101".to_string(), "limit", "out_of_range"),
+    ] {
+        let e = a.list_page::<Database>(&format!("/v1/databases?{q}")).await.unwrap_err();
+        let p = e.problem().unwrap();
+        assert_eq!((p.status, p.errors[0].field.as_str(), p.errors[0].code.as_str()), (422, field, code), "{q}: {p:?}");
+    }
+
+    // The client's whole reads made at once share requests, and each gets its own answer:
+    // its database with credentials, or None for one that is deleted or another tenant's.
+    let before = requests_on(&h, "/v1/databases").await;
+    let wanted: Vec<uuid::Uuid> = (0..50).map(|i| [ids[0], ids[1], ids[2], ids[3], theirs][i % 5]).collect();
+    let answers = futures_util::future::join_all(wanted.iter().map(|id| a.read_database(*id))).await;
+    let sent = requests_on(&h, "/v1/databases").await - before;
+    for (id, answer) in wanted.iter().zip(answers) {
+        match answer.unwrap() {
+            Some(d) => {
+                assert!(ids[..3].contains(id) && d.id == *id);
+                assert_eq!(d.credentials.unwrap().len(), if *id == ids[1] { 4 } else { 3 });
+            }
+            None => assert!(*id == ids[3] || *id == theirs, "{id} read as gone"),
+        }
+    }
+    assert!(sent < 10, "50 concurrent reads took {sent} requests");
+    // Alone, a read is still whole.
+    assert_eq!(a.read_database(ids[2]).await.unwrap().unwrap().credentials.unwrap().len(), 3);
 }

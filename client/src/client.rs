@@ -1,5 +1,6 @@
 //! A typed reqwest client for the `/v1` API.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -7,6 +8,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
 use crate::models::*;
+use crate::reads::Coalescer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -53,6 +55,8 @@ pub struct Client {
     token: String,
     /// `get_database` asks for a live drift check instead of the reconciler's last result.
     fresh_drift: bool,
+    /// Reads waiting to be sent together ([`Client::read_database`]), shared by clones.
+    reads: Arc<Coalescer>,
 }
 
 impl Client {
@@ -75,11 +79,25 @@ impl Client {
                 .map_err(|e| ClientError::Config(format!("ca_cert is not a PEM certificate: {e}")))?;
             builder = builder.add_root_certificate(cert);
         }
-        Ok(Self { http: builder.build()?, endpoint, token: token.to_string(), fresh_drift: false })
+        Ok(Self {
+            http: builder.build()?,
+            endpoint,
+            token: token.to_string(),
+            fresh_drift: false,
+            reads: Arc::default(),
+        })
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    pub(crate) fn fresh_drift(&self) -> bool {
+        self.fresh_drift
+    }
+
+    pub(crate) fn coalescer(&self) -> &Coalescer {
+        &self.reads
     }
 
     /// A copy of this client whose `get_database` compares with the instance's catalog now
@@ -88,9 +106,10 @@ impl Client {
         Self { fresh_drift: fresh, ..self.clone() }
     }
 
-    /// A copy of this client using another token.
+    /// A copy of this client using another token (its reads are batched apart: a batch is
+    /// sent with one token).
     pub fn with_token(&self, token: &str) -> Self {
-        Self { token: token.to_string(), ..self.clone() }
+        Self { token: token.to_string(), reads: Arc::default(), ..self.clone() }
     }
 
     /// The bearer token this client sends (for calls outside the typed API, e.g. scrapes).
@@ -142,7 +161,7 @@ impl Client {
         }
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         Ok(self.send::<(), T>(Method::GET, path, None, &[], None).await?.body)
     }
 

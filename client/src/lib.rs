@@ -7,6 +7,7 @@ pub mod client;
 pub mod duration;
 pub mod models;
 pub mod names;
+pub mod reads;
 
 pub use client::{Client, ClientError};
 pub use models::*;

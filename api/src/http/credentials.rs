@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_lease, revoke_lease))
 }
 
-fn to_model(s: &AppState, db: &DatabaseRow, c: &CredentialRow) -> ApiResult<Credential> {
+pub(super) fn to_model(s: &AppState, db: &DatabaseRow, c: &CredentialRow) -> ApiResult<Credential> {
     let password = s.key.decrypt(&c.password_enc, &c.context()).map_err(anyhow::Error::from)?;
     let uri = format!(
         "postgresql://{}:{}@{}:{}/{}?sslmode=require",
@@ -84,6 +84,16 @@ fn usable(db: &DatabaseRow) -> ApiResult<()> {
     }
 }
 
+/// Whether a credential is listed: revoked leases are not.
+pub(super) fn listed(c: &CredentialRow) -> bool {
+    c.status != dbaas_client::CredentialStatus::Revoked
+}
+
+/// The order of a database's credentials in lists: static first, then by access and age.
+pub(super) fn list_key(c: &CredentialRow) -> (bool, String, chrono::DateTime<Utc>, Uuid) {
+    (c.kind != CredentialKind::Static, c.access.as_str().to_string(), c.created_at, c.id)
+}
+
 #[utoipa::path(get, path = "/v1/databases/{id}/credentials", tag = "credentials", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = List<Credential>)))]
 async fn list_credentials(
@@ -95,15 +105,8 @@ async fn list_credentials(
     let db = visible(&s, &who, id).await?;
     // Bounded (three static roles, at most 50 live leases): static first, then by access
     // and age, as stored.
-    let rows: Vec<_> = record::credentials(&s.db, db.id)
-        .await?
-        .into_iter()
-        .filter(|c| c.status != dbaas_client::CredentialStatus::Revoked)
-        .collect();
-    let key = |c: &record::CredentialRow| {
-        (c.kind != dbaas_client::CredentialKind::Static, c.access.as_str().to_string(), c.created_at, c.id)
-    };
-    let (rows, next_cursor) = in_memory(rows, &q, key)?;
+    let rows: Vec<_> = record::credentials(&s.db, db.id).await?.into_iter().filter(listed).collect();
+    let (rows, next_cursor) = in_memory(rows, &q, list_key)?;
     let items = rows.iter().map(|c| to_model(&s, &db, c)).collect::<ApiResult<_>>()?;
     Ok(axum::Json(List { items, next_cursor }))
 }

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use dbaas_client::{
-    Access, CreateDatabase, DatabaseAccepted, DatabaseMode, DatabaseStatus, Environment, List, UpdateDatabase,
+    Access, CreateDatabase, DatabaseAccepted, DatabaseMode, DatabaseStatus, Environment, UpdateDatabase,
 };
 use serde::Deserialize;
 
@@ -12,7 +12,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::extract::{if_match, parse_duration, ApiJson, ApiQuery};
-use super::pagination::{finish, Page};
 use super::tenants::{stale, visible_tenant};
 use crate::auth::Principal;
 use crate::crypto::generate_password;
@@ -24,13 +23,13 @@ use crate::state::AppState;
 
 use crate::catalog::jobs;
 use crate::catalog::ownership::Claim;
-use crate::catalog::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM, DATABASE_LIST_COLUMNS};
+use crate::catalog::record::{self, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
 
 use super::database_rules::{check_extensions, enqueue_for, lower_protection, readopt, refuse_foreign, transition};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_databases, create_database))
+        .routes(routes!(super::database_list::list_databases, create_database))
         .routes(routes!(get_database, update_database, delete_database))
         .routes(routes!(find_database))
         .routes(routes!(reconcile_database))
@@ -72,86 +71,6 @@ pub(super) async fn accepted(
         etag(db.version),
         axum::Json(DatabaseAccepted { database: db.to_model(), operation: op.map(|o| o.to_model()) }),
     ))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ListQuery {
-    /// Only this tenant's databases (admin); tenants always see only their own.
-    tenant: Option<String>,
-    environment: Option<Environment>,
-    instance: Option<String>,
-    status: Option<DatabaseStatus>,
-    /// Only databases whose name contains this (case-insensitive; at most 63 characters).
-    search: Option<String>,
-    /// Include deleted databases.
-    #[serde(default)]
-    include_deleted: bool,
-    /// Items per page, by tenant and name (default 100, max 1000).
-    limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
-#[utoipa::path(get, path = "/v1/databases", tag = "databases", params(ListQuery),
-    responses((status = 200, body = List<dbaas_client::Database>)))]
-async fn list_databases(
-    State(s): State<AppState>,
-    who: Principal,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<axum::Json<List<dbaas_client::Database>>> {
-    let tenant = match &q.tenant {
-        Some(name) => Some(visible_tenant(&s.db, &who, name).await?.0),
-        None => who.tenant_filter(),
-    };
-    let page = Page::<(String, String, Uuid)>::new(q.limit, q.cursor.as_deref())?;
-    if q.search.as_ref().is_some_and(|t| t.chars().count() > 63) {
-        return Err(ApiError::field("search", "too_long", "at most 63 characters (a database name's length)"));
-    }
-    // A substring of the name; LIKE's wildcards in it are data.
-    let search = q
-        .search
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(|t| format!("%{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
-    let (after_tenant, after_name, after_id) = match page.after.clone() {
-        Some((t, n, i)) => (Some(t), Some(n), Some(i)),
-        None => (None, None, None),
-    };
-    // One statement per page, whatever its size (the latest backup and drill are lateral
-    // joins on `backups_database`); ordered by the unique (tenant, name, id). Within one
-    // tenant the order is (name, id), which the index `databases_tenant_name_id` gives
-    // directly: a page then reads its own rows only, however many the tenant has, instead
-    // of sorting them all (and joining their backups) for every page.
-    let filters = "($2::text IS NULL OR i.environment = $2) AND ($3::text IS NULL OR i.name = $3) \
-         AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted') \
-         AND ($10::text IS NULL OR d.name ILIKE $10)";
-    let sql = match tenant {
-        Some(_) => format!(
-            "SELECT {DATABASE_LIST_COLUMNS} FROM {DATABASE_FROM} WHERE d.tenant_id = $1 AND {filters} \
-             AND ($8::text IS NULL OR (d.name, d.id) > ($8, $9)) ORDER BY d.name, d.id LIMIT $6"
-        ),
-        None => format!(
-            "SELECT {DATABASE_LIST_COLUMNS} FROM {DATABASE_FROM} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
-             AND {filters} AND ($7::text IS NULL OR (t.name, d.name, d.id) > ($7, $8, $9)) \
-             ORDER BY t.name, d.name, d.id LIMIT $6"
-        ),
-    };
-    let rows: Vec<DatabaseRow> = sqlx::query_as(&sql)
-        .bind(tenant)
-        .bind(q.environment.map(|e| e.as_str()))
-        .bind(&q.instance)
-        .bind(q.status.map(|st| st.as_str()))
-        .bind(q.include_deleted)
-        .bind(page.fetch())
-        .bind(after_tenant)
-        .bind(after_name)
-        .bind(after_id)
-        .bind(search)
-        .fetch_all(&s.db)
-        .await?;
-    let (rows, next_cursor) = finish(rows, page.limit, |r| (r.tenant_name.clone(), r.name.clone(), r.id));
-    Ok(axum::Json(List { items: rows.iter().map(DatabaseRow::to_model).collect(), next_cursor }))
 }
 
 #[utoipa::path(post, path = "/v1/databases", tag = "databases", request_body = CreateDatabase,

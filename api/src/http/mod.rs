@@ -4,6 +4,7 @@ pub mod audit;
 pub mod backups;
 pub mod contract;
 pub mod credentials;
+mod database_list;
 mod database_rules;
 pub mod databases;
 pub mod extract;

@@ -121,6 +121,7 @@ impl DatabaseRow {
             updated_at: self.updated_at,
             last_operation_id: self.last_operation_id,
             drift: None,
+            credentials: None,
             backups: DatabaseBackups {
                 retention_days: self.backup_retention_days.map(|d| d as u32),
                 store: self.backup_store_name.clone(),

@@ -161,11 +161,16 @@ pub struct Database {
     pub updated_at: DateTime<Utc>,
     /// The last operation on this database.
     pub last_operation_id: Option<Uuid>,
-    /// Differences between this record and the instance's catalog (only on single GETs).
+    /// Differences between this record and the instance's catalog (on single GETs, and on
+    /// lists asked with `include=drift`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
     #[serde(default)]
     pub backups: DatabaseBackups,
+    /// The database's credentials as `GET /v1/databases/{id}/credentials` lists them (only on
+    /// lists asked with `include=credentials`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Vec<Credential>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -241,17 +241,17 @@ impl TypedResource for Database {
     ) -> Option<DatabaseModel> {
         let client = ctx.client(diags).await?;
         let id = state.id.as_str()?.parse().ok()?;
-        match client.get_database(id).await {
-            Ok(db) if matches!(db.status, DatabaseStatus::Deleted) => None,
-            Ok(db) if db.drift.as_ref().is_some_and(|d| d.database_missing) => {
+        // Coalesced with the other resources' refreshes (one request for many databases).
+        match client.read_database(id).await {
+            Ok(None) => None,
+            Ok(Some(db)) if db.drift.as_ref().is_some_and(|d| d.database_missing) => {
                 diags.warn(
                     format!("Database {} was dropped outside Terraform", db.physical_name),
                     "It is gone from the instance; the next apply creates it again (empty).",
                 );
                 None
             }
-            Ok(db) => state_from(&client, db, state, diags).await,
-            Err(e) if e.status() == Some(404) => None,
+            Ok(Some(db)) => Some(state_from(db, state)),
             Err(e) => {
                 diags.api_error("Reading the database", &e, &[]);
                 None
@@ -420,8 +420,12 @@ async fn state_of(
     config_or_prior: &DatabaseModel,
     diags: &mut Diags,
 ) -> Option<DatabaseModel> {
-    match client.get_database(id).await {
-        Ok(db) => state_from(client, db, config_or_prior, diags).await,
+    match client.read_database(id).await {
+        Ok(Some(db)) => Some(state_from(db, config_or_prior)),
+        Ok(None) => {
+            diags.error("Reading the database", format!("database {id} is gone (deleted meanwhile?)"));
+            None
+        }
         Err(e) => {
             diags.api_error("Reading the database", &e, &[]);
             None
@@ -429,22 +433,10 @@ async fn state_of(
     }
 }
 
-/// [`state_of`] for a database already read (a refresh reads it once).
-async fn state_from(
-    client: &Client,
-    db: ApiDatabase,
-    config_or_prior: &DatabaseModel,
-    diags: &mut Diags,
-) -> Option<DatabaseModel> {
-    let id = db.id;
-    let creds = match client.list_credentials(id).await {
-        Ok(c) => c,
-        Err(e) => {
-            diags.api_error("Reading credentials", &e, &[]);
-            return None;
-        }
-    };
-    Some(DatabaseModel::from_api(DatabaseDataModel::from_api(&db, &creds), config_or_prior))
+/// [`state_of`] for a database read whole (its credentials included).
+fn state_from(db: ApiDatabase, config_or_prior: &DatabaseModel) -> DatabaseModel {
+    let creds = db.credentials.as_deref().unwrap_or_default();
+    DatabaseModel::from_api(DatabaseDataModel::from_api(&db, creds), config_or_prior)
 }
 
 #[cfg(test)]
