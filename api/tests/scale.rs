@@ -235,4 +235,35 @@ async fn many_databases_are_read_whole_in_one_call() {
     assert!(sent < 10, "50 concurrent reads took {sent} requests");
     // Alone, a read is still whole.
     assert_eq!(a.read_database(ids[2]).await.unwrap().unwrap().credentials.unwrap().len(), 3);
+
+    // Refreshes: after SNAPSHOT_AFTER of them for a tenant, its databases are read in pages
+    // in the background, and later refreshes take their entry (once each) without a request.
+    let refresher = a.with_token(a.token());
+    for i in 0..dbaas_client::refresh::SNAPSHOT_AFTER {
+        refresher.refresh_database("team-a", ids[i % 3]).await.unwrap().unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let before = requests_on(&h, "/v1/databases").await;
+        let d = refresher.refresh_database("team-a", ids[0]).await.unwrap().unwrap();
+        assert_eq!(d.credentials.unwrap().len(), 3);
+        if requests_on(&h, "/v1/databases").await == before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no refresh came from the snapshot");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A read after a change never uses the snapshot (and leaves ids[2]'s entry there).
+    let before = requests_on(&h, "/v1/databases").await;
+    refresher.read_database(ids[2]).await.unwrap().unwrap();
+    assert_eq!(requests_on(&h, "/v1/databases").await, before + 1);
+    let before = requests_on(&h, "/v1/databases").await;
+    let leased = refresher.refresh_database("team-a", ids[1]).await.unwrap().unwrap();
+    assert_eq!(leased.credentials.unwrap().len(), 4);
+    refresher.refresh_database("team-a", ids[2]).await.unwrap().unwrap();
+    assert_eq!(requests_on(&h, "/v1/databases").await, before, "entries in the snapshot were read again");
+    // Each entry serves one refresh; the deleted and the other tenant's are not entries.
+    assert!(refresher.refresh_database("team-a", ids[3]).await.unwrap().is_none());
+    refresher.refresh_database("team-a", ids[1]).await.unwrap().unwrap();
+    assert_eq!(requests_on(&h, "/v1/databases").await, before + 2);
 }

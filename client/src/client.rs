@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::models::*;
 use crate::reads::Coalescer;
+use crate::refresh::Snapshots;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -57,6 +58,8 @@ pub struct Client {
     fresh_drift: bool,
     /// Reads waiting to be sent together ([`Client::read_database`]), shared by clones.
     reads: Arc<Coalescer>,
+    /// Tenants' snapshots for refreshes ([`Client::refresh_database`]), shared by clones.
+    snapshots: Arc<Snapshots>,
 }
 
 impl Client {
@@ -85,6 +88,7 @@ impl Client {
             token: token.to_string(),
             fresh_drift: false,
             reads: Arc::default(),
+            snapshots: Arc::default(),
         })
     }
 
@@ -100,16 +104,20 @@ impl Client {
         &self.reads
     }
 
+    pub(crate) fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
     /// A copy of this client whose `get_database` compares with the instance's catalog now
     /// (`?fresh=true`, rate-limited per tenant) instead of returning the stored drift.
     pub fn with_fresh_drift(&self, fresh: bool) -> Self {
         Self { fresh_drift: fresh, ..self.clone() }
     }
 
-    /// A copy of this client using another token (its reads are batched apart: a batch is
-    /// sent with one token).
+    /// A copy of this client using another token (its reads are batched and snapshotted
+    /// apart: what one token reads is never an answer for another).
     pub fn with_token(&self, token: &str) -> Self {
-        Self { token: token.to_string(), reads: Arc::default(), ..self.clone() }
+        Self { token: token.to_string(), reads: Arc::default(), snapshots: Arc::default(), ..self.clone() }
     }
 
     /// The bearer token this client sends (for calls outside the typed API, e.g. scrapes).

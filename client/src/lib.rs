@@ -8,6 +8,7 @@ pub mod duration;
 pub mod models;
 pub mod names;
 pub mod reads;
+pub mod refresh;
 
 pub use client::{Client, ClientError};
 pub use models::*;

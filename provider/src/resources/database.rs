@@ -241,8 +241,13 @@ impl TypedResource for Database {
     ) -> Option<DatabaseModel> {
         let client = ctx.client(diags).await?;
         let id = state.id.as_str()?.parse().ok()?;
-        // Coalesced with the other resources' refreshes (one request for many databases).
-        match client.read_database(id).await {
+        // Coalesced with the other resources' refreshes (one request for many databases),
+        // or from the tenant's snapshot when this plan refreshes many of its databases.
+        let read = match state.tenant.as_str() {
+            Some(tenant) => client.refresh_database(tenant, id).await,
+            None => client.read_database(id).await,
+        };
+        match read {
             Ok(None) => None,
             Ok(Some(db)) if db.drift.as_ref().is_some_and(|d| d.database_missing) => {
                 diags.warn(
