@@ -155,6 +155,23 @@ async fn one_pass_covers_an_instance_and_lists_page_by_cursor() {
         .await
         .unwrap();
     assert_eq!((creds.items.len(), rest.items.len(), rest.next_cursor), (2, 1, None));
+
+    // `tenant=`: an admin's names any tenant (looked up by the list itself), a tenant's only
+    // its own; an unknown or another tenant's is 404, an existing one without databases an
+    // empty list.
+    let by_name: List<Database> = h.admin.list_page("/v1/databases?tenant=team-a&limit=5").await.unwrap();
+    assert_eq!(by_name.items.len(), 5);
+    let next = by_name.next_cursor.unwrap();
+    let more: List<Database> =
+        h.admin.list_page(&format!("/v1/databases?tenant=team-a&limit=5&cursor={next}")).await.unwrap();
+    assert_eq!(more.items[0].name, "db05");
+    assert_eq!(a.list_page::<Database>("/v1/databases?tenant=team-a").await.unwrap().items.len(), 12);
+    h.tenant("team-empty").await;
+    assert!(h.admin.list_page::<Database>("/v1/databases?tenant=team-empty").await.unwrap().items.is_empty());
+    for (client, path) in [(&h.admin, "/v1/databases?tenant=nope"), (&a, "/v1/databases?tenant=team-empty")] {
+        let e = client.list_page::<Database>(path).await.unwrap_err();
+        assert_eq!(e.status(), Some(404), "{path}");
+    }
 }
 
 /// Requests served so far on `route` (from the service's own counters).

@@ -104,9 +104,13 @@ pub(super) async fn list_databases(
     who: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<axum::Json<List<dbaas_client::Database>>> {
-    let tenant = match &q.tenant {
-        Some(name) => Some(visible_tenant(&s.db, &who, name).await?.0),
-        None => who.tenant_filter(),
+    // A tenant token's own tenant is known; an admin's `tenant=` is looked up by the list's
+    // own statement (one round trip fewer per page), and only an empty page asks whether
+    // the tenant exists (404) or has nothing to show.
+    let (tenant, tenant_name) = match (&q.tenant, &who.tenant) {
+        (Some(name), Some(_)) => (Some(visible_tenant(&s.db, &who, name).await?.0), None),
+        (Some(name), None) => (None, Some(name.as_str())),
+        (None, _) => (who.tenant_filter(), None),
     };
     let include = Includes::parse(q.include.as_deref())?;
     let ids = parse_ids(q.ids.as_deref())?;
@@ -141,12 +145,17 @@ pub(super) async fn list_databases(
     let filters = "($2::text IS NULL OR i.environment = $2) AND ($3::text IS NULL OR i.name = $3) \
          AND ($4::text IS NULL OR d.status = $4) AND ($5 OR d.status <> 'deleted') \
          AND ($10::text IS NULL OR d.name ILIKE $10) AND ($11::uuid[] IS NULL OR d.id = ANY($11))";
-    let sql = match tenant {
-        Some(_) => format!(
+    let sql = match (tenant, tenant_name) {
+        (Some(_), _) => format!(
             "SELECT {columns} FROM {DATABASE_FROM} WHERE d.tenant_id = $1 AND {filters} \
              AND ($8::text IS NULL OR (d.name, d.id) > ($8, $9)) ORDER BY d.name, d.id LIMIT $6"
         ),
-        None => format!(
+        (None, Some(_)) => format!(
+            "SELECT {columns} FROM {DATABASE_FROM} WHERE d.tenant_id = \
+             (SELECT n.id FROM tenants n WHERE n.name = $12 AND n.deleted_at IS NULL) AND {filters} \
+             AND ($8::text IS NULL OR (d.name, d.id) > ($8, $9)) ORDER BY d.name, d.id LIMIT $6"
+        ),
+        (None, None) => format!(
             "SELECT {columns} FROM {DATABASE_FROM} WHERE ($1::uuid IS NULL OR d.tenant_id = $1) \
              AND {filters} AND ($7::text IS NULL OR (t.name, d.name, d.id) > ($7, $8, $9)) \
              ORDER BY t.name, d.name, d.id LIMIT $6"
@@ -164,8 +173,12 @@ pub(super) async fn list_databases(
         .bind(after_id)
         .bind(search)
         .bind(ids)
+        .bind(tenant_name)
         .fetch_all(&s.db)
         .await?;
+    if let (true, Some(name)) = (rows.is_empty(), tenant_name) {
+        visible_tenant(&s.db, &who, name).await?;
+    }
     let (rows, next_cursor) = finish(rows, page.limit, |r| (r.tenant_name.clone(), r.name.clone(), r.id));
     let items = with_includes(&s, &rows, include).await?;
     Ok(axum::Json(List { items, next_cursor }))
