@@ -245,6 +245,38 @@ pub enum TokenCommand {
     },
 }
 
+/// The libpq variables sqlx would read when it builds connection options (host, port, user,
+/// password, database, TLS files and mode, options, application name, password file).
+const LIBPQ_ENV: &[&str] = &[
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGAPPNAME",
+    "PGOPTIONS",
+    "PGPASSFILE",
+];
+
+/// Removes the libpq variables from this process's environment and names those that were
+/// set: connections to the state database come from `DATABASE_URL`, and to instances from
+/// their records, never from a variable left in a shell. Call it before any thread starts.
+pub fn scrub_libpq_env() -> Vec<String> {
+    let mut found = Vec::new();
+    for name in LIBPQ_ENV {
+        if std::env::var_os(name).is_some() {
+            found.push(name.to_string());
+            std::env::remove_var(name);
+        }
+    }
+    found
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => {

@@ -46,22 +46,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
         let available = available_extensions(&local_pg).await.unwrap_or_default();
         let req = CreateInstance {
             public_host: Some("localhost".into()),
-            sslmode: SslMode::Prefer,
-            ca_cert: local_pg.ca_cert.clone(),
             labels: BTreeMap::from([("site".to_string(), "local".to_string())]),
             allowed_extensions: LOCAL_EXTENSIONS
                 .iter()
                 .filter(|e| available.iter().any(|a| a == *e))
                 .map(|e| e.to_string())
                 .collect(),
-            ..CreateInstance::external(
-                "local",
-                "127.0.0.1",
-                local_pg.port,
-                "postgres",
-                &local_pg.password,
-                Environment::Sandbox,
-            )
+            ..instance_request(&local_pg, "local")
         };
         crate::catalog::registration::register(&state, req)
             .await
@@ -128,6 +119,17 @@ pub async fn run(args: DevArgs) -> Result<()> {
     drop(local_pg);
     drop(state_pg);
     result
+}
+
+/// How a cluster started on this machine is registered as an external sandbox instance:
+/// `verify-full` against the CA it was started with. `dev` registers `local` with it, and the
+/// test harness every instance it starts, so the suite tests the TLS users get.
+pub fn instance_request(cluster: &Cluster, name: &str) -> CreateInstance {
+    CreateInstance {
+        sslmode: SslMode::VerifyFull,
+        ca_cert: cluster.ca_cert.clone(),
+        ..CreateInstance::external(name, "127.0.0.1", cluster.port, "postgres", &cluster.password, Environment::Sandbox)
+    }
 }
 
 /// The default data dir lies in /var/tmp, where anyone may create it first: a directory

@@ -1,7 +1,8 @@
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // Before any thread exists: the environment is changed only here.
+    let ignored = dbaas_api::cli::scrub_libpq_env();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -9,7 +10,20 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match dbaas_api::cli::run(dbaas_api::cli::Cli::parse()).await {
+    if !ignored.is_empty() {
+        tracing::warn!(
+            variables = %ignored.join(", "),
+            "ignoring libpq environment variables: connections are configured by DATABASE_URL and instance records only"
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dbaas_api::cli::run(dbaas_api::cli::Cli::parse())) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

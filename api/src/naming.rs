@@ -94,6 +94,10 @@ pub enum Marker {
     Database(Uuid),
     /// A role (static or lease): the id of its credential record.
     Role(Uuid),
+    /// A database's backup login (`catalog::backup_login`): the id of the database's record.
+    BackupLogin(Uuid),
+    /// What a drill makes (`catalog::drill`): the id of the backup it restores.
+    Drill(Uuid),
 }
 
 impl Marker {
@@ -101,6 +105,8 @@ impl Marker {
         match self {
             Self::Database(id) => format!("dbaas:database:{id}"),
             Self::Role(id) => format!("dbaas:credential:{id}"),
+            Self::BackupLogin(id) => format!("dbaas:backup-login:{id}"),
+            Self::Drill(id) => format!("dbaas:verify:{id}"),
         }
     }
 }

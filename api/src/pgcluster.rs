@@ -189,13 +189,17 @@ impl Cluster {
         fs::create_dir_all(&run)?;
         self.own(&run)?;
         if opts.tls {
-            self.write_certificates()?;
+            self.write_certificates(opts.also_listen.as_ref().map(|(addr, _)| addr.as_str()))?;
         }
         Ok(())
     }
 
-    fn write_certificates(&self) -> Result<()> {
-        let c = crate::tlsgen::server_cert("dbaas local instance CA", &["localhost".into(), "127.0.0.1".into()])?;
+    /// A server certificate for loopback, and for `also` (the other address it listens on),
+    /// so clients can verify it (`verify-full`) at either.
+    fn write_certificates(&self, also: Option<&str>) -> Result<()> {
+        let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
+        names.extend(also.map(str::to_string));
+        let c = crate::tlsgen::server_cert("dbaas local instance CA", &names)?;
         let data = self.data_dir();
         for (name, body) in [("server.crt", c.cert_pem), ("server.key", c.key_pem), ("ca.crt", c.ca_pem)] {
             let path = data.join(name);

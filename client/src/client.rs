@@ -385,6 +385,10 @@ impl Client {
     ) -> Result<DatabaseAccepted, ClientError> {
         self.post(&format!("/v1/databases/{database}/restore"), req).await
     }
+    /// Swaps the database kept by an in-place restore back in.
+    pub async fn undo_restore(&self, database: Uuid, req: &UndoRestore) -> Result<DatabaseAccepted, ClientError> {
+        self.post(&format!("/v1/databases/{database}/restore/undo"), req).await
+    }
     pub async fn list_backup_policies(&self) -> Result<Vec<BackupPolicy>, ClientError> {
         self.get_all::<BackupPolicy>("/v1/backup-policies").await
     }

@@ -350,16 +350,10 @@ async fn replicas_behind_haproxy_restart_die_and_lose_the_network() {
     }
     admin
         .create_instance(&CreateInstance {
-            sslmode: SslMode::Require,
+            // Reached at the gateway from the replicas' namespaces (its certificate names it).
+            host: gateway.clone(),
             max_databases: 200,
-            ..CreateInstance::external(
-                "main",
-                &gateway,
-                target.port,
-                "postgres",
-                &target.password,
-                Environment::Sandbox,
-            )
+            ..dbaas_api::dev::instance_request(&target, "main")
         })
         .await
         .unwrap();

@@ -1,20 +1,18 @@
-//! Restoring a backup: a drill (verification) into a scratch database `<physical name>_verify`
-//! (injective: names cannot contain `_`), marked as ours, owned by the tenant's admin role and
-//! dropped after; a restore into a new database; and the check of restored data against the
-//! backup's manifest. `pg_restore --single-transaction` always runs as the target database's
-//! admin role, so nothing the dump holds runs with the service's privileges.
+//! Restoring a backup: `pg_restore` from the sealed object, a restore into a new database,
+//! and the check of restored data against the backup's manifest. `pg_restore
+//! --single-transaction` always runs as a tenant-level role (the target database's admin
+//! role, or a drill's scratch login: `super::drill`), so nothing the dump holds runs with the
+//! service's privileges.
 
 use std::process::Stdio;
 use std::time::Instant;
 
 use dbaas_client::{Access, BackupManifest, TableRows};
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 use uuid::Uuid;
 
-use super::backups::{
-    admin_credential, ca_file, client, describe, load, open_store, stderr_of, store_error, tables, Checksums,
-};
-use super::conn::Locked;
+use super::backups::{admin_credential, client, describe, open_store, store_error, tables, Checksums};
+use super::conn::{exec, Locked};
 use super::record::{self, DatabaseRow};
 use crate::backup::seal::{self, DataKey};
 use crate::backup::store::Store;
@@ -22,85 +20,6 @@ use crate::ops::runner::OpContext;
 use crate::ops::OpError;
 use crate::store::backups::{self as rows, BackupRow};
 use crate::store::instances::InstanceRow;
-
-/// `<physical name>_verify`, and the marker that makes it ours.
-fn scratch(db: &DatabaseRow, backup: Uuid) -> (String, String) {
-    (format!("{}_verify", db.physical().database), format!("dbaas:verify:{backup}"))
-}
-
-/// Drops the scratch database if it is ours; refuses to touch one that is not.
-async fn drop_scratch(conn: &mut PgConnection, name: &str) -> Result<(), OpError> {
-    // Any verification's scratch copy of this database is ours to replace.
-    super::ownership::drop_marked_database(
-        conn,
-        name,
-        |c| c.starts_with("dbaas:verify:"),
-        "a dbaas verification database",
-    )
-    .await
-}
-
-pub async fn cleanup_verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
-    let l = load(ctx, backup_id).await?;
-    let (name, _) = scratch(&l.db, backup_id);
-    let mut locked = Locked::instance(&l.inst.target(&ctx.state.key)?).await?;
-    drop_scratch(&mut locked.conn, &name).await
-}
-
-pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
-    let l = load(ctx, backup_id).await?;
-    let manifest = l
-        .backup
-        .manifest
-        .as_ref()
-        .map(|m| m.0.clone())
-        .ok_or_else(|| OpError::permanent("not_verifiable", "the backup has no manifest (it did not finish)"))?;
-    let names = l.db.physical();
-    let target = l.inst.target(&ctx.state.key)?;
-    let (scratch_db, marker) = scratch(&l.db, backup_id);
-    ctx.step(&format!("scratch database {scratch_db}")).await;
-    let mut locked = Locked::instance(&target).await?;
-    drop_scratch(&mut locked.conn, &scratch_db).await?;
-    super::ownership::create_marked_database(&mut locked.conn, &scratch_db, &names.role(Access::Admin), &marker)
-        .await?;
-
-    let admin = names.role(Access::Admin);
-    let result = restore_and_compare(
-        ctx,
-        &l.backup,
-        &l.store,
-        &manifest,
-        &l.inst,
-        (&admin, &l.password),
-        &scratch_db,
-        Check::Full,
-    )
-    .await;
-    drop_scratch(&mut locked.conn, &scratch_db).await?;
-    let (status, message, restore_ms) = match &result {
-        Ok(ms) => {
-            let summed = manifest.tables.iter().filter(|t| t.checksum.is_some()).count();
-            let msg = format!(
-                "{} tables: row counts and {summed} content checksums match the manifest",
-                manifest.tables.len()
-            );
-            ("passed", msg, Some(*ms))
-        }
-        Err(e) => ("failed", e.message.clone(), None),
-    };
-    sqlx::query(
-        "UPDATE backups SET verify_status = $2, verify_message = $3, verified_at = now(), \
-         restore_ms = coalesce($4, restore_ms) WHERE id = $1",
-    )
-    .bind(backup_id)
-    .bind(status)
-    .bind(&message)
-    .bind(restore_ms)
-    .execute(&ctx.state.db)
-    .await?;
-    ctx.log(if result.is_ok() { "info" } else { "error" }, &format!("verification {status}: {message}")).await;
-    result.map(|_| ())
-}
 
 /// How a restore is checked against the backup's manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,56 +35,84 @@ pub enum Check {
     Tables,
 }
 
-/// Opens the sealed object into `pg_restore` running as `login` in `dbname` (`--single-transaction`:
-/// all of it or nothing), then checks it against the manifest. The restore time in ms.
-#[allow(clippy::too_many_arguments)]
-async fn restore_and_compare(
+/// Opens the sealed object into `pg_restore` running as `login` in `dbname`
+/// (`--single-transaction`: all of it or nothing). The restore time in ms.
+pub(super) async fn pg_restore_into(
     ctx: &OpContext,
     backup: &BackupRow,
     store: &Store,
-    manifest: &BackupManifest,
     inst: &InstanceRow,
     login: (&str, &str),
     dbname: &str,
-    check: Check,
 ) -> Result<i64, OpError> {
     let started = Instant::now();
-    let ca = ca_file(inst)?;
-    let mut cmd = client("pg_restore", inst, login, dbname, ca.as_ref().map(|f| f.path()))?;
-    cmd.args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"])
+    let mut restore = client("pg_restore", inst, login, dbname)?;
+    restore
+        .cmd
+        .args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null());
     ctx.step(&format!("pg_restore into {dbname} as {}", login.0)).await;
-    let mut child = cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_restore: {e}")))?;
+    let mut child =
+        restore.cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_restore: {e}")))?;
     let mut stdin = child.stdin.take().ok_or_else(|| OpError::permanent("io", "pg_restore has no stdin"))?;
+    // pg_restore's own message, read while it runs: a failing pg_restore stops reading its
+    // input, and what it said is the error to report (not the broken pipe that follows).
+    let mut stderr = child.stderr.take();
+    let said = async {
+        let mut text = String::new();
+        if let Some(e) = stderr.as_mut() {
+            let _ = tokio::io::AsyncReadExt::read_to_string(e, &mut text).await;
+        }
+        text
+    };
     let key = DataKey::unwrap_with(&ctx.state.key, &backup.data_key_enc, backup.id)
         .map_err(|e| OpError::permanent("backup_key", e.to_string()))?;
     let mut object = store
         .open(&backup.object_key, backup.object_version.as_deref())
         .await
         .map_err(|e| store_error("backup_missing", e))?;
-    let opened = seal::open(&key, backup.id, &mut object, &mut stdin).await;
-    if opened.is_err() {
+    let feeding = async {
+        let opened = seal::open(&key, backup.id, &mut object, &mut stdin).await;
+        drop(stdin);
+        opened
+    };
+    let (opened, said) = tokio::join!(feeding, said);
+    let pipe_broke = matches!(&opened, Err(e) if e.to_string().to_lowercase().contains("broken pipe"));
+    if opened.is_err() && !pipe_broke {
         // Never let pg_restore commit what came before a chunk that failed to open.
         let _ = child.start_kill();
     }
-    drop(stdin);
     let status = child.wait().await.map_err(|e| OpError::permanent("pg_restore_failed", e.to_string()))?;
+    if !status.success() {
+        let said: String = said.trim().chars().take(2000).collect();
+        return Err(OpError::permanent("restore_failed", format!("pg_restore exited with {status}: {said}")));
+    }
     let sha =
         opened.map_err(|e| OpError::permanent("verify_failed", format!("the stored backup does not open: {e}")))?;
     if backup.sha256.as_deref() != Some(sha.as_str()) {
         return Err(OpError::permanent("verify_failed", "the stored object's SHA-256 differs from the recorded one"));
     }
-    if !status.success() {
-        let err = stderr_of(&mut child).await;
-        return Err(OpError::permanent("restore_failed", format!("pg_restore exited with {status}: {err}")));
-    }
-    let restore_ms = started.elapsed().as_millis() as i64;
+    Ok(started.elapsed().as_millis() as i64)
+}
+
+/// Checks what `dbname` holds against the manifest, reading as `reader` (a login that row
+/// security hides nothing from, where the instance allows one).
+pub(super) async fn check_against(
+    ctx: &OpContext,
+    manifest: &BackupManifest,
+    inst: &InstanceRow,
+    reader: (&str, &str),
+    dbname: &str,
+    check: Check,
+) -> Result<(), OpError> {
     let checking = Instant::now();
     let target = inst.target(&ctx.state.key)?;
-    let mut conn = target.as_login(login.0, login.1).connect(dbname).await?;
+    let mut conn = target.as_login(reader.0, reader.1).connect(dbname).await?;
     match check {
         Check::Full => {
+            // Off: a table row security would filter is an error, never a short count.
+            exec(&mut conn, "SET row_security = off").await?;
             let restored = describe(&mut conn, Checksums::As(manifest)).await?;
             compare(manifest, &restored)?;
         }
@@ -183,15 +130,8 @@ async fn restore_and_compare(
         }
     }
     conn.close().await.ok();
-    ctx.log(
-        "info",
-        &format!(
-            "pg_restore took {restore_ms} ms; comparing with the manifest took {} ms",
-            checking.elapsed().as_millis()
-        ),
-    )
-    .await;
-    Ok(restore_ms)
+    ctx.log("info", &format!("comparing with the manifest took {} ms", checking.elapsed().as_millis())).await;
+    Ok(())
 }
 
 fn compare(manifest: &BackupManifest, restored: &[TableRows]) -> Result<(), OpError> {
@@ -220,7 +160,8 @@ fn compare(manifest: &BackupManifest, restored: &[TableRows]) -> Result<(), OpEr
 
 /// Restores a succeeded backup of the database's tenant into `dbname` (the database itself,
 /// or an in-place restore's side database) as the database's admin role, in one
-/// transaction, then checks row counts against the manifest. The restore time in ms.
+/// transaction, then checks it against the manifest (a full check reads as the database's
+/// backup login, which row security hides nothing from). The restore time in ms.
 pub async fn restore_into_database(
     ctx: &OpContext,
     backup_id: Uuid,
@@ -244,12 +185,26 @@ pub async fn restore_into_database(
     let creds = record::credentials(&s.db, db.id).await?;
     let admin = admin_credential(&creds)?;
     let password = s.key.decrypt(&admin.password_enc, &admin.context())?;
-    let role = db.physical().role(Access::Admin);
+    let names = db.physical();
+    let role = names.role(Access::Admin);
     let store_row = rows::store(&s.db, backup.store_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the backup store is gone"))?;
     let store = open_store(ctx, &store_row)?;
-    restore_and_compare(ctx, &backup, &store, &manifest, inst, (&role, &password), dbname, check).await
+    let ms = pg_restore_into(ctx, &backup, &store, inst, (&role, &password), dbname).await?;
+    ctx.log("info", &format!("pg_restore took {ms} ms")).await;
+    if check == Check::Tables {
+        check_against(ctx, &manifest, inst, (&role, &password), dbname, check).await?;
+        return Ok(ms);
+    }
+    let mut maint = Locked::instance(&inst.target(&s.key)?).await?;
+    let login = super::backup_login::open(&mut maint.conn, &names, db.id, Some(dbname)).await?;
+    let reader = login.as_ref().map_or((role.as_str(), password.as_str()), |b| (b.user.as_str(), b.password.as_str()));
+    let checked = check_against(ctx, &manifest, inst, reader, dbname, check).await;
+    if login.is_some() {
+        super::backup_login::close(&mut maint.conn, &names, db.id).await?;
+    }
+    checked.map(|()| ms)
 }
 
 /// Fills a new database (the operation's target, just provisioned) from a backup of the same

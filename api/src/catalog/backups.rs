@@ -16,7 +16,8 @@ use sqlx::{Connection, PgConnection};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
-use super::conn::exec;
+use super::conn::{exec, Locked};
+use super::libpq::{self, Libpq};
 use super::record::{self, CredentialRow, DatabaseRow};
 use crate::backup::seal::{self, DataKey};
 use crate::backup::store::{LockMode, Retention, Store, StoreError};
@@ -78,43 +79,19 @@ pub(super) fn admin_credential(creds: &[CredentialRow]) -> Result<&CredentialRow
         .ok_or_else(|| OpError::permanent("missing_credential", "no stored admin credential"))
 }
 
-/// A libpq client (`pg_dump`, `pg_restore`) connecting as the database's admin role, with
-/// the instance's TLS mode and CA; arguments as a vector, never through a shell.
-pub(super) fn client(
-    program: &str,
-    inst: &InstanceRow,
-    login: (&str, &str),
-    dbname: &str,
-    ca_file: Option<&std::path::Path>,
-) -> Result<tokio::process::Command, OpError> {
-    let bin = crate::pgcluster::find_bin_dir().map_err(|e| OpError::permanent("client_missing", e.to_string()))?;
-    let mut cmd = tokio::process::Command::new(bin.join(program));
-    cmd.arg("--host")
-        .arg(&inst.host)
-        .arg("--port")
-        .arg(inst.port.to_string())
-        .arg("--username")
-        .arg(login.0)
-        .arg("--dbname")
-        .arg(dbname)
-        .env("PGPASSWORD", login.1)
-        .env("PGSSLMODE", inst.sslmode.as_str())
-        .env("PGCONNECT_TIMEOUT", "10")
-        .env("PGAPPNAME", "dbaas-backup")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(ca) = ca_file {
-        cmd.env("PGSSLROOTCERT", ca);
-    }
-    Ok(cmd)
-}
-
-/// The instance's CA in a private file for libpq (kept as long as the returned handle).
-pub(super) fn ca_file(inst: &InstanceRow) -> Result<Option<tempfile::NamedTempFile>, OpError> {
-    let Some(pem) = &inst.ca_cert else { return Ok(None) };
-    let mut f = tempfile::NamedTempFile::new().map_err(|e| OpError::retryable("io", e.to_string()))?;
-    std::io::Write::write_all(&mut f, pem.as_bytes()).map_err(|e| OpError::retryable("io", e.to_string()))?;
-    Ok(Some(f))
+/// A libpq client (`pg_dump`, `pg_restore`) connecting as `login` (user, password), with
+/// the instance's TLS mode and CA and nothing else from this machine ([`super::libpq`]).
+pub(super) fn client(program: &str, inst: &InstanceRow, login: (&str, &str), dbname: &str) -> Result<Libpq, OpError> {
+    let mut c = libpq::command(
+        std::path::Path::new(program),
+        inst.into(),
+        libpq::Login { user: login.0, password: login.1 },
+        dbname,
+        "dbaas-backup",
+    )?;
+    // pg_restore takes its database from the command line only (PGDATABASE is not read).
+    c.cmd.arg("--dbname").arg(dbname);
+    Ok(c)
 }
 
 /// Tables (not views, not partitioned parents) with their schema, as `schema.table` and
@@ -201,18 +178,62 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     let l = load(ctx, backup_id).await?;
     let names = l.db.physical();
     let target = l.inst.target(&ctx.state.key)?;
-    ctx.step(&format!("snapshot of {} as {}", names.database, names.role(Access::Admin))).await;
-    let mut snap = target.as_login(&names.role(Access::Admin), &l.password).connect(&names.database).await?;
-    exec(&mut snap, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+    // What an interrupted repack left would be in the dump, and the dump would not restore.
+    let mut svc = target.connect(&names.database).await?;
+    let removed = super::service_extensions::remove(&mut svc).await;
+    super::service_extensions::log(ctx, &removed).await;
+    removed?;
+    svc.close().await.ok();
+    let mut maint = Locked::instance(&target).await?;
+    let login = super::backup_login::open(&mut maint.conn, &names, l.db.id, None).await?;
+    let result = dump(ctx, &l, &target, login.as_ref()).await;
+    if login.is_some() {
+        super::backup_login::close(&mut maint.conn, &names, l.db.id).await?;
+    }
+    result
+}
+
+/// `pg_dump` as the backup login (or, where the instance cannot have one, as the admin role),
+/// sealed into the store, with the manifest read in the dump's snapshot.
+async fn dump(
+    ctx: &OpContext,
+    l: &Loaded,
+    target: &super::Target,
+    login: Option<&super::backup_login::BackupLogin>,
+) -> Result<(), OpError> {
+    let names = l.db.physical();
+    let admin = names.role(Access::Admin);
+    let (user, password) = match login {
+        Some(b) => (b.user.as_str(), b.password.as_str()),
+        None => {
+            ctx.log("warn", "the service's login is no superuser here: backing up as the admin role, which row security may hide rows from").await;
+            (admin.as_str(), l.password.as_str())
+        }
+    };
+    ctx.step(&format!("snapshot of {} as {user}", names.database)).await;
+    let mut snap = target.as_login(user, password).connect(&names.database).await?;
+    // Row security off: with BYPASSRLS nothing is hidden; without it, a table policies would
+    // filter is an error rather than a silently partial count.
+    exec(&mut snap, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL row_security = off").await?;
     let snapshot: String = sqlx::query_scalar("SELECT pg_catalog.pg_export_snapshot()").fetch_one(&mut snap).await?;
     let server_version: String =
         sqlx::query_scalar("SELECT pg_catalog.current_setting('server_version')").fetch_one(&mut snap).await?;
+    // pg_dump writes every extension of the database: in this snapshot, these are the dump's.
+    let blocked = super::service_extensions::unrestorable(&mut snap).await?;
+    if !blocked.is_empty() {
+        return Err(OpError::permanent(
+            "backup_unrestorable",
+            format!(
+                "the database holds extension(s) {} that its admin role cannot create again (only a superuser can): \
+                 a backup of it would not restore, so none is taken",
+                blocked.join(", ")
+            ),
+        ));
+    }
 
-    let ca = ca_file(&l.inst)?;
-    let admin = names.role(Access::Admin);
-    let mut cmd = client("pg_dump", &l.inst, (&admin, &l.password), &names.database, ca.as_ref().map(|f| f.path()))?;
-    cmd.arg("--format=custom").arg("--snapshot").arg(&snapshot).stdin(Stdio::null()).stdout(Stdio::piped());
-    let bin = crate::pgcluster::find_bin_dir().map_err(|e| OpError::permanent("client_missing", e.to_string()))?;
+    let mut dump = client("pg_dump", &l.inst, (user, password), &names.database)?;
+    dump.cmd.arg("--format=custom").arg("--snapshot").arg(&snapshot).stdout(Stdio::piped());
+    let bin = libpq::bin_dir()?;
     let pg_dump_version = version(&bin.join("pg_dump")).await;
     // pg_dump refuses (or worse, misreads) a newer server: say so before starting.
     if let (Some(client), Some(server)) = (major(&pg_dump_version), major(&server_version)) {
@@ -226,7 +247,7 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
         }
     }
     ctx.step(&format!("pg_dump (custom format) sealed into store {}", l.backup.store_name)).await;
-    let mut child = cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_dump: {e}")))?;
+    let mut child = dump.cmd.spawn().map_err(|e| OpError::permanent("client_missing", format!("pg_dump: {e}")))?;
     let mut stdout = child.stdout.take().ok_or_else(|| OpError::permanent("io", "pg_dump has no stdout"))?;
     let key = DataKey::unwrap_with(&ctx.state.key, &l.backup.data_key_enc, l.backup.id)
         .map_err(|e| OpError::permanent("backup_key", e.to_string()))?;

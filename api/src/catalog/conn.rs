@@ -40,7 +40,10 @@ pub struct Target {
 
 impl Target {
     pub fn new(host: &str, port: u16, user: &str, password: &str, sslmode: SslMode, ca_pem: Option<&str>) -> Self {
-        let mut opts = PgConnectOptions::new()
+        // Every field libpq's environment could set is set here from the instance record;
+        // `dbaas-api` also drops those variables when it starts (`crate::cli::scrub_libpq_env`),
+        // since sqlx reads some (client certificate, options) that cannot be unset afterwards.
+        let mut opts = PgConnectOptions::new_without_pgpass()
             .host(host)
             .port(port)
             .username(user)

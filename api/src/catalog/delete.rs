@@ -53,6 +53,8 @@ pub async fn run(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpError
         .filter(|c| c.kind == dbaas_client::CredentialKind::Lease)
         .map(|c| (c.role_name.clone(), Marker::Role(c.id)))
         .collect();
+    // The backup login is member of no access role: any order.
+    roles.push((super::backup_login::name(&names), super::backup_login::marker(db.id)));
     roles.extend(claim.roles.iter().rev().cloned());
     for (role, marker) in roles {
         for line in drop_role_everywhere(&target, &mut locked.conn, &role, marker, None).await? {

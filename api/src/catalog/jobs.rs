@@ -244,6 +244,21 @@ impl Operation for Maintenance {
     }
 }
 
+/// Removes what earlier repacks left in the database (`catalog::service_extensions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveServiceExtensions {}
+
+impl Operation for RemoveServiceExtensions {
+    const KIND: OperationKind = OperationKind::RemoveServiceExtensions;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        super::service_extensions::run(ctx).await
+    }
+    async fn on_outcome(&self, _tx: &mut PgConnection, _op: &OperationRow, _ok: bool) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
 /// Dumps the database into its backup's store, sealed (`catalog::backups`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -281,14 +296,14 @@ pub struct VerifyBackup {
 impl Operation for VerifyBackup {
     const KIND: OperationKind = OperationKind::VerifyBackup;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        super::backup_restore::verify(ctx, self.backup_id).await
+        super::drill::verify(ctx, self.backup_id).await
     }
     /// The result is recorded on the backup by `run` (passed or failed, with why).
     async fn on_outcome(&self, _tx: &mut PgConnection, _op: &OperationRow, _ok: bool) -> Result<(), sqlx::Error> {
         Ok(())
     }
     async fn cleanup(&self, ctx: &OpContext, _last: bool) -> Result<(), OpError> {
-        super::backup_restore::cleanup_verify(ctx, self.backup_id).await
+        super::drill::cleanup(ctx, self.backup_id).await
     }
 }
 
@@ -300,6 +315,8 @@ pub enum RestoreAction {
     InPlace { backup_id: Uuid, retain_hours: u32, grace_ms: Option<u64> },
     /// Drop the previous database an in-place restore kept, its time being up.
     DropPrevious,
+    /// Swap the kept previous database back in (`catalog::restore::undo`).
+    Undo { grace_ms: Option<u64> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,12 +333,17 @@ impl Operation for RestoreDatabase {
                 super::restore::run(ctx, *backup_id, grace_ms.map(std::time::Duration::from_millis)).await
             }
             RestoreAction::DropPrevious => super::restore::drop_retained(ctx).await,
+            RestoreAction::Undo { grace_ms } => {
+                super::restore::undo(ctx, grace_ms.map(std::time::Duration::from_millis)).await
+            }
         }
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
         match &self.action {
             RestoreAction::InPlace { retain_hours, .. } => {
-                settle_provisioning(tx, op, ok).await?;
+                // A failed restore leaves the database as it was (the side copy is dropped
+                // before anything is swapped; the swap's own steps are retried): ready.
+                settle_provisioning(tx, op, true).await?;
                 if ok {
                     sqlx::query(
                         "UPDATE databases SET retained_until = now() + make_interval(hours => $2) WHERE id = $1",
@@ -334,6 +356,9 @@ impl Operation for RestoreDatabase {
             }
             // The lifecycle cleared `retained_until` when it enqueued the drop.
             RestoreAction::DropPrevious => {}
+            // Either way the database is usable: swapped back, or not yet moved (a failed undo
+            // says why; its steps resume on a retry).
+            RestoreAction::Undo { .. } => settle_provisioning(tx, op, true).await?,
         }
         Ok(())
     }

@@ -79,7 +79,11 @@ pub async fn run(ctx: &OpContext, job: &super::jobs::Maintenance) -> Result<(), 
         MaintenanceKind::Repack => {
             // pg_repack 1.4.8 needs superuser: the service's own session, guarded.
             let mut svc = target.connect(&dbname).await?;
-            super::repack::run(ctx, &mut svc, &tables, req, &inst, &dbname).await
+            let result = super::repack::run(ctx, &mut svc, &tables, req, &inst, &dbname).await;
+            // Whatever happened: nothing of pg_repack's may stay for the tenant's backups.
+            let removed = super::service_extensions::remove(&mut svc).await;
+            super::service_extensions::log(ctx, &removed).await;
+            result.and(removed.map(|_| ()))
         }
     }
 }

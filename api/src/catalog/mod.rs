@@ -8,13 +8,16 @@
 //! maintenance database (advisory locks are per database, so all of ours live in one place).
 
 pub mod access_model;
+pub mod backup_login;
 pub mod backup_restore;
 pub mod backups;
 pub mod conn;
 pub mod credentials;
 pub mod delete;
 pub mod drift;
+pub mod drill;
 pub mod jobs;
+pub mod libpq;
 pub mod maintenance;
 pub mod ownership;
 pub mod phases;
@@ -25,6 +28,7 @@ pub mod registration;
 pub mod repack;
 pub mod repack_guard;
 pub mod restore;
+pub mod service_extensions;
 pub mod tenant_session;
 
 pub use conn::{InstanceRow, Target};

@@ -9,7 +9,8 @@ use dbaas_client::CreateMaintenance;
 use sqlx::PgConnection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::conn::{exec, InstanceRow, PINNED_SEARCH_PATH};
+use super::conn::{exec, InstanceRow};
+use super::libpq;
 use super::maintenance::{duration_opt, mb, table_figures, Table, DEFAULT_LOCK_TIMEOUT};
 use super::repack_guard;
 use crate::ops::runner::OpContext;
@@ -245,14 +246,17 @@ async fn run_pg_repack(
     let kill_backends = req.options.kill_backends.unwrap_or(false);
     let password = ctx.state.key.decrypt(&inst.admin_password_enc, &format!("instance:{}", inst.id))?;
     // Arguments are passed as a vector, never through a shell; names were validated.
-    let mut cmd = tokio::process::Command::new(client);
-    cmd.arg("--host")
-        .arg(&inst.host)
-        .arg("--port")
-        .arg(inst.port.to_string())
-        .arg("--username")
-        .arg(&inst.admin_user)
-        .arg("--dbname")
+    // pg_repack sets its own path (pg_catalog, pg_temp, public) after connecting; the pinned
+    // PGOPTIONS cover what runs before, and the guards cover `public`.
+    let mut repack = libpq::command(
+        client,
+        inst.into(),
+        libpq::Login { user: &inst.admin_user, password: &password },
+        dbname,
+        &app_name(ctx),
+    )?;
+    let cmd = &mut repack.cmd;
+    cmd.arg("--dbname")
         .arg(dbname)
         .arg("--table")
         .arg(t.label())
@@ -261,18 +265,8 @@ async fn run_pg_repack(
         .arg("--jobs")
         .arg(jobs.to_string())
         .arg("--no-superuser-check")
-        .env("PGPASSWORD", password)
-        .env("PGSSLMODE", inst.sslmode.as_str())
-        .env("PGAPPNAME", app_name(ctx))
-        .env("PGCONNECT_TIMEOUT", "10")
-        // pg_repack sets its own path (pg_catalog, pg_temp, public) after connecting; this
-        // covers what runs before, and the guards cover `public`.
-        .env("PGOPTIONS", format!("-c search_path={PINNED_SEARCH_PATH}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A cancelled operation drops this future: the child dies with it.
-        .kill_on_drop(true);
+        // Its progress goes to stderr (read below); nothing reads stdout.
+        .stdout(Stdio::null());
     if !kill_backends {
         cmd.arg("--no-kill-backend");
     }

@@ -3,8 +3,8 @@
 //! and only then swapped in: CONNECT revoked, sessions given the grace period then
 //! terminated, the current database renamed to `<physical>_retained` and the side database
 //! to the database's name. The previous database stays as `<physical>_retained` until the
-//! record's `retained_until` (the restore can be undone by hand: docs/runbooks/restore.md),
-//! then the backup lifecycle drops it. Physical names contain no `_`, so these names are
+//! record's `retained_until` (until then [`undo`] swaps it back: `POST
+//! /v1/databases/{id}/restore/undo`), then the backup lifecycle drops it. Physical names contain no `_`, so these names are
 //! injective; each carries a marker naming this database, and nothing unmarked is touched.
 //!
 //! Every step reads the catalog first, so an attempt killed anywhere resumes: a side database
@@ -41,6 +41,16 @@ fn marker_restored(db: Uuid, op: Uuid) -> String {
 
 fn marker_retained(db: Uuid, op: Uuid) -> String {
     format!("dbaas:retained:{db}:{op}")
+}
+
+/// `<physical>_undo`: the restored database on its way to becoming the kept copy while an
+/// undo swaps the previous one back.
+fn undoing(names: &PhysicalNames) -> String {
+    format!("{}_undo", names.database)
+}
+
+fn marker_undoing(db: Uuid, op: Uuid) -> String {
+    format!("dbaas:undo:{db}:{op}")
 }
 
 async fn comment_of(conn: &mut PgConnection, name: &str) -> Result<Option<String>, OpError> {
@@ -91,7 +101,18 @@ pub async fn run(ctx: &OpContext, backup_id: Uuid, grace: Option<Duration>) -> R
             super::ownership::create_marked_database(&mut locked.conn, &side_db, &admin, &marker_restoring(db.id))
                 .await?;
             let check = super::backup_restore::Check::Full;
-            let ms = super::backup_restore::restore_into_database(ctx, backup_id, &db, &inst, &side_db, check).await?;
+            let restored =
+                super::backup_restore::restore_into_database(ctx, backup_id, &db, &inst, &side_db, check).await;
+            let ms = match restored {
+                Ok(ms) => ms,
+                Err(e) => {
+                    // Nothing was swapped: the database stays as it was, and the side copy goes.
+                    drop_ours(&mut locked.conn, &side_db, db.id, &["dbaas:restore:", "dbaas:restored:"]).await?;
+                    ctx.log("error", &format!("the restore failed; {side_db} dropped, {} untouched", names.database))
+                        .await;
+                    return Err(e);
+                }
+            };
             ctx.log("info", &format!("restored backup {backup_id} into {side_db} in {ms} ms; row counts match")).await;
             exec(
                 &mut locked.conn,
@@ -147,8 +168,73 @@ pub async fn drop_retained(ctx: &OpContext) -> Result<(), OpError> {
 }
 
 /// Drops this database's retained copy and any side database left by a failed in-place
-/// restore (a delete drops them with the database).
+/// restore or an interrupted undo (a delete drops them with the database).
 pub async fn drop_copies(conn: &mut PgConnection, names: &PhysicalNames, db: Uuid) -> Result<(), OpError> {
     drop_ours(conn, &retained(names), db, &["dbaas:retained:"]).await?;
+    drop_ours(conn, &undoing(names), db, &["dbaas:undo:"]).await?;
     drop_ours(conn, &side(names), db, &["dbaas:restore:", "dbaas:restored:"]).await
+}
+
+/// Undoes an in-place restore while the previous database is kept: the restored database
+/// steps aside (`<physical>_undo`), the kept one takes the database's name back, and the
+/// restored one becomes the kept copy, until the same time (so an undo can itself be undone).
+/// Every step reads the markers first: an attempt killed anywhere resumes where it stopped.
+pub async fn undo(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpError> {
+    let s = &ctx.state;
+    let (db, _inst, target) = record::for_operation(&s.db, &s.key, ctx.op.target_id).await?;
+    let names = db.physical();
+    let (kept, aside, op) = (retained(&names), undoing(&names), ctx.op.id);
+    let ours = Marker::Database(db.id).text();
+    let kept_prefix = format!("dbaas:retained:{}:", db.id);
+    let mut locked = Locked::database(&target, &names.database).await?;
+    let c = &mut locked.conn;
+    if comment_of(c, &kept).await?.as_deref() == Some(&marker_retained(db.id, op)) {
+        ctx.log("info", "an earlier attempt already swapped the previous database back").await;
+    } else {
+        if comment_of(c, &aside).await?.as_deref() != Some(&marker_undoing(db.id, op)) {
+            ctx.step(&format!("moving the restored {} aside", names.database)).await;
+            if !comment_of(c, &kept).await?.is_some_and(|k| k.starts_with(&kept_prefix)) {
+                return Err(OpError::permanent(
+                    "nothing_to_undo",
+                    format!("no previous database of {} is kept (its time is up, or it was dropped)", db.name),
+                ));
+            }
+            match comment_of(c, &names.database).await? {
+                Some(cur) if cur == ours => {}
+                Some(_) => {
+                    return Err(super::ownership::conflict(&[format!(
+                        "database {} (not marked as ours)",
+                        names.database
+                    )]))
+                }
+                None => return Err(OpError::permanent("not_found", format!("database {} is missing", names.database))),
+            }
+            super::delete::drain(ctx, c, &names, grace.unwrap_or(s.engine.delete_grace)).await?;
+            drop_ours(c, &aside, db.id, &["dbaas:undo:"]).await?;
+            rename(c, &names.database, &aside).await?;
+            exec(c, &format!("COMMENT ON DATABASE {} IS {}", aside.pg_ident(), marker_undoing(db.id, op).pg_literal()))
+                .await?;
+        }
+        if comment_of(c, &names.database).await?.is_none() {
+            ctx.step(&format!("{kept} takes the name {} back", names.database)).await;
+            rename(c, &kept, &names.database).await?;
+            exec(c, &format!("COMMENT ON DATABASE {} IS {}", names.database.pg_ident(), ours.pg_literal())).await?;
+            // The restore's drain took CONNECT from its owner too; provisioning below gives
+            // the other roles theirs back.
+            let owner = names.role(dbaas_client::Access::Admin);
+            exec(
+                c,
+                &format!("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", names.database.pg_ident(), owner.pg_ident()),
+            )
+            .await?;
+        }
+        ctx.step(&format!("the restored database is kept as {kept}")).await;
+        rename(c, &aside, &kept).await?;
+        exec(c, &format!("COMMENT ON DATABASE {} IS {}", kept.pg_ident(), marker_retained(db.id, op).pg_literal()))
+            .await?;
+        ctx.log("info", &format!("{} is the database from before the restore again", names.database)).await;
+    }
+    drop(locked);
+    // CONNECT, privileges and the access model, as provisioning applies them (idempotent).
+    super::provision::run(ctx, &[]).await
 }

@@ -3,7 +3,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use dbaas_client::{BackupStatus, CreateDatabase, DatabaseAccepted, DatabaseStatus, RestoreRequest, RestoreTarget};
+use dbaas_client::{
+    BackupStatus, CreateDatabase, DatabaseAccepted, DatabaseStatus, RestoreRequest, RestoreTarget, UndoRestore,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -17,7 +19,7 @@ use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(restore_database))
+    OpenApiRouter::new().routes(routes!(restore_database)).routes(routes!(undo_restore))
 }
 
 /// The longest an in-place restore keeps the previous database.
@@ -61,20 +63,7 @@ async fn restore_database(
             }
         }
     }
-    let grace_ms = match &req.grace {
-        Some(g) => match parse_duration(g) {
-            Ok(d) if d.as_secs() <= 3600 => Some(d.as_millis() as u64),
-            Ok(_) => {
-                errs.add("grace", "out_of_range", "at most 1h");
-                None
-            }
-            Err(m) => {
-                errs.add("grace", "invalid_duration", m);
-                None
-            }
-        },
-        None => None,
-    };
+    let grace_ms = grace(&mut errs, req.grace.as_deref());
     errs.into_result()?;
     let db = own_database(&s, &who, id).await?;
     // Only a succeeded backup of this tenant's (the same answer whether another tenant's
@@ -125,4 +114,56 @@ async fn restore_database(
             accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await
         }
     }
+}
+
+/// `grace` as milliseconds (at most an hour); a bad one is a field error.
+fn grace(errs: &mut FieldErrors, grace: Option<&str>) -> Option<u64> {
+    match parse_duration(grace?) {
+        Ok(d) if d.as_secs() <= 3600 => Some(d.as_millis() as u64),
+        Ok(_) => {
+            errs.add("grace", "out_of_range", "at most 1h");
+            None
+        }
+        Err(m) => {
+            errs.add("grace", "invalid_duration", m);
+            None
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/databases/{id}/restore/undo", tag = "backups", params(("id" = Uuid, Path)),
+    request_body = UndoRestore,
+    responses((status = 202, body = DatabaseAccepted,
+        description = "The database kept by the last in-place restore takes the database's place again; the \
+                       restored one is kept in its stead until the same time"),
+        (status = 409, body = dbaas_client::Problem,
+            description = "`nothing_to_undo`: no previous database is kept; `invalid_state`: not ready")))]
+async fn undo_restore(
+    State(s): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<UndoRestore>,
+) -> ApiResult<Accepted> {
+    let mut errs = FieldErrors::default();
+    let grace_ms = grace(&mut errs, req.grace.as_deref());
+    errs.into_result()?;
+    let db = own_database(&s, &who, id).await?;
+    let mut tx = s.db.begin().await?;
+    let cur = record::lock(&mut tx, db.id).await?;
+    if cur.status() != DatabaseStatus::Ready {
+        return Err(ApiError::Conflict(
+            "invalid_state",
+            format!("database is {}; an undo needs a ready database", cur.status().as_str()),
+        ));
+    }
+    if cur.retained_until.is_none_or(|t| t <= chrono::Utc::now()) {
+        return Err(ApiError::Conflict(
+            "nothing_to_undo",
+            "no database is kept from an in-place restore (none was made, or its time is up)".into(),
+        ));
+    }
+    let job = RestoreDatabase { action: RestoreAction::Undo { grace_ms } }.into();
+    let op = transition(&mut tx, &cur, DatabaseStatus::Updating, job).await?;
+    tx.commit().await?;
+    accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await
 }

@@ -128,6 +128,7 @@ jobs! {
     VerifyBackup => database::VerifyBackup,
     RestoreDatabase => database::RestoreDatabase,
     RenewCertificate => instance::RenewCertificate,
+    RemoveServiceExtensions => database::RemoveServiceExtensions,
 }
 
 #[cfg(test)]

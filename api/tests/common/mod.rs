@@ -169,7 +169,6 @@ impl Harness {
         h.spawn_api(opts).await;
         h.admin = Client::new(&h.apis[0].endpoint, &h.admin_token).unwrap();
         let main = CreateInstance {
-            ca_cert: h.target_pg.ca_cert.clone(),
             labels: BTreeMap::from([("tier".to_string(), "gold".to_string())]),
             max_databases: 100,
             allowed_extensions: vec!["pgcrypto".into(), "citext".into()],
@@ -308,14 +307,12 @@ impl Harness {
     }
 }
 
-/// The target server registered as an external sandbox instance called `name` (no labels,
-/// room for 10 databases); callers override what they test.
+/// The target server registered as an external sandbox instance called `name` exactly as
+/// `dev` registers its `local` (verify-full with the cluster's CA; no labels, room for 10
+/// databases); callers override what they test.
 pub fn instance_req(target: &Cluster, name: &str) -> CreateInstance {
-    CreateInstance {
-        sslmode: SslMode::Require,
-        max_databases: 10,
-        ..CreateInstance::external(name, "127.0.0.1", target.port, "postgres", &target.password, Environment::Sandbox)
-    }
+    assert!(target.ca_cert.is_some(), "test instances serve TLS, as dev's do");
+    CreateInstance { max_databases: 10, ..dbaas_api::dev::instance_request(target, name) }
 }
 
 pub fn db_req(name: &str) -> CreateDatabase {

@@ -276,6 +276,16 @@ pub enum RestoreTarget {
     InPlace,
 }
 
+/// Undoes an in-place restore while the previous database is kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UndoRestore {
+    /// How long open sessions may stay before they are terminated, e.g. `30s` (at most 1h).
+    #[serde(default)]
+    pub grace: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]

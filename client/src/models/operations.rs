@@ -26,6 +26,9 @@ pub enum OperationKind {
     VerifyBackup,
     RestoreDatabase,
     RenewCertificate,
+    /// Removes the extensions an earlier repack left in a database (enqueued once, by a
+    /// migration, for the databases repacked before repacks cleaned up after themselves).
+    RemoveServiceExtensions,
 }
 
 impl OperationKind {
@@ -48,6 +51,7 @@ impl OperationKind {
             Self::VerifyBackup => "verify_backup",
             Self::RestoreDatabase => "restore_database",
             Self::RenewCertificate => "renew_certificate",
+            Self::RemoveServiceExtensions => "remove_service_extensions",
         }
     }
 }
@@ -73,6 +77,7 @@ impl std::str::FromStr for OperationKind {
             "verify_backup" => Self::VerifyBackup,
             "restore_database" => Self::RestoreDatabase,
             "renew_certificate" => Self::RenewCertificate,
+            "remove_service_extensions" => Self::RemoveServiceExtensions,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }

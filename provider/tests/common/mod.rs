@@ -104,17 +104,8 @@ impl Env {
         dbaas_api::catalog::registration::register(
             &app,
             CreateInstance {
-                sslmode: SslMode::Require,
-                ca_cert: target.ca_cert.clone(),
                 allowed_extensions: vec!["pgcrypto".into(), "citext".into()],
-                ..CreateInstance::external(
-                    "main",
-                    "127.0.0.1",
-                    target.port,
-                    "postgres",
-                    &target.password,
-                    Environment::Sandbox,
-                )
+                ..dbaas_api::dev::instance_request(&target, "main")
             },
         )
         .await
