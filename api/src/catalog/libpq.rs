@@ -91,8 +91,11 @@ pub fn command(
     }
     let program = if program.is_absolute() { program.to_path_buf() } else { bin_dir()?.join(program) };
     let io = |e: std::io::Error| OpError::retryable("io", format!("preparing the libpq client's directory: {e}"));
-    // tempfile creates the directory 0700.
-    let home = tempfile::Builder::new().prefix("dbaas-libpq-").tempdir().map_err(io)?;
+    let home = tempfile::Builder::new()
+        .prefix("dbaas-libpq-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(io)?;
     let dir = home.path();
     let absent = |name: &str| dir.join(name);
     let mut cmd = tokio::process::Command::new(program);

@@ -87,7 +87,13 @@ impl SshExecutor {
     /// Connects (the host key must match) and learns whether the login is root.
     pub async fn connect(t: &SshTarget) -> Result<Self, ExecError> {
         let io = |e: std::io::Error| ExecError::Unreachable(format!("preparing the connection: {e}"));
-        let files = tempfile::Builder::new().prefix("dbaas-ssh-").tempdir().map_err(io)?;
+        // 0700: tempfile leaves the directory to the umask, and it holds the key and the
+        // control socket.
+        let files = tempfile::Builder::new()
+            .prefix("dbaas-ssh-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .map_err(io)?;
         let key_path = files.path().join("id");
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key_path).map_err(io)?;
         f.write_all(t.private_key.trim().as_bytes()).and_then(|_| f.write_all(b"\n")).map_err(io)?;
