@@ -43,8 +43,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BackupOpenArgs {
+    /// The state database. Without it (and without a master key), the running `dev`'s: its
+    /// data dir holds both.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: Option<String>,
+    /// `dev`'s data dir, read when no database URL is given.
+    #[arg(long, env = "DBAAS_DEV_DIR", default_value = "/var/tmp/dbaas-dev")]
+    pub dev_dir: PathBuf,
     #[arg(long, env = "DBAAS_MASTER_KEY", hide_env_values = true, conflicts_with = "master_key_file")]
     pub master_key: Option<String>,
     #[arg(long, env = "DBAAS_MASTER_KEY_FILE")]
@@ -205,7 +210,7 @@ impl ServeArgs {
 }
 
 /// The master key from its variable or its file.
-fn load_key(master_key: &Option<String>, master_key_file: &Option<PathBuf>) -> Result<MasterKey> {
+pub(crate) fn load_key(master_key: &Option<String>, master_key_file: &Option<PathBuf>) -> Result<MasterKey> {
     let text = match (master_key, master_key_file) {
         (Some(k), _) => k.clone(),
         (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
@@ -309,8 +314,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::BackupOpen(args) => {
-            let key = load_key(&args.master_key, &args.master_key_file)?;
-            let db = sqlx::PgPool::connect(&args.database_url).await.context("connecting to the state database")?;
+            let (url, key) = match &args.database_url {
+                Some(url) => (url.clone(), load_key(&args.master_key, &args.master_key_file)?),
+                None => crate::dev::backup_open_settings(&args.dev_dir, &args.master_key, &args.master_key_file)?,
+            };
+            let db = sqlx::PgPool::connect(&url).await.context("connecting to the state database")?;
             crate::backup::open_to(&db, &key, args.backup, &mut tokio::io::stdout()).await
         }
         Command::Token(TokenCommand::Create { database_url, admin, tenant, description }) => {

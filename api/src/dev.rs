@@ -39,6 +39,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let key = MasterKey::from_base64(&fs::read_to_string(&key_path)?)?;
 
     let db = crate::server::connect_state_db(&state_pg.url("postgres")).await?;
+    // For `dbaas-api backup-open <id>` with no flags while this runs (0600, like the key).
+    write_secret(&dir.join(STATE_URL_FILE), &state_pg.url("postgres"))?;
     let state = crate::server::state(db.clone(), key, engine);
 
     if crate::store::instances::by_name(&db, "local").await.map_err(|e| anyhow::anyhow!("{e}"))?.is_none() {
@@ -119,6 +121,31 @@ pub async fn run(args: DevArgs) -> Result<()> {
     drop(local_pg);
     drop(state_pg);
     result
+}
+
+/// The state database's URL in dev's data dir.
+const STATE_URL_FILE: &str = "state-url";
+
+/// The state database and master key of the `dev` whose data dir is `dir`, for `backup-open`
+/// run without flags (a key given explicitly still wins).
+pub fn backup_open_settings(
+    dir: &std::path::Path,
+    master_key: &Option<String>,
+    master_key_file: &Option<std::path::PathBuf>,
+) -> Result<(String, MasterKey)> {
+    let url_file = dir.join(STATE_URL_FILE);
+    let url = fs::read_to_string(&url_file).with_context(|| {
+        format!(
+            "no --database-url, and {} is not there: start `bash scripts/dev.sh` (with the same data dir), \
+             or give --database-url and the master key",
+            url_file.display()
+        )
+    })?;
+    let key = match (master_key, master_key_file) {
+        (None, None) => crate::cli::load_key(&None, &Some(dir.join("master.key")))?,
+        _ => crate::cli::load_key(master_key, master_key_file)?,
+    };
+    Ok((url.trim().to_string(), key))
 }
 
 /// How a cluster started on this machine is registered as an external sandbox instance:

@@ -198,7 +198,7 @@ async fn tenant_code_never_runs_with_the_service_rights() {
     .unwrap();
     assert_eq!(schema, "public");
     for access in [Access::Admin, Access::Write] {
-        succeeded(&a, a.rotate_credential(db.id, access).await.unwrap().operation, "rotate").await;
+        succeeded(&a, Some(a.rotate_credential(db.id, access).await.unwrap().operation), "rotate").await;
     }
     let lease = a.create_lease(db.id, &CreateLease { access: Access::Admin, ttl: "10m".into() }).await.unwrap();
     succeeded(&a, lease.operation, "lease").await;

@@ -48,7 +48,7 @@ async fn replicas_killed_and_frozen_during_fifty_operations() {
             }
             for db in &base {
                 for access in [Access::Read, Access::Write] {
-                    ids.push(a.rotate_credential(db.id, access).await.unwrap().operation.unwrap().id);
+                    ids.push(a.rotate_credential(db.id, access).await.unwrap().operation.id);
                 }
                 let lease = a.create_lease(db.id, &CreateLease { access: Access::Read, ttl: "1h".into() }).await;
                 ids.push(lease.unwrap().operation.unwrap().id);

@@ -160,7 +160,7 @@ async fn rotation_drift_and_cancel() {
     // plaintext, reached the server.
     let old = a.get_credential(db.id, Access::Write).await.unwrap();
     let rot = a.rotate_credential(db.id, Access::Write).await.unwrap();
-    let op = a.wait_operation(rot.operation.unwrap().id, WAIT).await.unwrap();
+    let op = a.wait_operation(rot.operation.id, WAIT).await.unwrap();
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
     let new = a.get_credential(db.id, Access::Write).await.unwrap();
     assert_ne!(new.password, old.password);

@@ -338,7 +338,7 @@ impl Client {
     pub async fn get_credential(&self, database: Uuid, access: Access) -> Result<Credential, ClientError> {
         self.get(&format!("/v1/databases/{database}/credentials/{}", access.as_str())).await
     }
-    pub async fn rotate_credential(&self, database: Uuid, access: Access) -> Result<CredentialAccepted, ClientError> {
+    pub async fn rotate_credential(&self, database: Uuid, access: Access) -> Result<RotationAccepted, ClientError> {
         self.post(&format!("/v1/databases/{database}/credentials/{}/rotate", access.as_str()), &serde_json::json!({}))
             .await
     }

@@ -5,7 +5,9 @@ use super::pagination::{in_memory, PageQuery};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use dbaas_client::{Access, CreateLease, Credential, CredentialAccepted, CredentialKind, DatabaseStatus, List};
+use dbaas_client::{
+    Access, CreateLease, Credential, CredentialAccepted, CredentialKind, DatabaseStatus, List, RotationAccepted,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -130,12 +132,14 @@ async fn get_credential(
 
 #[utoipa::path(post, path = "/v1/databases/{id}/credentials/{access}/rotate", tag = "credentials",
     params(("id" = Uuid, Path), ("access" = Access, Path)),
-    responses((status = 202, body = CredentialAccepted, description = "The new password is in effect when the operation succeeds")))]
+    responses((status = 202, body = RotationAccepted,
+        description = "The operation that sets a new password; no password is returned (the current one stops \
+                       working when it succeeds): read the credential once it has")))]
 async fn rotate_credential(
     State(s): State<AppState>,
     who: Principal,
     Path((id, access)): Path<(Uuid, String)>,
-) -> ApiResult<(StatusCode, axum::Json<CredentialAccepted>)> {
+) -> ApiResult<(StatusCode, axum::Json<RotationAccepted>)> {
     let access = parse_access(&access)?;
     let db = visible(&s, &who, id).await?;
     usable(&db)?;
@@ -163,10 +167,9 @@ async fn rotate_credential(
     let job = jobs::RotateCredential { credential_id: c.id }.into();
     let op = queue::enqueue(&mut tx, &job, "database", db.id, Some(db.tenant_id)).await?;
     tx.commit().await?;
-    let c = record::credential(&s.db, c.id).await?.ok_or(ApiError::NotFound("credential"))?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(CredentialAccepted { credential: to_model(&s, &db, &c)?, operation: Some(op.to_model()) }),
+        axum::Json(RotationAccepted { database_id: db.id, credential_id: c.id, access, operation: op.to_model() }),
     ))
 }
 

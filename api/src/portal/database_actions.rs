@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use dbaas_client::{
     BackupAccepted, CreateBackup, CreateLease, CreateMaintenance, Credential, CredentialAccepted, Database,
-    DatabaseAccepted, MaintenanceAccepted, Operation, RestoreRequest,
+    DatabaseAccepted, MaintenanceAccepted, Operation, RestoreRequest, RotationAccepted,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -89,14 +89,10 @@ pub async fn rotate(
     };
     match session
         .api
-        .post::<_, CredentialAccepted>(
-            &format!("/v1/databases/{id}/credentials/{access}/rotate"),
-            &serde_json::json!({}),
-        )
+        .post::<_, RotationAccepted>(&format!("/v1/databases/{id}/credentials/{access}/rotate"), &serde_json::json!({}))
         .await
     {
-        Ok(CredentialAccepted { operation: Some(op), .. }) => to_operation(&op),
-        Ok(_) => layout::see_other(&format!("/portal/databases/{id}")),
+        Ok(RotationAccepted { operation, .. }) => to_operation(&operation),
         Err(e) => failed(&session, id, e).await,
     }
 }

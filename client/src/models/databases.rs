@@ -310,6 +310,18 @@ pub struct CreateLease {
     pub ttl: String,
 }
 
+/// A rotation under way. It carries no password: the one stored now stops working when the
+/// operation succeeds, and the new one is read from `GET
+/// /v1/databases/{database_id}/credentials/{access}` after that.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RotationAccepted {
+    pub database_id: Uuid,
+    pub credential_id: Uuid,
+    pub access: Access,
+    pub operation: Operation,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CredentialAccepted {

@@ -322,12 +322,9 @@ impl TypedResource for Database {
             if rotates(prior, planned, a) {
                 match client.rotate_credential(id, a).await {
                     Ok(acc) => {
-                        if let Some(op) = acc.operation {
-                            if !wait_op(&client, &op, limit, &format!("Rotating the {} password", a.as_str()), diags)
-                                .await
-                            {
-                                return None;
-                            }
+                        let what = format!("Rotating the {} password", a.as_str());
+                        if !wait_op(&client, &acc.operation, limit, &what, diags).await {
+                            return None;
                         }
                     }
                     Err(e) => {

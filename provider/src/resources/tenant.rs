@@ -61,6 +61,18 @@ impl TypedResource for Tenant {
             CreateTenant { name: c.name.as_str()?.to_string(), max_databases: c.max_databases.get().map(|n| n as i32) };
         match client.create_tenant(&req).await {
             Ok(t) => Some(state(&t)),
+            Err(e) if e.status() == Some(409) => {
+                diags.error_at(
+                    Path::attr(TenantModel::name),
+                    "Tenant already exists",
+                    format!(
+                        "tenant {0} exists and is managed elsewhere (or was made with the API); to manage it here, \
+                         import it with `terraform import <address> {0}` or an `import` block with id = \"{0}\"",
+                        req.name
+                    ),
+                );
+                None
+            }
             Err(e) => {
                 diags.api_error(
                     "Creating the tenant",
