@@ -203,12 +203,13 @@ async fn restore_into_a_new_database_even_after_the_source_is_deleted() {
     .await
     .unwrap();
     // Tenant code the restore evaluates (an expression index): it refuses to run as anyone but
-    // a tenant's admin role, and as a superuser, so a restore run with the service's login
-    // fails here instead of handing the tenant the service's rights.
+    // a tenant's admin role (or a drill's scratch login, which owns only the scratch copy),
+    // and as a superuser, so a restore run with the service's login fails here instead of
+    // handing the tenant the service's rights.
     sqlx::raw_sql(
         "CREATE FUNCTION public.guard(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN \
            IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) \
-              OR current_user !~ '^team-a_.*_admin$' THEN \
+              OR current_user !~ '^team-a_.*_(admin|verify)$' THEN \
              RAISE EXCEPTION 'tenant code ran as %', current_user; \
            END IF; RETURN $1; END $$; \
          CREATE INDEX orders_guard ON orders (public.guard(id));",

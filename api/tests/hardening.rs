@@ -203,6 +203,23 @@ async fn tenants_see_a_reduced_instance_view() {
     assert_eq!(main.host, main.public_host);
     assert!(main.managed.is_none() && main.last_operation_id.is_none());
     assert_eq!(a.get_instance("b-only").await.unwrap_err().status(), Some(404));
+    // Naming it for a database is answered exactly as naming no instance at all (apart from
+    // the name itself): nothing confirms it exists.
+    let answer = |name: &'static str| {
+        let a = a.clone();
+        let req = CreateDatabase { instance: Some(name.into()), ..db_req("x") };
+        async move {
+            let p = a.create_database(&req).await.unwrap_err().problem().cloned().unwrap();
+            (
+                p.status,
+                p.code,
+                p.errors[0].field.clone(),
+                p.errors[0].code.clone(),
+                p.errors[0].message.replace(name, "<name>"),
+            )
+        }
+    };
+    assert_eq!(answer("b-only").await, answer("no-such").await);
     // Admins see it all.
     let full = h.admin.get_instance("main").await.unwrap();
     assert_eq!(full.admin_user, "postgres");
@@ -442,4 +459,35 @@ async fn malformed_requests_get_problems_naming_what_is_wrong() {
     assert_eq!(status, 400, "{p:?}");
     assert!(p.detail.contains("UUID"), "{p:?}");
     assert!(h.admin.list_tenants().await.unwrap().iter().all(|t| t.name != "a\0b"));
+}
+
+/// Request ids are the server's: one a client sends is replaced, in the answer and in the
+/// audit log, so nobody writes their own text into the audit trail or poses as another request.
+#[tokio::test]
+async fn a_client_cannot_choose_its_request_id() {
+    let h = Harness::in_process().await;
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{}/v1/tenants", h.endpoint()))
+        .bearer_auth(&h.admin_token)
+        .header("x-request-id", "forged-id")
+        .json(&serde_json::json!({"name": "team-r"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "a server-made id: {id}");
+    let audit: serde_json::Value = http
+        .get(format!("{}/v1/audit?action=POST", h.endpoint()))
+        .bearer_auth(&h.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = audit["items"].as_array().unwrap().iter().filter_map(|e| e["request_id"].as_str()).collect();
+    assert!(ids.contains(&id.as_str()), "{audit}");
+    assert!(!ids.contains(&"forged-id"), "{audit}");
 }

@@ -168,6 +168,17 @@ async fn revoking_the_token_ends_the_session(dev: &Dev) {
         dev.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
     let session = sign_in(dev, &tok.secret).await;
     assert_eq!(portal_get(dev, &session, "/portal/databases").await.status(), 200);
+    // A second cookie of the session's name (planted by another site) makes no session of
+    // either: whichever the browser sends first.
+    let planted = sign_in(dev, &tok.secret).await;
+    for pair in [
+        format!("dbaas_portal={session}; dbaas_portal={planted}"),
+        format!("dbaas_portal={planted}; dbaas_portal={session}"),
+    ] {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let r = http.get(format!("{}/portal/databases", dev.endpoint)).header("cookie", pair).send().await.unwrap();
+        assert_eq!(r.status(), 303, "two session cookies were taken as a session");
+    }
     // The session cookie is no credential for the API itself.
     assert_eq!(portal_get(dev, &session, "/v1/databases").await.status(), 401);
     dev.admin.revoke_token(tok.token.id).await.unwrap();
@@ -189,6 +200,12 @@ async fn event_streams_are_bounded(dev: &mut Dev, other_tenant: &Client) {
         open.push(r);
     }
     assert_eq!(portal_get(dev, &session, "/portal/operations/events").await.status(), 429);
+    // One operation's log stream polls too: it takes a place like the feed.
+    let a = dev.admin.with_token(&tok.secret);
+    let acc =
+        a.create_database(&CreateDatabase { instance: Some("local".into()), ..db_req("streamed") }).await.unwrap();
+    let log_stream = format!("/portal/operations/{}/events", acc.operation.unwrap().id);
+    assert_eq!(portal_get(dev, &session, &log_stream).await.status(), 429, "a log stream took no place");
     drop(open.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut feed = portal_get(dev, &session, "/portal/operations/events").await;

@@ -125,7 +125,10 @@ impl Client {
         &self.token
     }
 
-    /// Sends a request and decodes a JSON body or a problem document.
+    /// Sends a request and decodes a JSON body or a problem document. An answer 429 (rate
+    /// limited: the request was not acted on) is retried after its `Retry-After`, or after
+    /// 1, 2, 4, 8 s without one, each wait at most [`MAX_RETRY_WAIT`] and all of them at most
+    /// [`MAX_RETRY_TOTAL`]; then the 429 is the answer.
     pub async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -134,6 +137,43 @@ impl Client {
         headers: &[(&str, String)],
         timeout: Option<Duration>,
     ) -> Result<Response<T>, ClientError> {
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0u32;
+        loop {
+            match self.send_once(method.clone(), path, body, headers, timeout).await {
+                Err(Retry::After(hint)) => {
+                    let wait = retry_wait(&hint, attempt);
+                    if attempt >= MAX_RETRIES || waited + wait > MAX_RETRY_TOTAL {
+                        return Err(Retry::After(hint).into_error());
+                    }
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                    attempt += 1;
+                }
+                Err(Retry::No(e)) => return Err(e),
+                Ok(r) => return Ok(r),
+            }
+        }
+    }
+
+    /// [`Client::send`] without retrying a 429.
+    pub async fn send_no_retry<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Response<T>, ClientError> {
+        self.send_once(method, path, body, &[], None).await.map_err(Retry::into_error)
+    }
+
+    async fn send_once<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        headers: &[(&str, String)],
+        timeout: Option<Duration>,
+    ) -> Result<Response<T>, Retry> {
         let mut req = self.http.request(method, format!("{}{}", self.endpoint, path)).bearer_auth(&self.token);
         for (k, v) in headers {
             req = req.header(*k, v);
@@ -142,10 +182,19 @@ impl Client {
             req = req.json(b);
         }
         req = req.timeout(timeout.unwrap_or(Duration::from_secs(60)));
-        let resp = req.send().await?;
+        let resp = req.send().await.map_err(|e| Retry::No(e.into()))?;
         let status = resp.status();
         let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let bytes = resp.bytes().await?;
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = resp.bytes().await.map_err(|e| Retry::No(e.into()))?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Retry::After(RateLimited { retry_after, bytes: bytes.to_vec() }));
+        }
         if status.is_success() {
             let body = if status == StatusCode::NO_CONTENT && bytes.is_empty() {
                 serde_json::from_slice(b"null")
@@ -154,19 +203,13 @@ impl Client {
             };
             return match body {
                 Ok(body) => Ok(Response { status: status.as_u16(), etag, body }),
-                Err(_) => Err(ClientError::Unexpected {
+                Err(_) => Err(Retry::No(ClientError::Unexpected {
                     status: status.as_u16(),
                     body: String::from_utf8_lossy(&bytes).into_owned(),
-                }),
+                })),
             };
         }
-        match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(p) => Err(ClientError::Api(Box::new(p))),
-            Err(_) => Err(ClientError::Unexpected {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            }),
-        }
+        Err(Retry::No(error_of(status.as_u16(), &bytes)))
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -278,11 +321,19 @@ impl Client {
     pub async fn get_database(&self, id: Uuid) -> Result<Database, ClientError> {
         if self.fresh_drift {
             // Live checks are limited per tenant; past the allowance the stored comparison
-            // (its `checked_at` says how old) is used rather than failing a whole plan.
-            match self.get_database_fresh(id).await {
+            // (its `checked_at` says how old) is used rather than failing a whole plan, and
+            // marked so (the provider says so in a warning). No waiting: the allowance is per
+            // minute, and the stored comparison is at most a reconciler interval old.
+            match self.send_no_retry::<(), Database>(Method::GET, &format!("/v1/databases/{id}?fresh=true"), None).await
+            {
                 Err(e) if e.status() == Some(429) => {}
-                r => return r,
+                r => return r.map(|r| r.body),
             }
+            let mut db: Database = self.get(&format!("/v1/databases/{id}")).await?;
+            if let Some(d) = db.drift.as_mut() {
+                d.stored_instead_of_fresh = true;
+            }
+            return Ok(db);
         }
         self.get(&format!("/v1/databases/{id}")).await
     }
@@ -489,5 +540,65 @@ impl Client {
                 return Ok(op);
             }
         }
+    }
+}
+
+/// How many times a rate-limited call is sent again.
+pub const MAX_RETRIES: u32 = 4;
+/// The longest single wait before sending a rate-limited call again.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// The longest a call waits in all before answering with the 429 itself.
+pub const MAX_RETRY_TOTAL: Duration = Duration::from_secs(60);
+
+/// A 429's `Retry-After` (seconds) and body, kept to answer with if no retry is left.
+#[derive(Debug)]
+struct RateLimited {
+    retry_after: Option<Duration>,
+    bytes: Vec<u8>,
+}
+
+/// One attempt's outcome when it did not succeed.
+#[derive(Debug)]
+enum Retry {
+    After(RateLimited),
+    No(ClientError),
+}
+
+impl Retry {
+    fn into_error(self) -> ClientError {
+        match self {
+            Retry::After(r) => error_of(429, &r.bytes),
+            Retry::No(e) => e,
+        }
+    }
+}
+
+/// The wait before retry number `attempt` (0-based): the server's `Retry-After`, else 1, 2,
+/// 4, 8 s; never more than [`MAX_RETRY_WAIT`].
+fn retry_wait(hint: &RateLimited, attempt: u32) -> Duration {
+    hint.retry_after.unwrap_or_else(|| Duration::from_secs(1u64 << attempt.min(5))).min(MAX_RETRY_WAIT)
+}
+
+/// A problem document's error, or the raw answer when the body is no problem.
+fn error_of(status: u16, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<Problem>(bytes) {
+        Ok(p) => ClientError::Api(Box::new(p)),
+        Err(_) => ClientError::Unexpected { status, body: String::from_utf8_lossy(bytes).into_owned() },
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn waits_follow_retry_after_within_bounds() {
+        let hint = |s: Option<u64>| RateLimited { retry_after: s.map(Duration::from_secs), bytes: vec![] };
+        assert_eq!(retry_wait(&hint(Some(7)), 0), Duration::from_secs(7));
+        assert_eq!(retry_wait(&hint(Some(600)), 0), MAX_RETRY_WAIT);
+        let backoff: Vec<u64> = (0..4).map(|a| retry_wait(&hint(None), a).as_secs()).collect();
+        assert_eq!(backoff, vec![1, 2, 4, 8]);
+        let most: Duration = (0..MAX_RETRIES).map(|a| retry_wait(&hint(Some(u64::MAX)), a)).sum();
+        assert!(most >= MAX_RETRY_TOTAL, "the total bound is what stops a server asking for long waits");
     }
 }

@@ -84,6 +84,11 @@ pub(super) async fn pg_restore_into(
         let _ = child.start_kill();
     }
     let status = child.wait().await.map_err(|e| OpError::permanent("pg_restore_failed", e.to_string()))?;
+    if let Err(e) = &opened {
+        if !pipe_broke {
+            return Err(OpError::permanent("verify_failed", format!("the stored backup does not open: {e}")));
+        }
+    }
     if !status.success() {
         let said: String = said.trim().chars().take(2000).collect();
         return Err(OpError::permanent("restore_failed", format!("pg_restore exited with {status}: {said}")));

@@ -37,6 +37,13 @@ pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) ->
     resp
 }
 
+/// Removes a request id the client sent: ids are the server's to give (an id from outside
+/// would let a caller write what it likes into the audit log, or pose as another request).
+pub async fn drop_client_request_id(mut req: Request, next: Next) -> Response {
+    req.headers_mut().remove("x-request-id");
+    next.run(req).await
+}
+
 /// Records every mutating call (actor, action, target, request id, status).
 pub async fn audit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);

@@ -111,4 +111,8 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Outermost: a client's own x-request-id never reaches the layer above, which keeps
+        // one it finds; every request's id (in the answer, the logs and the audit log) is the
+        // server's. The portal's calls to the API inside the process carry its request's id.
+        .layer(axum::middleware::from_fn(middleware::drop_client_request_id))
 }

@@ -17,22 +17,19 @@ pub async fn choose_instance(
     tenant_id: Uuid,
 ) -> ApiResult<InstanceRow> {
     if let Some(name) = &req.instance {
+        // An instance dedicated to another tenant is, to this one, no instance at all: the
+        // same answer as an unknown name, so its existence is not confirmed.
         let inst: Option<InstanceRow> = sqlx::query_as(&format!(
-            "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 AND i.status <> 'deleted' FOR UPDATE"
+            "SELECT {INSTANCE_COLUMNS} FROM instances i WHERE i.name = $1 AND i.status <> 'deleted' \
+             AND (i.dedicated_tenant_id IS NULL OR i.dedicated_tenant_id = $2) FOR UPDATE"
         ))
         .bind(name)
+        .bind(tenant_id)
         .fetch_optional(&mut **tx)
         .await?;
         let mut inst =
             inst.ok_or_else(|| ApiError::field("instance", "unknown_instance", format!("no instance named {name:?}")))?;
         recount(tx, std::slice::from_mut(&mut inst)).await?;
-        if inst.dedicated_tenant_id.is_some_and(|t| t != tenant_id) {
-            return Err(ApiError::field(
-                "instance",
-                "dedicated_to_another_tenant",
-                format!("instance {name} is dedicated to another tenant"),
-            ));
-        }
         if inst.status() != dbaas_client::InstanceStatus::Ready {
             return Err(ApiError::Conflict(
                 "instance_not_ready",

@@ -172,12 +172,16 @@ pub async fn events(
     if let Err(e) = session.api.get::<Operation>(&format!("/v1/operations/{id}")).await {
         return layout::error_page(e.status(), &e.message());
     }
+    // Each of these polls the state database while it runs: it counts against the session's
+    // cap like the feed, and gives its slot back when it ends.
+    let Some(slot) = StreamSlot::take(&portal.streams, &session.id_hash) else { return too_many_streams() };
     struct St {
         api: Api,
         changes: broadcast::Receiver<Uuid>,
         seen: usize,
         status: String,
         done: bool,
+        _slot: StreamSlot,
     }
     let st = St {
         api: session.api.clone(),
@@ -185,6 +189,7 @@ pub async fn events(
         seen: q.after,
         status: String::new(),
         done: false,
+        _slot: slot,
     };
     let stream = stream::unfold(st, move |mut st| async move {
         if st.done {

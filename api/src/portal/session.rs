@@ -1,7 +1,12 @@
 //! Signing in and out, the session cookie, and CSRF protection.
 //!
-//! The cookie (`dbaas_portal`, HttpOnly, SameSite=Strict, Secure when served over TLS or
-//! behind a TLS-terminating balancer) holds 32 random bytes; the state database keeps only
+//! The cookie holds 32 random bytes. Served over TLS (or behind a TLS-terminating balancer,
+//! `DBAAS_SECURE_COOKIES`) it is `__Host-dbaas_portal` (Secure, Path=/, no Domain): browsers
+//! refuse a cookie of that name set by any other origin, so a sibling domain cannot plant one
+//! (session fixation). Over plain HTTP, which the service only serves for `dev` on this
+//! machine, it is `dbaas_portal` (Path=/portal): browsers do not keep a Secure cookie from an
+//! HTTP origin. Either way it is HttpOnly and SameSite=Strict, and a request carrying the
+//! name twice (one of them planted) is not signed in. The state database keeps only
 //! their SHA-256, the session's CSRF token, and the user's API token encrypted under the
 //! master key. Every request re-authenticates that token, so revoking it, or deleting its
 //! tenant, ends the session's access at once. Every POST must carry the session's CSRF
@@ -22,9 +27,25 @@ use super::Portal;
 use crate::auth::{authenticate, Principal};
 use crate::crypto::sha256;
 
-pub const COOKIE: &str = "dbaas_portal";
-/// Before sign-in: the login form's CSRF token, as a cookie of its own (double submit).
-const LOGIN_COOKIE: &str = "dbaas_portal_login";
+/// The session cookie's name and path, and the login form's (before sign-in: its CSRF token,
+/// as a cookie of its own, double submit).
+struct Cookies {
+    session: &'static str,
+    login: &'static str,
+    path: &'static str,
+}
+
+const SECURE_COOKIES: Cookies =
+    Cookies { session: "__Host-dbaas_portal", login: "__Host-dbaas_portal_login", path: "/" };
+const PLAIN_COOKIES: Cookies = Cookies { session: "dbaas_portal", login: "dbaas_portal_login", path: "/portal" };
+
+fn cookies(portal: &Portal) -> &'static Cookies {
+    if portal.state.engine.secure_cookies {
+        &SECURE_COOKIES
+    } else {
+        &PLAIN_COOKIES
+    }
+}
 const SESSION_HOURS: i64 = 12;
 const TOKEN_CONTEXT: &str = "portal-session-token";
 
@@ -58,16 +79,23 @@ struct SessionRow {
     csrf: String,
 }
 
+/// The value of the one cookie called `name`; none when it is missing or there are several
+/// (a second one can only have been planted: the service sets one).
 fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == name).then(|| v.to_string())
-    })
+    let mut found = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 fn set_cookie(portal: &Portal, name: &str, value: &str, max_age: i64) -> HeaderValue {
     let secure = if portal.state.engine.secure_cookies { "; Secure" } else { "" };
-    let v = format!("{name}={value}; Path=/portal; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    let path = cookies(portal).path;
+    let v = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -96,7 +124,7 @@ impl FromRequestParts<Portal> for Session {
             }
             None => Redirect::to("/portal/login").into_response(),
         };
-        let Some(raw) = cookie_value(&parts.headers, COOKIE) else { return Err(to_login()) };
+        let Some(raw) = cookie_value(&parts.headers, cookies(portal).session) else { return Err(to_login()) };
         let row: Option<SessionRow> = sqlx::query_as(
             "UPDATE portal_sessions SET last_seen_at = now() WHERE id_hash = $1 AND expires_at > now() \
              RETURNING id_hash, token_enc, csrf",
@@ -215,7 +243,7 @@ pub async fn login_page(
 fn login_form(portal: &Portal, error: Option<&str>, status: StatusCode, next: Option<&str>) -> Response {
     let csrf = random_secret();
     let mut resp = (status, layout::login(&csrf, error, next)).into_response();
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(portal, LOGIN_COOKIE, &csrf, 3600));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(portal, cookies(portal).login, &csrf, 3600));
     resp
 }
 
@@ -241,7 +269,7 @@ pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, r
         Ok(f) => f,
         Err(_) => return csrf_refused(),
     };
-    let expected = cookie_value(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
+    let expected = cookie_value(&parts.headers, cookies(&portal).login).unwrap_or_default();
     if expected.is_empty() || !same(&form.csrf, &expected) {
         return csrf_refused();
     }
@@ -284,8 +312,9 @@ pub async fn login(axum::extract::State(portal): axum::extract::State<Portal>, r
     audit(&portal, &principal.actor(), principal.tenant.as_ref().map(|t| t.name.as_str()), "POST /portal/login", 303)
         .await;
     let mut resp = Redirect::to(safe_next(&form.next).unwrap_or("/portal/databases")).into_response();
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, COOKIE, &raw, SESSION_HOURS * 3600));
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, LOGIN_COOKIE, "", 0));
+    resp.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&portal, cookies(&portal).session, &raw, SESSION_HOURS * 3600));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, cookies(&portal).login, "", 0));
     resp
 }
 
@@ -302,7 +331,7 @@ pub async fn logout(axum::extract::State(portal): axum::extract::State<Portal>, 
     )
     .await;
     let mut resp = layout::see_other("/portal/login");
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, COOKIE, "", 0));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&portal, cookies(&portal).session, "", 0));
     resp
 }
 
@@ -399,5 +428,27 @@ mod tests {
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
         assert!(!same("", "a"));
+    }
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    fn headers(cookies: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(header::COOKIE, HeaderValue::from_str(c).unwrap_or_else(|_| HeaderValue::from_static("")));
+        }
+        h
+    }
+
+    #[test]
+    fn exactly_one_cookie_of_the_name_is_read() {
+        assert_eq!(cookie_value(&headers(&["a=1; dbaas_portal=x"]), "dbaas_portal").as_deref(), Some("x"));
+        assert_eq!(cookie_value(&headers(&["dbaas_portal=x; dbaas_portal=y"]), "dbaas_portal"), None);
+        assert_eq!(cookie_value(&headers(&["dbaas_portal=x", "dbaas_portal=y"]), "dbaas_portal"), None);
+        assert_eq!(cookie_value(&headers(&["dbaas_portal_login=x"]), "dbaas_portal"), None);
+        assert_eq!(cookie_value(&headers(&[]), "dbaas_portal"), None);
     }
 }

@@ -188,6 +188,10 @@ pub struct Drift {
     /// `DBAAS_DRIFT_INTERVAL_MS`), or now when asked with `?fresh=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_at: Option<DateTime<Utc>>,
+    /// Set by the client, never sent: a live comparison was asked for and refused (rate
+    /// limited), so this is the stored one (`checked_at` says how old).
+    #[serde(skip)]
+    pub stored_instead_of_fresh: bool,
 }
 
 impl Drift {

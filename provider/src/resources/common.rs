@@ -49,3 +49,23 @@ pub async fn wait_op(client: &Client, op: &Operation, limit: Duration, what: &st
 pub fn field_paths(names: &[&'static str]) -> Vec<(&'static str, Path)> {
     names.iter().map(|n| (*n, Path::attr(n))).collect()
 }
+
+/// Says so when a refresh asked for a live comparison got the stored one instead (the live
+/// checks are rate limited per tenant): with how old that comparison is.
+pub fn warn_if_stored_drift(db: &dbaas_client::Database, diags: &mut Diags) {
+    let Some(drift) = db.drift.as_ref().filter(|d| d.stored_instead_of_fresh) else { return };
+    let age = match drift.checked_at {
+        Some(at) => {
+            let secs = (chrono::Utc::now() - at).num_seconds().max(0);
+            format!("{secs} s old (compared at {})", at.to_rfc3339())
+        }
+        None => "of unknown age (never compared yet)".to_string(),
+    };
+    diags.warn(
+        format!("Drift of {} from the service's last comparison, not a live one", db.physical_name),
+        format!(
+            "fresh_drift asked for a live comparison, but live checks are limited per tenant (30 a minute) and \
+             this one was refused; the stored comparison is used instead, {age}."
+        ),
+    );
+}

@@ -256,7 +256,10 @@ impl TypedResource for Database {
                 );
                 None
             }
-            Ok(Some(db)) => Some(state_from(db, state)),
+            Ok(Some(db)) => {
+                super::common::warn_if_stored_drift(&db, diags);
+                Some(state_from(db, state))
+            }
             Err(e) => {
                 diags.api_error("Reading the database", &e, &[]);
                 None

@@ -120,7 +120,10 @@ impl TypedDataSource for DatabaseData {
             client.find_database(&tenant, name).await
         };
         let db = match found {
-            Ok(db) => db,
+            Ok(db) => {
+                super::common::warn_if_stored_drift(&db, diags);
+                db
+            }
             Err(e) => {
                 diags.api_error("Looking up the database", &e, &[]);
                 return None;
