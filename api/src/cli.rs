@@ -210,15 +210,8 @@ impl ServeArgs {
 }
 
 /// The master key from its variable or its file.
-pub(crate) fn load_key(master_key: &Option<String>, master_key_file: &Option<PathBuf>) -> Result<MasterKey> {
-    let text = match (master_key, master_key_file) {
-        (Some(k), _) => k.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-        (None, None) => bail!(
-            "no master key: set DBAAS_MASTER_KEY (32 random bytes, base64: `openssl rand -base64 32`) or DBAAS_MASTER_KEY_FILE"
-        ),
-    };
-    Ok(MasterKey::from_base64(&text)?)
+fn load_key(master_key: &Option<String>, master_key_file: &Option<PathBuf>) -> Result<MasterKey> {
+    MasterKey::load(master_key.as_deref(), master_key_file.as_deref())
 }
 
 #[derive(Debug, Args)]
@@ -298,7 +291,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             state.engine_db = engine_db;
             crate::server::serve_with(state, args.listen, tls, crate::server::shutdown_on_signals()).await
         }
-        Command::Dev(args) => crate::dev::run(args).await,
+        Command::Dev(args) => crate::dev::run(&args.data_dir, args.port, args.engine.config()?).await,
         Command::Openapi { markdown } => {
             let (_, doc) = crate::http::api();
             if markdown {

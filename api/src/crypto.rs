@@ -39,6 +39,20 @@ impl MasterKey {
     }
 
     /// A fresh random key, base64-encoded (what `dev` mode stores in its data dir).
+    /// The key given as text, or read from a file; an error saying how to make one when
+    /// neither is given.
+    pub fn load(text: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let text = match (text, file) {
+            (Some(k), _) => k.to_string(),
+            (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            (None, None) => anyhow::bail!(
+                "no master key: set DBAAS_MASTER_KEY (32 random bytes, base64: `openssl rand -base64 32`) or DBAAS_MASTER_KEY_FILE"
+            ),
+        };
+        Ok(Self::from_base64(&text)?)
+    }
+
     pub fn generate_base64() -> String {
         let mut raw = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut raw);

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result};
 use dbaas_client::{CreateHost, CreateInstance, Environment, SslMode};
 
-use crate::cli::DevArgs;
 use crate::crypto::MasterKey;
 use crate::pgcluster::{Cluster, ClusterOptions};
 
@@ -18,12 +17,10 @@ use crate::pgcluster::{Cluster, ClusterOptions};
 const LOCAL_EXTENSIONS: &[&str] =
     &["pgcrypto", "citext", "hstore", "pg_trgm", "uuid-ossp", "btree_gin", "btree_gist", "pg_stat_statements"];
 
-pub async fn run(args: DevArgs) -> Result<()> {
-    let dir = &args.data_dir;
+pub async fn run(dir: &std::path::Path, port: u16, engine: crate::state::EngineConfig) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     check_owned(dir)?;
     make_private(dir)?;
-    let engine = args.engine.config()?;
 
     eprintln!("starting the state database in {}", dir.join("state").display());
     let state_pg = tokio::task::block_in_place(|| Cluster::start(&dir.join("state"), &ClusterOptions::default()))?;
@@ -67,7 +64,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     if crate::hosts::HostRecord::by_name(&db, "local").await?.is_none() {
         let root = host_root.canonicalize().unwrap_or(host_root.clone()).to_string_lossy().into_owned();
         let req = CreateHost::local("local", &root, DEV_PORTS);
-        if let Err(e) = crate::hosts::register::register(&state, req).await {
+        if let Err(e) = crate::hosts::register::register(&state.db, &state.key, req).await {
             eprintln!("warning: this machine is not registered as a host ({e:?}); managed instances need one");
         }
     }
@@ -92,7 +89,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     restart_managed(&state, &managed).await;
 
     let token = reuse_or_create_token(&db, &dir.join("env")).await?;
-    let endpoint = format!("http://127.0.0.1:{}", args.port);
+    let endpoint = format!("http://127.0.0.1:{}", port);
     let env = format!("export DBAAS_ENDPOINT={endpoint}\nexport DBAAS_TOKEN={token}\n");
     let env_path = dir.join("env");
     write_secret(&env_path, &env)?;
@@ -106,7 +103,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         env_path.display()
     );
 
-    let listen: SocketAddr = ([127, 0, 0, 1], args.port).into();
+    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
     let result = crate::server::serve(state.clone(), listen, crate::server::shutdown_on_signals()).await;
     // Managed instances on this machine stop with it (and start again with the next `dev`).
     for inst in local_managed(&db).await.unwrap_or_default() {
@@ -142,8 +139,8 @@ pub fn backup_open_settings(
         )
     })?;
     let key = match (master_key, master_key_file) {
-        (None, None) => crate::cli::load_key(&None, &Some(dir.join("master.key")))?,
-        _ => crate::cli::load_key(master_key, master_key_file)?,
+        (None, None) => MasterKey::load(None, Some(&dir.join("master.key")))?,
+        _ => MasterKey::load(master_key.as_deref(), master_key_file.as_deref())?,
     };
     Ok((url.trim().to_string(), key))
 }

@@ -316,7 +316,8 @@ async fn instance_registration_and_target_down() {
     // Managed: the host must be a registered host, and external-only fields are refused.
     let e = h.admin.create_instance(&CreateInstance { kind: InstanceKind::Managed, ..base.clone() }).await.unwrap_err();
     let fields: Vec<&str> = problem(&e).errors.iter().map(|f| f.field.as_str()).collect();
-    assert_eq!(fields, vec!["admin_user", "admin_password", "host", "version"], "{e}");
+    // (The harness's instances carry their CA, as dev's do: a managed one gets its own.)
+    assert_eq!(fields, vec!["admin_user", "admin_password", "ca_cert", "host", "version"], "{e}");
     assert_eq!(h.count("SELECT count(*) FROM instances").await, 1);
 
     // A CREATEDB + CREATEROLE login (not superuser) is enough, and works end to end.

@@ -64,14 +64,10 @@ fn restore(backup: uuid::Uuid, target: RestoreTarget, name: Option<&str>) -> Res
     RestoreRequest { backup, target, name: name.map(str::to_string), retain_hours: None, grace }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_repacked_database_backs_up_drills_and_restores_on_a_verify_full_instance() {
-    let h = Harness::in_process().await;
-    let _store = with_store(&h).await;
-    let inst = h.admin.get_instance("main").await.unwrap();
-    assert_eq!(inst.sslmode, SslMode::VerifyFull, "the harness registers instances as dev does");
-    let a = h.tenant("team-a").await;
-    let db = h.ready_database(&a, db_req("orders")).await;
+/// Repacks a bloated table of a new database on `instance`, checks pg_repack is gone from it,
+/// then backs up, drills, and restores new and in place.
+async fn repack_backup_drill_restore(h: &Harness, a: &Client, instance: &str) {
+    let db = h.ready_database(a, CreateDatabase { instance: Some(instance.into()), ..db_req("orders") }).await;
     let mut admin = connect_as(&a.get_credential(db.id, Access::Admin).await.unwrap()).await.unwrap();
     sqlx::raw_sql(
         "CREATE TABLE orders (id int PRIMARY KEY, note text); \
@@ -87,21 +83,46 @@ async fn a_repacked_database_backs_up_drills_and_restores_on_a_verify_full_insta
         options: MaintenanceOptions { bloat_threshold_percent: Some(10.0), ..Default::default() },
     };
     let acc = a.start_maintenance(db.id, &req).await.unwrap();
-    let log = succeeded(&a, acc.operation.id).await;
+    let log = succeeded(a, acc.operation.id).await;
     assert!(log.contains("public.orders: repacked"), "{log}");
     assert!(log.contains("removed the service's extension(s)"), "{log}");
-    let left = extensions(&h, &db.physical_name).await;
+    // The catalog is readable by the tenant: what is left in its database.
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT extname::text FROM pg_extension ORDER BY 1").fetch_all(&mut admin).await.unwrap();
     assert!(!left.iter().any(|e| e == "pg_repack" || e == "pgstattuple"), "{left:?}");
 
-    let b = backup_and_drill(&a, db.id).await;
+    let b = backup_and_drill(a, db.id).await;
     sqlx::raw_sql("DELETE FROM orders WHERE id < 1000").execute(&mut admin).await.unwrap();
     drop(admin);
     let acc = a.restore_database(db.id, &restore(b.id, RestoreTarget::New, Some("orders-copy"))).await.unwrap();
-    succeeded(&a, acc.operation.unwrap().id).await;
+    succeeded(a, acc.operation.unwrap().id).await;
     let acc = a.restore_database(db.id, &restore(b.id, RestoreTarget::InPlace, None)).await.unwrap();
-    succeeded(&a, acc.operation.unwrap().id).await;
+    succeeded(a, acc.operation.unwrap().id).await;
     let mut admin = connect_as(&a.get_credential(db.id, Access::Admin).await.unwrap()).await.unwrap();
     assert_eq!(scalar_i64(&mut admin, "SELECT count(*) FROM orders").await, 7500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repacked_database_backs_up_drills_and_restores_on_a_verify_full_instance() {
+    let h = Harness::in_process().await;
+    let _store = with_store(&h).await;
+    let inst = h.admin.get_instance("main").await.unwrap();
+    assert_eq!(inst.sslmode, SslMode::VerifyFull, "the harness registers instances as dev does");
+    let a = h.tenant("team-a").await;
+    repack_backup_drill_restore(&h, &a, "main").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_on_a_managed_instance() {
+    let h = Harness::in_process().await;
+    let _store = with_store(&h).await;
+    let (_dir, _host) = common::hosts::local_host(&h, "box-r", [25700, 25709]).await;
+    h.admin.create_instance(&common::hosts::managed("pg-r", "box-r")).await.unwrap();
+    let (op, inst) = common::hosts::settle(&h.admin, "pg-r").await;
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}");
+    assert_eq!(inst.sslmode, SslMode::VerifyFull);
+    let a = h.tenant("team-a").await;
+    repack_backup_drill_restore(&h, &a, "pg-r").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -113,16 +134,22 @@ async fn what_a_tenant_admin_could_not_restore_never_makes_a_good_backup() {
     let mut admin = connect_as(&a.get_credential(db.id, Access::Admin).await.unwrap()).await.unwrap();
     sqlx::raw_sql("CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2);").execute(&mut admin).await.unwrap();
 
-    // What an earlier, interrupted repack leaves: the backup removes it first, and is good.
+    // What an interrupted repack leaves (marked, as the service marks what it creates): the
+    // backup removes it first, and is good.
     let mut su = h.target_db(&db.physical_name).await;
-    sqlx::raw_sql("CREATE EXTENSION pg_repack; CREATE EXTENSION pgstattuple SCHEMA repack")
-        .execute(&mut su)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "CREATE EXTENSION pg_repack; CREATE EXTENSION pgstattuple SCHEMA repack; \
+         COMMENT ON EXTENSION pg_repack IS 'dbaas:service-extension'; \
+         COMMENT ON EXTENSION pgstattuple IS 'dbaas:service-extension'",
+    )
+    .execute(&mut su)
+    .await
+    .unwrap();
     backup_and_drill(&a, db.id).await;
     assert!(!extensions(&h, &db.physical_name).await.iter().any(|e| e == "pg_repack" || e == "pgstattuple"));
 
-    // An untrusted extension the service did not make: the backup fails and says why.
+    // An untrusted extension the service did not make (even pg_repack, installed by a
+    // superuser on purpose, unmarked): left alone, and the backup fails and says why.
     sqlx::raw_sql("CREATE EXTENSION pgstattuple").execute(&mut su).await.unwrap();
     let acc = a.create_backup(db.id, &CreateBackup::default()).await.unwrap();
     let (op, log) = ended(&a, acc.operation.id).await;
@@ -276,4 +303,53 @@ async fn an_in_place_restore_is_undone_while_the_previous_database_is_kept() {
     succeeded(&a, acc.operation.unwrap().id).await;
     let mut admin = connect_as(&admin_cred).await.unwrap();
     assert_eq!(scalar_i64(&mut admin, "SELECT count(*) FROM t").await, 10);
+}
+
+/// Databases repacked before repacks cleaned up after themselves: the migration enqueues one
+/// `remove_service_extensions` operation for each (and none for the others), which removes
+/// what was left.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_migration_cleans_databases_repacked_before() {
+    let h = Harness::in_process().await;
+    let a = h.tenant("team-a").await;
+    let repacked = h.ready_database(&a, db_req("old")).await;
+    let untouched = h.ready_database(&a, db_req("other")).await;
+    let acc = a
+        .start_maintenance(
+            repacked.id,
+            &CreateMaintenance { kind: MaintenanceKind::Repack, tables: vec![], options: Default::default() },
+        )
+        .await
+        .unwrap();
+    succeeded(&a, acc.operation.id).await;
+    // What a repack used to leave behind.
+    let mut su = h.target_db(&repacked.physical_name).await;
+    sqlx::raw_sql("CREATE EXTENSION pg_repack; CREATE EXTENSION pgstattuple SCHEMA repack")
+        .execute(&mut su)
+        .await
+        .unwrap();
+
+    // The migration's statement as it stands in the file, run on this test's state database
+    // (migrated already, without these rows).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let file = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("_service_extensions.sql"))
+        .unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    let insert = &text[text.find("INSERT INTO operations").unwrap()..];
+    let mut state = h.state_db().await;
+    sqlx::raw_sql(insert).execute(&mut state).await.unwrap();
+    let queued: Vec<(uuid::Uuid, uuid::Uuid)> =
+        sqlx::query_as("SELECT id, target_id FROM operations WHERE kind = 'remove_service_extensions'")
+            .fetch_all(&mut state)
+            .await
+            .unwrap();
+    assert_eq!(queued.iter().map(|q| q.1).collect::<Vec<_>>(), vec![repacked.id], "only the repacked database");
+    assert_ne!(untouched.id, repacked.id);
+    let log = succeeded(&a, queued[0].0).await;
+    assert!(log.contains("removed the service's extension(s) pgstattuple, pg_repack"), "{log}");
+    let left = extensions(&h, &repacked.physical_name).await;
+    assert!(!left.iter().any(|e| e == "pg_repack" || e == "pgstattuple"), "{left:?}");
 }

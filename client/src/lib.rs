@@ -4,11 +4,10 @@
 //! their OpenAPI schemas), so the provider and the tests can never drift from the server.
 
 pub mod client;
+pub use client::{reads, refresh};
 pub mod duration;
 pub mod models;
 pub mod names;
-pub mod reads;
-pub mod refresh;
 
 pub use client::{Client, ClientError};
 pub use models::*;

@@ -110,6 +110,22 @@ pub async fn configure(config: &Value, diags: &mut Diags) -> Option<Client> {
     }
 }
 
+/// The provider block as the framework's server sees it.
+pub struct Block;
+
+#[tonic::async_trait]
+impl crate::framework::resource::ProviderConfig for Block {
+    fn schema(&self) -> Schema {
+        schema()
+    }
+    fn validate(&self, config: &Value, diags: &mut Diags) {
+        validate(config, diags)
+    }
+    async fn configure(&self, config: &Value, diags: &mut Diags) -> Option<Client> {
+        configure(config, diags).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

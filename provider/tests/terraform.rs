@@ -365,12 +365,16 @@ fn run_by_hand_it_explains_itself() {
 #[tokio::test(flavor = "multi_thread")]
 async fn instance_import_then_password_is_verified() {
     let env = Env::start().await;
+    // Declared as it is registered (and as dev registers its instance): verify-full, its CA.
     let body = format!(
         "resource \"dbaas_instance\" \"main\" {{\n  name = \"main\"\n  host = \"127.0.0.1\"\n  port = {}\n  admin_user = \"postgres\"\n  \
-         admin_password = \"{}\"\n  sslmode = \"require\"\n  environment = \"sandbox\"\n  max_databases = 100\n  \
-         allowed_extensions = [\"pgcrypto\", \"citext\"]\n}}\n",
+         admin_password = \"{}\"\n  sslmode = \"verify-full\"\n  ca_cert = file(\"${{path.module}}/ca.pem\")\n  \
+         environment = \"sandbox\"\n  max_databases = 100\n  allowed_extensions = [\"pgcrypto\", \"citext\"]\n}}\n",
         env.target.port, env.target.password
     );
+    let wd = env.dir.path().join("instance");
+    std::fs::create_dir_all(&wd).unwrap();
+    std::fs::write(wd.join("ca.pem"), env.target.ca_cert.as_deref().unwrap()).unwrap();
     let wd = env.workdir("instance", &body);
     let out = env.tf(&wd, &["import", "-input=false", "dbaas_instance.main", "main"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -13,13 +13,16 @@
 //!   this login has CONNECT, which it has on this database's own copies alone (the service
 //!   revokes PUBLIC's CONNECT on every database it makes and on the maintenance databases).
 //! - No tenant code runs in its sessions: `pg_dump` and the manifest's row counts read table
-//!   data (COPY, `count(*)`, the rows' text form through built-in output functions; creating a
-//!   base type with functions of one's own needs superuser), with `search_path` pinned and
-//!   row security off, so no policy expression is evaluated; it sets no role and owns no
-//!   object a trigger or rule could hang on.
+//!   data (COPY, `count(*)`, and the rows' text as `textin(record_out(row))`, never `row::text`,
+//!   which a cast the table's owner defines would turn into a call of its function; the
+//!   output functions are built-in, since a base type with functions of one's own needs
+//!   superuser), in a read-only transaction with `search_path` pinned and row security off,
+//!   so no policy expression is evaluated; it owns no object a trigger or rule could hang on,
+//!   and nothing is a member of it (any membership found is revoked when it is opened).
 //! - Its password exists only while a backup or check uses it: a fresh random one is set
-//!   (as a SCRAM verifier) under the database's backup lock, and removed (`PASSWORD NULL`)
-//!   when the work ends, so between uses it cannot log in at all; it is never stored.
+//!   (as a SCRAM verifier, `VALID UNTIL` an hour later in case this process dies) under the
+//!   database's backup lock, and removed (`PASSWORD NULL`, its sessions ended) when the work
+//!   ends, so between uses it cannot log in at all; it is never stored.
 //! - It is marked like every role the service makes and dropped with the database.
 //!
 //! `BYPASSRLS` can only be given by a superuser: on an external instance whose service login is
@@ -105,16 +108,33 @@ pub async fn open(
                 return Err(ownership::conflict(&[format!("role {user} ({why})")]));
             }
         }
+        // VALID UNTIL bounds the password if this process dies before `close` (sessions are
+        // opened right after this; it only limits new logins).
         exec(
             maint,
             &format!(
                 "ALTER ROLE {role} LOGIN INHERIT BYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION \
-                 CONNECTION LIMIT 4 PASSWORD {verifier}"
+                 CONNECTION LIMIT 4 PASSWORD {verifier} VALID UNTIL {}",
+                (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339().pg_literal()
             ),
         )
         .await?;
         // Settings a role can carry would apply to its sessions: none are kept.
         exec(maint, &format!("ALTER ROLE {role} RESET ALL")).await?;
+        exec(maint, &format!("ALTER ROLE {role} IN DATABASE {} RESET ALL", names.database.pg_ident())).await?;
+        // Nothing is a member of it (a member could act as it).
+        let members: Vec<String> = sqlx::query_scalar(
+            "SELECT m.rolname::pg_catalog.text FROM pg_catalog.pg_auth_members a \
+             JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member \
+             JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.roleid \
+             WHERE r.rolname OPERATOR(pg_catalog.=) $1",
+        )
+        .bind(&user)
+        .fetch_all(&mut *maint)
+        .await?;
+        for m in members {
+            exec(maint, &format!("REVOKE {role} FROM {}", m.pg_ident())).await?;
+        }
         exec(maint, &format!("GRANT pg_read_all_data TO {role}")).await?;
         for dbname in std::iter::once(names.database.as_str()).chain(also) {
             exec(maint, &format!("GRANT CONNECT ON DATABASE {} TO {role}", dbname.pg_ident())).await?;
@@ -129,17 +149,27 @@ pub async fn open(
     Ok(Some(BackupLogin { user, password }))
 }
 
-/// Takes the login's password away (it can no longer log in) and releases the lock.
+/// Takes the login's password away (it can no longer log in), ends any session of it left,
+/// and releases the lock.
 pub async fn close(maint: &mut PgConnection, names: &PhysicalNames, db: Uuid) -> Result<(), OpError> {
     let user = name(names);
-    if ownership::role(maint, &user, marker(db)).await?.is_ours() {
-        exec(maint, &format!("ALTER ROLE {} PASSWORD NULL", user.pg_ident())).await?;
+    sqlx::query("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('dbaas:roles'))").execute(&mut *maint).await?;
+    let result = async {
+        if ownership::role(maint, &user, marker(db)).await?.is_ours() {
+            exec(maint, &format!("ALTER ROLE {} PASSWORD NULL", user.pg_ident())).await?;
+            super::conn::terminate_role_sessions(maint, &user).await?;
+        }
+        Ok::<(), OpError>(())
     }
+    .await;
+    sqlx::query("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('dbaas:roles'))")
+        .execute(&mut *maint)
+        .await?;
     sqlx::query("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext($1))")
         .bind(format!("dbaas:backup-login:{}", names.database))
         .execute(&mut *maint)
         .await?;
-    Ok(())
+    result
 }
 
 /// Drops the login of a database being deleted (only if it carries this database's marker).

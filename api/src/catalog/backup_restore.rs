@@ -72,17 +72,21 @@ pub(super) async fn pg_restore_into(
         .open(&backup.object_key, backup.object_version.as_deref())
         .await
         .map_err(|e| store_error("backup_missing", e))?;
+    let broken_pipe = |e: &seal::SealError| e.to_string().to_lowercase().contains("broken pipe");
     let feeding = async {
         let opened = seal::open(&key, backup.id, &mut object, &mut stdin).await;
+        if let Err(e) = &opened {
+            if !broken_pipe(e) {
+                // Killed before its input ends: pg_restore never commits what came before a
+                // chunk that failed to open (a closed input would read as a complete dump).
+                let _ = child.start_kill();
+            }
+        }
         drop(stdin);
         opened
     };
     let (opened, said) = tokio::join!(feeding, said);
-    let pipe_broke = matches!(&opened, Err(e) if e.to_string().to_lowercase().contains("broken pipe"));
-    if opened.is_err() && !pipe_broke {
-        // Never let pg_restore commit what came before a chunk that failed to open.
-        let _ = child.start_kill();
-    }
+    let pipe_broke = matches!(&opened, Err(e) if broken_pipe(e));
     let status = child.wait().await.map_err(|e| OpError::permanent("pg_restore_failed", e.to_string()))?;
     if let Err(e) = &opened {
         if !pipe_broke {
@@ -116,9 +120,11 @@ pub(super) async fn check_against(
     let mut conn = target.as_login(reader.0, reader.1).connect(dbname).await?;
     match check {
         Check::Full => {
-            // Off: a table row security would filter is an error, never a short count.
-            exec(&mut conn, "SET row_security = off").await?;
+            // Read only, and row security off: a table row security would filter is an
+            // error, never a short count.
+            exec(&mut conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL row_security = off").await?;
             let restored = describe(&mut conn, Checksums::As(manifest)).await?;
+            exec(&mut conn, "COMMIT").await?;
             compare(manifest, &restored)?;
         }
         Check::Tables => {

@@ -137,8 +137,13 @@ pub(super) async fn describe(conn: &mut PgConnection, which: Checksums<'_>) -> R
             Checksums::As(m) => m.tables.iter().any(|t| t.table == label && t.checksum.is_some()),
         };
         let checksum = if wanted {
+            // The row's text through the built-in output functions, never `t::text`: the
+            // table's owner may define a cast of its row type to text (`CREATE CAST`), which
+            // would run its own function in this session. The text is the same as the I/O
+            // cast gives, so manifests taken either way compare equal.
             let sum: Option<String> = sqlx::query_scalar(&format!(
-                "SELECT pg_catalog.md5(pg_catalog.string_agg(t::text, ',' ORDER BY t::text)) FROM ONLY {quoted} t"
+                "SELECT pg_catalog.md5(pg_catalog.string_agg(r.line, ',' ORDER BY r.line)) \
+                 FROM (SELECT pg_catalog.textin(pg_catalog.record_out(t)) AS line FROM ONLY {quoted} t) r"
             ))
             .fetch_one(&mut *conn)
             .await?;
@@ -180,7 +185,7 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     let target = l.inst.target(&ctx.state.key)?;
     // What an interrupted repack left would be in the dump, and the dump would not restore.
     let mut svc = target.connect(&names.database).await?;
-    let removed = super::service_extensions::remove(&mut svc).await;
+    let removed = super::service_extensions::remove(&mut svc, super::service_extensions::Scope::Marked).await;
     super::service_extensions::log(ctx, &removed).await;
     removed?;
     svc.close().await.ok();
@@ -188,7 +193,11 @@ pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     let login = super::backup_login::open(&mut maint.conn, &names, l.db.id, None).await?;
     let result = dump(ctx, &l, &target, login.as_ref()).await;
     if login.is_some() {
-        super::backup_login::close(&mut maint.conn, &names, l.db.id).await?;
+        // The dump is stored either way: a login left open until its VALID UNTIL is logged,
+        // not a failed backup.
+        if let Err(e) = super::backup_login::close(&mut maint.conn, &names, l.db.id).await {
+            ctx.log("warn", &format!("closing the backup login: {}", e.message)).await;
+        }
     }
     result
 }

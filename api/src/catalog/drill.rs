@@ -69,13 +69,7 @@ async fn lock(maint: &mut PgConnection, names: &PhysicalNames) -> Result<(), OpE
 /// Drops what a drill of this database left: the scratch database (any drill's: they are
 /// serialised), then this drill's roles (only those carrying `marker`).
 async fn remove(target: &Target, maint: &mut PgConnection, names: &PhysicalNames) -> Result<(), OpError> {
-    super::ownership::drop_marked_database(
-        maint,
-        &scratch(names),
-        |c| c.starts_with("dbaas:verify:"),
-        "a dbaas verification database",
-    )
-    .await?;
+    let dropped = drop_scratch_database(maint, names).await;
     let mut roles = vec![scratch(names)];
     roles.extend(Access::ALL.iter().map(|a| names.role(*a)));
     sqlx::query("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('dbaas:roles'))").execute(&mut *maint).await?;
@@ -100,7 +94,29 @@ async fn remove(target: &Target, maint: &mut PgConnection, names: &PhysicalNames
     sqlx::query("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('dbaas:roles'))")
         .execute(&mut *maint)
         .await?;
-    result
+    dropped.and(result)
+}
+
+/// Drops the scratch database when it is a drill's: its comment is a drill's marker, or its
+/// owner is a drill's scratch login (the scratch login owns it, so tenant code in the dump
+/// can change its comment, but no role can change its own comment).
+async fn drop_scratch_database(maint: &mut PgConnection, names: &PhysicalNames) -> Result<(), OpError> {
+    let db = scratch(names);
+    let found: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT pg_catalog.shobj_description(d.oid, 'pg_database'), \
+                pg_catalog.shobj_description(d.datdba, 'pg_authid') \
+         FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1",
+    )
+    .bind(&db)
+    .fetch_optional(&mut *maint)
+    .await?;
+    let Some((comment, owner_comment)) = found else { return Ok(()) };
+    let drill = |c: &Option<String>| c.as_deref().is_some_and(|c| c.starts_with("dbaas:verify:"));
+    if drill(&comment) || drill(&owner_comment) {
+        exec(maint, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.pg_ident())).await
+    } else {
+        Err(super::ownership::conflict(&[format!("database {db} (not a dbaas verification database)")]))
+    }
 }
 
 pub async fn cleanup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
@@ -172,8 +188,29 @@ pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
     let result = async {
         let password = prepare(&mut locked.conn, &names, m).await?;
         let ms = pg_restore_into(ctx, &l.backup, &l.store, &l.inst, (&db, &password), &db).await?;
-        // Restored: only now may the scratch login read past row security, to count.
+        // Restored: only now may the scratch login read past row security, to count. What the
+        // restore ran (as it) may have made another role a member of it: revoked first, and
+        // any session of it ended, so only the count below acts with that attribute.
+        sqlx::query("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('dbaas:roles'))")
+            .execute(&mut locked.conn)
+            .await?;
+        let members: Vec<String> = sqlx::query_scalar(
+            "SELECT m.rolname::pg_catalog.text FROM pg_catalog.pg_auth_members a \
+             JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member \
+             JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.roleid \
+             WHERE r.rolname OPERATOR(pg_catalog.=) $1",
+        )
+        .bind(&db)
+        .fetch_all(&mut locked.conn)
+        .await?;
+        for m in members {
+            exec(&mut locked.conn, &format!("REVOKE {} FROM {}", db.pg_ident(), m.pg_ident())).await?;
+        }
+        super::conn::terminate_role_sessions(&mut locked.conn, &db).await?;
         exec(&mut locked.conn, &format!("ALTER ROLE {} BYPASSRLS", db.pg_ident())).await?;
+        sqlx::query("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('dbaas:roles'))")
+            .execute(&mut locked.conn)
+            .await?;
         check_against(ctx, &manifest, &l.inst, (&db, &password), &db, Check::Full).await?;
         Ok::<i64, OpError>(ms)
     }

@@ -128,6 +128,11 @@ pub fn command(
         .stderr(Stdio::piped())
         // A cancelled operation drops the future holding the child: the child dies with it.
         .kill_on_drop(true);
+    if endpoint.sslmode == SslMode::Require {
+        // TLS without a verified certificate: SCRAM's channel binding is what tells a man in
+        // the middle from the server (and it refuses to hand over a password in the clear).
+        cmd.env("PGCHANNELBINDING", "require");
+    }
     if let Some(pem) = endpoint.ca_pem {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
@@ -206,6 +211,7 @@ mod tests {
         let login = Login { user: "svc", password: "pw" };
         let mut l =
             command(Path::new("/usr/bin/env"), endpoint(None, SslMode::Require), login, "orders", "dbaas-x").unwrap();
+        assert_eq!(envs(&l)["PGCHANNELBINDING"].as_deref(), Some("require"), "TLS without a CA binds the channel");
         let out = l.cmd.stdout(Stdio::piped()).output().await.unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
         let names: Vec<&str> = text.lines().filter_map(|l| l.split('=').next()).collect();

@@ -81,7 +81,7 @@ pub async fn run(ctx: &OpContext, job: &super::jobs::Maintenance) -> Result<(), 
             let mut svc = target.connect(&dbname).await?;
             let result = super::repack::run(ctx, &mut svc, &tables, req, &inst, &dbname).await;
             // Whatever happened: nothing of pg_repack's may stay for the tenant's backups.
-            let removed = super::service_extensions::remove(&mut svc).await;
+            let removed = super::service_extensions::remove(&mut svc, super::service_extensions::Scope::Marked).await;
             super::service_extensions::log(ctx, &removed).await;
             result.and(removed.map(|_| ()))
         }

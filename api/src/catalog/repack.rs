@@ -83,6 +83,7 @@ pub async fn run(
             return Err(OpError::permanent("repack_refused", format!("pg_repack is refused in {dbname}: {reason}")));
         }
         exec(conn, "CREATE EXTENSION IF NOT EXISTS pg_repack").await?;
+        super::service_extensions::mark(conn, "pg_repack").await?;
         ctx.log("info", &format!("installed the pg_repack extension {server_ver} in {dbname}")).await;
     } else if let Some(reason) = repack_guard::foreign_repack_schema(conn).await? {
         return Err(OpError::permanent("repack_refused", format!("pg_repack is refused in {dbname}: {reason}")));
@@ -332,8 +333,19 @@ pub async fn remove_leftovers(ctx: &OpContext, conn: &mut PgConnection, dbname: 
             .fetch_one(&mut *conn)
             .await?;
     if installed && leftovers > 0 {
+        let marked = super::service_extensions::MARK;
+        let was_ours: bool = sqlx::query_scalar(
+            "SELECT pg_catalog.obj_description(e.oid, 'pg_extension') IS NOT DISTINCT FROM $1 \
+             FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_repack'",
+        )
+        .bind(marked)
+        .fetch_one(&mut *conn)
+        .await?;
         exec(conn, "DROP EXTENSION pg_repack CASCADE").await?;
         exec(conn, "CREATE EXTENSION pg_repack").await?;
+        if was_ours {
+            super::service_extensions::mark(conn, "pg_repack").await?;
+        }
         ctx.log("warn", &format!("removed {leftovers} pg_repack leftover(s) (extension recreated)")).await;
     }
     Ok(())

@@ -89,10 +89,13 @@ pub async fn pgstattuple_schema(conn: &mut PgConnection) -> Result<Option<String
     match existing {
         Some((schema, true)) => Ok(Some(schema)),
         Some((_, false)) => Ok(None),
-        None => Ok(super::conn::exec(conn, "CREATE EXTENSION IF NOT EXISTS pgstattuple SCHEMA repack")
-            .await
-            .is_ok()
-            .then(|| "repack".to_string())),
+        None => {
+            if super::conn::exec(conn, "CREATE EXTENSION IF NOT EXISTS pgstattuple SCHEMA repack").await.is_err() {
+                return Ok(None);
+            }
+            super::service_extensions::mark(conn, "pgstattuple").await?;
+            Ok(Some("repack".to_string()))
+        }
     }
 }
 

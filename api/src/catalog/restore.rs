@@ -63,18 +63,30 @@ async fn drop_ours(conn: &mut PgConnection, name: &str, db: Uuid, prefixes: &[&s
     super::ownership::drop_marked_database(conn, name, ours, "marked as this database's copy").await
 }
 
-/// `ALTER DATABASE … RENAME`, retried while terminated sessions are still going away.
-async fn rename(conn: &mut PgConnection, from: &str, to: &str) -> Result<(), OpError> {
-    let sql = format!("ALTER DATABASE {} RENAME TO {}", from.pg_ident(), to.pg_ident());
+/// Renames database `from` to `to` and marks it `marker`, in one transaction (so a crash
+/// never leaves a renamed database with its old marker), retried while terminated sessions
+/// are still going away.
+async fn rename(conn: &mut PgConnection, from: &str, to: &str, marker: &str) -> Result<(), OpError> {
+    let sql = format!(
+        "BEGIN; ALTER DATABASE {} RENAME TO {}; COMMENT ON DATABASE {} IS {}; COMMIT",
+        from.pg_ident(),
+        to.pg_ident(),
+        to.pg_ident(),
+        marker.pg_literal()
+    );
     let mut tries = 0;
     loop {
-        match sqlx::query(&sql).execute(&mut *conn).await {
-            Ok(_) => return Ok(()),
-            Err(e) if tries < 40 && e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55006") => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(250)).await;
+        match exec(conn, &sql).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let _ = exec(conn, "ROLLBACK").await;
+                if tries < 40 && e.code == "55006" {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                } else {
+                    return Err(e);
+                }
             }
-            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -126,26 +138,12 @@ pub async fn run(ctx: &OpContext, backup_id: Uuid, grace: Option<Duration>) -> R
         if current.as_deref() == Some(&Marker::Database(db.id).text()) {
             super::delete::drain(ctx, &mut locked.conn, &names, grace.unwrap_or(s.engine.delete_grace)).await?;
             drop_ours(&mut locked.conn, &kept, db.id, &["dbaas:retained:"]).await?;
-            rename(&mut locked.conn, &names.database, &kept).await?;
-            exec(
-                &mut locked.conn,
-                &format!("COMMENT ON DATABASE {} IS {}", kept.pg_ident(), marker_retained(db.id, op).pg_literal()),
-            )
-            .await?;
+            rename(&mut locked.conn, &names.database, &kept, &marker_retained(db.id, op)).await?;
         } else if current.is_some() {
             return Err(super::ownership::conflict(&[format!("database {} (not marked as ours)", names.database)]));
         }
         // The database's name is free now (renamed away by this or an earlier attempt).
-        rename(&mut locked.conn, &side_db, &names.database).await?;
-        exec(
-            &mut locked.conn,
-            &format!(
-                "COMMENT ON DATABASE {} IS {}",
-                names.database.pg_ident(),
-                Marker::Database(db.id).text().pg_literal()
-            ),
-        )
-        .await?;
+        rename(&mut locked.conn, &side_db, &names.database, &Marker::Database(db.id).text()).await?;
         ctx.log("info", &format!("{} is the restored database; the previous one is kept as {kept}", names.database))
             .await;
     }
@@ -162,7 +160,9 @@ pub async fn drop_retained(ctx: &OpContext) -> Result<(), OpError> {
     let (db, _inst, target) = record::for_operation(&s.db, &s.key, ctx.op.target_id).await?;
     let names = db.physical();
     let mut locked = Locked::database(&target, &names.database).await?;
-    drop_copies(&mut locked.conn, &names, db.id).await?;
+    // Only the kept copy: an `_undo` copy is the restored data of an undo that has not
+    // finished, dropped only with the database.
+    drop_ours(&mut locked.conn, &retained(&names), db.id, &["dbaas:retained:"]).await?;
     ctx.log("info", &format!("dropped {} (kept since an in-place restore)", retained(&names))).await;
     Ok(())
 }
@@ -211,27 +211,25 @@ pub async fn undo(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpErro
             }
             super::delete::drain(ctx, c, &names, grace.unwrap_or(s.engine.delete_grace)).await?;
             drop_ours(c, &aside, db.id, &["dbaas:undo:"]).await?;
-            rename(c, &names.database, &aside).await?;
-            exec(c, &format!("COMMENT ON DATABASE {} IS {}", aside.pg_ident(), marker_undoing(db.id, op).pg_literal()))
-                .await?;
+            rename(c, &names.database, &aside, &marker_undoing(db.id, op)).await?;
         }
-        if comment_of(c, &names.database).await?.is_none() {
-            ctx.step(&format!("{kept} takes the name {} back", names.database)).await;
-            rename(c, &kept, &names.database).await?;
-            exec(c, &format!("COMMENT ON DATABASE {} IS {}", names.database.pg_ident(), ours.pg_literal())).await?;
-            // The restore's drain took CONNECT from its owner too; provisioning below gives
-            // the other roles theirs back.
-            let owner = names.role(dbaas_client::Access::Admin);
-            exec(
-                c,
-                &format!("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", names.database.pg_ident(), owner.pg_ident()),
-            )
+        match comment_of(c, &names.database).await? {
+            None => {
+                ctx.step(&format!("{kept} takes the name {} back", names.database)).await;
+                rename(c, &kept, &names.database, &ours).await?;
+            }
+            Some(cur) if cur == ours => {}
+            Some(_) => {
+                return Err(super::ownership::conflict(&[format!("database {} (not marked as ours)", names.database)]))
+            }
+        }
+        // The restore's drain took CONNECT from its owner too (idempotent; provisioning below
+        // gives the other roles theirs back).
+        let owner = names.role(dbaas_client::Access::Admin);
+        exec(c, &format!("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", names.database.pg_ident(), owner.pg_ident()))
             .await?;
-        }
         ctx.step(&format!("the restored database is kept as {kept}")).await;
-        rename(c, &aside, &kept).await?;
-        exec(c, &format!("COMMENT ON DATABASE {} IS {}", kept.pg_ident(), marker_retained(db.id, op).pg_literal()))
-            .await?;
+        rename(c, &aside, &kept, &marker_retained(db.id, op)).await?;
         ctx.log("info", &format!("{} is the database from before the restore again", names.database)).await;
     }
     drop(locked);

@@ -9,8 +9,13 @@
 //! interrupted repack left (operations on one database never overlap, so none is in use then);
 //! and a one-off operation per database cleans those repacked before this rule existed.
 //!
-//! Only what the service made is removed: pgstattuple only in pg_repack's `repack` schema
-//! (where the service puts it), and neither when something of the tenant's depends on them.
+//! Only what the service made is removed: the service marks the extensions it creates
+//! (`COMMENT ON EXTENSION … IS 'dbaas:service-extension'`, which only their superuser owner
+//! can change), and repacks and backups remove marked ones only, so an extension a superuser
+//! installed on purpose (on a registered instance) stays, and its backups say why they fail.
+//! The one-off cleanup, run only on databases the service repacked before it marked them,
+//! removes pg_repack and the pgstattuple in pg_repack's `repack` schema marked or not.
+//! Neither is removed when something of the tenant's depends on it.
 //! A database's own extensions are never among them: those are created as its admin role,
 //! which PostgreSQL allows for trusted extensions only, and both of these are untrusted.
 
@@ -27,10 +32,40 @@ pub struct Removed {
     pub kept: Vec<String>,
 }
 
-/// Removes pgstattuple (from schema `repack`) and pg_repack. `conn` is the service's session
-/// in the database.
-pub async fn remove(conn: &mut PgConnection) -> Result<Removed, OpError> {
+/// The comment the service puts on an extension it creates for its own work.
+pub const MARK: &str = "dbaas:service-extension";
+
+/// Which of the service's extensions [`remove`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Those carrying [`MARK`]: what this version of the service made.
+    Marked,
+    /// Also unmarked ones: for databases repacked before the service marked them.
+    LeftByEarlierRepacks,
+}
+
+/// Marks an extension the service just created (`conn`: the service's session).
+pub async fn mark(conn: &mut PgConnection, ext: &str) -> Result<(), OpError> {
+    use crate::naming::PgQuote;
+    exec(conn, &format!("COMMENT ON EXTENSION {} IS {}", ext.pg_ident(), MARK.pg_literal())).await
+}
+
+async fn is_marked(conn: &mut PgConnection, ext: &str) -> Result<bool, OpError> {
+    let c: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT pg_catalog.obj_description(e.oid, 'pg_extension') FROM pg_catalog.pg_extension e \
+         WHERE e.extname OPERATOR(pg_catalog.=) $1",
+    )
+    .bind(ext)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(c.flatten().as_deref() == Some(MARK))
+}
+
+/// Removes pgstattuple (from schema `repack`) and pg_repack, as `scope` says. `conn` is the
+/// service's session in the database.
+pub async fn remove(conn: &mut PgConnection, scope: Scope) -> Result<Removed, OpError> {
     let mut out = Removed::default();
+    let ours = |marked: bool| marked || scope == Scope::LeftByEarlierRepacks;
     let stattuple_in_repack: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e \
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
@@ -38,6 +73,7 @@ pub async fn remove(conn: &mut PgConnection) -> Result<Removed, OpError> {
     )
     .fetch_one(&mut *conn)
     .await?;
+    let stattuple_in_repack = stattuple_in_repack && ours(is_marked(conn, "pgstattuple").await?);
     if stattuple_in_repack {
         match foreign_dependents(conn, "pgstattuple").await? {
             None => {
@@ -51,7 +87,7 @@ pub async fn remove(conn: &mut PgConnection) -> Result<Removed, OpError> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_repack')")
             .fetch_one(&mut *conn)
             .await?;
-    if repack {
+    if repack && ours(is_marked(conn, "pg_repack").await?) {
         match foreign_dependents(conn, "pg_repack").await? {
             // CASCADE takes what an interrupted pg_repack left: its log tables in `repack`
             // and the `repack_trigger` on the table it was working on (nothing else depends
@@ -152,7 +188,8 @@ pub async fn run(ctx: &crate::ops::runner::OpContext) -> Result<(), OpError> {
         return Ok(());
     }
     let mut conn = target.connect(&names.database).await?;
-    let removed = remove(&mut conn).await;
+    // Enqueued only for databases the service repacked: what is there is what it left.
+    let removed = remove(&mut conn, Scope::LeftByEarlierRepacks).await;
     log(ctx, &removed).await;
     let removed = removed?;
     if removed.dropped.is_empty() && removed.kept.is_empty() {

@@ -7,16 +7,16 @@ use uuid::Uuid;
 use super::executor::{ExecError, HostExec, LocalExecutor};
 use super::ssh::{check_private_key, parse_host_key, SshTarget};
 use super::{discover_versions, ephemeral_ports, prepare_data_root, validate_data_root, HostPool, HostRecord};
+use crate::crypto::MasterKey;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::{valid_host, validate_instance_name};
-use crate::state::AppState;
 use crate::store::hosts;
 
 /// Instance ports when the request names none.
 const DEFAULT_PORTS: [u16; 2] = [5500, 5599];
 
 /// Validates, checks the host for real, and records it (`POST /v1/hosts`, and `dev`).
-pub async fn register(s: &AppState, req: CreateHost) -> ApiResult<Host> {
+pub async fn register(db: &sqlx::PgPool, key: &MasterKey, req: CreateHost) -> ApiResult<Host> {
     let mut errs = FieldErrors::default();
     errs.check("name", "invalid_name", validate_instance_name(&req.name));
     errs.check("data_root", "invalid_path", validate_data_root(&req.data_root));
@@ -46,7 +46,7 @@ pub async fn register(s: &AppState, req: CreateHost) -> ApiResult<Host> {
         HostKind::Ssh => ssh_target(&req, &mut errs),
     };
     errs.into_result()?;
-    if hosts::exists(&s.db, &req.name).await? {
+    if hosts::exists(db, &req.name).await? {
         return Err(ApiError::Conflict("already_exists", format!("host {:?} already exists", req.name)));
     }
 
@@ -107,11 +107,11 @@ pub async fn register(s: &AppState, req: CreateHost) -> ApiResult<Host> {
     .bind(ssh_target.as_ref().map(|t| &t.address))
     .bind(ssh_target.as_ref().map(|t| i32::from(t.port)))
     .bind(ssh_target.as_ref().map(|t| &t.user))
-    .bind(ssh_target.as_ref().map(|t| s.key.encrypt(&t.private_key, &format!("host:{id}"))))
+    .bind(ssh_target.as_ref().map(|t| key.encrypt(&t.private_key, &format!("host:{id}"))))
     .bind(ssh_target.as_ref().map(|t| &t.known_host_key))
-    .execute(&s.db)
+    .execute(db)
     .await?;
-    let row = HostRecord::by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("host"))?;
+    let row = HostRecord::by_name(db, &req.name).await?.ok_or(ApiError::NotFound("host"))?;
     Ok(row.view())
 }
 

@@ -48,7 +48,7 @@ async fn create_host(
     _: Admin,
     ApiJson(req): ApiJson<CreateHost>,
 ) -> ApiResult<(StatusCode, axum::Json<Host>)> {
-    Ok((StatusCode::CREATED, axum::Json(register(&s, req).await?)))
+    Ok((StatusCode::CREATED, axum::Json(register(&s.db, &s.key, req).await?)))
 }
 
 #[utoipa::path(delete, path = "/v1/hosts/{name}", tag = "hosts", params(("name" = String, Path)),

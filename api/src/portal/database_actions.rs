@@ -213,6 +213,23 @@ pub async fn restore(
 }
 
 #[derive(Deserialize)]
+pub struct UndoForm {}
+
+/// Swaps back the database an in-place restore kept (`POST /v1/databases/{id}/restore/undo`).
+pub async fn undo_restore(
+    State(_): State<Portal>,
+    Path(id): Path<Uuid>,
+    Posted { session, form: UndoForm {} }: Posted<UndoForm>,
+) -> Response {
+    let req = dbaas_client::UndoRestore::default();
+    match session.api.post::<_, DatabaseAccepted>(&format!("/v1/databases/{id}/restore/undo"), &req).await {
+        Ok(DatabaseAccepted { operation: Some(op), .. }) => to_operation(&op),
+        Ok(acc) => layout::see_other(&format!("/portal/databases/{}", acc.database.id)),
+        Err(e) => failed(&session, id, e).await,
+    }
+}
+
+#[derive(Deserialize)]
 pub struct DeleteForm {
     #[serde(default)]
     confirm: String,

@@ -240,6 +240,16 @@ fn backups_section(session: &Session, db: &Database, backups: &[Backup]) -> Mark
                 (csrf(session))
                 button type="submit" { "Take a backup" }
             }
+            @if let Some(until) = db.backups.previous_retained_until.filter(|t| *t > chrono::Utc::now()) {
+                div.notice #undo-restore {
+                    p { "The database from before the last in-place restore is kept until " (when(&until)) "." }
+                    form.inline method="post" action={"/portal/databases/" (db.id) "/restore/undo"} {
+                        (csrf(session))
+                        button.secondary type="submit" { "Undo the restore" }
+                        span.hint { " swaps it back; the restored one is kept in its stead until the same time" }
+                    }
+                }
+            }
             @if backups.is_empty() { p.muted { "No backups yet." } } @else {
                 div.table-wrap { table #backup-table.stack {
                     thead { tr { th scope="col" { "Taken" } th scope="col" { "Status" } th scope="col" { "Size" } th scope="col" { "Reason" } th scope="col" { "Drill" } th scope="col" { "Restore" } } }

@@ -54,6 +54,7 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/portal/databases/{id}/maintenance", post(database_actions::run_maintenance))
         .route("/portal/databases/{id}/backups", post(database_actions::take_backup))
         .route("/portal/databases/{id}/restore", post(database_actions::restore))
+        .route("/portal/databases/{id}/restore/undo", post(database_actions::undo_restore))
         .route("/portal/databases/{id}/delete", post(database_actions::delete))
         .route("/portal/backups/{id}/verify", post(database_actions::verify_backup))
         .route("/portal/operations", get(operations::feed))

@@ -212,6 +212,22 @@ try {
   assert.equal(psql(copyUri, copyCred.password, "select count(*) from items"), "500");
   log("backup taken and restored as new (500 rows back)");
 
+  // --- In place, then undone: the rows written after the backup come back with the undo.
+  psql(uri, rotated.password, "insert into items select g, 'later' from generate_series(501, 520) g");
+  await page.goto(dbUrl);
+  const inPlaceRow = page.locator("#backup-table tbody tr").first();
+  await inPlaceRow.getByLabel("As").selectOption("in_place");
+  await inPlaceRow.getByRole("button", { name: "Restore" }).click();
+  await operationSucceeds(page, "restore in place");
+  assert.equal(psql(uri, rotated.password, "select count(*) from items"), "500");
+  await page.goto(dbUrl);
+  await page.locator("#undo-restore").waitFor();
+  await shot(page, "undo-restore");
+  await page.getByRole("button", { name: "Undo the restore" }).click();
+  await operationSucceeds(page, "undo the restore");
+  assert.equal(psql(uri, rotated.password, "select count(*) from items"), "520");
+  log("restored in place, then undone (520 rows back)");
+
   // --- The list, filtered; the operations feed; the database as Terraform.
   await page.goto("/portal/databases?q=copy");
   assert.equal(await page.locator("#databases tbody tr").count(), 1);

@@ -120,6 +120,18 @@ impl Field<Timeouts> {
     }
 }
 
+/// The provider block: its schema, checks and configuration (the client every resource
+/// uses). Registered with the server like the resources, so the framework names no provider
+/// of its own.
+#[tonic::async_trait]
+pub trait ProviderConfig: Send + Sync {
+    fn schema(&self) -> Schema;
+    /// Plan-time checks of the provider block.
+    fn validate(&self, config: &Value, diags: &mut Diags);
+    /// The client for this configuration, or None with the reasons in `diags`.
+    async fn configure(&self, config: &Value, diags: &mut Diags) -> Option<dbaas_client::Client>;
+}
+
 #[tonic::async_trait]
 pub trait Resource: Send + Sync {
     fn type_name(&self) -> &'static str;

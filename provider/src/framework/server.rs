@@ -11,13 +11,14 @@ use tonic::{Request, Response, Status};
 
 use super::diag::Diags;
 use super::plan::plan;
-use super::resource::{Ctx, DataSource, EphemeralResource, Private, Resource};
+use super::resource::{Ctx, DataSource, EphemeralResource, Private, ProviderConfig, Resource};
 use crate::cty::{self, Type, Value};
 use crate::proto::tfplugin6 as pb;
 use crate::proto::tfplugin6::provider_server::Provider;
 
 pub struct ProviderServer {
     ctx: Ctx,
+    config: Arc<dyn ProviderConfig>,
     resources: BTreeMap<&'static str, Arc<dyn Resource>>,
     data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
     ephemerals: BTreeMap<&'static str, Arc<dyn EphemeralResource>>,
@@ -25,12 +26,14 @@ pub struct ProviderServer {
 
 impl ProviderServer {
     pub fn new(
+        config: Arc<dyn ProviderConfig>,
         resources: Vec<Arc<dyn Resource>>,
         data_sources: Vec<Arc<dyn DataSource>>,
         ephemerals: Vec<Arc<dyn EphemeralResource>>,
     ) -> Self {
         Self {
             ctx: Ctx::default(),
+            config,
             resources: resources.into_iter().map(|r| (r.type_name(), r)).collect(),
             data_sources: data_sources.into_iter().map(|r| (r.type_name(), r)).collect(),
             ephemerals: ephemerals.into_iter().map(|r| (r.type_name(), r)).collect(),
@@ -99,7 +102,7 @@ impl Provider for ProviderServer {
         _r: Request<pb::get_provider_schema::Request>,
     ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
         Ok(Response::new(pb::get_provider_schema::Response {
-            provider: Some(crate::provider_config::schema().to_proto()),
+            provider: Some(self.config.schema().to_proto()),
             resource_schemas: self.resources.iter().map(|(n, r)| (n.to_string(), r.schema().to_proto())).collect(),
             data_source_schemas: self
                 .data_sources
@@ -123,9 +126,9 @@ impl Provider for ProviderServer {
         r: Request<pb::validate_provider_config::Request>,
     ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
         let r = r.into_inner();
-        let config = decode(&crate::provider_config::schema().ty(), r.config.as_ref())?;
+        let config = decode(&self.config.schema().ty(), r.config.as_ref())?;
         let mut diags = Diags::default();
-        crate::provider_config::validate(&config, &mut diags);
+        self.config.validate(&config, &mut diags);
         Ok(Response::new(pb::validate_provider_config::Response { diagnostics: diags.to_proto() }))
     }
 
@@ -187,9 +190,9 @@ impl Provider for ProviderServer {
         r: Request<pb::configure_provider::Request>,
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         let r = r.into_inner();
-        let config = decode(&crate::provider_config::schema().ty(), r.config.as_ref())?;
+        let config = decode(&self.config.schema().ty(), r.config.as_ref())?;
         let mut diags = Diags::default();
-        if let Some(client) = crate::provider_config::configure(&config, &mut diags).await {
+        if let Some(client) = self.config.configure(&config, &mut diags).await {
             self.ctx.set_client(client).await;
         }
         Ok(Response::new(pb::configure_provider::Response { diagnostics: diags.to_proto() }))

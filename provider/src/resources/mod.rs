@@ -19,6 +19,7 @@ mod token;
 
 pub fn provider() -> ProviderServer {
     ProviderServer::new(
+        Arc::new(crate::provider_config::Block),
         vec![
             Arc::new(database::Database),
             Arc::new(tenant::Tenant),

@@ -1,5 +1,8 @@
 //! A typed reqwest client for the `/v1` API.
 
+pub mod reads;
+pub mod refresh;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,8 +11,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
 use crate::models::*;
-use crate::reads::Coalescer;
-use crate::refresh::Snapshots;
+use reads::Coalescer;
+use refresh::Snapshots;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::client::{Client, ClientError};
+use super::{Client, ClientError};
 use crate::models::{Database, List};
 
 /// Ids per request (the API's limit for `ids`, and its page size with credentials).

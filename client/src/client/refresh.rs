@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::client::{Client, ClientError};
+use super::{Client, ClientError};
 use crate::models::{Database, List};
 
 /// Refreshes of one tenant's databases in one process before its snapshot is read.
