@@ -353,3 +353,32 @@ async fn the_migration_cleans_databases_repacked_before() {
     let left = extensions(&h, &repacked.physical_name).await;
     assert!(!left.iter().any(|e| e == "pg_repack" || e == "pgstattuple"), "{left:?}");
 }
+
+/// The table's owner can define a cast of its row type to text: the manifest's checksums
+/// read rows without it (it would run as the backup login, which reads everything), in the
+/// backup, the drill and the in-place restore's check alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cast_the_tenant_defines_for_its_rows_is_never_called() {
+    let h = Harness::in_process().await;
+    let _store = with_store(&h).await;
+    let a = h.tenant("team-a").await;
+    let db = h.ready_database(&a, db_req("orders")).await;
+    let mut admin = connect_as(&a.get_credential(db.id, Access::Admin).await.unwrap()).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE orders (id int PRIMARY KEY, note text); \
+         INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 50) g; \
+         CREATE FUNCTION public.evil(public.orders) RETURNS text LANGUAGE plpgsql AS $$ BEGIN \
+           RAISE EXCEPTION 'tenant cast ran as %', current_user; END $$; \
+         CREATE CAST (public.orders AS text) WITH FUNCTION public.evil(public.orders);",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    // The cast is real: the tenant's own query calls it.
+    let e = sqlx::query_scalar::<_, String>("SELECT o::text FROM orders o LIMIT 1").fetch_one(&mut admin).await;
+    assert!(e.unwrap_err().to_string().contains("tenant cast ran as"));
+    drop(admin);
+    let b = backup_and_drill(&a, db.id).await;
+    let acc = a.restore_database(db.id, &restore(b.id, RestoreTarget::InPlace, None)).await.unwrap();
+    succeeded(&a, acc.operation.unwrap().id).await;
+}
