@@ -178,5 +178,37 @@ async fn an_in_place_restore_killed_twice_ends_restored_never_half_done() {
     assert!(!h.target_has_db(&side).await);
     let mut old = h.target_db(&format!("{}_retained", db.physical_name)).await;
     assert_eq!(digest(&mut old).await, changed, "the previous database is kept whole");
+    drop(old);
+    assert_eq!(a.get_database(db.id).await.unwrap().status, DatabaseStatus::Ready);
+
+    // Undone, killed at each of its steps: it ends with the previous database back under the
+    // name and the restored one kept, never with the name missing or a copy lost.
+    let slow = || ApiOptions { lease_ms: 2000, step_delay_ms: 700, ..Default::default() };
+    h.apis[j].kill();
+    let k = h.spawn_api(slow()).await;
+    let a = Client::new(&h.apis[k].endpoint, &h.admin_token).unwrap();
+    let undo = a.undo_restore(db.id, &UndoRestore { grace: Some("1s".into()) }).await.unwrap();
+    let undo = undo.operation.unwrap().id;
+    let mut last = k;
+    for step in ["moving the restored", "takes the name", "the restored database is kept as"] {
+        wait_until(step, Duration::from_secs(120), || async {
+            h.count(&format!(
+                "SELECT count(*) FROM operation_logs WHERE operation_id = '{undo}' AND message LIKE '%{step}%'"
+            ))
+            .await
+                >= 1
+        })
+        .await;
+        h.apis[last].kill();
+        last = h.spawn_api(slow()).await;
+    }
+    let a = Client::new(&h.apis[last].endpoint, &h.admin_token).unwrap();
+    let done = a.wait_operation(undo, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded, "{}", log_of(&a, undo).await);
+    let mut c = connect_as(&admin).await.unwrap();
+    assert_eq!(digest(&mut c).await, changed, "the database from before the restore is back");
+    let mut kept = h.target_db(&format!("{}_retained", db.physical_name)).await;
+    assert_eq!(digest(&mut kept).await, want, "the restored one is kept in its stead");
+    assert!(!h.target_has_db(&format!("{}_undo", db.physical_name)).await);
     assert_eq!(a.get_database(db.id).await.unwrap().status, DatabaseStatus::Ready);
 }
