@@ -51,6 +51,21 @@ if [ ! -f "$PLAYWRIGHT_DIR/node_modules/playwright-core/package.json" ]; then
   npm install --silent --no-audit --no-fund --prefix "$PLAYWRIGHT_DIR" "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
 fi
 
+# gitlab-ci-local (npm; pinned) for the local pipeline check, and rsync, which it needs.
+# Installed here, with the user's HOME: npm's and pip's settings (registry, node headers for
+# native modules) live there, and the tests later run with an empty HOME.
+command -v rsync >/dev/null 2>&1 || {
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rsync >/dev/null
+}
+GCL_DIR="${DBAAS_TOOLS_DIR:-/var/tmp/dbaas-tools}"
+if [ ! -x "$GCL_DIR/node_modules/.bin/gitlab-ci-local" ]; then
+  echo "installing gitlab-ci-local 4.60.1 into $GCL_DIR" >&2
+  mkdir -p "$GCL_DIR"
+  # 4.60 is the newest release that runs on Node 20.
+  npm install --prefix "$GCL_DIR" --no-audit --no-fund --silent gitlab-ci-local@4.60.1 >/dev/null
+fi
+
 if ! command -v "${TERRAFORM:-terraform}" >/dev/null 2>&1; then
   # Terraform is not in Debian's archive; the provider's acceptance tests need the binary.
   echo "terraform not found: install Terraform >= 1.10 (these machines have it at /usr/local/bin/terraform) or set TERRAFORM=/path/to/terraform" >&2

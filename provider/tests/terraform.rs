@@ -506,3 +506,20 @@ output "backups" {
     assert!(!out.status.success());
     assert!(text(&out).contains("restore_from"), "{}", text(&out));
 }
+
+/// A tenant made elsewhere (the README's curl tour makes `team-a`): the apply says how to
+/// import it, on the `name` attribute, instead of a bare 409.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_tenant_says_how_to_import_it() {
+    let env = Env::start().await;
+    env.admin.create_tenant(&dbaas_client::CreateTenant { name: "team-x".into(), max_databases: None }).await.unwrap();
+    let wd = env.workdir("tenant-exists", "resource \"dbaas_tenant\" \"team\" {\n  name = \"team-x\"\n}\n");
+    let out = env.tf(&wd, &["apply", "-auto-approve", "-input=false"]);
+    assert!(!out.status.success());
+    let text = text(&out);
+    assert!(text.contains("Tenant already exists") && text.contains("terraform import <address> team-x"), "{text}");
+    // Imported as it says, the next plan is empty.
+    let out = env.tf(&wd, &["import", "-input=false", "dbaas_tenant.team", "team-x"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(env.plan(&wd).0, 0);
+}
