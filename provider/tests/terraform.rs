@@ -516,8 +516,8 @@ async fn an_existing_tenant_says_how_to_import_it() {
     let wd = env.workdir("tenant-exists", "resource \"dbaas_tenant\" \"team\" {\n  name = \"team-x\"\n}\n");
     let out = env.tf(&wd, &["apply", "-auto-approve", "-input=false"]);
     assert!(!out.status.success());
-    let text = text(&out);
-    assert!(text.contains("Tenant already exists") && text.contains("terraform import <address> team-x"), "{text}");
+    let said = text(&out);
+    assert!(said.contains("Tenant already exists") && said.contains("terraform import <address> team-x"), "{said}");
     // Imported as it says, the next plan is empty.
     let out = env.tf(&wd, &["import", "-input=false", "dbaas_tenant.team", "team-x"]);
     assert!(out.status.success(), "{}", text(&out));

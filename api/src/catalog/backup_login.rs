@@ -123,18 +123,7 @@ pub async fn open(
         exec(maint, &format!("ALTER ROLE {role} RESET ALL")).await?;
         exec(maint, &format!("ALTER ROLE {role} IN DATABASE {} RESET ALL", names.database.pg_ident())).await?;
         // Nothing is a member of it (a member could act as it).
-        let members: Vec<String> = sqlx::query_scalar(
-            "SELECT m.rolname::pg_catalog.text FROM pg_catalog.pg_auth_members a \
-             JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member \
-             JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.roleid \
-             WHERE r.rolname OPERATOR(pg_catalog.=) $1",
-        )
-        .bind(&user)
-        .fetch_all(&mut *maint)
-        .await?;
-        for m in members {
-            exec(maint, &format!("REVOKE {role} FROM {}", m.pg_ident())).await?;
-        }
+        super::conn::revoke_members(maint, &user).await?;
         exec(maint, &format!("GRANT pg_read_all_data TO {role}")).await?;
         for dbname in std::iter::once(names.database.as_str()).chain(also) {
             exec(maint, &format!("GRANT CONNECT ON DATABASE {} TO {role}", dbname.pg_ident())).await?;

@@ -206,3 +206,20 @@ pub async fn drop_role_everywhere(
     log.push(format!("dropped role {role}"));
     Ok(log)
 }
+
+/// Revokes every membership in `role` (a member could act as it).
+pub async fn revoke_members(conn: &mut PgConnection, role: &str) -> Result<(), OpError> {
+    let members: Vec<String> = sqlx::query_scalar(
+        "SELECT m.rolname::pg_catalog.text FROM pg_catalog.pg_auth_members a \
+         JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member \
+         JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.roleid \
+         WHERE r.rolname OPERATOR(pg_catalog.=) $1",
+    )
+    .bind(role)
+    .fetch_all(&mut *conn)
+    .await?;
+    for m in members {
+        exec(conn, &format!("REVOKE {} FROM {}", role.pg_ident(), m.pg_ident())).await?;
+    }
+    Ok(())
+}

@@ -194,18 +194,7 @@ pub async fn verify(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
         sqlx::query("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext('dbaas:roles'))")
             .execute(&mut locked.conn)
             .await?;
-        let members: Vec<String> = sqlx::query_scalar(
-            "SELECT m.rolname::pg_catalog.text FROM pg_catalog.pg_auth_members a \
-             JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member \
-             JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.roleid \
-             WHERE r.rolname OPERATOR(pg_catalog.=) $1",
-        )
-        .bind(&db)
-        .fetch_all(&mut locked.conn)
-        .await?;
-        for m in members {
-            exec(&mut locked.conn, &format!("REVOKE {} FROM {}", db.pg_ident(), m.pg_ident())).await?;
-        }
+        super::conn::revoke_members(&mut locked.conn, &db).await?;
         super::conn::terminate_role_sessions(&mut locked.conn, &db).await?;
         exec(&mut locked.conn, &format!("ALTER ROLE {} BYPASSRLS", db.pg_ident())).await?;
         sqlx::query("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('dbaas:roles'))")
