@@ -15,10 +15,6 @@ use common::*;
 use dbaas_client::*;
 use sqlx::PgConnection;
 
-async fn log_of(c: &Client, op: uuid::Uuid) -> String {
-    c.operation_logs(op).await.unwrap().iter().map(|l| l.message.clone()).collect::<Vec<_>>().join("\n")
-}
-
 async fn ended(c: &Client, op: uuid::Uuid) -> (Operation, String) {
     let op = c.wait_operation(op, Duration::from_secs(180)).await.unwrap();
     let log = log_of(c, op.id).await;
@@ -29,14 +25,6 @@ async fn succeeded(c: &Client, op: uuid::Uuid) -> String {
     let (op, log) = ended(c, op).await;
     assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}\n{log}");
     log
-}
-
-async fn with_store(h: &Harness) -> tempfile::TempDir {
-    let dir = tempdir();
-    let path = dir.path().to_str().unwrap().to_string();
-    let envs = vec![Environment::Sandbox, Environment::Preprod, Environment::Prod];
-    h.admin.create_backup_store(&CreateBackupStore::filesystem("fs", &path, envs)).await.unwrap();
-    dir
 }
 
 async fn scalar_i64(c: &mut PgConnection, sql: &str) -> i64 {

@@ -17,23 +17,11 @@ fn problem(e: &ClientError) -> &Problem {
     e.problem().unwrap_or_else(|| panic!("not a problem: {e}"))
 }
 
-async fn log_of(c: &Client, op: uuid::Uuid) -> String {
-    c.operation_logs(op).await.unwrap().iter().map(|l| l.message.clone()).collect::<Vec<_>>().join("\n")
-}
-
 async fn digest(c: &mut sqlx::PgConnection, table: &str) -> String {
     sqlx::query_scalar(&format!("SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {table} t"))
         .fetch_one(c)
         .await
         .unwrap()
-}
-
-async fn with_store(h: &Harness) -> tempfile::TempDir {
-    let dir = tempdir();
-    let path = dir.path().to_str().unwrap().to_string();
-    let envs = vec![Environment::Sandbox, Environment::Preprod, Environment::Prod];
-    h.admin.create_backup_store(&CreateBackupStore::filesystem("fs", &path, envs)).await.unwrap();
-    dir
 }
 
 async fn succeeded(c: &Client, op: uuid::Uuid) -> Operation {

@@ -344,3 +344,18 @@ async fn lock_down(pg: &Cluster) {
     .await
     .unwrap();
 }
+
+/// An operation's log lines, one per line (for assertion messages and checks).
+pub async fn log_of(c: &Client, op: uuid::Uuid) -> String {
+    c.operation_logs(op).await.unwrap().iter().map(|l| l.message.clone()).collect::<Vec<_>>().join("\n")
+}
+
+/// A filesystem backup store `fs` serving every environment, in a directory of its own (kept
+/// as long as the returned handle).
+pub async fn with_store(h: &Harness) -> TempDir {
+    let dir = tempdir();
+    let path = dir.path().to_str().unwrap().to_string();
+    let envs = vec![Environment::Sandbox, Environment::Preprod, Environment::Prod];
+    h.admin.create_backup_store(&CreateBackupStore::filesystem("fs", &path, envs)).await.unwrap();
+    dir
+}
