@@ -11,12 +11,12 @@ pub mod hosts;
 pub mod http;
 pub mod managed;
 pub mod metrics;
-pub mod naming;
 pub mod observe;
 pub mod ops;
-pub mod pgcluster;
 pub mod portal;
 pub mod server;
 pub mod state;
-pub mod store;
-pub mod tlsgen;
+
+pub use dbaas_hosts::{pgcluster, tlsgen};
+pub use dbaas_store as store;
+pub use dbaas_store::naming;

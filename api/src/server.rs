@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::ops;
 use crate::state::{AppState, EngineConfig};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+pub use dbaas_store::MIGRATOR;
 
 /// Sessions whose client vanished without a FIN or RST (a replica cut off from the network)
 /// are ended by the server within about 25 s, set per session: keepalive probes when the

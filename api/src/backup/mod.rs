@@ -2,12 +2,10 @@
 //! backup store. This is the storage and sealing layer the backup, restore and verify
 //! operations build on.
 
-pub mod filesystem;
 pub mod lifecycle;
 pub mod policy;
-pub mod s3;
-pub mod seal;
-pub mod store;
+
+pub use dbaas_backup_store::{filesystem, s3, seal, store};
 
 use anyhow::{bail, Context, Result};
 use tokio::io::AsyncWrite;

@@ -4,6 +4,7 @@
 //! role, or a drill's scratch login: `super::drill`), so nothing the dump holds runs with the
 //! service's privileges.
 
+use crate::catalog::conn::InstanceTarget;
 use std::process::Stdio;
 use std::time::Instant;
 

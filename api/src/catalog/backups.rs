@@ -9,6 +9,7 @@
 //! or on local disk. Row counts for the manifest are taken in the snapshot the dump uses
 //! (`pg_export_snapshot` + `--snapshot`), so they describe exactly what the dump holds.
 
+use crate::catalog::conn::InstanceTarget;
 use std::process::Stdio;
 
 use dbaas_client::{Access, BackupManifest, CredentialKind, TableRows};

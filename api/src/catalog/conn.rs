@@ -18,8 +18,14 @@ pub const PINNED_SEARCH_PATH: &str = "pg_catalog,pg_temp";
 
 pub use crate::store::instances::{InstanceRow, ManagedState, INSTANCE_COLUMNS};
 
-impl InstanceRow {
-    pub fn target(&self, key: &MasterKey) -> Result<Target, CryptoError> {
+/// How the service reaches an instance of a stored row (the row is the store's; reaching it
+/// is the catalog's).
+pub trait InstanceTarget {
+    fn target(&self, key: &MasterKey) -> Result<Target, CryptoError>;
+}
+
+impl InstanceTarget for InstanceRow {
+    fn target(&self, key: &MasterKey) -> Result<Target, CryptoError> {
         let password = key.decrypt(&self.admin_password_enc, &format!("instance:{}", self.id))?;
         Ok(Target::new(
             &self.host,

@@ -10,6 +10,7 @@
 //! The background reconciler ([`super::reconcile`]) runs both for whole instances; [`check`]
 //! runs them live for one database (`GET …?fresh=true`, and operations that must know now).
 
+use crate::catalog::conn::InstanceTarget;
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -16,6 +16,7 @@
 //! the marker `dbaas:verify:<backup id>`, and only marked objects are dropped. Drills of one
 //! database are serialised by an advisory lock, since they share the scratch names.
 
+use crate::catalog::conn::InstanceTarget;
 use dbaas_client::{Access, BackupManifest};
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -11,6 +11,7 @@
 //! database unmarked: a database with no comment, owned by our (marked) admin role, is ours
 //! and gets its marker (only superusers and members of that role could have made it).
 
+use crate::catalog::conn::InstanceTarget;
 use std::time::Duration;
 
 use sqlx::PgConnection;

@@ -14,6 +14,7 @@
 //! is deleted (in the operation's outcome transaction), and a pass stores a result only for
 //! databases no operation touched since the pass read the catalog.
 
+use crate::catalog::conn::InstanceTarget;
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! What an operation on a database loads before it touches the instance.
 
+use crate::catalog::conn::InstanceTarget;
 pub use crate::store::databases::*;
 use crate::store::instances::InstanceRow;
 use uuid::Uuid;

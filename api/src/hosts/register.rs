@@ -4,8 +4,9 @@
 use dbaas_client::{CreateHost, Host, HostKind};
 use uuid::Uuid;
 
-use super::executor::{ExecError, HostExec, LocalExecutor};
+use super::executor::{ExecError, LocalExecutor};
 use super::ssh::{check_private_key, parse_host_key, SshTarget};
+use super::HostExec;
 use super::{discover_versions, ephemeral_ports, prepare_data_root, validate_data_root, HostPool, HostRecord};
 use crate::crypto::MasterKey;
 use crate::error::{ApiError, ApiResult, FieldErrors};

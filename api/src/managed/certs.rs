@@ -7,6 +7,7 @@
 //! already open keep theirs). An instance provisioned before the CA key was kept gets a
 //! new CA on its first renewal, which its clients must fetch again (logged as a warning).
 
+use crate::catalog::conn::InstanceTarget;
 use chrono::{DateTime, Utc};
 
 use super::node::Node;

@@ -3,6 +3,7 @@
 //! open operation per instance, so replicas checking at once do not pile up restarts). A
 //! serving instance whose certificate expires within the renewal window gets a renewal.
 
+use crate::catalog::conn::InstanceTarget;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::conn::{InstanceRow, INSTANCE_COLUMNS, MAINTENANCE_DB};

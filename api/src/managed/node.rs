@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::hosts::executor::{Command, ExecError, Executor, HostExec, Output};
+use crate::hosts::executor::{Command, ExecError, Executor, Output};
+use crate::hosts::HostExec;
 use crate::hosts::{validate_data_root, HostRecord};
 
 pub struct Node {

@@ -2,6 +2,7 @@
 //! operations themselves are in [`super::jobs`].
 //! Every step checks the host before it acts, so any attempt can be repeated.
 
+use crate::catalog::conn::InstanceTarget;
 use std::time::{Duration, Instant};
 
 use dbaas_client::Settings;

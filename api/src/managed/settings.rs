@@ -8,7 +8,8 @@
 use dbaas_client::Settings;
 
 use super::node::Node;
-use crate::hosts::executor::{Command, ExecError, Executor, HostExec};
+use crate::hosts::executor::{Command, ExecError, Executor};
+use crate::hosts::HostExec;
 
 /// Parameters the service sets itself: the cluster's layout, TLS and authentication.
 const RESERVED: &[&str] = &[

@@ -11,6 +11,7 @@
 //! more). Results go to the state database; scrapes render from there and never wait on an
 //! instance.
 
+use crate::catalog::conn::InstanceTarget;
 use std::time::Duration;
 
 use chrono::Utc;

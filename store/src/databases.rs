@@ -72,7 +72,7 @@ pub struct DatabaseRow {
     #[sqlx(try_from = "Option<String>")]
     pub last_backup_status: StatusColumn,
     #[sqlx(try_from = "Option<String>")]
-    pub last_verify_status: crate::store::backups::Verify,
+    pub last_verify_status: crate::backups::Verify,
     pub last_verified_at: Option<DateTime<Utc>>,
 }
 

@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use tokio::fs;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use super::store::StoreError;
+use crate::object::StoreError;
 
 const PARTIAL: &str = ".partial";
 

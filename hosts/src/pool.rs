@@ -6,28 +6,26 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::executor::{ExecError, HostExec, LocalExecutor};
 use super::ssh::{SshExecutor, SshTarget};
-use crate::crypto::MasterKey;
-use crate::store::hosts::HostRecord;
+use crate::executor::{ExecError, LocalExecutor};
+use crate::host_exec::HostExec;
+use dbaas_crypto::MasterKey;
+use dbaas_store::hosts::HostRecord;
 
-impl HostRecord {
-    fn ssh_target(&self, key: &MasterKey) -> Result<SshTarget, ExecError> {
-        let enc = self
-            .ssh_private_key_enc
-            .as_deref()
-            .ok_or_else(|| ExecError::Unreachable("no private key stored".into()))?;
-        let private_key = key
-            .decrypt(enc, &format!("host:{}", self.id))
-            .map_err(|e| ExecError::Unreachable(format!("decrypting the host's private key: {e}")))?;
-        Ok(SshTarget {
-            address: self.address.clone().unwrap_or_default(),
-            port: self.ssh_port.unwrap_or(22) as u16,
-            user: self.ssh_user.clone().unwrap_or_else(|| "root".into()),
-            private_key,
-            known_host_key: self.ssh_known_host_key.clone().unwrap_or_default(),
-        })
-    }
+/// Where and how to reach an SSH host, its private key opened.
+fn ssh_target(host: &HostRecord, key: &MasterKey) -> Result<SshTarget, ExecError> {
+    let enc =
+        host.ssh_private_key_enc.as_deref().ok_or_else(|| ExecError::Unreachable("no private key stored".into()))?;
+    let private_key = key
+        .decrypt(enc, &format!("host:{}", host.id))
+        .map_err(|e| ExecError::Unreachable(format!("decrypting the host's private key: {e}")))?;
+    Ok(SshTarget {
+        address: host.address.clone().unwrap_or_default(),
+        port: host.ssh_port.unwrap_or(22) as u16,
+        user: host.ssh_user.clone().unwrap_or_else(|| "root".into()),
+        private_key,
+        known_host_key: host.ssh_known_host_key.clone().unwrap_or_default(),
+    })
 }
 
 /// Connections to hosts, reused across operations. An SSH connection is checked before reuse
@@ -65,7 +63,7 @@ impl HostPool {
                 }
             }
         }
-        let exec = Arc::new(HostExec::Ssh(SshExecutor::connect(&host.ssh_target(key)?).await?));
+        let exec = Arc::new(HostExec::Ssh(SshExecutor::connect(&ssh_target(host, key)?).await?));
         *conn = Some((host.version, exec.clone()));
         Ok(exec)
     }

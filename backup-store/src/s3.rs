@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, DuplexStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::store::{LockMode, Retention, StoreError};
+use crate::object::{LockMode, Retention, StoreError};
 
 /// Parts of 16 MiB: S3 needs at least 5 MiB but the last, and allows 10,000 parts, so one
 /// object may hold ~156 GiB; larger databases need a larger part size.

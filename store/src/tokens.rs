@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use dbaas_client::{CreatedToken, Token};
 use uuid::Uuid;
 
-use crate::crypto::{generate_token_secret, sha256};
+use dbaas_crypto::{generate_token_secret, sha256};
 
 #[derive(sqlx::FromRow)]
 struct TokenRow {

@@ -150,28 +150,6 @@ pub(super) fn finish(cmd: &Command, code: Option<i32>, stdout: &[u8], stderr: &[
     }
 }
 
-/// The executor of one registered host, chosen by its kind.
-pub enum HostExec {
-    Local(LocalExecutor),
-    Ssh(super::ssh::SshExecutor),
-}
-
-impl Executor for HostExec {
-    async fn run(&self, cmd: &Command) -> Result<Output, ExecError> {
-        match self {
-            Self::Local(e) => e.run(cmd).await,
-            Self::Ssh(e) => e.run(cmd).await,
-        }
-    }
-
-    fn is_root(&self) -> bool {
-        match self {
-            Self::Local(e) => e.is_root(),
-            Self::Ssh(e) => e.is_root(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

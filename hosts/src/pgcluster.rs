@@ -101,7 +101,7 @@ impl Cluster {
         let data = root.join("pgdata");
         let fresh = !data.join("PG_VERSION").exists();
         let (password, port) = if fresh {
-            let password = crate::crypto::random_alnum(24);
+            let password = dbaas_crypto::random_alnum(24);
             let port = match opts.port {
                 Some(p) => p,
                 None => free_port()?,

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::crypto::MasterKey;
+use dbaas_crypto::MasterKey;
 
 const MAGIC: &[u8; 8] = b"DBAASBK1";
 const PREFIX_LEN: usize = 7;
