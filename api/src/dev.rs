@@ -235,7 +235,7 @@ async fn restart_managed(state: &crate::state::AppState, instances: &[crate::cat
         let r = async {
             let mut tx = state.db.begin().await?;
             let job = crate::managed::jobs::StartInstance { reason: Some("dev start".into()) };
-            crate::managed::enqueue(&mut tx, inst.id, job.into()).await?;
+            crate::managed::enqueue(&mut tx, inst.id, &job).await?;
             tx.commit().await
         }
         .await;

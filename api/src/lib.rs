@@ -12,6 +12,7 @@ pub mod http;
 pub mod managed;
 pub mod metrics;
 pub mod observe;
+pub mod operation;
 pub mod ops;
 pub mod portal;
 pub mod server;

@@ -17,18 +17,7 @@ use crate::state::{AppState, EngineConfig};
 
 pub use dbaas_store::MIGRATOR;
 
-/// Sessions whose client vanished without a FIN or RST (a replica cut off from the network)
-/// are ended by the server within about 25 s, set per session: keepalive probes when the
-/// session is idle, `tcp_user_timeout` when its answer is never acknowledged (otherwise TCP
-/// retransmits for some 15 minutes). Their session-level advisory locks (collector and
-/// reconciler turns, operation locks on instances) then pass to another replica instead of
-/// being held while the lost replica's attempt is long over.
-pub const SERVER_KEEPALIVES: [(&str, &str); 4] = [
-    ("tcp_keepalives_idle", "10"),
-    ("tcp_keepalives_interval", "5"),
-    ("tcp_keepalives_count", "3"),
-    ("tcp_user_timeout", "25000"),
-];
+pub use crate::catalog::conn::SERVER_KEEPALIVES;
 
 fn state_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions> {
     let opts: sqlx::postgres::PgConnectOptions = url.parse().context("DATABASE_URL is not a PostgreSQL URL")?;
@@ -65,6 +54,7 @@ pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
         engine_db: db.clone(),
         db,
         key,
+        worker: Arc::new(engine.worker()),
         engine: Arc::new(engine),
         metrics: Arc::new(Metrics::default()),
         job_wakeup: Arc::new(Notify::new()),
@@ -110,7 +100,7 @@ pub async fn serve_with(
         std::sync::Arc::make_mut(&mut state.engine).secure_cookies = true;
     }
     state.stopping = shutdown.clone();
-    ops::listener::spawn(state.clone(), shutdown.clone());
+    dbaas_engine::listener::spawn(state.clone(), shutdown.clone());
     ops::reaper::spawn(state.clone(), shutdown.clone());
     ops::scheduler::spawn(state.clone(), shutdown.clone());
     ops::retention::spawn(state.clone(), shutdown.clone());
@@ -119,7 +109,8 @@ pub async fn serve_with(
     crate::catalog::reconcile::spawn(state.clone(), shutdown.clone());
     crate::managed::health::spawn(state.clone(), shutdown.clone());
     let hand_back = CancellationToken::new();
-    let workers = ops::worker::spawn(state.clone(), shutdown.clone(), hand_back.clone());
+    let workers =
+        dbaas_engine::worker::spawn::<AppState, ops::job::Job>(state.clone(), shutdown.clone(), hand_back.clone());
     let worker_id = state.engine.worker_id.clone();
     let grace = state.engine.shutdown_grace;
     let app = crate::http::app(state);

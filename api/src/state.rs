@@ -85,6 +85,20 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// What the operation engine reads of these tunables.
+    pub fn worker(&self) -> dbaas_engine::WorkerConfig {
+        dbaas_engine::WorkerConfig {
+            worker_id: self.worker_id.clone(),
+            workers: self.workers,
+            lease: self.lease,
+            poll_interval: self.poll_interval,
+            step_delay: self.step_delay,
+            tenant_concurrency: self.tenant_concurrency,
+        }
+    }
+}
+
 fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "dbaas".into())
 }
@@ -94,6 +108,8 @@ pub struct AppState {
     pub db: PgPool,
     /// The operation engine's own pool (claims, heartbeats, outcomes).
     pub engine_db: PgPool,
+    /// The engine's part of [`EngineConfig`] (see [`EngineConfig::worker`]).
+    pub worker: Arc<dbaas_engine::WorkerConfig>,
     pub key: MasterKey,
     pub engine: Arc<EngineConfig>,
     pub metrics: Arc<Metrics>,

@@ -150,6 +150,23 @@ pub(super) fn finish(cmd: &Command, code: Option<i32>, stdout: &[u8], stderr: &[
     }
 }
 
+/// How a failed command fails an operation: what a later attempt may get past is retryable.
+impl From<ExecError> for dbaas_engine::OpError {
+    fn from(e: ExecError) -> Self {
+        match &e {
+            ExecError::Unreachable(_) => dbaas_engine::OpError::retryable("host_unreachable", e.to_string()),
+            ExecError::Timeout(_) => dbaas_engine::OpError::retryable("host_timeout", e.to_string()),
+            ExecError::PortUnavailable(_) => dbaas_engine::OpError::retryable("port_in_use", e.to_string()),
+            ExecError::NotReaped(_) => dbaas_engine::OpError::retryable("server_not_reaped", e.to_string()),
+            ExecError::HostKeyMismatch(_) => dbaas_engine::OpError::permanent("host_key_mismatch", e.to_string()),
+            ExecError::Failed { .. } => dbaas_engine::OpError::permanent("host_command_failed", e.to_string()),
+            ExecError::Spawn { .. } | ExecError::Invalid(_) => {
+                dbaas_engine::OpError::permanent("host_command_invalid", e.to_string())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

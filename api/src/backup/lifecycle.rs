@@ -17,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::store::{Store, StoreError};
-use crate::ops::timing::{next_slot, parse_cron};
 use crate::state::AppState;
 use crate::store::backups::{self as rows, BackupRow, BACKUP_COLUMNS, BACKUP_FROM};
+use dbaas_engine::timing::{next_slot, parse_cron};
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     let interval = state.engine.scheduler_interval;
-    crate::ops::periodic::every(state, shutdown, interval, "backup lifecycle", |s| async move {
+    dbaas_engine::periodic::every(state, shutdown, interval, "backup lifecycle", |s| async move {
         apply_policies(&s).await?;
         drop_retained_copies(&s).await?;
         let purged = purge(&s).await?;
@@ -152,7 +152,7 @@ pub async fn drop_retained_copies(state: &AppState) -> Result<usize, sqlx::Error
     .await?;
     for (id, tenant) in &due {
         let job = crate::catalog::jobs::RestoreDatabase { action: crate::catalog::jobs::RestoreAction::DropPrevious };
-        crate::ops::queue::enqueue(&mut tx, &job.into(), "database", *id, Some(*tenant)).await?;
+        crate::operation::enqueue(&mut tx, &job, "database", *id, Some(*tenant)).await?;
         sqlx::query("UPDATE databases SET retained_until = NULL WHERE id = $1").bind(id).execute(&mut *tx).await?;
     }
     tx.commit().await?;

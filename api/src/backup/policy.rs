@@ -13,7 +13,7 @@ use super::store::{LockMode, Retention};
 use crate::catalog::jobs::BackupDatabase;
 use crate::crypto::MasterKey;
 use crate::error::{ApiError, ApiResult};
-use crate::ops::queue::{self, OperationRow};
+use crate::operation::{self as queue, OperationRow};
 use crate::store::backups::{self as rows, StoreRow};
 use crate::store::databases::DatabaseRow;
 
@@ -139,7 +139,7 @@ pub async fn start(
     reason: BackupReason,
 ) -> ApiResult<(Uuid, OperationRow)> {
     let backup_id = record(tx, key, db, env, store, reason).await?;
-    let op = queue::enqueue(tx, &BackupDatabase { backup_id }.into(), "database", db.id, Some(db.tenant_id)).await?;
+    let op = queue::enqueue(tx, &BackupDatabase { backup_id }, "database", db.id, Some(db.tenant_id)).await?;
     Ok((backup_id, op))
 }
 

@@ -35,7 +35,7 @@ use uuid::Uuid;
 use super::conn::exec;
 use super::ownership::{self, Ownership};
 use crate::naming::{Marker, PgQuote, PhysicalNames};
-use crate::ops::OpError;
+use dbaas_engine::OpError;
 
 /// `<physical>_backup`: `backup` is no access level, so it is no static role's or lease's name.
 pub fn name(names: &PhysicalNames) -> String {

@@ -15,12 +15,12 @@ use uuid::Uuid;
 use super::backups::{admin_credential, client, describe, open_store, store_error, tables, Checksums};
 use super::conn::{exec, Locked};
 use super::record::{self, DatabaseRow};
-use crate::backup::seal::{self, DataKey};
-use crate::backup::store::Store;
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
 use crate::store::backups::{self as rows, BackupRow};
 use crate::store::instances::InstanceRow;
+use dbaas_backup_store::seal::{self, DataKey};
+use dbaas_backup_store::store::Store;
+use dbaas_engine::OpError;
 
 /// How a restore is checked against the backup's manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,13 +20,13 @@ use uuid::Uuid;
 use super::conn::{exec, Locked};
 use super::libpq::{self, Libpq};
 use super::record::{self, CredentialRow, DatabaseRow};
-use crate::backup::seal::{self, DataKey};
-use crate::backup::store::{LockMode, Retention, Store, StoreError};
 use crate::naming::PgQuote;
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
 use crate::store::backups::{self as rows, BackupRow};
 use crate::store::instances::InstanceRow;
+use dbaas_backup_store::seal::{self, DataKey};
+use dbaas_backup_store::store::{LockMode, Retention, Store, StoreError};
+use dbaas_engine::OpError;
 
 /// Everything a backup or a verification needs, loaded once.
 pub(super) struct Loaded {

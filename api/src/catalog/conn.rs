@@ -8,13 +8,26 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use crate::crypto::{CryptoError, MasterKey};
 use crate::naming::PgQuote;
-use crate::ops::OpError;
+use dbaas_engine::OpError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The database every instance has, where cluster-wide statements and our locks go.
 pub const MAINTENANCE_DB: &str = "postgres";
 /// The search_path of every session the service opens on a target (see [`Target::new`]).
 pub const PINNED_SEARCH_PATH: &str = "pg_catalog,pg_temp";
+
+/// Sessions whose client vanished without a FIN or RST (a replica cut off from the network)
+/// are ended by the server within about 25 s, set per session: keepalive probes when the
+/// session is idle, `tcp_user_timeout` when its answer is never acknowledged (otherwise TCP
+/// retransmits for some 15 minutes). Their session-level advisory locks (collector and
+/// reconciler turns, operation locks on instances) then pass to another replica instead of
+/// being held while the lost replica's attempt is long over.
+pub const SERVER_KEEPALIVES: [(&str, &str); 4] = [
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+    ("tcp_user_timeout", "25000"),
+];
 
 pub use crate::store::instances::{InstanceRow, ManagedState, INSTANCE_COLUMNS};
 
@@ -68,7 +81,7 @@ impl Target {
         // Startup options win over `ALTER DATABASE/ROLE … SET search_path`, which a tenant
         // controls for its own database: unqualified names in our SQL can only resolve to
         // pg_catalog (pg_temp is never searched for functions or operators).
-        opts = opts.options([("search_path", PINNED_SEARCH_PATH)]).options(crate::server::SERVER_KEEPALIVES);
+        opts = opts.options([("search_path", PINNED_SEARCH_PATH)]).options(SERVER_KEEPALIVES);
         Self { opts }
     }
 

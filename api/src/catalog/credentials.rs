@@ -9,8 +9,8 @@ use super::ownership::{self, Ownership};
 use super::record;
 use crate::crypto::scram_sha256_verifier;
 use crate::naming::{Marker, PgQuote};
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
+use dbaas_engine::OpError;
 
 async fn load(
     ctx: &OpContext,

@@ -10,8 +10,8 @@ use super::conn::{drop_role_everywhere, exec, Locked};
 use super::ownership::{self, Ownership};
 use super::record;
 use crate::naming::{Marker, PgQuote};
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
+use dbaas_engine::OpError;
 
 pub async fn run(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpError> {
     let state = &ctx.state;

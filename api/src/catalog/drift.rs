@@ -22,7 +22,7 @@ use super::ownership::{self, Ownership};
 use super::record::{self, CredentialRow, DatabaseRow};
 use crate::crypto::MasterKey;
 use crate::naming::Marker;
-use crate::ops::OpError;
+use dbaas_engine::OpError;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 

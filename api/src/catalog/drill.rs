@@ -25,9 +25,9 @@ use super::backup_restore::{check_against, pg_restore_into, Check};
 use super::backups::{open_store, Loaded};
 use super::conn::{drop_role_everywhere, exec, role_exists, Locked, Target};
 use crate::naming::{Marker, PgQuote, PhysicalNames};
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
 use crate::store::backups as rows;
+use dbaas_engine::OpError;
 
 /// `<physical>_verify`: the scratch database and its login (databases and roles are separate
 /// namespaces on an instance).

@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::ops::job::Operation;
-use crate::ops::queue::OperationRow;
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use dbaas_engine::Operation;
+
+use crate::operation::OpContext;
+use crate::operation::OperationRow;
+use crate::state::AppState;
+use dbaas_engine::OpError;
 
 /// Creates (or re-applies) a database with its roles: create, re-adopt, reconcile.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -113,7 +115,7 @@ async fn settle_provisioning(tx: &mut PgConnection, op: &OperationRow, ok: bool)
     Ok(())
 }
 
-impl Operation for ProvisionDatabase {
+impl Operation<AppState> for ProvisionDatabase {
     const KIND: OperationKind = OperationKind::ProvisionDatabase;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::provision::run(ctx, &self.drop_extensions).await?;
@@ -127,7 +129,7 @@ impl Operation for ProvisionDatabase {
     }
 }
 
-impl Operation for UpdateDatabase {
+impl Operation<AppState> for UpdateDatabase {
     const KIND: OperationKind = OperationKind::UpdateDatabase;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::provision::run(ctx, &self.drop_extensions).await
@@ -137,7 +139,7 @@ impl Operation for UpdateDatabase {
     }
 }
 
-impl Operation for DeleteDatabase {
+impl Operation<AppState> for DeleteDatabase {
     const KIND: OperationKind = OperationKind::DeleteDatabase;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         if let Some(backup) = self.final_backup {
@@ -179,7 +181,7 @@ impl Operation for DeleteDatabase {
     }
 }
 
-impl Operation for RotateCredential {
+impl Operation<AppState> for RotateCredential {
     const KIND: OperationKind = OperationKind::RotateCredential;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::credentials::rotate(ctx, self.credential_id).await
@@ -197,7 +199,7 @@ impl Operation for RotateCredential {
     }
 }
 
-impl Operation for CreateLease {
+impl Operation<AppState> for CreateLease {
     const KIND: OperationKind = OperationKind::CreateLease;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::credentials::create_lease(ctx, self.credential_id).await
@@ -212,7 +214,7 @@ impl Operation for CreateLease {
     }
 }
 
-impl Operation for RevokeLease {
+impl Operation<AppState> for RevokeLease {
     const KIND: OperationKind = OperationKind::RevokeLease;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::credentials::revoke_lease(ctx, self.credential_id).await
@@ -231,7 +233,7 @@ impl Operation for RevokeLease {
     }
 }
 
-impl Operation for Maintenance {
+impl Operation<AppState> for Maintenance {
     const KIND: OperationKind = OperationKind::Maintenance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::maintenance::run(ctx, self).await
@@ -249,7 +251,7 @@ impl Operation for Maintenance {
 #[serde(deny_unknown_fields)]
 pub struct RemoveServiceExtensions {}
 
-impl Operation for RemoveServiceExtensions {
+impl Operation<AppState> for RemoveServiceExtensions {
     const KIND: OperationKind = OperationKind::RemoveServiceExtensions;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::service_extensions::run(ctx).await
@@ -266,7 +268,7 @@ pub struct BackupDatabase {
     pub backup_id: Uuid,
 }
 
-impl Operation for BackupDatabase {
+impl Operation<AppState> for BackupDatabase {
     const KIND: OperationKind = OperationKind::BackupDatabase;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::backups::backup(ctx, self.backup_id).await
@@ -293,7 +295,7 @@ pub struct VerifyBackup {
     pub backup_id: Uuid,
 }
 
-impl Operation for VerifyBackup {
+impl Operation<AppState> for VerifyBackup {
     const KIND: OperationKind = OperationKind::VerifyBackup;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         super::drill::verify(ctx, self.backup_id).await
@@ -325,7 +327,7 @@ pub struct RestoreDatabase {
     pub action: RestoreAction,
 }
 
-impl Operation for RestoreDatabase {
+impl Operation<AppState> for RestoreDatabase {
     const KIND: OperationKind = OperationKind::RestoreDatabase;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         match &self.action {

@@ -22,8 +22,8 @@ use std::process::Stdio;
 use dbaas_client::SslMode;
 
 use super::conn::PINNED_SEARCH_PATH;
-use crate::ops::OpError;
 use crate::store::instances::InstanceRow;
+use dbaas_engine::OpError;
 
 /// Seconds libpq waits for the server to answer a connection.
 pub const CONNECT_TIMEOUT_SECS: u32 = 10;

@@ -13,8 +13,8 @@ use sqlx::PgConnection;
 use super::conn::{exec, InstanceRow, Target};
 use super::record::{self, DatabaseRow};
 use crate::naming::PgQuote;
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
+use dbaas_engine::OpError;
 
 pub(super) const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -34,7 +34,7 @@ impl Table {
 }
 
 pub(super) fn duration_opt(v: &Option<String>, default: Duration) -> Duration {
-    v.as_deref().and_then(|s| crate::http::extract::parse_duration(s).ok()).unwrap_or(default)
+    v.as_deref().and_then(|s| dbaas_client::duration::parse_duration(s).ok()).unwrap_or(default)
 }
 
 pub(super) fn mb(bytes: i64) -> String {

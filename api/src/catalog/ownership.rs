@@ -19,7 +19,7 @@ use sqlx::PgConnection;
 use super::conn::{InstanceRow, MAINTENANCE_DB};
 use crate::crypto::MasterKey;
 use crate::naming::{Marker, PgQuote};
-use crate::ops::OpError;
+use dbaas_engine::OpError;
 
 /// What a name on the target currently is, from our point of view.
 #[derive(Debug, Clone, PartialEq, Eq)]

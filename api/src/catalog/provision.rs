@@ -14,8 +14,8 @@ use super::ownership::{self, Claim};
 use super::phases;
 use super::record::{self, CredentialRow, DatabaseRow};
 use crate::naming::{Marker, PhysicalNames};
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
+use dbaas_engine::OpError;
 
 /// The order of the roles in a [`Claim`]: admin first (it vouches for an unmarked database).
 const CLAIM_ORDER: [Access; 3] = [Access::Admin, Access::Write, Access::Read];

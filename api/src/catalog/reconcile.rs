@@ -27,8 +27,8 @@ use uuid::Uuid;
 use super::conn::{InstanceRow, MAINTENANCE_DB};
 use super::drift::{self, CatalogFacts};
 use super::record::{self, CredentialRow, DatabaseRow, DATABASE_COLUMNS, DATABASE_FROM};
-use crate::ops::periodic::{each_locked, fresh};
 use crate::state::AppState;
+use dbaas_engine::periodic::{each_locked, fresh};
 
 /// Databases whose inside (extensions, foreign objects) one pass over an instance reads.
 pub const INSIDE_PER_PASS: usize = 5;
@@ -38,7 +38,7 @@ pub const FRESH_PER_MINUTE: i32 = 30;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     let tick = state.engine.drift_interval / 3;
-    crate::ops::periodic::every(
+    dbaas_engine::periodic::every(
         state,
         shutdown,
         tick,

@@ -10,8 +10,8 @@ pub async fn for_operation(
     db: &sqlx::PgPool,
     key: &crate::crypto::MasterKey,
     id: Uuid,
-) -> Result<(DatabaseRow, InstanceRow, super::Target), crate::ops::OpError> {
-    use crate::ops::OpError;
+) -> Result<(DatabaseRow, InstanceRow, super::Target), dbaas_engine::OpError> {
+    use dbaas_engine::OpError;
     let row = load(db, id).await?.ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
     let inst = load_instance(db, row.instance_id)
         .await?

@@ -13,8 +13,8 @@ use super::conn::{exec, InstanceRow};
 use super::libpq;
 use super::maintenance::{duration_opt, mb, table_figures, Table, DEFAULT_LOCK_TIMEOUT};
 use super::repack_guard;
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
+use dbaas_engine::OpError;
 
 const DEFAULT_BLOAT_THRESHOLD: f64 = 20.0;
 const DEFAULT_MAX_XACT_AGE: Duration = Duration::from_secs(300);

@@ -19,7 +19,7 @@
 use sqlx::PgConnection;
 
 use super::maintenance::Table;
-use crate::ops::OpError;
+use dbaas_engine::OpError;
 
 /// Why pg_repack must not run in this database at all, if it must not.
 pub async fn database(conn: &mut PgConnection) -> Result<Option<String>, OpError> {

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::conn::{exec, Locked};
 use super::record;
 use crate::naming::{Marker, PgQuote, PhysicalNames};
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
+use dbaas_engine::OpError;
 
 fn side(names: &PhysicalNames) -> String {
     format!("{}_restore", names.database)

@@ -22,7 +22,7 @@
 use sqlx::PgConnection;
 
 use super::conn::exec;
-use crate::ops::OpError;
+use dbaas_engine::OpError;
 
 /// What removing the service's extensions did, for the operation's log.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -155,7 +155,7 @@ pub async fn unrestorable(conn: &mut PgConnection) -> Result<Vec<String>, OpErro
 }
 
 /// Says in the operation's log what [`remove`] did.
-pub async fn log(ctx: &crate::ops::runner::OpContext, removed: &Result<Removed, OpError>) {
+pub async fn log(ctx: &crate::operation::OpContext, removed: &Result<Removed, OpError>) {
     match removed {
         Ok(r) => {
             if !r.dropped.is_empty() {
@@ -172,7 +172,7 @@ pub async fn log(ctx: &crate::ops::runner::OpContext, removed: &Result<Removed, 
 /// The `remove_service_extensions` operation: removes them from one database, under the
 /// database's lock. A database no longer on its instance (deleted, retained, not ours) has
 /// nothing to clean.
-pub async fn run(ctx: &crate::ops::runner::OpContext) -> Result<(), OpError> {
+pub async fn run(ctx: &crate::operation::OpContext) -> Result<(), OpError> {
     use dbaas_client::DatabaseStatus;
     let s = &ctx.state;
     let (db, _inst, target) = super::record::for_operation(&s.db, &s.key, ctx.op.target_id).await?;

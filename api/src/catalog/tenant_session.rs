@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use super::conn::Target;
 use super::record::{CredentialRow, DatabaseRow};
 use crate::crypto::MasterKey;
-use crate::ops::OpError;
+use dbaas_engine::OpError;
 
 /// Connects to the tenant database as its admin role. The stored password is tried first,
 /// then a rotation's pending one (a rotation may be half-way: applied, not yet recorded).

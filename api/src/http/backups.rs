@@ -21,7 +21,8 @@ use crate::backup::store::{Store, StoreError};
 use crate::catalog::jobs::VerifyBackup;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::validate_instance_name;
-use crate::ops::queue;
+use crate::operation as queue;
+use crate::operation::OperationModel;
 use crate::state::AppState;
 use crate::store::backups::{self as rows, BackupRow, StoreRow};
 
@@ -289,7 +290,7 @@ async fn verify_backup(
         ));
     }
     let mut tx = s.db.begin().await?;
-    let job = VerifyBackup { backup_id: backup.id }.into();
+    let job = VerifyBackup { backup_id: backup.id };
     let op = queue::enqueue(&mut tx, &job, "database", db.id, Some(db.tenant_id)).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(BackupAccepted { backup: backup.to_model(), operation: op.to_model() })))
@@ -371,7 +372,7 @@ async fn put_policy(
     }
     for (field, cron) in [("backup_cron", &req.backup_cron), ("verify_cron", &req.verify_cron)] {
         if let Some(c) = cron {
-            errs.check(field, "invalid_cron", crate::ops::timing::parse_cron(c).map(|_| ()));
+            errs.check(field, "invalid_cron", dbaas_engine::timing::parse_cron(c).map(|_| ()));
         }
     }
     let ordered = 1 <= req.min_retention_days

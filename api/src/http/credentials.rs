@@ -19,7 +19,8 @@ use crate::catalog::record::{self, CredentialRow, DatabaseRow};
 use crate::crypto::{generate_password, random_suffix};
 use crate::error::{ApiError, ApiResult};
 use crate::naming::LEASE_SUFFIX_LEN;
-use crate::ops::queue;
+use crate::operation as queue;
+use crate::operation::OperationModel;
 use crate::state::AppState;
 
 const MIN_LEASE_SECS: u64 = 10;
@@ -164,7 +165,7 @@ async fn rotate_credential(
         .bind(s.key.encrypt(&generate_password(), &c.context()))
         .execute(&mut *tx)
         .await?;
-    let job = jobs::RotateCredential { credential_id: c.id }.into();
+    let job = jobs::RotateCredential { credential_id: c.id };
     let op = queue::enqueue(&mut tx, &job, "database", db.id, Some(db.tenant_id)).await?;
     tx.commit().await?;
     Ok((
@@ -222,14 +223,8 @@ async fn create_lease(
     .bind(expires)
     .execute(&mut *tx)
     .await?;
-    let op = queue::enqueue(
-        &mut tx,
-        &jobs::CreateLease { credential_id: cid }.into(),
-        "database",
-        db.id,
-        Some(db.tenant_id),
-    )
-    .await?;
+    let op = queue::enqueue(&mut tx, &jobs::CreateLease { credential_id: cid }, "database", db.id, Some(db.tenant_id))
+        .await?;
     tx.commit().await?;
     let c = record::credential(&s.db, cid).await?.ok_or(ApiError::NotFound("credential"))?;
     Ok((
@@ -277,7 +272,7 @@ async fn revoke_lease(
         Some(
             queue::enqueue(
                 &mut tx,
-                &jobs::RevokeLease { credential_id: c.id, reason: jobs::RevokeReason::Revoked }.into(),
+                &jobs::RevokeLease { credential_id: c.id, reason: jobs::RevokeReason::Revoked },
                 "database",
                 db.id,
                 Some(db.tenant_id),

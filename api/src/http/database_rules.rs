@@ -14,8 +14,8 @@ use crate::catalog::jobs;
 use crate::catalog::ownership::{self, Claim};
 use crate::catalog::record::{self, DatabaseRow};
 use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::operation as queue;
 use crate::ops::job::Job;
-use crate::ops::queue;
 use crate::state::AppState;
 
 /// Declaring a retained (or failed) database again takes it back under management with its

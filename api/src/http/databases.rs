@@ -18,7 +18,8 @@ use crate::crypto::generate_password;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::naming::Marker;
 use crate::naming::{validate_database_name, validate_extension_name, PhysicalNames};
-use crate::ops::queue;
+use crate::operation as queue;
+use crate::operation::OperationModel;
 use crate::state::AppState;
 
 use crate::catalog::jobs;

@@ -34,7 +34,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&s.db).await;
     match applied {
         Ok(applied) => {
-            let missing: Vec<String> = crate::server::MIGRATOR
+            let missing: Vec<String> = dbaas_store::MIGRATOR
                 .iter()
                 .filter(|m| !applied.contains(&m.version))
                 .map(|m| format!("{} {}", m.version, m.description))

@@ -15,9 +15,9 @@ use crate::catalog::registration;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::managed::admission;
 use crate::naming::validate_extension_name;
-use crate::ops::timing::parse_hhmm;
 use crate::state::AppState;
 use crate::store::instances;
+use dbaas_engine::timing::parse_hhmm;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -188,8 +188,7 @@ async fn update_instance(
     }
     let status = match settings {
         Some(new) => {
-            crate::managed::enqueue(&mut tx, row.id, crate::managed::jobs::UpdateInstance { settings: new }.into())
-                .await?;
+            crate::managed::enqueue(&mut tx, row.id, &crate::managed::jobs::UpdateInstance { settings: new }).await?;
             StatusCode::ACCEPTED
         }
         None => StatusCode::OK,

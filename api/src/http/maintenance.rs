@@ -10,7 +10,8 @@ use super::databases::visible;
 use super::extract::{parse_duration, ApiJson};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldErrors};
-use crate::ops::queue;
+use crate::operation as queue;
+use crate::operation::OperationModel;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -82,7 +83,7 @@ async fn start_maintenance(
             format!("database is {}; maintenance runs on ready databases", db.status().as_str()),
         ));
     }
-    let job = crate::catalog::jobs::Maintenance { request: req, scheduled: None }.into();
+    let job = crate::catalog::jobs::Maintenance { request: req, scheduled: None };
     let mut tx = s.db.begin().await?;
     let op = queue::enqueue(&mut tx, &job, "database", db.id, Some(db.tenant_id)).await?;
     tx.commit().await?;

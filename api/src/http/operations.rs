@@ -13,9 +13,11 @@ use super::extract::{parse_duration, ApiQuery};
 use super::pagination::{finish, Page};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::ops::queue::{self, OperationRow, OPERATION_COLUMNS};
-use crate::ops::{runner, OpError};
+use crate::operation::{self as queue, OperationModel, OperationRow, OPERATION_COLUMNS};
 use crate::state::AppState;
+use dbaas_engine::{runner, OpError, Status};
+
+use crate::ops::job::Job;
 
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -142,7 +144,7 @@ async fn cancel_operation(
     }
     // A queued operation ends here; a running one is stopped by its worker at the next heartbeat.
     let err = OpError::permanent("cancelled", "cancelled on request");
-    let ended = runner::complete(&s, &op, None, OperationStatus::Cancelled, Some(&err)).await?;
+    let ended = runner::complete::<AppState, Job>(&s, &op, None, Status::Cancelled, Some(&err)).await?;
     if !ended || status == OperationStatus::Running {
         sqlx::query("UPDATE operations SET cancel_requested = true WHERE id = $1 AND status IN ('queued', 'running')")
             .bind(id)

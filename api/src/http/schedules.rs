@@ -16,8 +16,8 @@ use super::extract::{if_match, ApiJson};
 use super::tenants::stale;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, FieldErrors};
-use crate::ops::timing::{next_slot, parse_cron, shortest_gap};
 use crate::state::AppState;
+use dbaas_engine::timing::{next_slot, parse_cron, shortest_gap};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_schedules, create_schedule)).routes(routes!(

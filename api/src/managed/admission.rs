@@ -2,7 +2,7 @@
 //! made: create (host, version, port, settings, extensions), settings changes and delete,
 //! each recorded with its operation.
 
-use dbaas_client::{CreateInstance, Instance, InstanceActionKind, InstanceStatus, Settings};
+use dbaas_client::{CreateInstance, Instance, InstanceActionKind, InstanceStatus, OperationKind, Settings};
 use uuid::Uuid;
 
 use crate::catalog::conn::{InstanceRow, ManagedState};
@@ -15,9 +15,9 @@ use crate::managed::jobs;
 use crate::managed::node::{instance_dir, Node};
 use crate::managed::settings::{check_syntax, check_values, scratch_dir};
 use crate::managed::SERVICE_ADMIN;
-use crate::ops::job::Job;
 use crate::state::AppState;
 use crate::store::instances::by_name;
+use dbaas_engine::Payload;
 
 /// A host that cannot be used right now is the caller's problem to fix: 422 on `host`.
 fn host_error(e: ExecError) -> ApiError {
@@ -149,7 +149,7 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
     }
     inserted?;
     let row = crate::catalog::record::load_instance(&mut *tx, id).await?.ok_or(ApiError::NotFound("instance"))?;
-    crate::managed::enqueue(&mut tx, row.id, jobs::ProvisionInstance::default().into()).await?;
+    crate::managed::enqueue(&mut tx, row.id, &jobs::ProvisionInstance::default()).await?;
     tx.commit().await?;
     Ok(by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
 }
@@ -223,7 +223,7 @@ pub async fn delete(s: &AppState, row: &InstanceRow) -> ApiResult<Instance> {
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
-    crate::managed::enqueue(&mut tx, row.id, jobs::DeleteInstance::default().into()).await?;
+    crate::managed::enqueue(&mut tx, row.id, &jobs::DeleteInstance::default()).await?;
     tx.commit().await?;
     Ok(crate::catalog::record::load_instance(&s.db, row.id).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
 }
@@ -239,17 +239,19 @@ pub async fn action(s: &AppState, name: &str, action: InstanceActionKind) -> Api
         ));
     }
     let status = row.status();
-    let (job, allowed): (Job, bool) = match action {
-        InstanceActionKind::Start => {
-            (jobs::StartInstance::default().into(), matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
-        }
+    type AnyJob = Box<dyn Payload<OperationKind> + Send + Sync>;
+    let (job, allowed): (AnyJob, bool) = match action {
+        InstanceActionKind::Start => (
+            Box::new(jobs::StartInstance::default()),
+            matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped),
+        ),
         InstanceActionKind::Stop => {
-            (jobs::StopInstance::default().into(), matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
+            (Box::new(jobs::StopInstance::default()), matches!(status, InstanceStatus::Ready | InstanceStatus::Stopped))
         }
-        InstanceActionKind::Restart => (jobs::RestartInstance::default().into(), status == InstanceStatus::Ready),
+        InstanceActionKind::Restart => (Box::new(jobs::RestartInstance::default()), status == InstanceStatus::Ready),
         InstanceActionKind::RenewCertificate => {
             let job = jobs::RenewCertificate { reason: Some("requested".into()) };
-            (job.into(), status == InstanceStatus::Ready)
+            (Box::new(job), status == InstanceStatus::Ready)
         }
     };
     if !allowed {
@@ -268,7 +270,7 @@ pub async fn action(s: &AppState, name: &str, action: InstanceActionKind) -> Api
         ));
     }
     let mut tx = s.db.begin().await?;
-    crate::managed::enqueue(&mut tx, row.id, job).await?;
+    crate::managed::enqueue(&mut tx, row.id, job.as_ref()).await?;
     tx.commit().await?;
     let row = by_name(&s.db, name).await?.ok_or(ApiError::NotFound("instance"))?;
     Ok(row.to_model())

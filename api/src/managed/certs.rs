@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 
 use super::node::Node;
 use crate::catalog::conn::{InstanceRow, MAINTENANCE_DB};
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
 use crate::tlsgen;
+use dbaas_engine::OpError;
 
 fn cert_error(e: rcgen::Error) -> OpError {
     OpError::permanent("certificate", e.to_string())

@@ -7,12 +7,12 @@ use crate::catalog::conn::InstanceTarget;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::conn::{InstanceRow, INSTANCE_COLUMNS, MAINTENANCE_DB};
-use crate::ops::queue;
+use crate::operation as queue;
 use crate::state::AppState;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     let interval = state.engine.health_interval;
-    crate::ops::periodic::every(state, shutdown, interval, "health check", |s| async move { pass(&s).await });
+    dbaas_engine::periodic::every(state, shutdown, interval, "health check", |s| async move { pass(&s).await });
 }
 
 async fn pass(state: &AppState) -> Result<(), sqlx::Error> {
@@ -47,7 +47,7 @@ async fn enqueue_renewal(state: &AppState, inst: &InstanceRow) -> Result<(), sql
     if idle_and_locked(&mut tx, inst).await? {
         let expires = inst.cert_not_after.map(|t| t.to_rfc3339()).unwrap_or_default();
         let job = super::jobs::RenewCertificate { reason: Some(format!("expires {expires}")) };
-        let op = super::enqueue(&mut tx, inst.id, job.into()).await?;
+        let op = super::enqueue(&mut tx, inst.id, &job).await?;
         queue::log(&mut *tx, op, "info", &format!("the server certificate expires {expires}: renewing it")).await?;
         tracing::info!(instance = %inst.name, expires = %expires, "certificate renewal enqueued");
     }
@@ -66,7 +66,7 @@ async fn record(state: &AppState, inst: &InstanceRow, problem: Option<String>) -
         // Lock the row so two replicas seeing the same outage enqueue one start.
         if idle_and_locked(&mut tx, inst).await? {
             let job = super::jobs::StartInstance { reason: Some("health check".into()) };
-            let op = super::enqueue(&mut tx, inst.id, job.into()).await?;
+            let op = super::enqueue(&mut tx, inst.id, &job).await?;
             queue::log(&mut *tx, op, "warn", &format!("health check: the server is down ({p}); restarting it")).await?;
             tracing::warn!(instance = %inst.name, problem = %p, "managed instance down; restart enqueued");
         }

@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use super::ops;
-use crate::ops::job::Operation;
-use crate::ops::queue::OperationRow;
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use dbaas_engine::Operation;
+
+use crate::operation::OpContext;
+use crate::operation::OperationRow;
+use crate::state::AppState;
+use dbaas_engine::OpError;
 
 /// Why an instance operation was queued (the API, the health check, `dev`), for its log.
 macro_rules! instance_job {
@@ -79,7 +81,7 @@ async fn start(ctx: &OpContext, restart: bool) -> Result<(), OpError> {
     ops::check_ready(ctx, &inst).await
 }
 
-impl Operation for ProvisionInstance {
+impl Operation<AppState> for ProvisionInstance {
     const KIND: OperationKind = OperationKind::ProvisionInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         let (inst, node) = ops::load(ctx).await?;
@@ -97,7 +99,7 @@ impl Operation for ProvisionInstance {
     }
 }
 
-impl Operation for UpdateInstance {
+impl Operation<AppState> for UpdateInstance {
     const KIND: OperationKind = OperationKind::UpdateInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         let (inst, node) = ops::load(ctx).await?;
@@ -116,7 +118,7 @@ impl Operation for UpdateInstance {
     }
 }
 
-impl Operation for RenewCertificate {
+impl Operation<AppState> for RenewCertificate {
     const KIND: OperationKind = OperationKind::RenewCertificate;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         let (inst, node) = ops::load(ctx).await?;
@@ -128,7 +130,7 @@ impl Operation for RenewCertificate {
     }
 }
 
-impl Operation for StartInstance {
+impl Operation<AppState> for StartInstance {
     const KIND: OperationKind = OperationKind::StartInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         start(ctx, false).await
@@ -139,7 +141,7 @@ impl Operation for StartInstance {
     }
 }
 
-impl Operation for StopInstance {
+impl Operation<AppState> for StopInstance {
     const KIND: OperationKind = OperationKind::StopInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         let (_, node) = ops::load(ctx).await?;
@@ -151,7 +153,7 @@ impl Operation for StopInstance {
     }
 }
 
-impl Operation for RestartInstance {
+impl Operation<AppState> for RestartInstance {
     const KIND: OperationKind = OperationKind::RestartInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         start(ctx, true).await
@@ -161,7 +163,7 @@ impl Operation for RestartInstance {
     }
 }
 
-impl Operation for DeleteInstance {
+impl Operation<AppState> for DeleteInstance {
     const KIND: OperationKind = OperationKind::DeleteInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         let (_, node) = ops::load(ctx).await?;

@@ -17,9 +17,9 @@ use crate::crypto::scram_sha256_verifier;
 use crate::hosts::executor::{Command, ExecError, Executor};
 use crate::hosts::HostRecord;
 use crate::naming::PgQuote;
-use crate::ops::runner::OpContext;
-use crate::ops::OpError;
+use crate::operation::OpContext;
 use crate::state::AppState;
+use dbaas_engine::OpError;
 
 /// The instance and its node on the host.
 pub(super) async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {

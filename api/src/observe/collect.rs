@@ -22,9 +22,9 @@ use uuid::Uuid;
 use super::exposition::Sample;
 use crate::catalog::conn::MAINTENANCE_DB;
 use crate::catalog::record;
-use crate::ops::periodic::{each_locked, fresh};
 use crate::state::AppState;
 use crate::store::instances::InstanceRow;
+use dbaas_engine::periodic::{each_locked, fresh};
 
 /// Databases whose table health one collection of an instance reads.
 pub const TABLE_HEALTH_PER_PASS: i64 = 2;
@@ -37,13 +37,9 @@ const COLLECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     // A third of the interval: an instance falls due at most that late.
     let tick = state.engine.metrics_interval / 3;
-    crate::ops::periodic::every(
-        state,
-        shutdown,
-        tick,
-        "metrics collection",
-        |s| async move { pass(&s).await.map(|_| ()) },
-    );
+    dbaas_engine::periodic::every(state, shutdown, tick, "metrics collection", |s| async move {
+        pass(&s).await.map(|_| ())
+    });
 }
 
 /// One pass: collects every instance whose last collection is older than the interval and

@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use super::exposition::Sample;
 use crate::hosts::executor::{Command, Executor};
-use crate::ops::periodic::{each_locked, fresh};
 use crate::state::AppState;
 use crate::store::hosts::HostRecord;
+use dbaas_engine::periodic::{each_locked, fresh};
 
 /// Collects every host whose last reading is older than the interval.
 pub async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {

@@ -101,9 +101,9 @@ async fn backup_samples(db: &sqlx::PgPool, dbs: &[&Named]) -> Result<Vec<Sample>
         }
         // Twice the gap between two slots of its backup schedule (a missed slot is allowed
         // to finish; a second one is not).
-        let gap = cron.as_deref().and_then(|c| crate::ops::timing::parse_cron(c).ok()).and_then(|c| {
-            let a = crate::ops::timing::next_slot(&c, now)?;
-            let b = crate::ops::timing::next_slot(&c, a)?;
+        let gap = cron.as_deref().and_then(|c| dbaas_engine::timing::parse_cron(c).ok()).and_then(|c| {
+            let a = dbaas_engine::timing::next_slot(&c, now)?;
+            let b = dbaas_engine::timing::next_slot(&c, a)?;
             Some((b - a).num_seconds() as f64)
         });
         if let Some(g) = gap {

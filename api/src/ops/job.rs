@@ -1,45 +1,16 @@
-//! One type per operation kind, in the spirit of crates.io's `BackgroundJob`: a typed serde
-//! payload (the `params` column), `run` against the target, and `on_outcome`, which applies
-//! the effect on the resource in the same state transaction that ends the operation.
-//!
-//! The types live with their domain (`catalog::jobs` for databases and credentials,
-//! `managed::jobs` for managed instances); [`Job`] is the closed set of them. Decoding a stored
-//! operation is strict: an unknown kind or a payload with missing, mistyped or unknown fields
-//! is an error (`unknown_kind`, `bad_params`), never a default.
-
-use std::future::Future;
+//! Every operation kind of the service, registered: [`Job`] is the closed set the engine's
+//! workers decode and run (`dbaas_engine::JobSet`). Each kind is a type implementing
+//! `dbaas_engine::Operation` that lives with its domain (`catalog::jobs` for databases and
+//! credentials, `managed::jobs` for managed instances). Decoding a stored operation is strict:
+//! an unknown kind or a payload with missing, mistyped or unknown fields is an error
+//! (`unknown_kind`, `bad_params`), never a default.
 
 use dbaas_client::OperationKind;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use dbaas_engine::{JobSet, OpError, Operation, Payload};
 use sqlx::PgConnection;
 
-use super::queue::OperationRow;
-use super::runner::OpContext;
-use super::OpError;
-
-/// One kind of operation.
-pub trait Operation: Serialize + DeserializeOwned + Send + Sync + Sized + 'static {
-    const KIND: OperationKind;
-
-    /// Does the work; every step idempotent (a later attempt may repeat it).
-    fn run(&self, ctx: &OpContext) -> impl Future<Output = Result<(), OpError>> + Send;
-
-    /// The resource's change when the operation ends (`ok`: succeeded), inside the transaction
-    /// that records the end.
-    fn on_outcome(
-        &self,
-        tx: &mut PgConnection,
-        op: &OperationRow,
-        ok: bool,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-
-    /// Removes what an attempt that did not succeed may have left on the target; `last` says
-    /// no attempt follows. Nothing by default.
-    fn cleanup(&self, _ctx: &OpContext, _last: bool) -> impl Future<Output = Result<(), OpError>> + Send {
-        async { Ok(()) }
-    }
-}
+use crate::operation::{OpContext, OperationRow};
+use crate::state::AppState;
 
 macro_rules! jobs {
     ($($variant:ident => $ty:ty),* $(,)?) => {
@@ -53,11 +24,34 @@ macro_rules! jobs {
             fn from(j: $ty) -> Self {
                 Job::$variant(j)
             }
+        }
+
+        impl Payload<OperationKind> for $ty {
+            fn kind(&self) -> OperationKind {
+                <$ty as Operation<AppState>>::KIND
+            }
+            fn params(&self) -> serde_json::Value {
+                // Plain structs of strings, numbers and ids always encode.
+                serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+            }
         })*
 
-        impl Job {
-            /// Decodes a stored operation: its kind column and params.
-            pub fn decode(kind: OperationKind, params: &serde_json::Value) -> Result<Self, OpError> {
+        impl Payload<OperationKind> for Job {
+            fn kind(&self) -> OperationKind {
+                match self {
+                    $(Job::$variant(_) => <$ty as Operation<AppState>>::KIND,)*
+                }
+            }
+
+            fn params(&self) -> serde_json::Value {
+                match self {
+                    $(Job::$variant(j) => j.params(),)*
+                }
+            }
+        }
+
+        impl JobSet<AppState> for Job {
+            fn decode(kind: OperationKind, params: &serde_json::Value) -> Result<Self, OpError> {
                 let bad = |e: serde_json::Error| {
                     OpError::permanent("bad_params", format!("parameters of {} operation: {e}", kind.as_str()))
                 };
@@ -66,39 +60,29 @@ macro_rules! jobs {
                 })
             }
 
-            pub fn kind(&self) -> OperationKind {
-                match self {
-                    $(Job::$variant(_) => <$ty as Operation>::KIND,)*
-                }
-            }
-
-            /// The params column.
-            pub fn params(&self) -> serde_json::Value {
-                let encoded = match self {
-                    $(Job::$variant(j) => serde_json::to_value(j),)*
-                };
-                // Plain structs of strings, numbers and ids always encode.
-                encoded.unwrap_or(serde_json::Value::Null)
-            }
-
-            pub async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+            async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
                 match self {
                     $(Job::$variant(j) => j.run(ctx).await,)*
                 }
             }
 
-            pub async fn on_outcome(
+            async fn on_outcome(
                 &self,
                 tx: &mut PgConnection,
                 op: &OperationRow,
                 ok: bool,
             ) -> Result<(), sqlx::Error> {
                 match self {
-                    $(Job::$variant(j) => j.on_outcome(tx, op, ok).await,)*
+                    $(Job::$variant(j) => j.on_outcome(tx, op, ok).await?,)*
                 }
+                // What the reconciler stored about the database may predate this change.
+                if crate::catalog::reconcile::changes_catalog(op.kind) {
+                    crate::catalog::reconcile::forget(tx, op.target_id).await?;
+                }
+                Ok(())
             }
 
-            pub async fn cleanup(&self, ctx: &OpContext, last: bool) -> Result<(), OpError> {
+            async fn cleanup(&self, ctx: &OpContext, last: bool) -> Result<(), OpError> {
                 match self {
                     $(Job::$variant(j) => j.cleanup(ctx, last).await,)*
                 }

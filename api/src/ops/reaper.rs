@@ -4,12 +4,12 @@
 use crate::catalog::jobs::{RevokeLease, RevokeReason};
 use tokio_util::sync::CancellationToken;
 
-use super::queue;
+use crate::operation as queue;
 use crate::state::AppState;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     let interval = state.engine.reaper_interval;
-    crate::ops::periodic::every(state, shutdown, interval, "lease reaper", |s| async move { reap(&s).await });
+    dbaas_engine::periodic::every(state, shutdown, interval, "lease reaper", |s| async move { reap(&s).await });
 }
 
 pub async fn reap(state: &AppState) -> Result<usize, sqlx::Error> {
@@ -31,7 +31,7 @@ pub async fn reap(state: &AppState) -> Result<usize, sqlx::Error> {
     .fetch_all(&mut *tx)
     .await?;
     for (cred, db, tenant) in &expired {
-        let job = RevokeLease { credential_id: *cred, reason: RevokeReason::Expired }.into();
+        let job = RevokeLease { credential_id: *cred, reason: RevokeReason::Expired };
         queue::enqueue(&mut tx, &job, "database", *db, Some(*tenant)).await?;
     }
     tx.commit().await?;

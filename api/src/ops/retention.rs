@@ -18,7 +18,7 @@ const BATCH: i64 = 5_000;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     let interval = state.engine.purge_interval;
-    super::periodic::every(state, shutdown, interval, "retention", |s| async move {
+    dbaas_engine::periodic::every(state, shutdown, interval, "retention", |s| async move {
         let n = purge(&s).await?;
         if n > 0 {
             tracing::info!(rows = n, "retention: purged old rows");

@@ -7,16 +7,16 @@ use dbaas_client::{BackupReason, CreateMaintenance, MaintenanceOptions, Schedule
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::queue::{self, OperationRow};
-use super::timing::{in_window, next_slot, parse_cron};
 use crate::backup::policy;
 use crate::catalog::jobs::{Maintenance, ScheduledSlot, VerifyBackup};
 use crate::error::ApiError;
+use crate::operation::{self as queue, OperationRow};
 use crate::state::AppState;
+use dbaas_engine::timing::{in_window, next_slot, parse_cron};
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     let interval = state.engine.scheduler_interval;
-    crate::ops::periodic::every(state, shutdown, interval, "scheduler", |s| async move { tick(&s).await });
+    dbaas_engine::periodic::every(state, shutdown, interval, "scheduler", |s| async move { tick(&s).await });
 }
 
 /// SQL: the schedule's instance has no maintenance window, or now (UTC) is inside it.
@@ -61,7 +61,7 @@ pub async fn tick(state: &AppState) -> Result<usize, sqlx::Error> {
     let mut fired = 0;
     for s in due {
         // The query left out schedules outside their window; this guards the minute edge.
-        if s.maintenance_window.as_ref().is_some_and(|w| !in_window(&w.0, minute)) {
+        if s.maintenance_window.as_ref().is_some_and(|w| !in_window(&w.0.start, &w.0.end, minute)) {
             continue;
         }
         // Both were validated when the schedule was written; a row that no longer parses is

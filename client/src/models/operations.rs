@@ -56,6 +56,12 @@ impl OperationKind {
     }
 }
 
+impl AsRef<str> for OperationKind {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl std::str::FromStr for OperationKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -11,11 +11,12 @@ use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::host::Host;
 
-pub fn every<F, Fut, T>(state: AppState, shutdown: CancellationToken, interval: Duration, what: &'static str, pass: F)
+pub fn every<S, F, Fut, T>(state: S, shutdown: CancellationToken, interval: Duration, what: &'static str, pass: F)
 where
-    F: Fn(AppState) -> Fut + Send + 'static,
+    S: Clone + Send + 'static,
+    F: Fn(S) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, sqlx::Error>> + Send,
     T: Send,
 {
@@ -44,8 +45,8 @@ pub async fn unlock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Erro
 /// Whether the row of `id` in `table` (keyed by `column`; both constants of ours) was
 /// collected within the interval, by the state database's clock: another replica collected
 /// while this one waited for the lock.
-pub async fn fresh(
-    state: &AppState,
+pub async fn fresh<S: Host>(
+    state: &S,
     table: &str,
     column: &str,
     id: Uuid,
@@ -55,7 +56,7 @@ pub async fn fresh(
         "SELECT (extract(epoch FROM now() - collected_at) * 1000)::float8 FROM {table} WHERE {column} = $1"
     ))
     .bind(id)
-    .fetch_optional(&state.db)
+    .fetch_optional(state.db())
     .await?;
     Ok(age_ms.is_some_and(|a| a < interval_ms as f64))
 }
@@ -63,8 +64,8 @@ pub async fn fresh(
 /// Runs `work` for each id of `due` that no other replica is working on, under the session
 /// advisory lock `<prefix>:<id>` (released after it). `work` says whether it did the work
 /// (it may find another replica just did); returns how many it did here.
-pub async fn each_locked<F, Fut>(
-    state: &AppState,
+pub async fn each_locked<S: Host, F, Fut>(
+    state: &S,
     prefix: &str,
     due: Vec<Uuid>,
     mut work: F,
@@ -74,7 +75,7 @@ where
     Fut: Future<Output = Result<bool, sqlx::Error>>,
 {
     let mut done = 0;
-    let mut lock_conn = state.db.acquire().await?;
+    let mut lock_conn = state.db().acquire().await?;
     for id in due {
         let key = format!("{prefix}:{id}");
         if !try_lock(&mut lock_conn, &key).await? {

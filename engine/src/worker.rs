@@ -4,52 +4,50 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dbaas_client::OperationStatus;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{self, OperationRow};
-use super::runner::{self, OpContext};
-use super::OpError;
-use crate::metrics::OpLabels;
-use crate::state::AppState;
+use crate::context::OpContext;
+use crate::error::OpError;
+use crate::host::Host;
+use crate::job::JobSet;
+use crate::queue::{self, OperationRow, Status};
+use crate::runner;
 
 /// Starts the workers. `shutdown` stops them claiming; `hand_back` stops their running
 /// attempts and puts those operations back in the queue at once (the process is going away).
-pub fn spawn(state: AppState, shutdown: CancellationToken, hand_back: CancellationToken) -> Vec<JoinHandle<()>> {
-    (0..state.engine.workers)
+pub fn spawn<S: Host, J: JobSet<S>>(
+    state: S,
+    shutdown: CancellationToken,
+    hand_back: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    (0..state.worker_config().workers)
         .map(|_| {
             let state = state.clone();
             let shutdown = shutdown.clone();
             let hand_back = hand_back.clone();
-            tokio::spawn(async move { worker_loop(state, shutdown, hand_back).await })
+            tokio::spawn(async move { worker_loop::<S, J>(state, shutdown, hand_back).await })
         })
         .collect()
 }
 
-async fn worker_loop(state: AppState, shutdown: CancellationToken, hand_back: CancellationToken) {
+async fn worker_loop<S: Host, J: JobSet<S>>(state: S, shutdown: CancellationToken, hand_back: CancellationToken) {
     while !shutdown.is_cancelled() {
         // Register interest before looking, so a NOTIFY between the two is not missed.
-        let wakeup = state.job_wakeup.notified();
-        match queue::claim(
-            &state.engine_db,
-            &state.engine.worker_id,
-            state.engine.lease,
-            state.engine.tenant_concurrency,
-        )
-        .await
-        {
-            Ok(Some(op)) => run_claimed(&state, op, &hand_back).await,
+        let wakeup = state.job_wakeup().notified();
+        let config = state.worker_config();
+        match queue::claim::<S>(state.engine_db(), &config.worker_id, config.lease, config.tenant_concurrency).await {
+            Ok(Some(op)) => run_claimed::<S, J>(&state, op, &hand_back).await,
             Ok(None) => {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = wakeup => {}
-                    _ = tokio::time::sleep(state.engine.poll_interval) => {}
+                    _ = tokio::time::sleep(config.poll_interval) => {}
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "claiming operations failed; the state database may be down");
-                tokio::time::sleep(state.engine.poll_interval).await;
+                tokio::time::sleep(state.worker_config().poll_interval).await;
             }
         }
     }
@@ -68,9 +66,9 @@ enum Stop {
     HandedBack,
 }
 
-async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &CancellationToken) {
+async fn run_claimed<S: Host, J: JobSet<S>>(state: &S, op: OperationRow<S::Kind>, hand_back: &CancellationToken) {
     let started = Instant::now();
-    let worker = state.engine.worker_id.clone();
+    let worker = state.worker_config().worker_id.clone();
     let cancel = CancellationToken::new();
     let stop = Arc::new(std::sync::Mutex::new(None::<Stop>));
     let heartbeat = tokio::spawn(heartbeat_loop(state.clone(), op.id, cancel.clone(), stop.clone()));
@@ -78,12 +76,12 @@ async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &Cancellatio
     ctx.log("info", &format!("attempt {} of {} started by {worker}", op.attempts, op.max_attempts)).await;
     // The stored payload decodes to its typed job, or the operation fails: an unknown kind or
     // a malformed payload is never run with defaults.
-    let job = match super::job::Job::decode(op.kind, &op.params) {
+    let job = match J::decode(op.kind, &op.params) {
         Ok(job) => std::sync::Arc::new(job),
         Err(e) => {
             heartbeat.abort();
             ctx.log("error", &format!("failed: {e}")).await;
-            finish(state, &op, OperationStatus::Failed, Some(&e)).await;
+            finish::<S, J>(state, &op, Status::Failed, Some(&e)).await;
             return;
         }
     };
@@ -96,14 +94,14 @@ async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &Cancellatio
         let attempt = {
             let ctx = OpContext { state: state.clone(), op: op.clone() };
             let job = job.clone();
-            tokio::spawn(async move { runner::execute(&ctx, &job).await })
+            tokio::spawn(async move { runner::execute::<S, J>(&ctx, &job).await })
         };
         let abort = attempt.abort_handle();
         tokio::select! {
             r = attempt => Some(match r {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => {
-                    tracing::error!(operation = %op.id, kind = op.kind.as_str(), "operation panicked: {e}");
+                    tracing::error!(operation = %op.id, kind = op.kind.as_ref(), "operation panicked: {e}");
                     Err(OpError::permanent("panic", "the operation hit an internal error (a bug); see the server log"))
                 }
                 Err(e) => Err(OpError::retryable("aborted", e.to_string())),
@@ -125,8 +123,8 @@ async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &Cancellatio
     if stopped == Some(Stop::HandedBack) {
         // Undo what the stopped attempt left half-made, as before any retry, then release
         // the claim so another replica starts at once rather than after the lease.
-        runner::cleanup(&ctx, &job, false).await;
-        let outcome = match queue::hand_back(&state.engine_db, &op, &worker).await {
+        runner::cleanup::<S, J>(&ctx, &job, false).await;
+        let outcome = match queue::hand_back(state.engine_db(), &op, &worker).await {
             Ok(true) => "handed_back",
             Ok(false) => "lost",
             Err(e) => {
@@ -134,8 +132,7 @@ async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &Cancellatio
                 "lost"
             }
         };
-        let labels = OpLabels { kind: op.kind.as_str().to_string(), outcome: outcome.into() };
-        state.metrics.operations.get_or_create(&labels).inc();
+        state.attempt_finished(op.kind, outcome, None);
         return;
     }
     let lost = stopped == Some(Stop::Lost);
@@ -145,7 +142,7 @@ async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &Cancellatio
     // An attempt that did not succeed (and was not taken over) may have left things behind.
     if !matches!(result, Some(Ok(()))) && !lost {
         let retried = matches!(&result, Some(Err(e)) if e.retryable && op.attempts < op.max_attempts);
-        runner::cleanup(&ctx, &job, !retried).await;
+        runner::cleanup::<S, J>(&ctx, &job, !retried).await;
     }
 
     // Test hook: the attempt is done but not yet recorded, as when its process is frozen
@@ -156,11 +153,11 @@ async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &Cancellatio
     }
     let outcome = match result {
         Some(Ok(())) => {
-            finish(state, &op, OperationStatus::Succeeded, None).await;
+            finish::<S, J>(state, &op, Status::Succeeded, None).await;
             "succeeded"
         }
         Some(Err(e)) if e.retryable && op.attempts < op.max_attempts => {
-            match queue::retry_later(&state.engine_db, &op, &worker, &e).await {
+            match queue::retry_later(state.engine_db(), &op, &worker, &e).await {
                 Ok(Some(_)) => "retrying",
                 Ok(None) => {
                     tracing::warn!(operation = %op.id, error = %e, "claim lost to another worker; this attempt's failure is not recorded");
@@ -173,7 +170,7 @@ async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &Cancellatio
             }
         }
         Some(Err(e)) => {
-            finish(state, &op, OperationStatus::Failed, Some(&e)).await;
+            finish::<S, J>(state, &op, Status::Failed, Some(&e)).await;
             "failed"
         }
         None if lost => {
@@ -182,19 +179,17 @@ async fn run_claimed(state: &AppState, op: OperationRow, hand_back: &Cancellatio
         }
         None => {
             let e = OpError::permanent("cancelled", "cancelled on request");
-            finish(state, &op, OperationStatus::Cancelled, Some(&e)).await;
+            finish::<S, J>(state, &op, Status::Cancelled, Some(&e)).await;
             "cancelled"
         }
     };
-    let labels = OpLabels { kind: op.kind.as_str().to_string(), outcome: outcome.into() };
-    state.metrics.operations.get_or_create(&labels).inc();
-    state.metrics.operation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    state.attempt_finished(op.kind, outcome, Some(started.elapsed()));
 }
 
-async fn finish(state: &AppState, op: &OperationRow, status: OperationStatus, error: Option<&OpError>) {
+async fn finish<S: Host, J: JobSet<S>>(state: &S, op: &OperationRow<S::Kind>, status: Status, error: Option<&OpError>) {
     // The state database may blip; the work is done, so keep trying to record it.
     for attempt in 0..5 {
-        match runner::complete(state, op, Some(&state.engine.worker_id), status, error).await {
+        match runner::complete::<S, J>(state, op, Some(&state.worker_config().worker_id), status, error).await {
             Ok(true) => return,
             Ok(false) => {
                 tracing::warn!(operation = %op.id, "claim lost to another worker; this attempt's outcome is not recorded");
@@ -212,13 +207,13 @@ async fn finish(state: &AppState, op: &OperationRow, status: OperationStatus, er
 /// requested, when the claim is gone, and when no renewal has succeeded for 80% of the lease:
 /// past that point another worker may claim the operation, so this attempt must not go on
 /// (a slow or unreachable state database counts the same as a lost claim).
-async fn heartbeat_loop(
-    state: AppState,
+async fn heartbeat_loop<S: Host>(
+    state: S,
     id: uuid::Uuid,
     cancel: CancellationToken,
     stop: Arc<std::sync::Mutex<Option<Stop>>>,
 ) {
-    let lease = state.engine.lease;
+    let lease = state.worker_config().lease;
     let every = lease / 3;
     let deadline = lease.mul_f64(0.8);
     let mut last_ok = Instant::now();
@@ -229,7 +224,7 @@ async fn heartbeat_loop(
     loop {
         tokio::time::sleep(every).await;
         let sent = Instant::now();
-        let renewal = queue::heartbeat(&state.engine_db, id, &state.engine.worker_id, lease);
+        let renewal = queue::heartbeat(state.engine_db(), id, &state.worker_config().worker_id, lease);
         match tokio::time::timeout(every, renewal).await {
             Ok(Ok(Some(false))) => last_ok = sent,
             Ok(Ok(Some(true))) => return end(Stop::Cancelled),

@@ -1,6 +1,6 @@
-//! When things may run: cron expressions of maintenance schedules (parsed, next slot,
-//! shortest gap between runs) and instances' daily maintenance windows. Used by the HTTP
-//! checks and the scheduler alike.
+//! When things may run: cron expressions (parsed, next slot, shortest gap between runs) and
+//! daily windows given as `HH:MM` UTC start and end. Used by the HTTP checks and the
+//! application's schedulers alike.
 
 use chrono::{DateTime, Utc};
 
@@ -48,9 +48,10 @@ pub fn parse_hhmm(t: &str) -> Result<u32, String> {
     Ok(h * 60 + m)
 }
 
-/// Whether `minute` (after midnight, UTC) is inside the window; end before start wraps.
-pub fn in_window(w: &dbaas_client::MaintenanceWindow, minute: u32) -> bool {
-    match (parse_hhmm(&w.start), parse_hhmm(&w.end)) {
+/// Whether `minute` (after midnight, UTC) is inside the window from `start` to `end`
+/// (`HH:MM`); end before start wraps.
+pub fn in_window(start: &str, end: &str, minute: u32) -> bool {
+    match (parse_hhmm(start), parse_hhmm(end)) {
         (Ok(s), Ok(e)) if s <= e => (s..e).contains(&minute),
         (Ok(s), Ok(e)) => minute >= s || minute < e,
         _ => true,
@@ -60,16 +61,14 @@ pub fn in_window(w: &dbaas_client::MaintenanceWindow, minute: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbaas_client::MaintenanceWindow;
 
     #[test]
     fn windows() {
-        let w = |s: &str, e: &str| MaintenanceWindow { start: s.into(), end: e.into() };
-        assert!(in_window(&w("01:00", "05:00"), 60));
-        assert!(!in_window(&w("01:00", "05:00"), 300));
-        assert!(in_window(&w("22:00", "02:00"), 23 * 60) && in_window(&w("22:00", "02:00"), 30));
-        assert!(!in_window(&w("22:00", "02:00"), 12 * 60));
-        assert!(in_window(&w("00:00", "24:00"), 24 * 60 - 1));
+        assert!(in_window("01:00", "05:00", 60));
+        assert!(!in_window("01:00", "05:00", 300));
+        assert!(in_window("22:00", "02:00", 23 * 60) && in_window("22:00", "02:00", 30));
+        assert!(!in_window("22:00", "02:00", 12 * 60));
+        assert!(in_window("00:00", "24:00", 24 * 60 - 1));
         for bad in ["1:5", "25:00", "24:01", "ab:cd", "12", "", "123:00"] {
             assert!(parse_hhmm(bad).is_err(), "{bad}");
         }

@@ -5,10 +5,10 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use super::queue::{JOBS_CHANNEL, OPS_CHANNEL};
-use crate::state::AppState;
+use crate::host::Host;
+use crate::queue::{JOBS_CHANNEL, OPS_CHANNEL};
 
-pub fn spawn(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
+pub fn spawn<S: Host>(state: S, shutdown: tokio_util::sync::CancellationToken) {
     tokio::spawn(async move {
         loop {
             if shutdown.is_cancelled() {
@@ -26,20 +26,20 @@ pub fn spawn(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
     });
 }
 
-async fn listen(state: &AppState, shutdown: &tokio_util::sync::CancellationToken) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect_with(&state.db).await?;
+async fn listen<S: Host>(state: &S, shutdown: &tokio_util::sync::CancellationToken) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(state.db()).await?;
     listener.listen_all([JOBS_CHANNEL, OPS_CHANNEL]).await?;
     // Anything enqueued while we were not listening is picked up by this wake-up.
-    state.job_wakeup.notify_waiters();
+    state.job_wakeup().notify_waiters();
     loop {
         let n = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             n = listener.recv() => n?,
         };
         if n.channel() == JOBS_CHANNEL {
-            state.job_wakeup.notify_waiters();
+            state.job_wakeup().notify_waiters();
         } else if let Ok(id) = n.payload().parse::<Uuid>() {
-            let _ = state.op_events.send(id);
+            let _ = state.op_events().send(id);
         }
     }
 }

@@ -13,36 +13,76 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dbaas_client::{Operation, OperationKind, OperationStatus};
-use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
+use sqlx::postgres::PgRow;
+use sqlx::{PgExecutor, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::job::Job;
-use super::OpError;
+use crate::error::OpError;
+use crate::host::{Host, Kind};
 
 pub const JOBS_CHANNEL: &str = "dbaas_jobs";
 pub const OPS_CHANNEL: &str = "dbaas_operations";
 
-pub const OPERATION_COLUMNS: &str = "o.id, o.kind, o.target_kind, o.target_id, o.tenant_id, \
-    (SELECT name FROM tenants WHERE id = o.tenant_id) AS tenant_name, o.params, o.status, o.attempts, \
-    o.max_attempts, o.run_after, o.locked_by, o.cancel_requested, o.error_code, o.error_message, \
-    o.error_retryable, o.created_at, o.started_at, o.finished_at, o.seq";
+/// Where an operation is in its life (`operations.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Waiting for a worker (first run, or a retry after a retryable error).
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OperationRow {
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            other => return Err(format!("unknown operation status {other:?}")),
+        })
+    }
+}
+
+/// What is enqueued: a kind and its params column.
+pub trait Payload<K> {
+    fn kind(&self) -> K;
+    fn params(&self) -> serde_json::Value;
+}
+
+#[derive(Debug, Clone)]
+pub struct OperationRow<K> {
     pub id: Uuid,
     /// Order of enqueueing (unique): the key lists page by.
     pub seq: i64,
     /// Decoded strictly: the column's CHECK lists the kinds, and a stray value is an error.
-    #[sqlx(try_from = "String")]
-    pub kind: OperationKind,
+    pub kind: K,
     pub target_kind: String,
     pub target_id: Uuid,
     pub tenant_id: Option<Uuid>,
     pub tenant_name: Option<String>,
     pub params: serde_json::Value,
-    #[sqlx(try_from = "String")]
-    pub status: OperationStatus,
+    pub status: Status,
     pub attempts: i32,
     pub max_attempts: i32,
     pub run_after: DateTime<Utc>,
@@ -56,43 +96,51 @@ pub struct OperationRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl OperationRow {
-    pub fn to_model(&self) -> Operation {
-        let status = self.status;
-        Operation {
-            id: self.id,
-            kind: self.kind,
+fn decode_text<T: TryFrom<String, Error: std::fmt::Display>>(row: &PgRow, column: &str) -> Result<T, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    T::try_from(text).map_err(|e| sqlx::Error::ColumnDecode { index: column.into(), source: e.to_string().into() })
+}
+
+/// Written by hand rather than derived: the kind is the application's type.
+impl<'r, K: Kind> sqlx::FromRow<'r, PgRow> for OperationRow<K> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let status: String = row.try_get("status")?;
+        let status = status
+            .parse()
+            .map_err(|e: String| sqlx::Error::ColumnDecode { index: "status".into(), source: e.into() })?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            seq: row.try_get("seq")?,
+            kind: decode_text(row, "kind")?,
+            target_kind: row.try_get("target_kind")?,
+            target_id: row.try_get("target_id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            tenant_name: row.try_get("tenant_name")?,
+            params: row.try_get("params")?,
             status,
-            target_kind: self.target_kind.clone(),
-            target_id: self.target_id,
-            tenant: self.tenant_name.clone(),
-            attempts: self.attempts,
-            max_attempts: self.max_attempts,
-            cancel_requested: self.cancel_requested,
-            error: match (&self.error_code, &self.error_message) {
-                (Some(code), Some(message)) => Some(dbaas_client::OperationError {
-                    code: code.clone(),
-                    message: message.clone(),
-                    retryable: self.error_retryable.unwrap_or(false),
-                }),
-                _ => None,
-            },
-            created_at: self.created_at,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            next_attempt_at: (status == OperationStatus::Queued).then_some(self.run_after),
-        }
+            attempts: row.try_get("attempts")?,
+            max_attempts: row.try_get("max_attempts")?,
+            run_after: row.try_get("run_after")?,
+            locked_by: row.try_get("locked_by")?,
+            cancel_requested: row.try_get("cancel_requested")?,
+            error_code: row.try_get("error_code")?,
+            error_message: row.try_get("error_message")?,
+            error_retryable: row.try_get("error_retryable")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
     }
 }
 
 /// Enqueues an operation inside the caller's transaction; workers are woken at commit.
-pub async fn enqueue(
+pub async fn enqueue<S: Host>(
     tx: &mut Transaction<'_, Postgres>,
-    job: &Job,
+    job: &(impl Payload<S::Kind> + ?Sized),
     target_kind: &str,
     target_id: Uuid,
     tenant_id: Option<Uuid>,
-) -> Result<OperationRow, sqlx::Error> {
+) -> Result<OperationRow<S::Kind>, sqlx::Error> {
     let (kind, params) = (job.kind(), job.params());
     let id = Uuid::new_v4();
     sqlx::query(
@@ -100,7 +148,7 @@ pub async fn enqueue(
          VALUES ($1, $2, $3, $4, $5, $6, 'queued')",
     )
     .bind(id)
-    .bind(kind.as_str())
+    .bind(kind.as_ref())
     .bind(target_kind)
     .bind(target_id)
     .bind(tenant_id)
@@ -108,11 +156,14 @@ pub async fn enqueue(
     .execute(&mut **tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(&mut **tx).await?;
-    fetch(&mut **tx, id).await?.ok_or(sqlx::Error::RowNotFound)
+    fetch::<S>(&mut **tx, id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn fetch<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<OperationRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {OPERATION_COLUMNS} FROM operations o WHERE o.id = $1"))
+pub async fn fetch<'e, S: Host>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<OperationRow<S::Kind>>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {} FROM operations o WHERE o.id = $1", S::OPERATION_COLUMNS))
         .bind(id)
         .fetch_optional(db)
         .await
@@ -122,15 +173,16 @@ pub async fn fetch<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<Opera
 /// (its worker died), and not behind an open operation on the same target.
 ///
 /// Fair sharing: an operation of a tenant that already has `tenant_limit` operations running
-/// (on any replica) waits, so one tenant cannot occupy every worker. Lease revocations go
-/// first, are exempt from the tenant limit, and wait only behind operations on the same
-/// credential, never behind a long job on their database: an expired login must go on time.
-pub async fn claim(
+/// (on any replica) waits, so one tenant cannot occupy every worker. The [`Host::URGENT`] kind
+/// goes first, is exempt from the tenant limit, and waits only behind operations with the same
+/// key parameter on its target, never behind a long job there (an expired login must go on time).
+pub async fn claim<S: Host>(
     db: &PgPool,
     worker: &str,
     lease: Duration,
     tenant_limit: usize,
-) -> Result<Option<OperationRow>, sqlx::Error> {
+) -> Result<Option<OperationRow<S::Kind>>, sqlx::Error> {
+    let (urgent_kind, urgent_key) = S::URGENT.map_or((None, None), |u| (Some(u.kind), Some(u.key)));
     let claimed: Option<(Uuid,)> = sqlx::query_as(
         "UPDATE operations SET status = 'running', locked_by = $1, \
              locked_until = now() + $2 * interval '1 millisecond', attempts = attempts + 1, \
@@ -139,27 +191,29 @@ pub async fn claim(
              SELECT o.id FROM operations o \
              WHERE o.status IN ('queued', 'running') AND o.run_after <= now() \
                AND (o.status = 'queued' OR o.locked_until < now()) \
-               AND CASE WHEN o.kind = 'revoke_lease' THEN NOT EXISTS ( \
+               AND CASE WHEN o.kind = $4 THEN NOT EXISTS ( \
                         SELECT 1 FROM operations p WHERE p.target_id = o.target_id AND p.seq < o.seq \
                           AND p.status IN ('queued', 'running') \
-                          AND p.params->>'credential_id' = o.params->>'credential_id') \
+                          AND p.params->>$5 = o.params->>$5) \
                    ELSE NOT EXISTS (SELECT 1 FROM operations p WHERE p.target_id = o.target_id \
                                AND p.seq < o.seq AND p.status IN ('queued', 'running')) \
                         AND (o.tenant_id IS NULL OR ( \
                             SELECT count(*) FROM operations r WHERE r.tenant_id = o.tenant_id \
                               AND r.status = 'running' AND r.locked_until > now() \
-                              AND r.kind <> 'revoke_lease') < $3) \
+                              AND r.kind IS DISTINCT FROM $4) < $3) \
                    END \
-             ORDER BY (o.kind = 'revoke_lease') DESC, o.seq FOR UPDATE SKIP LOCKED LIMIT 1) \
+             ORDER BY (o.kind = $4) IS TRUE DESC, o.seq FOR UPDATE SKIP LOCKED LIMIT 1) \
          RETURNING id",
     )
     .bind(worker)
     .bind(lease.as_millis() as f64)
     .bind(i64::try_from(tenant_limit).unwrap_or(i64::MAX))
+    .bind(urgent_kind)
+    .bind(urgent_key)
     .fetch_optional(db)
     .await?;
     match claimed {
-        Some((id,)) => fetch(db, id).await,
+        Some((id,)) => fetch::<S>(db, id).await,
         None => Ok(None),
     }
 }
@@ -196,7 +250,7 @@ pub async fn finish(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
     worker: Option<&str>,
-    status: OperationStatus,
+    status: Status,
     error: Option<&OpError>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
@@ -222,9 +276,9 @@ pub async fn finish(
 }
 
 /// Puts a failed attempt back in the queue after an exponential backoff (1 s, 2 s, 4 s … 60 s).
-pub async fn retry_later(
+pub async fn retry_later<K>(
     db: &PgPool,
-    op: &OperationRow,
+    op: &OperationRow<K>,
     worker: &str,
     error: &OpError,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
@@ -256,7 +310,7 @@ pub async fn retry_later(
 /// Puts an attempt stopped by this process's shutdown back in the queue, ready at once. The
 /// attempt is not counted: it did not fail, it was interrupted, and the operation's steps
 /// resume from what is recorded. Returns false when the claim was no longer this worker's.
-pub async fn hand_back(db: &PgPool, op: &OperationRow, worker: &str) -> Result<bool, sqlx::Error> {
+pub async fn hand_back<K>(db: &PgPool, op: &OperationRow<K>, worker: &str) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin().await?;
     let released = sqlx::query(
         "UPDATE operations SET status = 'queued', locked_by = NULL, locked_until = NULL, run_after = now(), \

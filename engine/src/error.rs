@@ -1,7 +1,5 @@
 //! Errors of operations: PostgreSQL's SQLSTATE is kept, and whether a retry can help.
 
-use dbaas_client::OperationError;
-
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct OpError {
@@ -16,9 +14,6 @@ impl OpError {
     }
     pub fn retryable(code: &str, message: impl Into<String>) -> Self {
         Self { code: code.into(), message: message.into(), retryable: true }
-    }
-    pub fn to_model(&self) -> OperationError {
-        OperationError { code: self.code.clone(), message: self.message.clone(), retryable: self.retryable }
     }
 }
 
@@ -53,8 +48,8 @@ impl From<sqlx::Error> for OpError {
     }
 }
 
-impl From<crate::crypto::CryptoError> for OpError {
-    fn from(e: crate::crypto::CryptoError) -> Self {
+impl From<dbaas_crypto::CryptoError> for OpError {
+    fn from(e: dbaas_crypto::CryptoError) -> Self {
         Self::permanent("secret_unreadable", e.to_string())
     }
 }
