@@ -18,26 +18,40 @@ use crate::error::OpError;
 use crate::host::Host;
 use crate::queue::{OperationRow, Payload};
 
-/// One kind of operation of the application `S`.
-pub trait Operation<S: Host>: Serialize + DeserializeOwned + Send + Sync + Sized + 'static {
-    const KIND: S::Kind;
+/// One kind of operation of the application [`Operation::Host`].
+pub trait Operation: Serialize + DeserializeOwned + Send + Sync + Sized + 'static {
+    /// The application whose operation this is.
+    type Host: Host;
+    const KIND: <Self::Host as Host>::Kind;
 
     /// Does the work; every step idempotent (a later attempt may repeat it).
-    fn run(&self, ctx: &OpContext<S>) -> impl Future<Output = Result<(), OpError>> + Send;
+    fn run(&self, ctx: &OpContext<Self::Host>) -> impl Future<Output = Result<(), OpError>> + Send;
 
     /// The resource's change when the operation ends (`ok`: succeeded), inside the transaction
     /// that records the end.
     fn on_outcome(
         &self,
         tx: &mut PgConnection,
-        op: &OperationRow<S::Kind>,
+        op: &OperationRow<<Self::Host as Host>::Kind>,
         ok: bool,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Removes what an attempt that did not succeed may have left on the target; `last` says
     /// no attempt follows. Nothing by default.
-    fn cleanup(&self, _ctx: &OpContext<S>, _last: bool) -> impl Future<Output = Result<(), OpError>> + Send {
+    fn cleanup(&self, _ctx: &OpContext<Self::Host>, _last: bool) -> impl Future<Output = Result<(), OpError>> + Send {
         async { Ok(()) }
+    }
+}
+
+/// Every operation can be enqueued as itself.
+impl<O: Operation> Payload<<O::Host as Host>::Kind> for O {
+    fn kind(&self) -> <O::Host as Host>::Kind {
+        O::KIND
+    }
+
+    fn params(&self) -> serde_json::Value {
+        // The payloads are plain structs of strings, numbers and ids, which always encode.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 }
 

@@ -24,22 +24,12 @@ macro_rules! jobs {
             fn from(j: $ty) -> Self {
                 Job::$variant(j)
             }
-        }
-
-        impl Payload<OperationKind> for $ty {
-            fn kind(&self) -> OperationKind {
-                <$ty as Operation<AppState>>::KIND
-            }
-            fn params(&self) -> serde_json::Value {
-                // Plain structs of strings, numbers and ids always encode.
-                serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-            }
         })*
 
         impl Payload<OperationKind> for Job {
             fn kind(&self) -> OperationKind {
                 match self {
-                    $(Job::$variant(_) => <$ty as Operation<AppState>>::KIND,)*
+                    $(Job::$variant(_) => <$ty as Operation>::KIND,)*
                 }
             }
 

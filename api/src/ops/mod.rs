@@ -1,8 +1,6 @@
-//! The service's own operations and loops: the closed set of operation kinds (`job`), and
-//! the domain loops the engine runs (lease reaper, retention, scheduler). The engine itself
-//! (queue, workers, listener, periodic loops) is `dbaas-engine`.
+//! The service's operations: every kind registered (`job`), and the domain loops
+//! (`dbaas_domain::ops`) re-exported where they were.
 
 pub mod job;
-pub mod reaper;
-pub mod retention;
-pub mod scheduler;
+
+pub use dbaas_domain::ops::{reaper, retention, scheduler};

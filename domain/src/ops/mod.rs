@@ -1,0 +1,6 @@
+//! The service's own loops over its records: expired leases to revoke (`reaper`), old rows
+//! to purge (`retention`), due schedules to fire (`scheduler`).
+
+pub mod reaper;
+pub mod retention;
+pub mod scheduler;

@@ -1,0 +1,208 @@
+//! The operations on managed instances: typed payloads, their steps on the host (in
+//! [`super::ops`]), and the instance's status when each ends.
+
+use dbaas_client::{OperationKind, Settings};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use super::ops;
+use dbaas_engine::Operation;
+
+use dbaas_domain::operation::OpContext;
+use dbaas_domain::operation::OperationRow;
+use dbaas_domain::state::AppState;
+use dbaas_engine::OpError;
+
+/// Why an instance operation was queued (the API, the health check, `dev`), for its log.
+macro_rules! instance_job {
+    ($($name:ident: $doc:literal),* $(,)?) => {$(
+        #[doc = $doc]
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub reason: Option<String>,
+        }
+    )*};
+}
+
+instance_job! {
+    ProvisionInstance: "initdb, configuration, TLS, start, the service's role.",
+    StartInstance: "Starts the server.",
+    StopInstance: "Stops the server (fast: sessions are disconnected).",
+    RestartInstance: "Stops and starts the server.",
+    DeleteInstance: "Stops the server and removes its directory.",
+    RenewCertificate: "A new server certificate from the instance's CA, loaded by reload.",
+}
+
+/// New settings, applied by reload or restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInstance {
+    pub settings: Settings,
+}
+
+/// The instance's status after one of its operations; only its latest operation decides.
+async fn set_status(tx: &mut PgConnection, op: &OperationRow, status: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE instances SET status = $3, version = version + 1, \
+         deleted_at = CASE WHEN $3 = 'deleted' THEN now() END, \
+         health = CASE WHEN $3 = 'ready' THEN 'healthy' ELSE health END, \
+         health_message = CASE WHEN $3 = 'ready' THEN NULL ELSE health_message END, \
+         health_checked_at = CASE WHEN $3 = 'ready' THEN now() ELSE health_checked_at END \
+         WHERE id = $1 AND (last_operation_id = $2 OR last_operation_id IS NULL)",
+    )
+    .bind(op.target_id)
+    .bind(op.id)
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Only a success changes the status (a failed start/stop leaves it as it was).
+async fn set_status_if(tx: &mut PgConnection, op: &OperationRow, ok: bool, status: &str) -> Result<(), sqlx::Error> {
+    if ok {
+        set_status(tx, op, status).await?;
+    }
+    Ok(())
+}
+
+/// Starts the server (stopping it first for a restart) and waits until it serves.
+async fn start(ctx: &OpContext, restart: bool) -> Result<(), OpError> {
+    let (inst, node) = ops::load(ctx).await?;
+    if restart {
+        ctx.step("restarting the server").await;
+        node.stop("fast").await?;
+    } else {
+        ctx.step("starting the server").await;
+    }
+    ops::start_patiently(ctx, &node).await?;
+    ops::check_ready(ctx, &inst).await
+}
+
+impl Operation for ProvisionInstance {
+    type Host = AppState;
+    const KIND: OperationKind = OperationKind::ProvisionInstance;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        let (inst, node) = ops::load(ctx).await?;
+        ops::provision(ctx, &inst, &node).await
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        set_status(tx, op, if ok { "ready" } else { "failed" }).await
+    }
+    /// Only the last attempt tears down: the others are resumed by the next attempt.
+    async fn cleanup(&self, ctx: &OpContext, last: bool) -> Result<(), OpError> {
+        if last {
+            ops::cleanup_failed_provision(ctx).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Operation for UpdateInstance {
+    type Host = AppState;
+    const KIND: OperationKind = OperationKind::UpdateInstance;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        let (inst, node) = ops::load(ctx).await?;
+        ops::update_settings(ctx, &inst, &node, &self.settings).await
+    }
+    /// A failed change leaves the instance and its recorded settings as they were.
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        if ok {
+            sqlx::query("UPDATE instances SET settings = $2, version = version + 1 WHERE id = $1")
+                .bind(op.target_id)
+                .bind(sqlx::types::Json(&self.settings))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Operation for RenewCertificate {
+    type Host = AppState;
+    const KIND: OperationKind = OperationKind::RenewCertificate;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        let (inst, node) = ops::load(ctx).await?;
+        super::certs::renew(ctx, &inst, &node).await
+    }
+    /// The status stays: the server served throughout.
+    async fn on_outcome(&self, _: &mut PgConnection, _: &OperationRow, _: bool) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl Operation for StartInstance {
+    type Host = AppState;
+    const KIND: OperationKind = OperationKind::StartInstance;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        start(ctx, false).await
+    }
+    /// A failed start leaves the status; the health check reports whether it serves.
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        set_status_if(tx, op, ok, "ready").await
+    }
+}
+
+impl Operation for StopInstance {
+    type Host = AppState;
+    const KIND: OperationKind = OperationKind::StopInstance;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        let (_, node) = ops::load(ctx).await?;
+        ctx.step("stopping the server (fast: sessions are disconnected)").await;
+        Ok(node.stop("fast").await?)
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        set_status_if(tx, op, ok, "stopped").await
+    }
+}
+
+impl Operation for RestartInstance {
+    type Host = AppState;
+    const KIND: OperationKind = OperationKind::RestartInstance;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        start(ctx, true).await
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        set_status_if(tx, op, ok, "ready").await
+    }
+}
+
+impl Operation for DeleteInstance {
+    type Host = AppState;
+    const KIND: OperationKind = OperationKind::DeleteInstance;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        let (_, node) = ops::load(ctx).await?;
+        ctx.step(&format!("stopping the server and removing {}", node.dir)).await;
+        node.remove().await?;
+        ctx.state.hosts.forget(node.host.id).await;
+        Ok(())
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        if !ok {
+            return set_status(tx, op, "failed").await;
+        }
+        set_status(tx, op, "deleted").await?;
+        // A forced delete took the instance's databases with it.
+        sqlx::query(
+            "UPDATE credentials SET status = 'revoked' WHERE database_id IN \
+             (SELECT id FROM databases WHERE instance_id = $1 AND status <> 'deleted')",
+        )
+        .bind(op.target_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM schedules WHERE database_id IN (SELECT id FROM databases WHERE instance_id = $1)")
+            .bind(op.target_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE databases SET status = 'deleted', deleted_at = now(), updated_at = now() \
+             WHERE instance_id = $1 AND status <> 'deleted'",
+        )
+        .bind(op.target_id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,310 @@
+//! The steps of managed-instance operations on the host: provision, settings; the typed
+//! operations themselves are in [`super::jobs`].
+//! Every step checks the host before it acts, so any attempt can be repeated.
+
+use dbaas_domain::catalog::conn::InstanceTarget;
+use std::time::{Duration, Instant};
+
+use dbaas_client::Settings;
+use sqlx::PgConnection;
+
+use super::node::Node;
+use super::settings::{render_conf, HBA};
+use super::SERVICE_ADMIN;
+use dbaas_crypto::scram_sha256_verifier;
+use dbaas_domain::catalog::conn::{InstanceRow, MAINTENANCE_DB};
+use dbaas_domain::catalog::record::load_instance;
+use dbaas_domain::operation::OpContext;
+use dbaas_domain::state::AppState;
+use dbaas_engine::OpError;
+use dbaas_hosts::executor::{Command, ExecError, Executor};
+use dbaas_hosts::HostRecord;
+use dbaas_store::naming::PgQuote;
+
+/// The instance and its node on the host.
+pub(super) async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
+    let inst = load_instance(&ctx.state.db, ctx.op.target_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
+    let node = node_of(&ctx.state, &inst).await?;
+    Ok((inst, node))
+}
+
+/// Where a managed instance lives, with a connection to its host.
+pub async fn node_of(s: &AppState, inst: &InstanceRow) -> Result<Node, OpError> {
+    let host_id = inst.host_id.ok_or_else(|| OpError::permanent("not_managed", "the instance has no host"))?;
+    let host = HostRecord::load(&s.db, host_id)
+        .await?
+        .ok_or_else(|| OpError::permanent("not_found", "the host record is gone"))?;
+    let version = inst.pg_version.clone().unwrap_or_default();
+    let bin = host.bin_dir(&version).ok_or_else(|| {
+        OpError::permanent("unknown_version", format!("PostgreSQL {version} is not on host {}", host.name))
+    })?;
+    let exec = s.hosts.get(&host, &s.key).await?;
+    Ok(Node { exec, name: inst.name.clone(), port: inst.port as u16, dir: inst.managed_state().data_dir, bin, host })
+}
+
+/// After a provisioning that will not be retried: nothing stays on the host.
+pub async fn cleanup_failed_provision(ctx: &OpContext) -> Result<(), OpError> {
+    let (_, node) = load(ctx).await?;
+    ctx.log("info", &format!("removing what provisioning made: {}", node.dir)).await;
+    node.remove().await?;
+    Ok(())
+}
+
+pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(), OpError> {
+    let data = node.data();
+    let done_marker = format!("{}/initdb.done", node.dir);
+
+    ctx.step(&format!("data directory {}", node.dir)).await;
+    node.sys("/bin/mkdir", &["-p", "-m", "0700", &node.dir]).await?;
+    node.sys("/bin/mkdir", &["-p", "-m", "0700", &node.run_dir()]).await?;
+
+    if node.exists(&done_marker).await? {
+        ctx.log("info", "initdb: already done").await;
+    } else {
+        if node.exists(&data).await? {
+            // An initdb cut short leaves a partial cluster: start that step again.
+            ctx.log("info", "initdb: removing the partial data directory of an interrupted attempt").await;
+            node.sys("/bin/rm", &["-rf", "--one-file-system", &data]).await?;
+        }
+        ctx.step("initdb (scram-sha-256, data checksums)").await;
+        node.pg(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "--data-checksums",
+            ],
+        )
+        .await?;
+        node.sys("/usr/bin/touch", &[&done_marker]).await?;
+    }
+
+    ctx.step("configuration: dbaas.conf include and pg_hba.conf (TLS + SCRAM only from the network)").await;
+    write_config(node, &inst.settings.0).await?;
+
+    ctx.step("TLS certificate").await;
+    let ca = super::certs::ensure(ctx, node, inst).await?;
+    sqlx::query("UPDATE instances SET ca_cert = $2 WHERE id = $1")
+        .bind(inst.id)
+        .bind(&ca)
+        .execute(&ctx.state.db)
+        .await?;
+
+    ctx.step("starting the server").await;
+    start_patiently(ctx, node).await?;
+
+    ctx.step(&format!("service admin role {SERVICE_ADMIN}")).await;
+    let password = ctx
+        .state
+        .key
+        .decrypt(&inst.admin_password_enc, &format!("instance:{}", inst.id))
+        .map_err(|e| OpError::permanent("secret", e.to_string()))?;
+    // Why SUPERUSER and not CREATEDB + CREATEROLE: pg_repack 1.4.8 (Debian's) checks for
+    // superuser inside its C functions (repack_apply, repack_swap, …) and refuses to run
+    // otherwise, and platform admins may allow untrusted extensions. What keeps tenants from
+    // borrowing these rights: every session pins search_path, everything inside a tenant's
+    // database runs as that database's admin role (catalog::tenant_session), and pg_repack
+    // runs only where catalog::repack_guard finds no tenant code on its path.
+    // Tenants never need the maintenance databases: CONNECT is revoked from PUBLIC there.
+    let sql = format!(
+        "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{admin}') THEN \
+         CREATE ROLE {ident} LOGIN SUPERUSER; END IF; END$$;\n\
+         ALTER ROLE {ident} WITH LOGIN SUPERUSER PASSWORD {verifier};\n\
+         REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC;\n\
+         REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;\n",
+        admin = SERVICE_ADMIN,
+        ident = SERVICE_ADMIN.pg_ident(),
+        verifier = scram_sha256_verifier(&password).pg_literal(),
+    );
+    let port = node.port.to_string();
+    let run = node.run_dir();
+    let psql_args = [
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        &run,
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        MAINTENANCE_DB,
+        "-f",
+        "-",
+    ];
+    node.exec.run(&Command::new(&format!("{}/psql", node.bin), &psql_args)?.as_postgres().stdin(sql)).await?;
+
+    ctx.step("register: connecting as the service over TLS (verify-full)").await;
+    let fresh = load_instance(&ctx.state.db, inst.id).await?.ok_or_else(|| OpError::permanent("not_found", "gone"))?;
+    let mut conn = fresh.target(&ctx.state.key)?.connect(MAINTENANCE_DB).await?;
+    let version: String =
+        sqlx::query_scalar("SELECT pg_catalog.current_setting('server_version')").fetch_one(&mut conn).await?;
+    let elapsed = (chrono::Utc::now() - ctx.op.created_at).num_milliseconds();
+    sqlx::query(
+        "UPDATE instances SET server_version = $2, ready_at = now(), \
+         managed = jsonb_set(coalesce(managed, '{}'), '{ready_in_ms}', to_jsonb($3::bigint)) WHERE id = $1",
+    )
+    .bind(inst.id)
+    .bind(&version)
+    .bind(elapsed)
+    .execute(&ctx.state.db)
+    .await?;
+    ctx.log("info", &format!("ready: PostgreSQL {version} on port {}, {elapsed} ms after the request", node.port))
+        .await;
+    Ok(())
+}
+
+async fn write_config(node: &Node, settings: &Settings) -> Result<(), OpError> {
+    let data = node.data();
+    node.write_file(&format!("{data}/dbaas.conf"), &render_conf(node, settings), "0600").await?;
+    node.write_file(&format!("{data}/pg_hba.conf"), HBA, "0600").await?;
+    let main = format!("{data}/postgresql.conf");
+    let text = node.read_file(&main).await?;
+    if !text.contains("include = 'dbaas.conf'") {
+        node.write_file(
+            &main,
+            &format!("{text}\n# Managed by dbaas-api: this include comes last and wins.\ninclude = 'dbaas.conf'\n"),
+            "0600",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Connects as the service (the server is up and our login works).
+pub(super) async fn check_ready(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
+    let mut conn = inst.target(&ctx.state.key)?.connect(MAINTENANCE_DB).await?;
+    sqlx::query("SELECT 1").execute(&mut conn).await?;
+    ctx.log("info", "the server accepts connections").await;
+    Ok(())
+}
+
+/// Writes the new settings, reloads, and restarts only when a changed parameter needs it.
+pub(super) async fn update_settings(
+    ctx: &OpContext,
+    inst: &InstanceRow,
+    node: &Node,
+    new: &Settings,
+) -> Result<(), OpError> {
+    let old = &inst.settings.0;
+    let changed: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(old.keys().filter(|k| !new.contains_key(*k)).cloned())
+        .collect();
+    ctx.log("info", &format!("changed: {}", if changed.is_empty() { "nothing".into() } else { changed.join(", ") }))
+        .await;
+
+    ctx.step("writing dbaas.conf").await;
+    write_config(node, new).await?;
+
+    ctx.step("reloading the configuration").await;
+    let target = inst.target(&ctx.state.key)?;
+    let mut conn = target.connect(MAINTENANCE_DB).await?;
+    let before: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT pg_catalog.pg_conf_load_time()").fetch_one(&mut conn).await?;
+    sqlx::query("SELECT pg_catalog.pg_reload_conf()").execute(&mut conn).await?;
+    drop(conn);
+    let mut conn = wait_reloaded(&target, before).await?;
+
+    let errors: Vec<(String, String)> = sqlx::query_as(
+        "SELECT coalesce(name, sourcefile), error FROM pg_catalog.pg_file_settings \
+         WHERE error IS NOT NULL AND error <> 'setting could not be applied'",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    if !errors.is_empty() {
+        // Put the running configuration back before failing, so the file never disagrees
+        // with what the instance record says.
+        write_config(node, old).await?;
+        sqlx::query("SELECT pg_catalog.pg_reload_conf()").execute(&mut conn).await?;
+        let list: Vec<String> = errors.into_iter().map(|(n, e)| format!("{n}: {e}")).collect();
+        return Err(OpError::permanent(
+            "invalid_setting",
+            format!("the server rejected the settings ({}); previous settings restored", list.join("; ")),
+        ));
+    }
+    let pending: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pg_catalog.pg_settings WHERE pending_restart ORDER BY name")
+            .fetch_all(&mut conn)
+            .await?;
+    drop(conn);
+    if pending.is_empty() {
+        ctx.log("info", "applied by reload, no restart needed").await;
+        return Ok(());
+    }
+    ctx.step(&format!("restart needed for {}: restarting", pending.join(", "))).await;
+    node.stop("fast").await?;
+    if let Err(e) = start_patiently(ctx, node).await {
+        // The new settings keep the server from starting (memory it cannot get, a bad
+        // combination): put the previous ones back and start with them, rather than leave the
+        // instance down with a config every later start fails on.
+        ctx.log("error", &format!("the server did not start with the new settings: {e}")).await;
+        ctx.step("restoring the previous settings and starting again").await;
+        write_config(node, old).await?;
+        node.start().await?;
+        check_ready(ctx, inst).await?;
+        return Err(OpError::permanent(
+            "start_failed",
+            format!("the server did not start with the new settings ({e}); the previous settings were restored and it runs with them"),
+        ));
+    }
+    check_ready(ctx, inst).await?;
+    ctx.log("info", &format!("restarted to apply {}", pending.join(", "))).await;
+    Ok(())
+}
+
+/// Starts the server; while another socket holds its port or the dead server before it is
+/// not reaped (see `Node::start`), tries again for a little over a TIME_WAIT period before
+/// giving up, retryably.
+pub(super) async fn start_patiently(ctx: &OpContext, node: &Node) -> Result<(), OpError> {
+    const TRIES: u32 = 6;
+    let mut attempt = 1;
+    loop {
+        match node.start().await {
+            Err(e @ (ExecError::PortUnavailable(_) | ExecError::NotReaped(_))) if attempt < TRIES => {
+                ctx.log("warn", &format!("{e}; trying again in 15 s")).await;
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                attempt += 1;
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
+/// A new session once the server has loaded the configuration again (reload is a signal:
+/// it lands shortly after `pg_reload_conf()` returns).
+async fn wait_reloaded(
+    target: &dbaas_domain::catalog::Target,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<PgConnection, OpError> {
+    let start = Instant::now();
+    loop {
+        let mut conn = target.connect(MAINTENANCE_DB).await?;
+        let now: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("SELECT pg_catalog.pg_conf_load_time()").fetch_one(&mut conn).await?;
+        if now > before {
+            return Ok(conn);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(OpError::retryable(
+                "reload_timeout",
+                "the server did not reload its configuration within 10 s",
+            ));
+        }
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
