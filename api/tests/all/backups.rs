@@ -4,7 +4,7 @@
 //! verification; other tenants see nothing; bad input is refused with nothing recorded.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! maintenance window it waits; bad input is refused.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! backup and drill schedules that fire, and bound a database's own retention.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

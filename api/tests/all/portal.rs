@@ -5,7 +5,7 @@
 //! every page land in `target/portal-screenshots/`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

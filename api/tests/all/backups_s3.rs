@@ -7,7 +7,7 @@
 //! fail and a restore refuse; bad stores are refused with nothing recorded.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! caps hold. Stuck states end: a failed or cancelled revocation is tried again.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

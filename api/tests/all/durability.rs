@@ -1,7 +1,7 @@
 //! Operations survive a killed API process and run exactly once across processes.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! place (pg_restore runs in one transaction into a side database; the swap resumes).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

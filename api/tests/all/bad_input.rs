@@ -2,7 +2,7 @@
 //! nothing created or half-made.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

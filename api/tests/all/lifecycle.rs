@@ -2,7 +2,7 @@
 //! rotation, drift, cancel, and the service's own endpoints.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! --` is the binary under test (the release build is not this suite's).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The runnable examples run against a real API.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! The access model inside a database, checked with real logins (docs/architecture.md, "The access model").
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

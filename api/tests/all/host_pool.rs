@@ -3,7 +3,7 @@
 //! held across the connect.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::hosts::Sshd;
 use dbaas_api::crypto::MasterKey;

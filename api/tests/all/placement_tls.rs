@@ -1,7 +1,7 @@
 //! Placement on the least-loaded matching instance, and HTTPS serving.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};

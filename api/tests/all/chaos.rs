@@ -4,7 +4,7 @@
 //! each lease is either live with its role, or revoked without it.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! the state database. Each ends in a clear state and the engine keeps its workers.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

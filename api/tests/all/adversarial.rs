@@ -5,7 +5,7 @@
 //! (`rolsuper`, attributes, memberships, other tenants' data) and other tenants are untouched.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! and the instance-down alert fires when the instance stops.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! `dbaas-api dev`: one command to a working service, stopped cleanly, reusable.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! VACUUM/ANALYZE/REINDEX, bad input.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! whole (drift, credentials) in one call.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //! bookkeeping, authorization before body validation, bounded metric labels.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use dbaas_client::*;

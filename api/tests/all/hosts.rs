@@ -2,7 +2,7 @@
 //! bad input is refused with nothing stored.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use dbaas_client::*;

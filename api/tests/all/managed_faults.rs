@@ -1,7 +1,7 @@
 //! Managed instances under faults: settings that keep the server from starting.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::hosts::*;
 use common::*;

@@ -7,7 +7,7 @@
 //! undone while the previous database is kept.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
