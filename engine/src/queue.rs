@@ -23,7 +23,8 @@ use crate::host::{Host, Kind};
 pub const JOBS_CHANNEL: &str = "dbaas_jobs";
 pub const OPS_CHANNEL: &str = "dbaas_operations";
 
-/// Where an operation is in its life (`operations.status`).
+/// Where an operation is in its life (`operations.status`). The API's `OperationStatus`
+/// shows the same five states; the engine keeps its own enum so it depends on no API model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     /// Waiting for a worker (first run, or a retry after a retryable error).
