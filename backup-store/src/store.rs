@@ -15,7 +15,8 @@ pub use crate::object::{LockMode, Retention, StoreError};
 #[derive(Debug, Clone)]
 pub enum Store {
     Filesystem(FilesystemStore),
-    S3(S3Store),
+    /// Boxed: a client with its signing key is much larger than a directory path.
+    S3(Box<S3Store>),
 }
 
 /// An object being written: the sealed bytes go to [`Upload::writer`], then
@@ -57,7 +58,7 @@ impl Store {
                 let secret = key
                     .decrypt(enc, &row.secret_context())
                     .map_err(|e| StoreError::Unusable(format!("the store's secret: {e}")))?;
-                Ok(Self::S3(S3Store::new(
+                Ok(Self::S3(Box::new(S3Store::new(
                     S3Location {
                         endpoint: s3.endpoint.clone(),
                         bucket: s3.bucket.clone(),
@@ -66,7 +67,7 @@ impl Store {
                         access_key_id: s3.access_key_id.clone(),
                     },
                     &secret,
-                )?))
+                )?)))
             }
         }
     }

@@ -162,7 +162,7 @@ pub async fn register_store(s: &AppState, req: CreateBackupStore) -> ApiResult<B
             )
             .map_err(|e| ApiError::field("s3.endpoint", "unusable", e.to_string()))?;
             let enc = s.key.encrypt(&b.secret_access_key, &format!("backup-store:{id}"));
-            (Store::S3(client), Some(loc), Some(enc))
+            (Store::S3(Box::new(client)), Some(loc), Some(enc))
         }
         (None, None) => return Err(ApiError::field("kind", "required", "a path or a bucket")),
     };

@@ -11,7 +11,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use base64::Engine;
 use common::*;
 use dbaas_client::*;
 use dbaas_testkit::s3::S3Server;
@@ -24,16 +24,13 @@ async fn log_of(c: &Client, op: uuid::Uuid) -> String {
     c.operation_logs(op).await.unwrap().iter().map(|l| l.message.clone()).collect::<Vec<_>>().join("\n")
 }
 
-fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new("test-key", "test-secret", None, None, "test"))
-        .http_client(dbaas_api::backup::s3::http_client())
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
+/// One call through boto3 (another S3 client than the service's), which must succeed.
+fn s3(srv: &S3Server, request: serde_json::Value) -> serde_json::Value {
+    srv.admin(request.clone()).unwrap_or_else(|e| panic!("{request}: {e}"))
+}
+
+fn b64(v: &serde_json::Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
 }
 
 fn store_req(name: &str, endpoint: &str, bucket: &str, lock: Option<ObjectLock>) -> CreateBackupStore {
@@ -54,9 +51,8 @@ fn store_req(name: &str, endpoint: &str, bucket: &str, lock: Option<ObjectLock>)
     }
 }
 
-async fn objects(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let out = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
-    out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
+fn objects(srv: &S3Server, bucket: &str) -> Vec<String> {
+    serde_json::from_value(s3(srv, serde_json::json!({"op": "keys", "bucket": bucket}))).unwrap()
 }
 
 async fn backup_of(h: &Harness, c: &Client, db: uuid::Uuid, store: &str) -> Backup {
@@ -75,9 +71,8 @@ async fn table_md5(cred: &Credential, sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_backups_upload_restore_lock_and_purge() {
     let s3srv = S3Server::start();
-    let s3 = s3_client(&s3srv.endpoint);
-    s3.create_bucket().bucket("plain-backups").send().await.unwrap();
-    s3.create_bucket().bucket("locked-backups").object_lock_enabled_for_bucket(true).send().await.unwrap();
+    s3(&s3srv, serde_json::json!({"op": "create_bucket", "bucket": "plain-backups"}));
+    s3(&s3srv, serde_json::json!({"op": "create_bucket", "bucket": "locked-backups", "lock": true}));
     let h = Harness::in_process().await;
 
     // Bad stores: nothing recorded.
@@ -111,7 +106,7 @@ async fn s3_backups_upload_restore_lock_and_purge() {
     let listed = serde_json::to_string(&h.admin.list_backup_stores().await.unwrap()).unwrap();
     assert!(!listed.contains("test-secret"));
     // The probe objects are gone (the locked bucket keeps the probe's version behind a marker).
-    assert!(objects(&s3, "plain-backups").await.is_empty());
+    assert!(objects(&s3srv, "plain-backups").is_empty());
 
     let a = h.tenant("team-a").await;
     let db = h.ready_database(&a, db_req("orders")).await;
@@ -130,10 +125,9 @@ async fn s3_backups_upload_restore_lock_and_purge() {
     // Upload: one sealed object under the prefix, no plaintext, the recorded checksum.
     let b = backup_of(&h, &a, db.id, "s3").await;
     assert_eq!((b.store.as_str(), b.reason, b.locked), ("s3", BackupReason::Manual, false));
-    let keys = objects(&s3, "plain-backups").await;
+    let keys = objects(&s3srv, "plain-backups");
     assert_eq!(keys, vec![format!("dbaas/{}/{}/{}.dump.sealed", db_tenant_id(&h, db.id).await, db.id, b.id)]);
-    let body = s3.get_object().bucket("plain-backups").key(&keys[0]).send().await.unwrap().body.collect().await;
-    let bytes = body.unwrap().into_bytes().to_vec();
+    let bytes = b64(&s3(&s3srv, serde_json::json!({"op": "get", "bucket": "plain-backups", "key": keys[0]})));
     assert!(!bytes.windows(15).any(|w| w == b"marker-row-5e1b"), "plaintext in the bucket");
     assert_eq!(Some(bytes.len() as i64), b.size_bytes);
 
@@ -162,15 +156,23 @@ async fn s3_backups_upload_restore_lock_and_purge() {
     assert!(until > chrono::Utc::now() + chrono::Duration::hours(23), "{until}");
     let e = a.delete_backup(w.id).await.unwrap_err();
     assert_eq!((problem(&e).status, problem(&e).code.as_str()), (409, "locked"), "{e}");
-    let versions = s3.list_object_versions().bucket("locked-backups").prefix("dbaas/").send().await.unwrap();
-    let written = versions.versions().iter().find(|v| v.key().unwrap().ends_with(&format!("{}.dump.sealed", w.id)));
-    let version = written.unwrap().version_id().unwrap().to_string();
-    let key = written.unwrap().key().unwrap().to_string();
-    let head = s3.head_object().bucket("locked-backups").key(&key).version_id(&version).send().await.unwrap();
-    assert_eq!(head.object_lock_mode(), Some(&aws_sdk_s3::types::ObjectLockMode::Governance));
-    let held = head.object_lock_retain_until_date().unwrap().secs();
+    let versions: Vec<(String, String)> = serde_json::from_value(s3(
+        &s3srv,
+        serde_json::json!({"op": "versions", "bucket": "locked-backups", "prefix": "dbaas/"}),
+    ))
+    .unwrap();
+    let (key, version) =
+        versions.into_iter().find(|(k, _)| k.ends_with(&format!("{}.dump.sealed", w.id))).expect("the locked version");
+    let head: (Option<String>, Option<i64>) = serde_json::from_value(s3(
+        &s3srv,
+        serde_json::json!({"op": "head", "bucket": "locked-backups", "key": key, "version": version}),
+    ))
+    .unwrap();
+    assert_eq!(head.0.as_deref(), Some("GOVERNANCE"));
+    let held = head.1.unwrap();
     assert!((held - until.timestamp()).abs() <= 1, "{held} vs {until}");
-    let refused = s3.delete_object().bucket("locked-backups").key(&key).version_id(&version).send().await;
+    let refused =
+        s3srv.admin(serde_json::json!({"op": "delete", "bucket": "locked-backups", "key": key, "version": version}));
     assert!(refused.is_err(), "S3 deleted a locked version");
 
     // Purge: expired backups leave the bucket and the list; a locked one stays until its
@@ -185,7 +187,7 @@ async fn s3_backups_upload_restore_lock_and_purge() {
     wait_until("the expired backup is purged", Duration::from_secs(30), || async { a.get_backup(b.id).await.is_err() })
         .await;
     assert_eq!(problem(&a.get_backup(b.id).await.unwrap_err()).status, 404);
-    assert_eq!(objects(&s3, "plain-backups").await.len(), 1, "only the newer backup's object stays");
+    assert_eq!(objects(&s3srv, "plain-backups").len(), 1, "only the newer backup's object stays");
     assert!(a.get_backup(w.id).await.unwrap().locked, "a locked backup is never purged before its date");
     assert_eq!(a.get_backup(newer.id).await.unwrap().status, BackupStatus::Succeeded);
     // The newest good backup of a live database is kept even once expired.
@@ -198,12 +200,12 @@ async fn s3_backups_upload_restore_lock_and_purge() {
     assert_eq!(a.get_backup(newer.id).await.unwrap().status, BackupStatus::Succeeded);
 
     // A flipped byte in the bucket: verification fails and a restore refuses.
-    let key = objects(&s3, "plain-backups").await.remove(0);
-    let body = s3.get_object().bucket("plain-backups").key(&key).send().await.unwrap().body.collect().await;
-    let mut bytes = body.unwrap().into_bytes().to_vec();
+    let key = objects(&s3srv, "plain-backups").remove(0);
+    let mut bytes = b64(&s3(&s3srv, serde_json::json!({"op": "get", "bucket": "plain-backups", "key": key})));
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
-    s3.put_object().bucket("plain-backups").key(&key).body(bytes.into()).send().await.unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    s3(&s3srv, serde_json::json!({"op": "put", "bucket": "plain-backups", "key": key, "data": data}));
     let v = a.verify_backup(newer.id).await.unwrap();
     let op = a.wait_operation(v.operation.id, Duration::from_secs(120)).await.unwrap();
     assert_eq!(op.status, OperationStatus::Failed);
@@ -245,8 +247,7 @@ async fn multipart_uploads_appear_only_when_committed() {
     use dbaas_api::backup::s3::{S3Location, S3Store, PART_SIZE};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s3srv = S3Server::start();
-    let s3 = s3_client(&s3srv.endpoint);
-    s3.create_bucket().bucket("parts").send().await.unwrap();
+    s3(&s3srv, serde_json::json!({"op": "create_bucket", "bucket": "parts"}));
     let loc = S3Location {
         endpoint: s3srv.endpoint.clone(),
         bucket: "parts".into(),
@@ -268,8 +269,8 @@ async fn multipart_uploads_appear_only_when_committed() {
     drop(up);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(store.list("").await.unwrap().is_empty());
-    let uploads = s3.list_multipart_uploads().bucket("parts").send().await.unwrap();
-    assert!(uploads.uploads().is_empty(), "an abandoned upload was left open: {uploads:?}");
+    let uploads = s3(&s3srv, serde_json::json!({"op": "uploads", "bucket": "parts"}));
+    assert_eq!(uploads, 0, "an abandoned upload was left open");
 
     let mut up = store.upload("big", None);
     up.writer().write_all(&data).await.unwrap();
