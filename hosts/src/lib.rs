@@ -4,7 +4,8 @@
 //! and local clusters (`pgcluster`: the throwaway or embedded PostgreSQL the service and its
 //! tests start, with certificates from `tlsgen`).
 //!
-//! May use: `dbaas-store` (host rows), `dbaas-crypto` (to open stored SSH keys).
+//! May use: `dbaas-store` (host rows), `dbaas-crypto` (to open stored SSH keys), `dbaas-engine`
+//! (only its `OpError`: how a failed command fails an operation).
 //! Must never: connect to PostgreSQL as a client, write the state database, or know about
 //! tenants, databases or operations.
 
