@@ -318,7 +318,9 @@ struct Part {
     sha256: String,
 }
 
-/// The body of `CompleteMultipartUpload`.
+/// The body of `CompleteMultipartUpload`, written here rather than by rusty-s3's action: its
+/// body names ETags only, and an upload created with a checksum algorithm must list each
+/// part's checksum too.
 fn completion(parts: &[Part]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     for p in parts {
