@@ -61,6 +61,7 @@ pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
         op_events: broadcast::channel(1024).0,
         hosts: Arc::new(crate::hosts::HostPool::default()),
         stopping: CancellationToken::new(),
+        point_in_time: Some(dbaas_managed::pitr::scratch::hook),
     }
 }
 

@@ -69,6 +69,16 @@ pub async fn enqueue(
     dbaas_engine::queue::enqueue::<AppState>(tx, job, target_kind, target_id, tenant_id).await
 }
 
+/// [`enqueue`] on a connection inside the caller's transaction (an operation's outcome).
+pub async fn enqueue_on(
+    conn: &mut sqlx::PgConnection,
+    job: &(impl Payload<OperationKind> + ?Sized),
+    target_kind: &str,
+    target_id: Uuid,
+) -> Result<OperationRow, sqlx::Error> {
+    dbaas_engine::queue::enqueue_on::<AppState>(conn, job, target_kind, target_id, None).await
+}
+
 pub async fn fetch<'e>(db: impl PgExecutor<'e>, id: Uuid) -> Result<Option<OperationRow>, sqlx::Error> {
     dbaas_engine::queue::fetch::<AppState>(db, id).await
 }

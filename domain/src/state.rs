@@ -122,4 +122,13 @@ pub struct AppState {
     /// Cancelled when the process starts shutting down: long-lived responses (the portal's
     /// event streams) end then, so the HTTP server's drain is not held open by them.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Makes a point-in-time backup's dump (a scratch cluster recovered to its time): the
+    /// managed instances' code, which this crate cannot name, set by the service.
+    pub point_in_time: Option<PointInTimeHook>,
 }
+
+/// See [`AppState::point_in_time`].
+pub type PointInTimeHook = for<'a> fn(
+    &'a crate::operation::OpContext,
+    &'a dbaas_store::backups::BackupRow,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), dbaas_engine::OpError>> + Send + 'a>>;

@@ -142,6 +142,18 @@ pub async fn enqueue<S: Host>(
     target_id: Uuid,
     tenant_id: Option<Uuid>,
 ) -> Result<OperationRow<S::Kind>, sqlx::Error> {
+    enqueue_on::<S>(&mut **tx, job, target_kind, target_id, tenant_id).await
+}
+
+/// [`enqueue`] on a connection the caller already holds in a transaction (an operation's
+/// outcome enqueueing its follow-up).
+pub async fn enqueue_on<S: Host>(
+    conn: &mut sqlx::PgConnection,
+    job: &(impl Payload<S::Kind> + ?Sized),
+    target_kind: &str,
+    target_id: Uuid,
+    tenant_id: Option<Uuid>,
+) -> Result<OperationRow<S::Kind>, sqlx::Error> {
     let (kind, params) = (job.kind(), job.params());
     let id = Uuid::new_v4();
     sqlx::query(
@@ -154,10 +166,10 @@ pub async fn enqueue<S: Host>(
     .bind(target_id)
     .bind(tenant_id)
     .bind(params)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(&mut **tx).await?;
-    fetch::<S>(&mut **tx, id).await?.ok_or(sqlx::Error::RowNotFound)
+    sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(&mut *conn).await?;
+    fetch::<S>(&mut *conn, id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
 pub async fn fetch<'e, S: Host>(

@@ -37,6 +37,9 @@ pub struct Command {
     /// Bytes written to the program's standard input (files are written this way, so their
     /// content never appears in an argument list).
     pub stdin: Option<Vec<u8>>,
+    /// Longer than the executor's default, for work that scales with the data (base backups,
+    /// restores).
+    pub timeout: Option<Duration>,
 }
 
 impl Command {
@@ -52,6 +55,7 @@ impl Command {
             args: args.iter().map(|a| a.to_string()).collect(),
             as_postgres: false,
             stdin: None,
+            timeout: None,
         })
     }
 
@@ -62,6 +66,11 @@ impl Command {
 
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
+        self
+    }
+
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 
@@ -124,7 +133,7 @@ impl Executor for LocalExecutor {
             child.wait_with_output().await.map_err(spawn_err)
         };
         let out =
-            tokio::time::timeout(self.timeout, run).await.map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
+            tokio::time::timeout(cmd.timeout.unwrap_or(self.timeout), run).await.map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
         finish(cmd, out.status.code(), &out.stdout, &out.stderr)
     }
 

@@ -1,7 +1,8 @@
 //! The operations on managed instances: typed payloads, their steps on the host (in
 //! [`super::ops`]), and the instance's status when each ends.
 
-use dbaas_client::{OperationKind, Settings};
+use dbaas_client::{ArchivingState, BaseBackupKind, OperationKind, Settings};
+use dbaas_domain::operation as queue;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
@@ -78,7 +79,13 @@ async fn start(ctx: &OpContext, restart: bool) -> Result<(), OpError> {
         ctx.step("starting the server").await;
     }
     ops::start_patiently(ctx, &node).await?;
-    ops::check_ready(ctx, &inst).await
+    ops::check_ready(ctx, &inst).await?;
+    if inst.archiving == ArchivingState::Off && inst.repo_key_enc.is_some() {
+        // Archiving was configured while the server was stopped (`EnableArchiving`).
+        crate::pitr::ops::stanza(ctx, &inst, &node).await?;
+        crate::pitr::ops::base_backup(ctx, &node, BaseBackupKind::Full).await?;
+    }
+    Ok(())
 }
 
 impl Operation for ProvisionInstance {
@@ -89,7 +96,21 @@ impl Operation for ProvisionInstance {
         ops::provision(ctx, &inst, &node).await
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
-        set_status(tx, op, if ok { "ready" } else { "failed" }).await
+        set_status(tx, op, if ok { "ready" } else { "failed" }).await?;
+        let archiving: Option<String> = sqlx::query_scalar("SELECT archiving FROM instances WHERE id = $1")
+            .bind(op.target_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if ok && archiving.as_deref() == Some("on") {
+            // The first full base backup opens the recovery window. Queued behind this
+            // operation, not made the instance's latest: the instance is ready already.
+            let job = crate::pitr::jobs::BaseBackup {
+                kind: BaseBackupKind::Full,
+                reason: Some("the first base backup after provisioning".into()),
+            };
+            queue::enqueue_on(tx, &job, "instance", op.target_id).await?;
+        }
+        Ok(())
     }
     /// Only the last attempt tears down: the others are resumed by the next attempt.
     async fn cleanup(&self, ctx: &OpContext, last: bool) -> Result<(), OpError> {

@@ -22,6 +22,7 @@ pub mod health;
 pub mod jobs;
 pub mod node;
 pub mod ops;
+pub mod pitr;
 pub mod settings;
 pub mod tls_probe;
 

@@ -89,7 +89,8 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
     }
 
     ctx.step("configuration: dbaas.conf include and pg_hba.conf (TLS + SCRAM only from the network)").await;
-    write_config(node, &inst.settings.0).await?;
+    let archiving = crate::pitr::ops::prepare(ctx, inst, node).await?;
+    write_config(node, &inst.settings.0, archiving.as_deref()).await?;
 
     ctx.step("TLS certificate").await;
     let ca = super::certs::ensure(ctx, node, inst).await?;
@@ -145,6 +146,10 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
     ];
     node.exec.run(&Command::new(&format!("{}/psql", node.bin), &psql_args)?.as_postgres().stdin(sql)).await?;
 
+    if archiving.is_some() {
+        crate::pitr::ops::stanza(ctx, inst, node).await?;
+    }
+
     ctx.step("register: connecting as the service over TLS (verify-full)").await;
     let fresh = load_instance(&ctx.state.db, inst.id).await?.ok_or_else(|| OpError::permanent("not_found", "gone"))?;
     let mut conn = fresh.target(&ctx.state.key)?.connect(MAINTENANCE_DB).await?;
@@ -165,9 +170,9 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
     Ok(())
 }
 
-async fn write_config(node: &Node, settings: &Settings) -> Result<(), OpError> {
+pub(crate) async fn write_config(node: &Node, settings: &Settings, archiving: Option<&str>) -> Result<(), OpError> {
     let data = node.data();
-    node.write_file(&format!("{data}/dbaas.conf"), &render_conf(node, settings), "0600").await?;
+    node.write_file(&format!("{data}/dbaas.conf"), &render_conf(node, settings, archiving), "0600").await?;
     node.write_file(&format!("{data}/pg_hba.conf"), HBA, "0600").await?;
     let main = format!("{data}/postgresql.conf");
     let text = node.read_file(&main).await?;
@@ -208,7 +213,8 @@ pub(super) async fn update_settings(
         .await;
 
     ctx.step("writing dbaas.conf").await;
-    write_config(node, new).await?;
+    let archiving = crate::pitr::ops::lines_if_archiving(ctx, inst, node).await?;
+    write_config(node, new, archiving.as_deref()).await?;
 
     ctx.step("reloading the configuration").await;
     let target = inst.target(&ctx.state.key)?;
@@ -228,7 +234,7 @@ pub(super) async fn update_settings(
     if !errors.is_empty() {
         // Put the running configuration back before failing, so the file never disagrees
         // with what the instance record says.
-        write_config(node, old).await?;
+        write_config(node, old, archiving.as_deref()).await?;
         sqlx::query("SELECT pg_catalog.pg_reload_conf()").execute(&mut conn).await?;
         let list: Vec<String> = errors.into_iter().map(|(n, e)| format!("{n}: {e}")).collect();
         return Err(OpError::permanent(
@@ -253,7 +259,7 @@ pub(super) async fn update_settings(
         // instance down with a config every later start fails on.
         ctx.log("error", &format!("the server did not start with the new settings: {e}")).await;
         ctx.step("restoring the previous settings and starting again").await;
-        write_config(node, old).await?;
+        write_config(node, old, archiving.as_deref()).await?;
         node.start().await?;
         check_ready(ctx, inst).await?;
         return Err(OpError::permanent(

@@ -122,6 +122,9 @@ const ALLOWED: &[&str] = &[
     "vacuum_multixact_freeze_table_age",
     "vacuum_failsafe_age",
     "vacuum_multixact_failsafe_age",
+    // WAL: how old the newest archived WAL may grow on a quiet instance (the environment's
+    // point-in-time policy sets it; an instance may ask for less or more)
+    "archive_timeout",
     // background writer
     "bgwriter_delay",
     "bgwriter_lru_maxpages",
@@ -293,7 +296,7 @@ fn quote(v: &str) -> String {
 
 /// The include file: what the service needs, then the instance's own settings (allow-listed
 /// tuning only, so they never override the lines above).
-pub fn render_conf(node: &Node, settings: &Settings) -> String {
+pub fn render_conf(node: &Node, settings: &Settings, archiving: Option<&str>) -> String {
     let mut conf = format!(
         "# Written by dbaas-api for instance {name}; edits are overwritten.\n\
          listen_addresses = '*'\n\
@@ -308,6 +311,9 @@ pub fn render_conf(node: &Node, settings: &Settings) -> String {
         port = node.port,
         run = quote(&node.run_dir()),
     );
+    if let Some(lines) = archiving {
+        conf.push_str(lines);
+    }
     for (k, v) in settings {
         conf.push_str(&format!("{k} = {}\n", quote(v)));
     }

@@ -204,7 +204,7 @@ pub async fn restore(
         Err(page) => return page,
     };
     let name = Some(form.name.trim().to_string()).filter(|n| !n.is_empty());
-    let req = RestoreRequest { backup: form.backup, target, name, retain_hours: None, grace: None };
+    let req = RestoreRequest { backup: Some(form.backup), time: None, target, name, retain_hours: None, grace: None };
     match session.api.post::<_, DatabaseAccepted>(&format!("/v1/databases/{id}/restore"), &req).await {
         Ok(DatabaseAccepted { operation: Some(op), .. }) => to_operation(&op),
         Ok(acc) => layout::see_other(&format!("/portal/databases/{}", acc.database.id)),

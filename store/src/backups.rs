@@ -98,7 +98,7 @@ pub async fn store<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid) -> Result<Option
 pub const BACKUP_COLUMNS: &str = "b.id, b.database_id, b.tenant_id, b.store_id, st.name AS store_name, b.status, \
     b.object_key, b.data_key_enc, b.size_bytes, b.dump_bytes, b.sha256, b.manifest, b.error, b.verify_status, \
     b.verify_message, b.verified_at, b.restore_ms, b.created_at, b.finished_at, b.object_version, b.locked_until, \
-    b.expires_at, b.reason";
+    b.expires_at, b.reason, b.recovery_target";
 pub const BACKUP_FROM: &str = "backups b JOIN backup_stores st ON st.id = b.store_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -129,6 +129,7 @@ pub struct BackupRow {
     pub expires_at: Option<DateTime<Utc>>,
     #[sqlx(try_from = "String")]
     pub reason: BackupReason,
+    pub recovery_target: Option<DateTime<Utc>>,
 }
 
 /// The `verify_status` column, decoded strictly (NULL until verified).
@@ -166,6 +167,7 @@ impl BackupRow {
             created_at: self.created_at,
             finished_at: self.finished_at,
             reason: self.reason,
+            recovery_target: self.recovery_target,
             expires_at: self.expires_at,
             locked_until: self.locked_until,
             locked: self.is_locked(),

@@ -13,7 +13,8 @@ pub const INSTANCE_COLUMNS: &str = "i.id, i.name, i.kind, i.host, i.port, i.publ
     (SELECT count(*) FROM databases d WHERE d.instance_id = i.id AND d.status <> 'deleted') AS database_count, \
     i.status, i.host_id, (SELECT name FROM hosts WHERE id = i.host_id) AS host_name, i.pg_version, i.settings, \
     i.dedicated_tenant_id, (SELECT name FROM tenants WHERE id = i.dedicated_tenant_id) AS dedicated_tenant, \
-    i.protected, i.auto_restart, i.health, i.health_message, i.health_checked_at, i.last_operation_id, i.managed, i.cert_not_after";
+    i.protected, i.auto_restart, i.health, i.health_message, i.health_checked_at, i.last_operation_id, i.managed, i.cert_not_after, \
+    i.repo_key_enc, i.archiving";
 
 /// What a managed instance keeps about itself (`instances.managed`).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -64,6 +65,10 @@ pub struct InstanceRow {
     pub last_operation_id: Option<uuid::Uuid>,
     pub managed: Option<sqlx::types::Json<ManagedState>>,
     pub cert_not_after: Option<DateTime<Utc>>,
+    /// The pgBackRest repository's cipher pass, encrypted (context `pitr-repo:<id>`).
+    pub repo_key_enc: Option<Vec<u8>>,
+    #[sqlx(try_from = "String")]
+    pub archiving: dbaas_client::ArchivingState,
 }
 
 /// The `health` column, decoded strictly (NULL until the first check).

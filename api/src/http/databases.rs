@@ -138,6 +138,11 @@ pub(super) async fn create_database(
         // exists or not).
         match crate::store::backups::backup(&mut *tx, backup).await? {
             Some(b) if b.tenant_id == tenant_id && b.status == dbaas_client::BackupStatus::Succeeded => {}
+            // A point-in-time restore's backup is made by the restore itself.
+            Some(b)
+                if b.tenant_id == tenant_id
+                    && b.reason == dbaas_client::BackupReason::PointInTime
+                    && b.status == dbaas_client::BackupStatus::Running => {}
             Some(b) if b.tenant_id == tenant_id => {
                 return Err(ApiError::field(
                     "restore_from",
@@ -489,7 +494,8 @@ async fn final_backup(
         return Ok(None);
     }
     let store = crate::backup::policy::choose_store_for("final_backup", tx, env, None, cur.backup_store_id).await?;
-    let id = crate::backup::policy::record(tx, &s.key, cur, env, &store, dbaas_client::BackupReason::Final).await?;
+    let id =
+        crate::backup::policy::record(tx, &s.key, cur, env, &store, dbaas_client::BackupReason::Final, None).await?;
     Ok(Some(id))
 }
 

@@ -19,6 +19,7 @@ pub mod pagination;
 mod placement;
 pub mod prometheus;
 pub mod reference;
+mod recovery;
 mod restores;
 pub mod schedules;
 pub mod tenants;
@@ -69,6 +70,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(schedules::router())
         .merge(backups::router())
         .merge(restores::router())
+        .merge(recovery::router())
         .merge(prometheus::router())
         .merge(audit::router())
         .split_for_parts();

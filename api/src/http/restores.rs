@@ -4,7 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use dbaas_client::{
-    BackupStatus, CreateDatabase, DatabaseAccepted, DatabaseStatus, RestoreRequest, RestoreTarget, UndoRestore,
+    BackupReason, BackupStatus, CreateDatabase, DatabaseAccepted, DatabaseStatus, RestoreRequest, RestoreTarget,
+    UndoRestore,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -16,6 +17,7 @@ use crate::auth::Principal;
 use crate::catalog::jobs::{RestoreAction, RestoreDatabase};
 use crate::catalog::record::{self, DatabaseRow};
 use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::backup::policy;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,22 +65,72 @@ async fn restore_database(
             }
         }
     }
+    match (req.backup, req.time) {
+        (Some(_), Some(_)) => errs.add("time", "conflict", "give a backup or a time, not both"),
+        (None, None) => errs.add("backup", "required", "a restore names a backup, or a time to restore to"),
+        _ => {}
+    }
     let grace_ms = grace(&mut errs, req.grace.as_deref());
     errs.into_result()?;
     let db = own_database(&s, &who, id).await?;
-    // Only a succeeded backup of this tenant's (the same answer whether another tenant's
-    // exists or not).
-    match crate::store::backups::backup(&s.db, req.backup).await? {
-        Some(b) if b.tenant_id == db.tenant_id && b.status == BackupStatus::Succeeded => {}
-        Some(b) if b.tenant_id == db.tenant_id => {
-            return Err(ApiError::field(
-                "backup",
-                "not_restorable",
-                format!("backup {} is {:?}; only a succeeded backup restores", req.backup, b.status).to_lowercase(),
-            ))
+    let backup = match (req.backup, req.time) {
+        (Some(backup), _) => {
+            succeeded_backup(&s, &db, backup).await?;
+            backup
         }
-        _ => return Err(ApiError::field("backup", "unknown_backup", format!("no backup {}", req.backup))),
+        (None, Some(time)) => point_in_time_backup(&s, &db, time).await?,
+        (None, None) => return Err(ApiError::field("backup", "required", "a restore names a backup or a time")),
+    };
+    let result = start_restore(s.clone(), who, &db, &req, backup, grace_ms).await;
+    if result.is_err() && req.time.is_some() {
+        // Refused after its backup was recorded (a name taken, a state changed): that backup
+        // will never be made.
+        sqlx::query(
+            "UPDATE backups SET status = 'failed', error = 'the restore it was made for was refused', \
+             finished_at = now() WHERE id = $1 AND status = 'running'",
+        )
+        .bind(backup)
+        .execute(&s.db)
+        .await?;
     }
+    result
+}
+
+/// Only a succeeded backup of this tenant's (the same answer whether another tenant's exists
+/// or not).
+async fn succeeded_backup(s: &AppState, db: &DatabaseRow, backup: Uuid) -> ApiResult<()> {
+    match crate::store::backups::backup(&s.db, backup).await? {
+        Some(b) if b.tenant_id == db.tenant_id && b.status == BackupStatus::Succeeded => Ok(()),
+        Some(b) if b.tenant_id == db.tenant_id => Err(ApiError::field(
+            "backup",
+            "not_restorable",
+            format!("backup {backup} is {:?}; only a succeeded backup restores", b.status).to_lowercase(),
+        )),
+        _ => Err(ApiError::field("backup", "unknown_backup", format!("no backup {backup}"))),
+    }
+}
+
+/// Checks `time` against the database's recovery window and records the backup the restore
+/// makes of the database as it was then (dumped from a scratch cluster by the restore's
+/// operation).
+async fn point_in_time_backup(s: &AppState, db: &DatabaseRow, time: chrono::DateTime<chrono::Utc>) -> ApiResult<Uuid> {
+    super::recovery::check_time(s, db, time).await?;
+    let env = db.environment;
+    let mut tx = s.db.begin().await?;
+    let store = policy::choose_store(&mut tx, env, None, db.backup_store_id).await?;
+    let id = policy::record(&mut tx, &s.key, db, env, &store, BackupReason::PointInTime, Some(time)).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn start_restore(
+    s: AppState,
+    who: Principal,
+    db: &DatabaseRow,
+    req: &RestoreRequest,
+    backup: Uuid,
+    grace_ms: Option<u64>,
+) -> ApiResult<Accepted> {
     match req.target {
         RestoreTarget::New => {
             let create = CreateDatabase {
@@ -89,11 +141,11 @@ async fn restore_database(
                 mode: None,
                 extensions: db.extensions.clone(),
                 connection_limit: Some(db.connection_limit),
-                restore_from: Some(req.backup),
+                restore_from: Some(backup),
                 backup_retention_days: db.backup_retention_days.map(|d| d as u32),
                 backup_store: db.backup_store_name.clone(),
             };
-            create_database(State(s), who, ApiJson(create)).await
+            create_database(State(s.clone()), who, ApiJson(create)).await
         }
         RestoreTarget::InPlace => {
             let mut tx = s.db.begin().await?;
@@ -105,7 +157,7 @@ async fn restore_database(
                 ));
             }
             let action = RestoreAction::InPlace {
-                backup_id: req.backup,
+                backup_id: backup,
                 retain_hours: req.retain_hours.unwrap_or(24),
                 grace_ms,
             };

@@ -83,6 +83,7 @@ macro_rules! jobs {
 
 use crate::catalog::jobs as database;
 use crate::managed::jobs as instance;
+use crate::managed::pitr::jobs as pitr;
 
 jobs! {
     ProvisionDatabase => database::ProvisionDatabase,
@@ -103,6 +104,8 @@ jobs! {
     RestoreDatabase => database::RestoreDatabase,
     RenewCertificate => instance::RenewCertificate,
     RemoveServiceExtensions => database::RemoveServiceExtensions,
+    EnableArchiving => pitr::EnableArchiving,
+    BaseBackup => pitr::BaseBackup,
 }
 
 #[cfg(test)]
@@ -131,6 +134,8 @@ mod tests {
             }
             .into(),
             database::RestoreDatabase { action: database::RestoreAction::DropPrevious }.into(),
+            pitr::EnableArchiving { reason: None }.into(),
+            pitr::BaseBackup { kind: dbaas_client::BaseBackupKind::Diff, reason: Some("schedule".into()) }.into(),
         ];
         for job in jobs {
             let back = Job::decode(job.kind(), &job.params()).unwrap();

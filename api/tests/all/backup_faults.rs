@@ -119,7 +119,8 @@ async fn an_in_place_restore_killed_twice_ends_restored_never_half_done() {
     drop(c);
 
     let req = RestoreRequest {
-        backup: acc.backup.id,
+        backup: Some(acc.backup.id),
+        time: None,
         target: RestoreTarget::InPlace,
         name: None,
         retain_hours: None,

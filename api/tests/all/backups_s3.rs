@@ -136,7 +136,8 @@ async fn s3_backups_upload_restore_lock_and_purge() {
     let op = a.wait_operation(v.operation.id, Duration::from_secs(120)).await.unwrap();
     assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_of(&a, op.id).await);
     let req = RestoreRequest {
-        backup: b.id,
+        backup: Some(b.id),
+        time: None,
         target: RestoreTarget::New,
         name: Some("orders-copy".into()),
         retain_hours: None,
@@ -211,7 +212,7 @@ async fn s3_backups_upload_restore_lock_and_purge() {
     assert_eq!(op.status, OperationStatus::Failed);
     assert_eq!(op.error.unwrap().code, "verify_failed");
     assert!(a.get_database(db.id).await.unwrap().backups.verification_failed);
-    let req = RestoreRequest { backup: newer.id, name: Some("orders-bad".into()), ..req };
+    let req = RestoreRequest { backup: Some(newer.id), name: Some("orders-bad".into()), ..req };
     let acc = a.restore_database(db.id, &req).await.unwrap();
     let op = a.wait_operation(acc.operation.unwrap().id, Duration::from_secs(120)).await.unwrap();
     assert_eq!(op.status, OperationStatus::Failed, "a tampered backup restored");

@@ -31,6 +31,7 @@ mod managed;
 mod managed_faults;
 mod managed_ssh;
 mod metrics;
+mod pitr;
 mod placement_tls;
 mod portal;
 mod prometheus;

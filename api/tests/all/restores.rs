@@ -60,7 +60,8 @@ async fn in_place_restore_swaps_in_the_backup_and_keeps_the_previous_database() 
 
     // Bad input: nothing starts.
     let req = |target, name: Option<&str>| RestoreRequest {
-        backup,
+        backup: Some(backup),
+        time: None,
         target,
         name: name.map(str::to_string),
         retain_hours: None,
@@ -71,7 +72,7 @@ async fn in_place_restore_swaps_in_the_backup_and_keeps_the_previous_database() 
     let zero = RestoreRequest { retain_hours: Some(0), ..req(RestoreTarget::InPlace, None) };
     let e = a.restore_database(db.id, &zero).await.unwrap_err();
     assert_eq!(problem(&e).errors[0].field, "retain_hours");
-    let unknown = RestoreRequest { backup: uuid::Uuid::new_v4(), ..req(RestoreTarget::InPlace, None) };
+    let unknown = RestoreRequest { backup: Some(uuid::Uuid::new_v4()), ..req(RestoreTarget::InPlace, None) };
     let e = a.restore_database(db.id, &unknown).await.unwrap_err();
     assert_eq!(problem(&e).errors[0].code, "unknown_backup");
     let other = h.tenant("team-b").await;
@@ -163,7 +164,8 @@ async fn a_delete_takes_a_final_backup_that_outlives_the_database() {
     assert_eq!(backups.len(), 1);
     assert_eq!((backups[0].status, backups[0].reason), (BackupStatus::Succeeded, BackupReason::Final));
     let req = RestoreRequest {
-        backup: backups[0].id,
+        backup: Some(backups[0].id),
+        time: None,
         target: RestoreTarget::New,
         name: Some("ledger-again".into()),
         retain_hours: None,

@@ -442,6 +442,18 @@ impl Client {
     ) -> Result<DatabaseAccepted, ClientError> {
         self.post(&format!("/v1/databases/{database}/restore"), req).await
     }
+    /// The times a restore of the database to a point in time accepts.
+    pub async fn database_recovery(&self, database: Uuid) -> Result<DatabaseRecoveryWindow, ClientError> {
+        self.get(&format!("/v1/databases/{database}/recovery")).await
+    }
+    /// A managed instance's recovery window, base backups and archiving health (admin).
+    pub async fn instance_recovery(&self, name: &str) -> Result<RecoveryWindow, ClientError> {
+        self.get(&format!("/v1/instances/{name}/recovery")).await
+    }
+    /// Enqueues a base backup of a managed instance (admin).
+    pub async fn create_base_backup(&self, name: &str, kind: BaseBackupKind) -> Result<Operation, ClientError> {
+        self.post(&format!("/v1/instances/{name}/base-backups"), &CreateBaseBackup { kind }).await
+    }
     /// Swaps the database kept by an in-place restore back in.
     pub async fn undo_restore(&self, database: Uuid, req: &UndoRestore) -> Result<DatabaseAccepted, ClientError> {
         self.post(&format!("/v1/databases/{database}/restore/undo"), req).await

@@ -144,6 +144,10 @@ pub enum BackupReason {
     Scheduled,
     /// Taken before the database was deleted.
     Final,
+    /// The database as it was at `recovery_target`, dumped from a scratch cluster recovered
+    /// to that time (made by a point-in-time restore).
+    #[serde(rename = "point_in_time")]
+    PointInTime,
 }
 
 impl BackupReason {
@@ -152,6 +156,7 @@ impl BackupReason {
             Self::Manual => "manual",
             Self::Scheduled => "scheduled",
             Self::Final => "final",
+            Self::PointInTime => "point_in_time",
         }
     }
 }
@@ -230,6 +235,9 @@ pub struct Backup {
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub reason: BackupReason,
+    /// `point_in_time`: the time the database was recovered to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_target: Option<DateTime<Utc>>,
     /// When the retention policy purges it (kept as long as it is the database's last good
     /// backup while the database exists).
     pub expires_at: Option<DateTime<Utc>>,
@@ -290,7 +298,13 @@ pub struct UndoRestore {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
-    pub backup: Uuid,
+    /// The backup to restore; or give `time` instead.
+    #[serde(default)]
+    pub backup: Option<Uuid>,
+    /// Restore the database as it was at this time (RFC 3339), from the instance's archive:
+    /// managed instances with archiving only, inside `GET /v1/databases/{id}/recovery`'s window.
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
     pub target: RestoreTarget,
     /// `new`: the new database's name.
     #[serde(default)]

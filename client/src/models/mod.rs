@@ -9,6 +9,7 @@ mod instances;
 mod maintenance;
 mod metrics;
 mod operations;
+mod recovery;
 mod stored;
 mod tenants;
 
@@ -21,6 +22,7 @@ pub use instances::*;
 pub use maintenance::*;
 pub use metrics::*;
 pub use operations::*;
+pub use recovery::*;
 pub use stored::UnknownValue;
 pub use tenants::*;
 

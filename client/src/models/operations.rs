@@ -29,6 +29,11 @@ pub enum OperationKind {
     /// Removes the extensions an earlier repack left in a database (enqueued once, by a
     /// migration, for the databases repacked before repacks cleaned up after themselves).
     RemoveServiceExtensions,
+    /// Gives a managed instance its pgBackRest stanza and WAL archiving, then a first full
+    /// base backup (instances made before archiving existed).
+    EnableArchiving,
+    /// A pgBackRest base backup of a managed instance (full or differential), then `expire`.
+    BaseBackup,
 }
 
 impl OperationKind {
@@ -52,6 +57,8 @@ impl OperationKind {
             Self::RestoreDatabase => "restore_database",
             Self::RenewCertificate => "renew_certificate",
             Self::RemoveServiceExtensions => "remove_service_extensions",
+            Self::EnableArchiving => "enable_archiving",
+            Self::BaseBackup => "base_backup",
         }
     }
 }
@@ -84,6 +91,8 @@ impl std::str::FromStr for OperationKind {
             "restore_database" => Self::RestoreDatabase,
             "renew_certificate" => Self::RenewCertificate,
             "remove_service_extensions" => Self::RemoveServiceExtensions,
+            "enable_archiving" => Self::EnableArchiving,
+            "base_backup" => Self::BaseBackup,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }

@@ -39,7 +39,8 @@ from_serde_name!(
     BackupStoreKind => "backup store kind",
     ObjectLockMode => "object lock mode",
     BackupReason => "backup reason",
-    ScheduleKind => "schedule kind"
+    ScheduleKind => "schedule kind",
+    ArchivingState => "archiving state"
 );
 
 macro_rules! stored_as_text {
@@ -73,7 +74,8 @@ stored_as_text!(
     BackupStoreKind,
     ObjectLockMode,
     BackupReason,
-    ScheduleKind
+    ScheduleKind,
+    ArchivingState
 );
 
 #[cfg(test)]

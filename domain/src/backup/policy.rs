@@ -138,7 +138,7 @@ pub async fn start(
     store: &StoreRow,
     reason: BackupReason,
 ) -> ApiResult<(Uuid, OperationRow)> {
-    let backup_id = record(tx, key, db, env, store, reason).await?;
+    let backup_id = record(tx, key, db, env, store, reason, None).await?;
     let op = queue::enqueue(tx, &BackupDatabase { backup_id }, "database", db.id, Some(db.tenant_id)).await?;
     Ok((backup_id, op))
 }
@@ -152,6 +152,7 @@ pub async fn record(
     env: Environment,
     store: &StoreRow,
     reason: BackupReason,
+    recovery_target: Option<DateTime<Utc>>,
 ) -> ApiResult<Uuid> {
     let policy = policy(&mut *tx, env).await?;
     let days = db.backup_retention_days.unwrap_or(policy.retention_days);
@@ -162,7 +163,7 @@ pub async fn record(
     let data_key = DataKey::generate().wrap(key, backup_id);
     sqlx::query(
         "INSERT INTO backups (id, database_id, tenant_id, store_id, status, object_key, data_key_enc, reason, \
-         expires_at, locked_until) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9)",
+         expires_at, locked_until, recovery_target) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, $10)",
     )
     .bind(backup_id)
     .bind(db.id)
@@ -173,6 +174,7 @@ pub async fn record(
     .bind(reason.as_str())
     .bind(now + Duration::days(i64::from(days)))
     .bind(retention.map(|r| r.until))
+    .bind(recovery_target)
     .execute(&mut **tx)
     .await?;
     Ok(backup_id)

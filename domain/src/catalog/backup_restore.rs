@@ -8,7 +8,7 @@ use crate::catalog::conn::InstanceTarget;
 use std::process::Stdio;
 use std::time::Instant;
 
-use dbaas_client::{Access, BackupManifest, TableRows};
+use dbaas_client::{Access, BackupManifest, BackupReason, BackupStatus, TableRows};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -183,9 +183,19 @@ pub async fn restore_into_database(
     check: Check,
 ) -> Result<i64, OpError> {
     let s = &ctx.state;
-    let backup = rows::backup(&s.db, backup_id)
+    let mut backup = rows::backup(&s.db, backup_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the backup record is gone"))?;
+    if backup.reason == BackupReason::PointInTime && backup.status != BackupStatus::Succeeded {
+        // Made on first use, by this restore: the database as it was at the time asked for.
+        let make = s.point_in_time.ok_or_else(|| {
+            OpError::permanent("not_available", "this service cannot make point-in-time backups")
+        })?;
+        make(ctx, &backup).await?;
+        backup = rows::backup(&s.db, backup_id)
+            .await?
+            .ok_or_else(|| OpError::permanent("not_found", "the backup record is gone"))?;
+    }
     if db.tenant_id != backup.tenant_id {
         return Err(OpError::permanent("not_restorable", "the backup belongs to another tenant"));
     }

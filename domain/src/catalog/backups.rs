@@ -181,7 +181,16 @@ pub(super) async fn stderr_of(child: &mut tokio::process::Child) -> String {
 }
 
 pub async fn backup(ctx: &OpContext, backup_id: Uuid) -> Result<(), OpError> {
-    let l = load(ctx, backup_id).await?;
+    backup_from(ctx, backup_id, None).await
+}
+
+/// A backup read from `server` instead of the database's instance: a point-in-time restore's
+/// scratch cluster (a copy of the instance recovered to a time, on its own port).
+pub async fn backup_from(ctx: &OpContext, backup_id: Uuid, server: Option<&InstanceRow>) -> Result<(), OpError> {
+    let mut l = load(ctx, backup_id).await?;
+    if let Some(server) = server {
+        l.inst = server.clone();
+    }
     let names = l.db.physical();
     let target = l.inst.target(&ctx.state.key)?;
     // What an interrupted repack left would be in the dump, and the dump would not restore.
