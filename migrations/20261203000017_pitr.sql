@@ -7,12 +7,38 @@ CREATE TABLE pitr_policies (
     archive_timeout_s integer NOT NULL CHECK (archive_timeout_s BETWEEN 1 AND 3600),
     full_cron text NOT NULL,
     diff_cron text,
+    -- Restore drills: the archive's end restored into a scratch cluster, started, checked.
+    drill_cron text,
     retention_days integer NOT NULL CHECK (retention_days BETWEEN 1 AND 3650)
 );
 INSERT INTO pitr_policies VALUES
-    ('prod', 60, '0 1 * * SUN', '0 1 * * MON-SAT', 14),
-    ('preprod', 120, '0 1 * * SUN', '0 1 * * MON-SAT', 7),
-    ('sandbox', 300, '0 1 * * SUN', NULL, 3);
+    ('prod', 60, '0 1 * * SUN', '0 1 * * MON-SAT', '0 5 * * *', 14),
+    ('preprod', 120, '0 1 * * SUN', '0 1 * * MON-SAT', '0 5 * * SUN', 7),
+    ('sandbox', 300, '0 1 * * SUN', NULL, NULL, 3);
+
+-- When each instance's next scheduled base backup or drill is due (kept per instance so
+-- replicas enqueue each slot once: rows are claimed with SKIP LOCKED).
+CREATE TABLE pitr_schedule (
+    instance_id uuid NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    kind text NOT NULL CHECK (kind IN ('full', 'diff', 'drill')),
+    next_at timestamptz NOT NULL,
+    PRIMARY KEY (instance_id, kind)
+);
+
+-- Point-in-time drills and what they measured.
+CREATE TABLE pitr_drills (
+    id uuid PRIMARY KEY,
+    instance_id uuid NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    operation_id uuid NOT NULL,
+    passed boolean NOT NULL,
+    -- Repository restore plus recovery until the scratch cluster served.
+    restore_ms bigint,
+    -- The last transaction the scratch cluster recovered.
+    recovery_point timestamptz,
+    message text,
+    finished_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX pitr_drills_instance ON pitr_drills (instance_id, finished_at DESC);
 
 -- The repository's cipher pass (aes-256-cbc), encrypted by the master key (context
 -- pitr-repo:<instance id>). NULL: the instance has no repository yet (made before archiving
@@ -22,6 +48,8 @@ ALTER TABLE instances ADD COLUMN repo_key_enc bytea;
 -- no pgBackRest.
 ALTER TABLE instances ADD COLUMN archiving text NOT NULL DEFAULT 'off'
     CHECK (archiving IN ('off', 'on', 'unavailable'));
+-- pg_stat_archiver as the health check last read it (for metrics and alerts).
+ALTER TABLE instances ADD COLUMN archive_stats jsonb;
 
 -- (time, WAL insert position) samples of each archiving instance: every commit stamped at or
 -- before `at` is at or before `lsn`, so once the archive reaches `lsn`, `at` is restorable.
@@ -48,7 +76,7 @@ ALTER TABLE operations ADD CONSTRAINT operations_kind_known CHECK (kind IN (
     'revoke_lease', 'maintenance', 'provision_instance', 'update_instance', 'start_instance',
     'stop_instance', 'restart_instance', 'delete_instance', 'backup_database', 'verify_backup',
     'restore_database', 'renew_certificate', 'remove_service_extensions', 'enable_archiving',
-    'base_backup'));
+    'base_backup', 'pitr_drill'));
 
 -- Existing managed instances get archiving by an operation (settings, stanza, first full
 -- backup), resumable like the others.

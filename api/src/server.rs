@@ -61,7 +61,7 @@ pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
         op_events: broadcast::channel(1024).0,
         hosts: Arc::new(crate::hosts::HostPool::default()),
         stopping: CancellationToken::new(),
-        point_in_time: Some(dbaas_managed::pitr::scratch::hook),
+        point_in_time: Some(dbaas_managed::pitr::database::hook),
     }
 }
 
@@ -109,6 +109,7 @@ pub async fn serve_with(
     crate::observe::collect::spawn(state.clone(), shutdown.clone());
     crate::catalog::reconcile::spawn(state.clone(), shutdown.clone());
     crate::managed::health::spawn(state.clone(), shutdown.clone());
+    crate::managed::pitr::schedule::spawn(state.clone(), shutdown.clone());
     let hand_back = CancellationToken::new();
     let workers =
         dbaas_engine::worker::spawn::<AppState, ops::job::Job>(state.clone(), shutdown.clone(), hand_back.clone());

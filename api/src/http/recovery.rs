@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(instance_recovery))
         .routes(routes!(database_recovery))
         .routes(routes!(create_base_backup))
+        .routes(routes!(create_drill))
 }
 
 /// The window of a managed instance; a host or repository that cannot be read is a 503.
@@ -135,6 +136,27 @@ async fn create_base_backup(
     }
     let mut tx = s.db.begin().await?;
     let job = crate::managed::pitr::jobs::BaseBackup { kind: req.kind, reason: Some("asked for through the API".into()) };
+    let op = crate::operation::enqueue(&mut tx, &job, "instance", inst.id, None).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(op.to_model())))
+}
+
+#[utoipa::path(post, path = "/v1/instances/{name}/recovery/drills", tag = "instances", params(("name" = String, Path)),
+    responses((status = 202, body = dbaas_client::Operation,
+        description = "The drill's operation: the archive's end restored into a scratch cluster, started, checked; \
+                       its result is the recovery window's `last_drill`"),
+        (status = 422, body = dbaas_client::Problem, description = "`not_archiving`, `not_managed`")))]
+async fn create_drill(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<dbaas_client::Operation>)> {
+    let inst = managed_instance(&s, &name).await?;
+    if inst.archiving != ArchivingState::On {
+        return Err(ApiError::Unprocessable("not_archiving", format!("instance {name} archives no WAL")));
+    }
+    let mut tx = s.db.begin().await?;
+    let job = crate::managed::pitr::drill::PitrDrill { reason: Some("asked for through the API".into()) };
     let op = crate::operation::enqueue(&mut tx, &job, "instance", inst.id, None).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(op.to_model())))

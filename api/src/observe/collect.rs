@@ -103,7 +103,10 @@ async fn collect_locked(state: &AppState, id: Uuid, interval_ms: i64) -> Result<
 async fn instance_samples(state: &AppState, inst: &InstanceRow) -> Result<Vec<Sample>, String> {
     let target = inst.target(&state.key).map_err(|e| e.to_string())?;
     let mut c = target.connect(MAINTENANCE_DB).await.map_err(|e| e.message)?;
-    let r = queries(&mut c).await.map_err(|e| e.to_string());
+    let mut r = queries(&mut c).await.map_err(|e| e.to_string());
+    if let (Ok(samples), dbaas_client::ArchivingState::On) = (&mut r, inst.archiving) {
+        samples.extend(super::archive::samples(state, inst, &mut c).await?);
+    }
     c.close().await.ok();
     r
 }

@@ -83,6 +83,7 @@ macro_rules! jobs {
 
 use crate::catalog::jobs as database;
 use crate::managed::jobs as instance;
+use crate::managed::pitr::drill;
 use crate::managed::pitr::jobs as pitr;
 
 jobs! {
@@ -106,6 +107,7 @@ jobs! {
     RemoveServiceExtensions => database::RemoveServiceExtensions,
     EnableArchiving => pitr::EnableArchiving,
     BaseBackup => pitr::BaseBackup,
+    PitrDrill => drill::PitrDrill,
 }
 
 #[cfg(test)]
@@ -135,6 +137,7 @@ mod tests {
             .into(),
             database::RestoreDatabase { action: database::RestoreAction::DropPrevious }.into(),
             pitr::EnableArchiving { reason: None }.into(),
+            drill::PitrDrill { reason: None }.into(),
             pitr::BaseBackup { kind: dbaas_client::BaseBackupKind::Diff, reason: Some("schedule".into()) }.into(),
         ];
         for job in jobs {

@@ -137,6 +137,29 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
     let left: Vec<String> = std::fs::read_dir(dir.root()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(".pitr-")).collect();
     assert!(left.is_empty(), "{left:?}");
 
+    // A drill: the archive's end restored, started and checked, then shown and exported.
+    let op = h.admin.create_pitr_drill("pg-pitr").await.unwrap();
+    succeeded(&h.admin, op.id).await;
+    let drill = h.admin.instance_recovery("pg-pitr").await.unwrap().last_drill.unwrap();
+    assert!(drill.passed && drill.restore_ms.unwrap() > 0, "{drill:?}");
+    assert!(drill.recovery_point.unwrap() > t, "the drill reached {:?}, before {t}", drill.recovery_point);
+    let start = Instant::now();
+    loop {
+        let r = reqwest::Client::new()
+            .get(format!("{}/v1/prometheus/instances/pg-pitr/metrics", h.endpoint()))
+            .bearer_auth(&h.admin_token)
+            .send()
+            .await
+            .unwrap();
+        let body = r.text().await.unwrap();
+        let want = ["pg_stat_archiver_archived_count ", "pg_stat_archiver_failed_count 0", "dbaas_pitr_recovery_point_age_seconds ", "dbaas_pitr_drill_passed 1", "dbaas_pitr_archive_timeout_seconds 2"];
+        if want.iter().all(|w| body.contains(w)) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "missing point-in-time metrics in\n{body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // A base backup on demand: a differential one joins the window.
     let op = h.admin.create_base_backup("pg-pitr", BaseBackupKind::Diff).await.unwrap();
     succeeded(&h.admin, op.id).await;

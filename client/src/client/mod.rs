@@ -454,6 +454,10 @@ impl Client {
     pub async fn create_base_backup(&self, name: &str, kind: BaseBackupKind) -> Result<Operation, ClientError> {
         self.post(&format!("/v1/instances/{name}/base-backups"), &CreateBaseBackup { kind }).await
     }
+    /// Enqueues a point-in-time drill of a managed instance (admin).
+    pub async fn create_pitr_drill(&self, name: &str) -> Result<Operation, ClientError> {
+        self.post(&format!("/v1/instances/{name}/recovery/drills"), &serde_json::json!({})).await
+    }
     /// Swaps the database kept by an in-place restore back in.
     pub async fn undo_restore(&self, database: Uuid, req: &UndoRestore) -> Result<DatabaseAccepted, ClientError> {
         self.post(&format!("/v1/databases/{database}/restore/undo"), req).await

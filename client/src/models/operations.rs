@@ -34,6 +34,8 @@ pub enum OperationKind {
     EnableArchiving,
     /// A pgBackRest base backup of a managed instance (full or differential), then `expire`.
     BaseBackup,
+    /// The archive's end restored into a scratch cluster, started and checked.
+    PitrDrill,
 }
 
 impl OperationKind {
@@ -59,6 +61,7 @@ impl OperationKind {
             Self::RemoveServiceExtensions => "remove_service_extensions",
             Self::EnableArchiving => "enable_archiving",
             Self::BaseBackup => "base_backup",
+            Self::PitrDrill => "pitr_drill",
         }
     }
 }
@@ -93,6 +96,7 @@ impl std::str::FromStr for OperationKind {
             "remove_service_extensions" => Self::RemoveServiceExtensions,
             "enable_archiving" => Self::EnableArchiving,
             "base_backup" => Self::BaseBackup,
+            "pitr_drill" => Self::PitrDrill,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }

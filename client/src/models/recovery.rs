@@ -83,6 +83,23 @@ pub struct RecoveryWindow {
     /// Oldest first.
     pub base_backups: Vec<BaseBackup>,
     pub archive: Option<ArchiveHealth>,
+    /// The newest point-in-time drill.
+    pub last_drill: Option<PitrDrill>,
+}
+
+/// A point-in-time drill: the archive's end restored into a scratch cluster, started, and its
+/// databases checked against the state database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PitrDrill {
+    pub operation_id: Uuid,
+    pub passed: bool,
+    /// Repository restore plus recovery until the scratch cluster served.
+    pub restore_ms: Option<i64>,
+    /// The last transaction recovered: the recovery point a restore would have achieved.
+    pub recovery_point: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+    pub finished_at: DateTime<Utc>,
 }
 
 /// `GET /v1/databases/{id}/recovery`: the part of the instance's window a tenant may see.

@@ -5,7 +5,10 @@
 //! ([`scratch`]).
 
 pub mod config;
+pub mod database;
+pub mod drill;
 pub mod jobs;
 pub mod ops;
+pub mod schedule;
 pub mod scratch;
 pub mod window;

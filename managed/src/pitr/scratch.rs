@@ -1,16 +1,13 @@
-//! A database as it was at a point in time: the instance's repository restored to that time
-//! into a scratch cluster on the same host, the one database dumped from it into its
-//! point-in-time backup, the scratch cluster removed. The restore then goes on with that
-//! backup like any other (manifest checks, the in-place swap, the kept previous copy), and
-//! the live cluster and its other databases are never touched.
+//! Scratch clusters: the instance's repository restored, to a time or to the archive's end,
+//! into a cluster of its own on the same host — for a database's point-in-time restore
+//! ([`super::database`]) and for drills ([`super::drill`]). The live cluster is never touched.
 //!
-//! The scratch cluster is `<data_root>/.pitr-<backup id>` (instance directories start with a
-//! letter, so the name is nobody else's), listens on a free port of the host's range, takes
-//! logins only for the service and the database's backup login (its `pg_hba.conf` is
-//! replaced: credentials revoked since that time must not open it), has its own pgBackRest
-//! configuration (its own lock and log paths, synchronous `archive-get`, archiving off), and
-//! is removed whatever happens. An attempt cut short leaves a directory the next attempt
-//! removes first.
+//! A scratch cluster is `<data_root>/.pitr-<id>` (instance directories start with a letter, so
+//! the name is nobody else's), listens on a free port of the host's range, takes logins only
+//! for the roles its user names (its `pg_hba.conf` is replaced: credentials revoked since that
+//! time must not open it), has its own pgBackRest configuration (its own lock and log paths,
+//! synchronous `archive-get`, archiving off), and is removed whatever happens. An attempt cut
+//! short leaves a directory the next attempt removes first.
 //!
 //! A target later than the archive's last commit but inside the window (see
 //! [`super::window`]) is the archive's end: PostgreSQL stops with "recovery ended before
@@ -18,150 +15,138 @@
 
 use std::time::{Duration, Instant};
 
-use dbaas_client::ArchivingState;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use dbaas_domain::catalog::conn::InstanceRow;
-use dbaas_domain::catalog::record::load_instance;
 use dbaas_domain::operation::OpContext;
 use dbaas_engine::OpError;
 use dbaas_hosts::executor::ExecError;
-use dbaas_store::backups::BackupRow;
-use uuid::Uuid;
 
 use super::config::{self, Paths};
 use crate::node::Node;
-use crate::SERVICE_ADMIN;
-
-/// What [`dbaas_domain::state::AppState::point_in_time`] calls.
-pub fn hook<'a>(
-    ctx: &'a OpContext,
-    backup: &'a BackupRow,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), OpError>> + Send + 'a>> {
-    Box::pin(materialize(ctx, backup))
-}
-
-/// The scratch cluster's directory for a backup.
-pub fn scratch_dir(data_root: &str, backup: Uuid) -> String {
-    format!("{data_root}/.pitr-{}", backup.simple())
-}
 
 const NOT_REACHED: &str = "recovery ended before configured recovery target was reached";
 
-async fn materialize(ctx: &OpContext, backup: &BackupRow) -> Result<(), OpError> {
+/// How far recovery goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Time(DateTime<Utc>),
+    /// The end of the archive.
+    Latest,
+}
+
+/// A recovered scratch cluster, serving on `node.port`.
+pub struct Scratch {
+    pub node: Node,
+    pub restored_ms: u128,
+    pub recovered_ms: u128,
+    /// The last transaction recovery replayed (from the server's log), if any.
+    pub recovery_point: Option<DateTime<Utc>>,
+}
+
+/// The scratch cluster's directory for `id` (a backup's or an operation's).
+pub fn scratch_dir(data_root: &str, id: uuid::Uuid) -> String {
+    format!("{data_root}/.pitr-{}", id.simple())
+}
+
+/// Restores `live`'s repository into a fresh scratch cluster `dir`, lets only `logins` in
+/// (and the postgres system user over the socket), and recovers it to `target`.
+pub async fn open(
+    ctx: &OpContext,
+    inst: &InstanceRow,
+    live: &Node,
+    id: uuid::Uuid,
+    target: Target,
+    logins: &[&str],
+) -> Result<Scratch, OpError> {
     let s = &ctx.state;
-    let target = backup
-        .recovery_target
-        .ok_or_else(|| OpError::permanent("not_restorable", "a point-in-time backup without its time"))?;
-    let db = dbaas_store::databases::load(&s.db, backup.database_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the database record is gone"))?;
-    let inst = load_instance(&s.db, db.instance_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
-    if inst.archiving != ArchivingState::On {
-        return Err(OpError::permanent("not_archiving", format!("instance {} archives no WAL", inst.name)));
-    }
-    let live = crate::ops::node_of(s, &inst).await?;
-    let port = free_port(ctx, &live).await?;
-    let scratch = Node {
+    let port = free_port(ctx, live).await?;
+    let node = Node {
         exec: live.exec.clone(),
         host: live.host.clone(),
         name: live.name.clone(),
         port,
-        dir: scratch_dir(&live.host.data_root, backup.id),
+        dir: scratch_dir(&live.host.data_root, id),
         bin: live.bin.clone(),
     };
-    remove(&scratch).await?;
-    let started = Instant::now();
-    let made = make(ctx, &inst, &live, &scratch, backup, target, &db.physical_name).await;
-    let removed = remove(&scratch).await;
-    if let Err(e) = &removed {
-        ctx.log("warn", &format!("removing the scratch cluster {}: {e}", scratch.dir)).await;
+    remove(&node).await?;
+    let what = match target {
+        Target::Time(t) => format!("to {}", when(t)),
+        Target::Latest => "to the end of the archive".into(),
+    };
+    ctx.step(&format!("scratch cluster {} on port {}: restoring the instance {what}", node.dir, node.port)).await;
+    let opened = async {
+        for dir in [node.dir.clone(), node.run_dir(), format!("{}/lock", node.dir), format!("{}/log", node.dir)] {
+            node.sys("/bin/mkdir", &["-p", "-m", "0700", &dir]).await?;
+        }
+        let live_paths = Paths::of(live);
+        let paths = Paths { conf: format!("{}/pgbackrest.conf", node.dir), ..Paths::of(live) };
+        let policy = config::policy(&s.db, inst).await?;
+        let pass = config::cipher_pass(&s.db, &s.key, inst).await?;
+        node.write_file(&paths.conf, &scratch_conf(live, &node, &live_paths, &pass, &policy), "0600").await?;
+        let restoring = Instant::now();
+        let pg1 = format!("--pg1-path={}", node.data());
+        let mut args = vec!["restore", pg1.as_str(), "--archive-mode=off"];
+        let target_arg;
+        if let Target::Time(t) = target {
+            // Without a target, recovery runs to the archive's end and promotes by itself.
+            target_arg = format!("--target={}", when(t));
+            args.extend(["--type=time", target_arg.as_str(), "--target-action=promote"]);
+        }
+        let restore = super::ops::pgbackrest(&node, &paths, &args, super::ops::LONG_COMMAND).await;
+        restore.map_err(|e| OpError { message: format!("pgbackrest restore: {}", e.message), ..e })?;
+        node.replace_file(&format!("{}/pg_hba.conf", node.data()), &hba(logins), "0600").await?;
+        append_conf(&node, &overrides(&node)).await?;
+        let restored_ms = restoring.elapsed().as_millis();
+        ctx.step("recovering").await;
+        let recovering = Instant::now();
+        recover(ctx, &node).await?;
+        let log = node.read_file(&node.log_file()).await.unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains("recovery stopping")) {
+            ctx.log("info", line.split("LOG:").nth(1).unwrap_or(line).trim()).await;
+        }
+        Ok::<_, OpError>((restored_ms, recovering.elapsed().as_millis(), recovery_point(&log)))
     }
-    made?;
-    sqlx::query("UPDATE backups SET status = 'succeeded', finished_at = now(), error = NULL WHERE id = $1")
-        .bind(backup.id)
-        .execute(&s.db)
-        .await?;
-    ctx.log("info", &format!("point-in-time backup made in {} ms; scratch cluster removed", started.elapsed().as_millis()))
-        .await;
-    Ok(())
+    .await;
+    match opened {
+        Ok((restored_ms, recovered_ms, recovery_point)) => Ok(Scratch { node, restored_ms, recovered_ms, recovery_point }),
+        Err(e) => {
+            close(ctx, &node).await;
+            Err(e)
+        }
+    }
 }
 
-async fn make(
-    ctx: &OpContext,
-    inst: &InstanceRow,
-    live: &Node,
-    scratch: &Node,
-    backup: &BackupRow,
-    target: chrono::DateTime<chrono::Utc>,
-    physical: &str,
-) -> Result<(), OpError> {
-    let s = &ctx.state;
-    let when = target.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
-    ctx.step(&format!("scratch cluster {} on port {}: restoring the instance to {when}", scratch.dir, scratch.port)).await;
-    for dir in [scratch.dir.clone(), scratch.run_dir(), format!("{}/lock", scratch.dir), format!("{}/log", scratch.dir)] {
-        scratch.sys("/bin/mkdir", &["-p", "-m", "0700", &dir]).await?;
+/// Stops and removes a scratch cluster; a failure is logged (the next attempt removes it).
+pub async fn close(ctx: &OpContext, node: &Node) {
+    if let Err(e) = remove(node).await {
+        ctx.log("warn", &format!("removing the scratch cluster {}: {}", node.dir, e.message)).await;
     }
-    let live_paths = Paths::of(live);
-    let paths = Paths { conf: format!("{}/pgbackrest.conf", scratch.dir), ..Paths::of(live) };
-    let policy = config::policy(&s.db, inst).await?;
-    let pass = config::cipher_pass(&s.db, &s.key, inst).await?;
-    scratch.write_file(&paths.conf, &scratch_conf(live, scratch, &live_paths, &pass, &policy), "0600").await?;
-    let restoring = Instant::now();
-    let restore = super::ops::pgbackrest(
-        scratch,
-        &paths,
-        &[
-            "restore",
-            &format!("--pg1-path={}", scratch.data()),
-            "--type=time",
-            &format!("--target={when}"),
-            "--target-action=promote",
-            "--archive-mode=off",
-        ],
-        super::ops::LONG_COMMAND,
-    )
-    .await;
-    restore.map_err(|e| OpError { message: format!("pgbackrest restore: {}", e.message), ..e })?;
-    let backup_login = format!("{physical}_backup");
-    scratch
-        .replace_file(
-            &format!("{}/pg_hba.conf", scratch.data()),
-            &format!(
-                "# A point-in-time scratch cluster: the service and the backup login only.\n\
-                 local   all  postgres                      peer\n\
-                 hostssl all  {SERVICE_ADMIN},{backup_login}  0.0.0.0/0  scram-sha-256\n\
-                 hostssl all  {SERVICE_ADMIN},{backup_login}  ::/0       scram-sha-256\n"
-            ),
-            "0600",
-        )
-        .await?;
-    append_conf(scratch, &overrides(scratch)).await?;
-    let restored_ms = restoring.elapsed().as_millis();
+}
 
-    ctx.step("recovering to the target time").await;
-    let recovering = Instant::now();
-    recover(ctx, scratch).await?;
-    let log = scratch.read_file(&scratch.log_file()).await.unwrap_or_default();
-    if let Some(line) = log.lines().find(|l| l.contains("recovery stopping")) {
-        ctx.log("info", line.split("LOG:").nth(1).unwrap_or(line).trim()).await;
-    }
-    let recovered_ms = recovering.elapsed().as_millis();
+/// `recovery_target_time`'s text: microseconds, UTC.
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
+}
 
-    ctx.step(&format!("dumping {physical} from the scratch cluster")).await;
-    let dumping = Instant::now();
-    let mut server = inst.clone();
-    server.port = i32::from(scratch.port);
-    dbaas_domain::catalog::backups::backup_from(ctx, backup.id, Some(&server)).await?;
-    ctx.log(
-        "info",
-        &format!(
-            "parts: repository restore {restored_ms} ms, recovery {recovered_ms} ms, dump {} ms",
-            dumping.elapsed().as_millis()
-        ),
+/// Only the postgres system user locally, and the given logins over TLS.
+fn hba(logins: &[&str]) -> String {
+    let who = logins.join(",");
+    format!(
+        "# A point-in-time scratch cluster: {who} only.\n\
+         local   all  postgres               peer\n\
+         hostssl all  {who}  0.0.0.0/0  scram-sha-256\n\
+         hostssl all  {who}  ::/0       scram-sha-256\n"
     )
-    .await;
-    Ok(())
+}
+
+/// "last completed transaction was at log time …", which PostgreSQL logs when recovery ends.
+pub fn recovery_point(log: &str) -> Option<DateTime<Utc>> {
+    let line = log.lines().rev().find(|l| l.contains("last completed transaction was at log time"))?;
+    let text = line.split("log time ").nth(1)?.trim();
+    DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z")
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(text.trim_end_matches(" UTC").trim_end_matches("+00"), "%Y-%m-%d %H:%M:%S%.f").ok().map(|n| n.and_utc()))
 }
 
 /// The scratch cluster's pgBackRest configuration: the instance's repository, its own lock
@@ -283,4 +268,25 @@ async fn free_port(ctx: &OpContext, live: &Node) -> Result<u16, OpError> {
         .rev()
         .find(|p| !ours.contains(&i32::from(*p)) && !listening.contains(p))
         .ok_or_else(|| OpError::retryable("no_free_port", format!("no free port in {}'s range for a scratch cluster", live.host.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_points_are_read_from_the_log() {
+        let log = "2026-12-03 15:13:09.638 UTC [1] LOG:  recovery stopping before commit of transaction 726\n\
+                   2026-12-03 15:13:09.640 UTC [1] LOG:  last completed transaction was at log time 2026-12-03 15:09:25.547273+00\n";
+        assert_eq!(recovery_point(log).unwrap().to_rfc3339(), "2026-12-03T15:09:25.547273+00:00");
+        assert_eq!(recovery_point("nothing"), None);
+        assert_eq!(when(recovery_point(log).unwrap()), "2026-12-03 15:09:25.547273+00");
+    }
+
+    #[test]
+    fn scratch_clusters_let_in_only_whom_they_name() {
+        let text = hba(&["dbaas_admin", "dab12_backup"]);
+        assert!(text.contains("hostssl all  dbaas_admin,dab12_backup  0.0.0.0/0  scram-sha-256"), "{text}");
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 3);
+    }
 }

@@ -177,6 +177,7 @@ pub async fn read(s: &AppState, inst: &InstanceRow) -> Result<RecoveryWindow, Op
         latest: None,
         base_backups: Vec::new(),
         archive: None,
+        last_drill: super::drill::last(&s.db, inst.id).await?,
     };
     if inst.archiving != ArchivingState::On {
         return Ok(window);
