@@ -48,8 +48,9 @@ ALTER TABLE instances ADD COLUMN repo_key_enc bytea;
 -- no pgBackRest.
 ALTER TABLE instances ADD COLUMN archiving text NOT NULL DEFAULT 'off'
     CHECK (archiving IN ('off', 'on', 'unavailable'));
--- pg_stat_archiver as the health check last read it (for metrics and alerts).
-ALTER TABLE instances ADD COLUMN archive_stats jsonb;
+ALTER TABLE instances DROP CONSTRAINT instances_status_check;
+ALTER TABLE instances ADD CONSTRAINT instances_status_check
+    CHECK (status IN ('provisioning', 'ready', 'stopped', 'failed', 'deleting', 'deleted', 'restoring'));
 
 -- (time, WAL insert position) samples of each archiving instance: every commit stamped at or
 -- before `at` is at or before `lsn`, so once the archive reaches `lsn`, `at` is restorable.
@@ -76,7 +77,7 @@ ALTER TABLE operations ADD CONSTRAINT operations_kind_known CHECK (kind IN (
     'revoke_lease', 'maintenance', 'provision_instance', 'update_instance', 'start_instance',
     'stop_instance', 'restart_instance', 'delete_instance', 'backup_database', 'verify_backup',
     'restore_database', 'renew_certificate', 'remove_service_extensions', 'enable_archiving',
-    'base_backup', 'pitr_drill'));
+    'base_backup', 'pitr_drill', 'restore_instance'));
 
 -- Existing managed instances get archiving by an operation (settings, stanza, first full
 -- backup), resumable like the others.

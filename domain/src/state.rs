@@ -131,4 +131,6 @@ pub struct AppState {
 pub type PointInTimeHook = for<'a> fn(
     &'a crate::operation::OpContext,
     &'a dbaas_store::backups::BackupRow,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), dbaas_engine::OpError>> + Send + 'a>>;
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), dbaas_engine::OpError>> + Send + 'a>,
+>;

@@ -142,7 +142,7 @@ pub async fn enqueue<S: Host>(
     target_id: Uuid,
     tenant_id: Option<Uuid>,
 ) -> Result<OperationRow<S::Kind>, sqlx::Error> {
-    enqueue_on::<S>(&mut **tx, job, target_kind, target_id, tenant_id).await
+    enqueue_on::<S>(tx, job, target_kind, target_id, tenant_id).await
 }
 
 /// [`enqueue`] on a connection the caller already holds in a transaction (an operation's

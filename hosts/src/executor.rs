@@ -132,8 +132,9 @@ impl Executor for LocalExecutor {
             }
             child.wait_with_output().await.map_err(spawn_err)
         };
-        let out =
-            tokio::time::timeout(cmd.timeout.unwrap_or(self.timeout), run).await.map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
+        let out = tokio::time::timeout(cmd.timeout.unwrap_or(self.timeout), run)
+            .await
+            .map_err(|_| ExecError::Timeout(cmd.program.clone()))??;
         finish(cmd, out.status.code(), &out.stdout, &out.stderr)
     }
 

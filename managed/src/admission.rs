@@ -2,7 +2,9 @@
 //! made: create (host, version, port, settings, extensions), settings changes and delete,
 //! each recorded with its operation.
 
-use dbaas_client::{CreateInstance, Instance, InstanceActionKind, InstanceStatus, OperationKind, Settings};
+use dbaas_client::{
+    CreateInstance, Instance, InstanceActionKind, InstanceStatus, OperationKind, RecoveryTarget, Settings,
+};
 use uuid::Uuid;
 
 use crate::jobs;
@@ -55,6 +57,46 @@ async fn check_settings(exec: &HostExec, host: &HostRecord, bin: &str, settings:
 /// Validates a create request against the host, allocates a port, records the instance and
 /// enqueues its provisioning, all before answering 202.
 pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
+    create_with(s, req, None).await
+}
+
+/// A new managed instance like `source` (host, version, settings, environment, tenancy), built
+/// from `source`'s repository recovered to `to` instead of `initdb`.
+pub async fn create_restored(
+    s: &AppState,
+    source: &InstanceRow,
+    name: &str,
+    to: RecoveryTarget,
+) -> ApiResult<Instance> {
+    let req = CreateInstance {
+        name: name.to_string(),
+        kind: dbaas_client::InstanceKind::Managed,
+        host: source.host_name.clone().unwrap_or_default(),
+        port: None,
+        public_host: None,
+        admin_user: None,
+        admin_password: None,
+        sslmode: dbaas_client::SslMode::VerifyFull,
+        ca_cert: None,
+        version: source.pg_version.clone(),
+        settings: source.settings.0.clone(),
+        dedicated_tenant: source.dedicated_tenant.clone(),
+        protected: source.protected,
+        auto_restart: source.auto_restart,
+        environment: source.environment,
+        labels: source.labels.0.clone(),
+        max_databases: source.max_databases,
+        allowed_extensions: source.allowed_extensions.clone(),
+    };
+    let job = crate::pitr::instance_restore::RestoreInstance { to, from: Some(source.id) };
+    create_with(s, req, Some(&job)).await
+}
+
+async fn create_with(
+    s: &AppState,
+    req: CreateInstance,
+    seeded: Option<&crate::pitr::instance_restore::RestoreInstance>,
+) -> ApiResult<Instance> {
     let mut errs = FieldErrors::default();
     let dedicated = check_common(s, &req, &mut errs).await?;
     for (field, given) in [
@@ -150,7 +192,10 @@ pub async fn create(s: &AppState, req: CreateInstance) -> ApiResult<Instance> {
     inserted?;
     let row =
         dbaas_domain::catalog::record::load_instance(&mut *tx, id).await?.ok_or(ApiError::NotFound("instance"))?;
-    crate::enqueue(&mut tx, row.id, &jobs::ProvisionInstance::default()).await?;
+    match seeded {
+        Some(job) => crate::enqueue(&mut tx, row.id, job).await?,
+        None => crate::enqueue(&mut tx, row.id, &jobs::ProvisionInstance::default()).await?,
+    };
     tx.commit().await?;
     Ok(by_name(&s.db, &req.name).await?.ok_or(ApiError::NotFound("instance"))?.to_model())
 }

@@ -44,7 +44,7 @@ pub struct UpdateInstance {
 }
 
 /// The instance's status after one of its operations; only its latest operation decides.
-async fn set_status(tx: &mut PgConnection, op: &OperationRow, status: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn set_status(tx: &mut PgConnection, op: &OperationRow, status: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE instances SET status = $3, version = version + 1, \
          deleted_at = CASE WHEN $3 = 'deleted' THEN now() END, \
@@ -80,6 +80,10 @@ async fn start(ctx: &OpContext, restart: bool) -> Result<(), OpError> {
     }
     ops::start_patiently(ctx, &node).await?;
     ops::check_ready(ctx, &inst).await?;
+    if inst.archiving == ArchivingState::On {
+        // A start after a crash ends a recovery too.
+        crate::pitr::ops::wake_archiver(ctx, &node).await?;
+    }
     if inst.archiving == ArchivingState::Off && inst.repo_key_enc.is_some() {
         // Archiving was configured while the server was stopped (`EnableArchiving`).
         crate::pitr::ops::stanza(ctx, &inst, &node).await?;
@@ -93,24 +97,10 @@ impl Operation for ProvisionInstance {
     const KIND: OperationKind = OperationKind::ProvisionInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         let (inst, node) = ops::load(ctx).await?;
-        ops::provision(ctx, &inst, &node).await
+        ops::provision(ctx, &inst, &node, None).await
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
-        set_status(tx, op, if ok { "ready" } else { "failed" }).await?;
-        let archiving: Option<String> = sqlx::query_scalar("SELECT archiving FROM instances WHERE id = $1")
-            .bind(op.target_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if ok && archiving.as_deref() == Some("on") {
-            // The first full base backup opens the recovery window. Queued behind this
-            // operation, not made the instance's latest: the instance is ready already.
-            let job = crate::pitr::jobs::BaseBackup {
-                kind: BaseBackupKind::Full,
-                reason: Some("the first base backup after provisioning".into()),
-            };
-            queue::enqueue_on(tx, &job, "instance", op.target_id).await?;
-        }
-        Ok(())
+        provisioned(tx, op, ok).await
     }
     /// Only the last attempt tears down: the others are resumed by the next attempt.
     async fn cleanup(&self, ctx: &OpContext, last: bool) -> Result<(), OpError> {
@@ -119,6 +109,25 @@ impl Operation for ProvisionInstance {
         }
         Ok(())
     }
+}
+
+/// A provisioning's end: the status, and the first full base backup queued behind it.
+pub(crate) async fn provisioned(tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+    set_status(tx, op, if ok { "ready" } else { "failed" }).await?;
+    let archiving: Option<String> = sqlx::query_scalar("SELECT archiving FROM instances WHERE id = $1")
+        .bind(op.target_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if ok && archiving.as_deref() == Some("on") {
+        // The first full base backup opens the recovery window. Queued behind this
+        // operation, not made the instance's latest: the instance is ready already.
+        let job = crate::pitr::jobs::BaseBackup {
+            kind: BaseBackupKind::Full,
+            reason: Some("the first base backup after provisioning".into()),
+        };
+        queue::enqueue_on(tx, &job, "instance", op.target_id).await?;
+    }
+    Ok(())
 }
 
 impl Operation for UpdateInstance {

@@ -137,6 +137,37 @@ impl Node {
         }
     }
 
+    /// A postmaster that died (SIGKILL, OOM) leaves `postmaster.pid` behind, and pgBackRest
+    /// will not restore over it. When its process is gone (or a zombie), the file is moved to
+    /// `<dir>/postmaster.pid.dead`, to be put back by [`Node::put_back_pidfile`] before the
+    /// next start: PostgreSQL then finds it stale and checks that no process of the old
+    /// server still uses its shared memory (starting beside one would corrupt data).
+    /// Whether it moved one.
+    pub async fn set_aside_dead_pidfile(&self) -> Result<bool, ExecError> {
+        let pidfile = format!("{}/postmaster.pid", self.data());
+        let Ok(text) = self.read_file(&pidfile).await else { return Ok(false) };
+        let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) else { return Ok(false) };
+        let alive = match self.sys("/bin/cat", &[&format!("/proc/{pid}/stat")]).await {
+            Ok(out) => process_state(&out.stdout) != Some('Z'),
+            Err(ExecError::Failed { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if alive {
+            return Ok(false);
+        }
+        self.sys("/bin/mv", &["-f", "--", &pidfile, &format!("{}/postmaster.pid.dead", self.dir)]).await?;
+        Ok(true)
+    }
+
+    /// Puts a pid file set aside by [`Node::set_aside_dead_pidfile`] back (if there is one).
+    pub async fn put_back_pidfile(&self) -> Result<(), ExecError> {
+        let aside = format!("{}/postmaster.pid.dead", self.dir);
+        if self.exists(&aside).await? {
+            self.sys("/bin/mv", &["-f", "--", &aside, &format!("{}/postmaster.pid", self.data())]).await?;
+        }
+        Ok(())
+    }
+
     /// The last lines of the server log (empty when it cannot be read).
     async fn log_tail(&self) -> String {
         let out = self.sys("/usr/bin/tail", &["-n", "5", &self.log_file()]).await;

@@ -22,7 +22,7 @@ use dbaas_hosts::HostRecord;
 use dbaas_store::naming::PgQuote;
 
 /// The instance and its node on the host.
-pub(super) async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
+pub(crate) async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
     let inst = load_instance(&ctx.state.db, ctx.op.target_id)
         .await?
         .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
@@ -52,7 +52,16 @@ pub async fn cleanup_failed_provision(ctx: &OpContext) -> Result<(), OpError> {
     Ok(())
 }
 
-pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) -> Result<(), OpError> {
+/// A new instance restored from another's repository instead of `initdb`: the source and how
+/// far to recover.
+pub type Seed<'a> = (uuid::Uuid, &'a dbaas_client::RecoveryTarget);
+
+pub(crate) async fn provision(
+    ctx: &OpContext,
+    inst: &InstanceRow,
+    node: &Node,
+    seed: Option<Seed<'_>>,
+) -> Result<(), OpError> {
     let data = node.data();
     let done_marker = format!("{}/initdb.done", node.dir);
 
@@ -60,7 +69,9 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
     node.sys("/bin/mkdir", &["-p", "-m", "0700", &node.dir]).await?;
     node.sys("/bin/mkdir", &["-p", "-m", "0700", &node.run_dir()]).await?;
 
-    if node.exists(&done_marker).await? {
+    if let Some((source, to)) = seed {
+        crate::pitr::instance_restore::seed(ctx, node, source, to).await?;
+    } else if node.exists(&done_marker).await? {
         ctx.log("info", "initdb: already done").await;
     } else {
         if node.exists(&data).await? {
@@ -102,6 +113,9 @@ pub(super) async fn provision(ctx: &OpContext, inst: &InstanceRow, node: &Node) 
 
     ctx.step("starting the server").await;
     start_patiently(ctx, node).await?;
+    if let Some((_, to)) = seed {
+        crate::pitr::instance_restore::finish_seed(ctx, node, to).await?;
+    }
 
     ctx.step(&format!("service admin role {SERVICE_ADMIN}")).await;
     let password = ctx
@@ -188,7 +202,7 @@ pub(crate) async fn write_config(node: &Node, settings: &Settings, archiving: Op
 }
 
 /// Connects as the service (the server is up and our login works).
-pub(super) async fn check_ready(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
+pub(crate) async fn check_ready(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
     let mut conn = inst.target(&ctx.state.key)?.connect(MAINTENANCE_DB).await?;
     sqlx::query("SELECT 1").execute(&mut conn).await?;
     ctx.log("info", "the server accepts connections").await;
@@ -275,7 +289,7 @@ pub(super) async fn update_settings(
 /// Starts the server; while another socket holds its port or the dead server before it is
 /// not reaped (see `Node::start`), tries again for a little over a TIME_WAIT period before
 /// giving up, retryably.
-pub(super) async fn start_patiently(ctx: &OpContext, node: &Node) -> Result<(), OpError> {
+pub(crate) async fn start_patiently(ctx: &OpContext, node: &Node) -> Result<(), OpError> {
     const TRIES: u32 = 6;
     let mut attempt = 1;
     loop {

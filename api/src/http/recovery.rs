@@ -2,11 +2,14 @@
 //! database (its tenant), base backups on demand, and the check a restore to a time passes
 //! before anything runs.
 
+use crate::operation::OperationModel;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use dbaas_client::{ArchivingState, CreateBaseBackup, DatabaseRecoveryWindow, RecoveryWindow};
-use crate::operation::OperationModel;
+use dbaas_client::{
+    ArchivingState, CreateBaseBackup, DatabaseRecoveryWindow, Instance, RecoveryTarget, RecoveryWindow,
+    RestoreInstance, RestoreTarget,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -24,11 +27,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(database_recovery))
         .routes(routes!(create_base_backup))
         .routes(routes!(create_drill))
+        .routes(routes!(restore_instance))
 }
 
 /// The window of a managed instance; a host or repository that cannot be read is a 503.
 async fn read(s: &AppState, inst: &InstanceRow) -> ApiResult<RecoveryWindow> {
-    window::read(s, inst).await.map_err(|e| ApiError::Unavailable(format!("reading the recovery window: {}", e.message)))
+    window::read(s, inst)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("reading the recovery window: {}", e.message)))
 }
 
 async fn managed_instance(s: &AppState, name: &str) -> ApiResult<InstanceRow> {
@@ -67,7 +73,8 @@ fn database_window(db: &DatabaseRow, w: &RecoveryWindow) -> DatabaseRecoveryWind
 }
 
 async fn window_of_database(s: &AppState, db: &DatabaseRow) -> ApiResult<DatabaseRecoveryWindow> {
-    let inst = crate::store::databases::load_instance(&s.db, db.instance_id).await?.ok_or(ApiError::NotFound("instance"))?;
+    let inst =
+        crate::store::databases::load_instance(&s.db, db.instance_id).await?.ok_or(ApiError::NotFound("instance"))?;
     if !inst.is_managed() {
         return Ok(DatabaseRecoveryWindow {
             database_id: db.id,
@@ -114,7 +121,12 @@ pub(super) async fn check_time(s: &AppState, db: &DatabaseRow, time: DateTime<Ut
         return Err(ApiError::field(
             "time",
             "outside_window",
-            format!("{} is outside the recovery window {} to {}", time.to_rfc3339(), earliest.to_rfc3339(), latest.to_rfc3339()),
+            format!(
+                "{} is outside the recovery window {} to {}",
+                time.to_rfc3339(),
+                earliest.to_rfc3339(),
+                latest.to_rfc3339()
+            ),
         ));
     }
     Ok(())
@@ -135,7 +147,8 @@ async fn create_base_backup(
         return Err(ApiError::Unprocessable("not_archiving", format!("instance {name} archives no WAL")));
     }
     let mut tx = s.db.begin().await?;
-    let job = crate::managed::pitr::jobs::BaseBackup { kind: req.kind, reason: Some("asked for through the API".into()) };
+    let job =
+        crate::managed::pitr::jobs::BaseBackup { kind: req.kind, reason: Some("asked for through the API".into()) };
     let op = crate::operation::enqueue(&mut tx, &job, "instance", inst.id, None).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(op.to_model())))
@@ -160,4 +173,109 @@ async fn create_drill(
     let op = crate::operation::enqueue(&mut tx, &job, "instance", inst.id, None).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(op.to_model())))
+}
+
+/// `0/3000060`: two hex numbers of at most 8 digits.
+fn valid_lsn(lsn: &str) -> bool {
+    lsn.split_once('/').is_some_and(|(hi, lo)| {
+        [hi, lo].iter().all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
+}
+
+#[utoipa::path(post, path = "/v1/instances/{name}/restore", tag = "instances", params(("name" = String, Path)),
+    request_body = RestoreInstance,
+    responses((status = 202, body = Instance,
+        description = "`in_place`: this instance, `restoring` until its operation ends; `new`: the new instance, \
+                       `provisioning` from the repository"),
+        (status = 409, body = dbaas_client::Problem, description = "`invalid_state`, `already_exists`"),
+        (status = 422, body = dbaas_client::Problem, description = "`outside_window`, `not_archiving`, field errors")))]
+async fn restore_instance(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<RestoreInstance>,
+) -> ApiResult<(StatusCode, axum::Json<Instance>)> {
+    let mut errs = crate::error::FieldErrors::default();
+    let given = usize::from(req.time.is_some()) + usize::from(req.lsn.is_some()) + usize::from(req.latest);
+    if given != 1 {
+        errs.add("time", "one_target", "give exactly one of time, lsn and latest");
+    }
+    if req.lsn.as_deref().is_some_and(|l| !valid_lsn(l)) {
+        errs.add("lsn", "invalid_lsn", "a WAL position such as 0/3000060");
+    }
+    match (req.target, &req.name) {
+        (None, _) => errs.add("target", "required", "new or in_place"),
+        (Some(RestoreTarget::New), None) => errs.add("name", "required", "a restore into a new instance names it"),
+        (Some(RestoreTarget::InPlace), Some(_)) => {
+            errs.add("name", "not_applicable", "an in-place restore keeps the instance's name")
+        }
+        _ => {}
+    }
+    errs.into_result()?;
+    let inst = managed_instance(&s, &name).await?;
+    if inst.archiving != ArchivingState::On {
+        return Err(ApiError::Unprocessable("not_archiving", format!("instance {name} archives no WAL")));
+    }
+    let to = match (req.time, req.lsn.clone()) {
+        (Some(t), _) => {
+            let w = read(&s, &inst).await?;
+            match (w.earliest, w.latest) {
+                (Some(e), Some(l)) if e <= t && t <= l => {}
+                (Some(e), Some(l)) => {
+                    return Err(ApiError::field(
+                        "time",
+                        "outside_window",
+                        format!(
+                            "{} is outside the recovery window {} to {}",
+                            t.to_rfc3339(),
+                            e.to_rfc3339(),
+                            l.to_rfc3339()
+                        ),
+                    ))
+                }
+                _ => return Err(ApiError::field("time", "outside_window", "nothing is restorable yet")),
+            }
+            RecoveryTarget::Time(t)
+        }
+        (None, Some(l)) => RecoveryTarget::Lsn(l.to_uppercase()),
+        (None, None) => RecoveryTarget::Latest,
+    };
+    if req.target == Some(RestoreTarget::New) {
+        let created =
+            crate::managed::admission::create_restored(&s, &inst, req.name.as_deref().unwrap_or_default(), to).await?;
+        return Ok((StatusCode::ACCEPTED, axum::Json(created)));
+    }
+    let mut tx = s.db.begin().await?;
+    let status: String = sqlx::query_scalar("SELECT status FROM instances WHERE id = $1 FOR UPDATE")
+        .bind(inst.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !matches!(status.as_str(), "ready" | "stopped" | "failed") {
+        return Err(ApiError::Conflict(
+            "invalid_state",
+            format!("instance {name} is {status}; it cannot be restored now"),
+        ));
+    }
+    let job = crate::managed::pitr::instance_restore::RestoreInstance { to, from: None };
+    crate::managed::enqueue(&mut tx, inst.id, &job).await?;
+    sqlx::query("UPDATE instances SET status = 'restoring', version = version + 1 WHERE id = $1")
+        .bind(inst.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let row = by_name(&s.db, &name).await?.ok_or(ApiError::NotFound("instance"))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(row.to_model())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lsns() {
+        for ok in ["0/3000060", "16/B374D848", "ffffffff/0"] {
+            assert!(super::valid_lsn(ok), "{ok}");
+        }
+        for bad in ["", "0", "/1", "1/", "0/3000060/1", "123456789/0", "0/xyz", "0/1;"] {
+            assert!(!super::valid_lsn(bad), "{bad}");
+        }
+    }
 }

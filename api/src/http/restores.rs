@@ -14,10 +14,10 @@ use super::database_rules::transition;
 use super::databases::{accepted, create_database, Accepted};
 use super::extract::{parse_duration, ApiJson};
 use crate::auth::Principal;
+use crate::backup::policy;
 use crate::catalog::jobs::{RestoreAction, RestoreDatabase};
 use crate::catalog::record::{self, DatabaseRow};
 use crate::error::{ApiError, ApiResult, FieldErrors};
-use crate::backup::policy;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -156,11 +156,8 @@ async fn start_restore(
                     format!("database is {}; an in-place restore needs a ready database", cur.status().as_str()),
                 ));
             }
-            let action = RestoreAction::InPlace {
-                backup_id: backup,
-                retain_hours: req.retain_hours.unwrap_or(24),
-                grace_ms,
-            };
+            let action =
+                RestoreAction::InPlace { backup_id: backup, retain_hours: req.retain_hours.unwrap_or(24), grace_ms };
             let op = transition(&mut tx, &cur, DatabaseStatus::Updating, RestoreDatabase { action }.into()).await?;
             tx.commit().await?;
             accepted(&s, cur.id, Some(op), StatusCode::ACCEPTED).await

@@ -30,7 +30,11 @@ pub async fn samples(state: &AppState, inst: &InstanceRow, c: &mut PgConnection)
     out.push(Sample::new("pg_stat_archiver_archived_count", &[], archived as f64));
     out.push(Sample::new("pg_stat_archiver_failed_count", &[], failed as f64));
     if let Some(at) = last_at {
-        out.push(Sample::new("pg_stat_archiver_last_archive_age", &[], (Utc::now() - at).num_milliseconds() as f64 / 1000.0));
+        out.push(Sample::new(
+            "pg_stat_archiver_last_archive_age",
+            &[],
+            (Utc::now() - at).num_milliseconds() as f64 / 1000.0,
+        ));
     }
     out.push(Sample::new("dbaas_pitr_archive_timeout_seconds", &[], timeout));
     mark(c, &state.db, inst).await.map_err(|e| e.message)?;

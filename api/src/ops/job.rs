@@ -108,6 +108,7 @@ jobs! {
     EnableArchiving => pitr::EnableArchiving,
     BaseBackup => pitr::BaseBackup,
     PitrDrill => drill::PitrDrill,
+    RestoreInstance => crate::managed::pitr::instance_restore::RestoreInstance,
 }
 
 #[cfg(test)]
@@ -138,6 +139,11 @@ mod tests {
             database::RestoreDatabase { action: database::RestoreAction::DropPrevious }.into(),
             pitr::EnableArchiving { reason: None }.into(),
             drill::PitrDrill { reason: None }.into(),
+            crate::managed::pitr::instance_restore::RestoreInstance {
+                to: dbaas_client::RecoveryTarget::Time(chrono::Utc::now()),
+                from: Some(id),
+            }
+            .into(),
             pitr::BaseBackup { kind: dbaas_client::BaseBackupKind::Diff, reason: Some("schedule".into()) }.into(),
         ];
         for job in jobs {

@@ -58,8 +58,18 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
     let log = log_text(&h.admin, op.id).await;
     assert!(log.contains("pgBackRest stanza pg-pitr") && log.contains("WAL archiving works"), "{log}");
 
-    let orders = h.ready_database(&a, CreateDatabase { name: "orders".into(), instance: Some("pg-pitr".into()), ..Default::default() }).await;
-    let other = h.ready_database(&a, CreateDatabase { name: "other".into(), instance: Some("pg-pitr".into()), ..Default::default() }).await;
+    let orders = h
+        .ready_database(
+            &a,
+            CreateDatabase { name: "orders".into(), instance: Some("pg-pitr".into()), ..Default::default() },
+        )
+        .await;
+    let other = h
+        .ready_database(
+            &a,
+            CreateDatabase { name: "other".into(), instance: Some("pg-pitr".into()), ..Default::default() },
+        )
+        .await;
 
     // The first full base backup (queued after provisioning) opens the window.
     let start = Instant::now();
@@ -110,7 +120,8 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
     let none = RestoreRequest { time: None, ..at(t, RestoreTarget::InPlace, None) };
     let e = a.restore_database(orders.id, &none).await.unwrap_err();
     assert_eq!(problem(&e).errors[0].code, "required");
-    let outside = a.restore_database(orders.id, &at(Utc::now() + chrono::Duration::hours(1), RestoreTarget::InPlace, None)).await;
+    let outside =
+        a.restore_database(orders.id, &at(Utc::now() + chrono::Duration::hours(1), RestoreTarget::InPlace, None)).await;
     assert!(problem(&outside.unwrap_err()).errors[0].message.contains("outside the recovery window"));
 
     // Into a new database: exactly the rows committed up to `t`.
@@ -127,14 +138,23 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
     assert_eq!(rows(&a, other.id, "n").await, vec![1, 2]);
 
     // Each restore recorded the backup it made, with its time.
-    let pitr: Vec<Backup> =
-        a.list_backups(orders.id).await.unwrap().into_iter().filter(|b| b.reason == BackupReason::PointInTime).collect();
+    let pitr: Vec<Backup> = a
+        .list_backups(orders.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.reason == BackupReason::PointInTime)
+        .collect();
     assert_eq!(pitr.len(), 2, "{pitr:?}");
     for b in &pitr {
         assert_eq!((b.status, b.recovery_target), (BackupStatus::Succeeded, Some(t)), "{b:?}");
     }
     // Nothing of the scratch clusters is left on the host.
-    let left: Vec<String> = std::fs::read_dir(dir.root()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(".pitr-")).collect();
+    let left: Vec<String> = std::fs::read_dir(dir.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".pitr-"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 
     // A drill: the archive's end restored, started and checked, then shown and exported.
@@ -152,7 +172,13 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
             .await
             .unwrap();
         let body = r.text().await.unwrap();
-        let want = ["pg_stat_archiver_archived_count ", "pg_stat_archiver_failed_count 0", "dbaas_pitr_recovery_point_age_seconds ", "dbaas_pitr_drill_passed 1", "dbaas_pitr_archive_timeout_seconds 2"];
+        let want = [
+            "pg_stat_archiver_archived_count ",
+            "pg_stat_archiver_failed_count 0",
+            "dbaas_pitr_recovery_point_age_seconds ",
+            "dbaas_pitr_drill_passed 1",
+            "dbaas_pitr_archive_timeout_seconds 2",
+        ];
         if want.iter().all(|w| body.contains(w)) {
             break;
         }
@@ -164,5 +190,8 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
     let op = h.admin.create_base_backup("pg-pitr", BaseBackupKind::Diff).await.unwrap();
     succeeded(&h.admin, op.id).await;
     let w = h.admin.instance_recovery("pg-pitr").await.unwrap();
-    assert_eq!(w.base_backups.iter().map(|b| b.kind).collect::<Vec<_>>(), vec![BaseBackupKind::Full, BaseBackupKind::Diff]);
+    assert_eq!(
+        w.base_backups.iter().map(|b| b.kind).collect::<Vec<_>>(),
+        vec![BaseBackupKind::Full, BaseBackupKind::Diff]
+    );
 }

@@ -49,7 +49,14 @@ async fn backup_and_drill(c: &Client, db: uuid::Uuid) -> Backup {
 
 fn restore(backup: uuid::Uuid, target: RestoreTarget, name: Option<&str>) -> RestoreRequest {
     let grace = (target == RestoreTarget::InPlace).then(|| "1s".to_string());
-    RestoreRequest { backup: Some(backup), time: None, target, name: name.map(str::to_string), retain_hours: None, grace }
+    RestoreRequest {
+        backup: Some(backup),
+        time: None,
+        target,
+        name: name.map(str::to_string),
+        retain_hours: None,
+        grace,
+    }
 }
 
 /// Repacks a bloated table of a new database on `instance`, checks pg_repack is gone from it,

@@ -458,6 +458,10 @@ impl Client {
     pub async fn create_pitr_drill(&self, name: &str) -> Result<Operation, ClientError> {
         self.post(&format!("/v1/instances/{name}/recovery/drills"), &serde_json::json!({})).await
     }
+    /// Restores a managed instance to a point in time, in place or into a new one (admin).
+    pub async fn restore_instance(&self, name: &str, req: &RestoreInstance) -> Result<Instance, ClientError> {
+        self.post(&format!("/v1/instances/{name}/restore"), req).await
+    }
     /// Swaps the database kept by an in-place restore back in.
     pub async fn undo_restore(&self, database: Uuid, req: &UndoRestore) -> Result<DatabaseAccepted, ClientError> {
         self.post(&format!("/v1/databases/{database}/restore/undo"), req).await

@@ -224,6 +224,8 @@ pub enum InstanceStatus {
     Failed,
     Deleting,
     Deleted,
+    /// A point-in-time restore of the whole instance is running (see its operation).
+    Restoring,
 }
 
 impl InstanceStatus {
@@ -235,6 +237,7 @@ impl InstanceStatus {
             Self::Failed => "failed",
             Self::Deleting => "deleting",
             Self::Deleted => "deleted",
+            Self::Restoring => "restoring",
         }
     }
 }
@@ -249,6 +252,7 @@ impl std::str::FromStr for InstanceStatus {
             "failed" => Self::Failed,
             "deleting" => Self::Deleting,
             "deleted" => Self::Deleted,
+            "restoring" => Self::Restoring,
             other => return Err(format!("unknown instance status {other:?}")),
         })
     }

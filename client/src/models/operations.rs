@@ -36,6 +36,8 @@ pub enum OperationKind {
     BaseBackup,
     /// The archive's end restored into a scratch cluster, started and checked.
     PitrDrill,
+    /// A managed instance restored to a point in time, in place or into a new instance.
+    RestoreInstance,
 }
 
 impl OperationKind {
@@ -62,6 +64,7 @@ impl OperationKind {
             Self::EnableArchiving => "enable_archiving",
             Self::BaseBackup => "base_backup",
             Self::PitrDrill => "pitr_drill",
+            Self::RestoreInstance => "restore_instance",
         }
     }
 }
@@ -97,6 +100,7 @@ impl std::str::FromStr for OperationKind {
             "enable_archiving" => Self::EnableArchiving,
             "base_backup" => Self::BaseBackup,
             "pitr_drill" => Self::PitrDrill,
+            "restore_instance" => Self::RestoreInstance,
             other => return Err(format!("unknown operation kind {other:?}")),
         })
     }

@@ -123,3 +123,37 @@ pub struct CreateBaseBackup {
     /// `full`, or `diff` (what changed since the last full one).
     pub kind: BaseBackupKind,
 }
+
+/// `POST /v1/instances/{name}/restore`: the whole instance to a time, an LSN, or the
+/// archive's end. `in_place` takes a safety base backup first, stops the server, restores with
+/// `--delta`, recovers, promotes and checks, then brings the instance's databases and
+/// credentials back in line with the service's records; `new` builds another managed
+/// instance `name` on the same host from the repository.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RestoreInstance {
+    /// Restore to this time (RFC 3339), inside the recovery window.
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
+    /// Restore to this WAL position, e.g. `0/3000060`.
+    #[serde(default)]
+    pub lsn: Option<String>,
+    /// Restore to the end of the archive.
+    #[serde(default)]
+    pub latest: bool,
+    pub target: Option<RestoreTarget>,
+    /// `new`: the new instance's name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// How far an instance restore recovers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryTarget {
+    Time(DateTime<Utc>),
+    Lsn(String),
+    Latest,
+}

@@ -188,9 +188,9 @@ pub async fn restore_into_database(
         .ok_or_else(|| OpError::permanent("not_found", "the backup record is gone"))?;
     if backup.reason == BackupReason::PointInTime && backup.status != BackupStatus::Succeeded {
         // Made on first use, by this restore: the database as it was at the time asked for.
-        let make = s.point_in_time.ok_or_else(|| {
-            OpError::permanent("not_available", "this service cannot make point-in-time backups")
-        })?;
+        let make = s
+            .point_in_time
+            .ok_or_else(|| OpError::permanent("not_available", "this service cannot make point-in-time backups"))?;
         make(ctx, &backup).await?;
         backup = rows::backup(&s.db, backup_id)
             .await?

@@ -27,7 +27,12 @@ pub struct Paths {
 impl Paths {
     pub fn of(node: &Node) -> Self {
         let root = format!("{}/backrest", node.dir);
-        Self { conf: format!("{}/pgbackrest.conf", node.dir), repo: format!("{root}/repo"), root, stanza: node.name.clone() }
+        Self {
+            conf: format!("{}/pgbackrest.conf", node.dir),
+            repo: format!("{root}/repo"),
+            root,
+            stanza: node.name.clone(),
+        }
     }
 
     /// `--config=… --stanza=…`: what every pgBackRest command of this instance starts with.
@@ -58,7 +63,9 @@ pub async fn policy(db: &sqlx::PgPool, inst: &InstanceRow) -> Result<Policy, OpE
     .bind(inst.environment.as_str())
     .fetch_optional(db)
     .await?
-    .ok_or_else(|| OpError::permanent("no_policy", format!("no point-in-time policy for {}", inst.environment.as_str())))?;
+    .ok_or_else(|| {
+        OpError::permanent("no_policy", format!("no point-in-time policy for {}", inst.environment.as_str()))
+    })?;
     Ok(p)
 }
 

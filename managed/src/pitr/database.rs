@@ -63,7 +63,10 @@ async fn materialize(ctx: &OpContext, backup: &BackupRow) -> Result<(), OpError>
         .bind(backup.id)
         .execute(&s.db)
         .await?;
-    ctx.log("info", &format!("point-in-time backup made in {} ms; scratch cluster removed", started.elapsed().as_millis()))
-        .await;
+    ctx.log(
+        "info",
+        &format!("point-in-time backup made in {} ms; scratch cluster removed", started.elapsed().as_millis()),
+    )
+    .await;
     Ok(())
 }

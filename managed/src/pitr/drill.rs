@@ -66,7 +66,10 @@ async fn drill(ctx: &OpContext) -> Outcome {
         if !missing.is_empty() {
             return Err(OpError::permanent(
                 "drill_failed",
-                format!("the recovered cluster lacks database(s) {}", missing.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "the recovered cluster lacks database(s) {}",
+                    missing.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")
+                ),
             ));
         }
         Ok(format!("{} database(s) present, checked in {} ms", expected.len(), checking.elapsed().as_millis()))
@@ -103,7 +106,11 @@ impl Operation for PitrDrill {
         let point = o.recovery_point.map(|t| t.to_rfc3339()).unwrap_or_else(|| "none".into());
         ctx.log(
             if passed { "info" } else { "error" },
-            &format!("drill {}: restore {} ms, recovery point {point}: {message}", if passed { "passed" } else { "failed" }, o.restore_ms.unwrap_or(0)),
+            &format!(
+                "drill {}: restore {} ms, recovery point {point}: {message}",
+                if passed { "passed" } else { "failed" },
+                o.restore_ms.unwrap_or(0)
+            ),
         )
         .await;
         o.result.map(|_| ())

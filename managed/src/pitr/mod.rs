@@ -7,8 +7,10 @@
 pub mod config;
 pub mod database;
 pub mod drill;
+pub mod instance_restore;
 pub mod jobs;
 pub mod ops;
 pub mod schedule;
 pub mod scratch;
+pub mod sets;
 pub mod window;

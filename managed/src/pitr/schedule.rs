@@ -46,12 +46,14 @@ pub async fn tick(state: &AppState) -> Result<usize, sqlx::Error> {
         let Some(next) = p.cron.as_deref().and_then(|c| parse_cron(c).ok()).and_then(|c| next_slot(&c, now)) else {
             continue;
         };
-        sqlx::query("INSERT INTO pitr_schedule (instance_id, kind, next_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(p.id)
-            .bind(&p.kind)
-            .bind(next)
-            .execute(&state.db)
-            .await?;
+        sqlx::query(
+            "INSERT INTO pitr_schedule (instance_id, kind, next_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(p.id)
+        .bind(&p.kind)
+        .bind(next)
+        .execute(&state.db)
+        .await?;
     }
 
     let mut tx = state.db.begin().await?;
@@ -88,8 +90,26 @@ pub async fn tick(state: &AppState) -> Result<usize, sqlx::Error> {
         }
         let reason = Some("the environment's point-in-time policy".to_string());
         match d.kind.as_str() {
-            "full" => queue::enqueue(&mut tx, &super::jobs::BaseBackup { kind: BaseBackupKind::Full, reason }, "instance", d.id, None).await?,
-            "diff" => queue::enqueue(&mut tx, &super::jobs::BaseBackup { kind: BaseBackupKind::Diff, reason }, "instance", d.id, None).await?,
+            "full" => {
+                queue::enqueue(
+                    &mut tx,
+                    &super::jobs::BaseBackup { kind: BaseBackupKind::Full, reason },
+                    "instance",
+                    d.id,
+                    None,
+                )
+                .await?
+            }
+            "diff" => {
+                queue::enqueue(
+                    &mut tx,
+                    &super::jobs::BaseBackup { kind: BaseBackupKind::Diff, reason },
+                    "instance",
+                    d.id,
+                    None,
+                )
+                .await?
+            }
             _ => queue::enqueue(&mut tx, &super::drill::PitrDrill { reason }, "instance", d.id, None).await?,
         };
         enqueued += 1;

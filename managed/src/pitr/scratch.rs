@@ -85,7 +85,15 @@ pub async fn open(
         node.write_file(&paths.conf, &scratch_conf(live, &node, &live_paths, &pass, &policy), "0600").await?;
         let restoring = Instant::now();
         let pg1 = format!("--pg1-path={}", node.data());
-        let mut args = vec!["restore", pg1.as_str(), "--archive-mode=off"];
+        let set = super::sets::set_for(
+            live,
+            match target {
+                Target::Time(t) => super::sets::Until::Time(t),
+                Target::Latest => super::sets::Until::End,
+            },
+        )
+        .await?;
+        let mut args = vec!["restore", pg1.as_str(), set.as_str(), "--archive-mode=off"];
         let target_arg;
         if let Target::Time(t) = target {
             // Without a target, recovery runs to the archive's end and promotes by itself.
@@ -99,7 +107,7 @@ pub async fn open(
         let restored_ms = restoring.elapsed().as_millis();
         ctx.step("recovering").await;
         let recovering = Instant::now();
-        recover(ctx, &node).await?;
+        recover(ctx, &node, matches!(target, Target::Time(_))).await?;
         let log = node.read_file(&node.log_file()).await.unwrap_or_default();
         if let Some(line) = log.lines().find(|l| l.contains("recovery stopping")) {
             ctx.log("info", line.split("LOG:").nth(1).unwrap_or(line).trim()).await;
@@ -108,7 +116,9 @@ pub async fn open(
     }
     .await;
     match opened {
-        Ok((restored_ms, recovered_ms, recovery_point)) => Ok(Scratch { node, restored_ms, recovered_ms, recovery_point }),
+        Ok((restored_ms, recovered_ms, recovery_point)) => {
+            Ok(Scratch { node, restored_ms, recovered_ms, recovery_point })
+        }
         Err(e) => {
             close(ctx, &node).await;
             Err(e)
@@ -124,7 +134,7 @@ pub async fn close(ctx: &OpContext, node: &Node) {
 }
 
 /// `recovery_target_time`'s text: microseconds, UTC.
-fn when(t: DateTime<Utc>) -> String {
+pub(crate) fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
 }
 
@@ -143,15 +153,16 @@ fn hba(logins: &[&str]) -> String {
 pub fn recovery_point(log: &str) -> Option<DateTime<Utc>> {
     let line = log.lines().rev().find(|l| l.contains("last completed transaction was at log time"))?;
     let text = line.split("log time ").nth(1)?.trim();
-    DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z")
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(text.trim_end_matches(" UTC").trim_end_matches("+00"), "%Y-%m-%d %H:%M:%S%.f").ok().map(|n| n.and_utc()))
+    DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z").map(|t| t.with_timezone(&Utc)).ok().or_else(|| {
+        NaiveDateTime::parse_from_str(text.trim_end_matches(" UTC").trim_end_matches("+00"), "%Y-%m-%d %H:%M:%S%.f")
+            .ok()
+            .map(|n| n.and_utc())
+    })
 }
 
 /// The scratch cluster's pgBackRest configuration: the instance's repository, its own lock
 /// and log paths, no asynchronous archiving (nothing shares the instance's spool).
-fn scratch_conf(live: &Node, scratch: &Node, paths: &Paths, pass: &str, policy: &config::Policy) -> String {
+pub(crate) fn scratch_conf(live: &Node, scratch: &Node, paths: &Paths, pass: &str, policy: &config::Policy) -> String {
     let conf = config::render(live, paths, pass, policy);
     conf.lines()
         .filter(|l| !l.starts_with("archive-async=") && !l.starts_with("spool-path="))
@@ -192,17 +203,18 @@ fn overrides(scratch: &Node) -> String {
     )
 }
 
-async fn append_conf(scratch: &Node, lines: &str) -> Result<(), OpError> {
+pub(crate) async fn append_conf(scratch: &Node, lines: &str) -> Result<(), OpError> {
     let path = format!("{}/postgresql.auto.conf", scratch.data());
     let text = scratch.read_file(&path).await?;
     scratch.replace_file(&path, &format!("{text}\n{lines}"), "0600").await?;
     Ok(())
 }
 
-/// Starts the scratch cluster and waits until recovery ended and it was promoted. A target
+/// Starts a restored cluster (a scratch one, or an instance restored in place or seeded from
+/// another's repository) and waits until recovery ended and it was promoted. A target
 /// past the archive's last commit ends recovery early: then the archive's end is the state
 /// at the target, and recovery runs to it.
-async fn recover(ctx: &OpContext, scratch: &Node) -> Result<(), OpError> {
+pub(crate) async fn recover(ctx: &OpContext, scratch: &Node, to_time: bool) -> Result<(), OpError> {
     for round in 0..2 {
         scratch.start().await?;
         loop {
@@ -217,7 +229,7 @@ async fn recover(ctx: &OpContext, scratch: &Node) -> Result<(), OpError> {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let log = scratch.read_file(&scratch.log_file()).await.unwrap_or_default();
-        if round == 0 && log.contains(NOT_REACHED) {
+        if round == 0 && to_time && log.contains(NOT_REACHED) {
             ctx.log("info", "no commit after the target in the archive: recovering to its end, the same state").await;
             append_conf(scratch, "recovery_target_time = ''\n").await?;
             continue;
@@ -225,16 +237,23 @@ async fn recover(ctx: &OpContext, scratch: &Node) -> Result<(), OpError> {
         let tail: Vec<&str> = log.lines().rev().take(5).collect();
         return Err(OpError::permanent(
             "recovery_failed",
-            format!("the scratch cluster stopped during recovery: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
+            format!("the server stopped during recovery: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")),
         ));
     }
-    Err(OpError::permanent("recovery_failed", "the scratch cluster did not finish recovery"))
+    Err(OpError::permanent("recovery_failed", "the server did not finish recovery"))
 }
 
-async fn psql(node: &Node, sql: &str) -> Result<String, ExecError> {
+/// The cluster's databases but the templates (over its socket, as the postgres user).
+pub(crate) async fn databases(node: &Node) -> Result<Vec<String>, OpError> {
+    let out = psql(node, "SELECT datname FROM pg_catalog.pg_database WHERE NOT datistemplate ORDER BY 1").await?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
+pub(crate) async fn psql(node: &Node, sql: &str) -> Result<String, ExecError> {
     let port = node.port.to_string();
     let run = node.run_dir();
-    let out = node.pg("psql", &["-X", "-At", "-h", &run, "-p", &port, "-U", "postgres", "-d", "postgres", "-c", sql]).await?;
+    let out =
+        node.pg("psql", &["-X", "-At", "-h", &run, "-p", &port, "-U", "postgres", "-d", "postgres", "-c", sql]).await?;
     Ok(out.stdout)
 }
 
@@ -264,10 +283,9 @@ async fn free_port(ctx: &OpContext, live: &Node) -> Result<u16, OpError> {
         .await?;
     let listening = Node::listening_ports(&live.exec).await?;
     let (lo, hi) = (live.host.port_range_start as u16, live.host.port_range_end as u16);
-    (lo..=hi)
-        .rev()
-        .find(|p| !ours.contains(&i32::from(*p)) && !listening.contains(p))
-        .ok_or_else(|| OpError::retryable("no_free_port", format!("no free port in {}'s range for a scratch cluster", live.host.name)))
+    (lo..=hi).rev().find(|p| !ours.contains(&i32::from(*p)) && !listening.contains(p)).ok_or_else(|| {
+        OpError::retryable("no_free_port", format!("no free port in {}'s range for a scratch cluster", live.host.name))
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The recovery window: `earliest` is the first base backup's end (from `pgbackrest info
-//! --output=json`); `latest` is the newest time whose every commit is in the archive.
+//! --output=json`, a second after its recorded stop, which is rounded down); `latest` is the newest time whose every commit is in the archive.
 //!
 //! Why `latest` is not simply "when the newest WAL file was archived": a file is archived
 //! some time after it was switched, and commits made in between sit in the next file, which
@@ -27,8 +27,19 @@ use crate::node::Node;
 pub struct Info {
     /// Oldest first.
     pub backups: Vec<BaseBackup>,
+    /// Where each backup lies in the WAL history, in the same order.
+    pub sets: Vec<Set>,
     /// The newest archived WAL file of the cluster's current database.
     pub archive_max: Option<String>,
+}
+
+/// A backup set as a restore chooses it: its timeline and where it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Set {
+    pub label: String,
+    pub timeline: i32,
+    pub stop_lsn: u64,
+    pub stopped_at: DateTime<Utc>,
 }
 
 #[derive(Deserialize)]
@@ -60,12 +71,24 @@ struct Db {
 #[derive(Deserialize)]
 struct Backup {
     label: String,
+    archive: BackupWal,
+    lsn: BackupLsn,
     #[serde(rename = "type")]
     kind: BaseBackupKind,
     timestamp: Stamps,
     info: Sizes,
     #[serde(default)]
     error: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct BackupWal {
+    start: String,
+}
+
+#[derive(Deserialize)]
+struct BackupLsn {
+    stop: String,
 }
 
 #[derive(Deserialize)]
@@ -98,7 +121,13 @@ pub fn parse_info(json: &str) -> Result<Info, String> {
     let current = st.db.last().map(|d| d.id);
     let archive_max = st.archive.iter().filter(|a| Some(a.database.id) == current).find_map(|a| a.max.clone());
     let mut backups = Vec::new();
+    let mut sets = Vec::new();
     for b in st.backup.into_iter().filter(|b| b.error != Some(true)) {
+        let timeline = b.archive.start.get(0..8).and_then(|t| i32::from_str_radix(t, 16).ok());
+        let (Some(timeline), Some(stop_lsn)) = (timeline, parse_lsn(&b.lsn.stop)) else {
+            return Err(format!("pgbackrest info: backup {} has no readable timeline or stop position", b.label));
+        };
+        sets.push(Set { label: b.label.clone(), timeline, stop_lsn, stopped_at: at(b.timestamp.stop)? });
         backups.push(BaseBackup {
             label: b.label,
             kind: b.kind,
@@ -109,11 +138,19 @@ pub fn parse_info(json: &str) -> Result<Info, String> {
         });
     }
     backups.sort_by_key(|b| b.stopped_at);
-    Ok(Info { backups, archive_max })
+    sets.sort_by_key(|b| b.stopped_at);
+    Ok(Info { backups, sets, archive_max })
 }
 
-/// The timeline of a WAL file and the position just past its end (16 MiB files), as
-/// `pg_lsn` text.
+/// `16/B374D848` as a number.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// The timeline of a WAL file and the last insert position whose WAL it holds all of, as
+/// `pg_lsn` text: its end (16 MiB files) plus the next file's long page header (40 bytes),
+/// where an idle server's insert position rests after a switch with nothing written since.
 pub fn segment_end(wal: &str) -> Option<(i32, String)> {
     if wal.len() != 24 || !wal.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -121,13 +158,15 @@ pub fn segment_end(wal: &str) -> Option<(i32, String)> {
     let timeline = i32::from_str_radix(&wal[0..8], 16).ok()?;
     let log = u64::from_str_radix(&wal[8..16], 16).ok()?;
     let seg = u64::from_str_radix(&wal[16..24], 16).ok()?;
-    let end = (log << 32) + (seg + 1) * 0x100_0000;
+    const LONG_PAGE_HEADER: u64 = 40;
+    let end = (log << 32) + (seg + 1) * 0x100_0000 + LONG_PAGE_HEADER;
     Some((timeline, format!("{:X}/{:X}", end >> 32, end & 0xffff_ffff)))
 }
 
 pub async fn info(node: &Node) -> Result<Info, OpError> {
     let paths = Paths::of(node);
-    let out = super::ops::pgbackrest(node, &paths, &["info", "--output=json"], std::time::Duration::from_secs(60)).await?;
+    let out =
+        super::ops::pgbackrest(node, &paths, &["info", "--output=json"], std::time::Duration::from_secs(60)).await?;
     parse_info(&out).map_err(|m| OpError::retryable("pgbackrest_info", m))
 }
 
@@ -201,7 +240,8 @@ pub async fn read(s: &AppState, inst: &InstanceRow) -> Result<RecoveryWindow, Op
         Err(_) => None,
     };
     let info = info(&node).await?;
-    window.earliest = info.backups.first().map(|b| b.stopped_at);
+    // pgBackRest records the stop in whole seconds, the backup may end up to one later.
+    window.earliest = info.backups.first().map(|b| b.stopped_at + chrono::Duration::seconds(1));
     if let Some((timeline, end)) = info.archive_max.as_deref().and_then(segment_end) {
         let latest: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT max(at) FROM wal_marks WHERE instance_id = $1 AND timeline = $2 AND lsn <= $3::pg_lsn",
@@ -233,8 +273,8 @@ mod tests {
 
     #[test]
     fn segment_ends() {
-        assert_eq!(segment_end("000000010000000000000004"), Some((1, "0/5000000".into())));
-        assert_eq!(segment_end("0000000200000003000000FF"), Some((2, "4/0".into())));
+        assert_eq!(segment_end("000000010000000000000004"), Some((1, "0/5000028".into())));
+        assert_eq!(segment_end("0000000200000003000000FF"), Some((2, "4/28".into())));
         assert_eq!(segment_end("00000001000000000000000"), None);
         assert_eq!(segment_end("00000001000000000000000G"), None);
     }
@@ -252,7 +292,10 @@ mod tests {
         assert_eq!(info.archive_max.as_deref(), Some("000000010000000000000004"));
         assert_eq!(info.backups.len(), 1);
         let b = &info.backups[0];
-        assert_eq!((b.label.as_str(), b.kind, b.size_bytes, b.repository_bytes), ("20261203-150922F", BaseBackupKind::Full, 23213869, 3088384));
+        assert_eq!(
+            (b.label.as_str(), b.kind, b.size_bytes, b.repository_bytes),
+            ("20261203-150922F", BaseBackupKind::Full, 23213869, 3088384)
+        );
         assert_eq!(b.stopped_at.timestamp(), 1796310565);
         assert!(parse_info("[]").unwrap().backups.is_empty());
         assert!(parse_info("{").is_err());
