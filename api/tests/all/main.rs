@@ -32,6 +32,7 @@ mod managed_faults;
 mod managed_ssh;
 mod metrics;
 mod pitr;
+mod pitr_faults;
 mod pitr_instance;
 mod placement_tls;
 mod portal;

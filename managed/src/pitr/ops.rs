@@ -6,7 +6,7 @@ use dbaas_client::{ArchivingState, BaseBackupKind};
 use dbaas_domain::catalog::conn::InstanceRow;
 use dbaas_domain::operation::OpContext;
 use dbaas_engine::OpError;
-use dbaas_hosts::executor::{Command, Executor};
+use dbaas_hosts::executor::{Command, ExecError, Executor};
 
 use super::config::{self, Paths, PGBACKREST};
 use crate::node::Node;
@@ -20,8 +20,16 @@ pub async fn pgbackrest(node: &Node, paths: &Paths, args: &[&str], limit: Durati
     let [config, stanza] = paths.args();
     let mut all = vec![config.as_str(), stanza.as_str()];
     all.extend_from_slice(args);
-    let out = node.exec.run(&Command::new(PGBACKREST, &all)?.as_postgres().timeout(limit)).await?;
-    Ok(out.stdout)
+    match node.exec.run(&Command::new(PGBACKREST, &all)?.as_postgres().timeout(limit)).await {
+        Ok(out) => Ok(out.stdout),
+        // [050] LockAcquireError: another pgBackRest command of this stanza runs — one left
+        // behind by a process that died (the API, killed mid-backup) finishes or gives up
+        // shortly, so the attempt is retried rather than failed.
+        Err(ExecError::Failed { stderr, .. }) if stderr.contains("[050]") => {
+            Err(OpError::retryable("repository_busy", format!("another pgBackRest command holds the stanza: {stderr}")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn set_archiving(ctx: &OpContext, inst: &InstanceRow, state: ArchivingState) -> Result<(), OpError> {
