@@ -42,7 +42,7 @@ pub async fn overview(State(_): State<Portal>, session: Session) -> Response {
                 tbody { @for i in &instances {
                     @let pct = if i.max_databases > 0 { (i.database_count * 100 / i64::from(i.max_databases)).min(100) } else { 0 };
                     tr {
-                        td { (i.name) @if i.protected { " " span.muted { "(protected)" } } }
+                        td { @if i.kind == dbaas_client::InstanceKind::Managed { a href={"/portal/admin/instances/" (i.name)} { (i.name) } } @else { (i.name) } @if i.protected { " " span.muted { "(protected)" } } }
                         td { (label(&i.environment)) }
                         td { (badge(&label(&i.status))) }
                         td { @match i.managed.as_ref().and_then(|m| m.health.as_ref()) {

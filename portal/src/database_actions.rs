@@ -29,7 +29,7 @@ fn access_path(access: &str) -> Option<&'static str> {
 
 /// A form's choice as the API's enum (`read`, `vacuum`, `in_place` …), or the page again
 /// with what was wrong.
-async fn choice<T: serde::de::DeserializeOwned>(
+pub(super) async fn choice<T: serde::de::DeserializeOwned>(
     session: &Session,
     id: Uuid,
     field: &str,
@@ -49,11 +49,11 @@ async fn choice<T: serde::de::DeserializeOwned>(
 }
 
 /// Where a started operation is watched.
-fn to_operation(op: &Operation) -> Response {
+pub(super) fn to_operation(op: &Operation) -> Response {
     layout::see_other(&format!("/portal/operations/{}", op.id))
 }
 
-async fn failed(session: &Session, id: Uuid, e: ApiFailure) -> Response {
+pub(super) async fn failed(session: &Session, id: Uuid, e: ApiFailure) -> Response {
     let status = e.status();
     let msg = match e.field_errors() {
         [] => e.message(),

@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use dbaas_client::{
-    Backup, Credential, CredentialKind, Database, DatabaseMetrics, DatabaseMode, List, Operation, Schedule,
+    Backup, Credential, CredentialKind, Database, DatabaseMetrics, DatabaseMode, DatabaseRecoveryWindow, List,
+    Operation, Schedule,
 };
 use maud::{html, Markup};
 use uuid::Uuid;
@@ -42,13 +43,15 @@ pub(super) async fn render(session: &Session, id: Uuid, once: Once, status: Stat
         format!("/v1/databases/{id}/schedules"),
         format!("/v1/databases/{id}/metrics"),
         format!("/v1/operations?target_id={id}&limit=10"),
+        format!("/v1/databases/{id}/recovery"),
     ];
-    let (creds, backups, schedules, metrics, ops) = tokio::join!(
+    let (creds, backups, schedules, metrics, ops, window) = tokio::join!(
         api.get::<List<Credential>>(&paths[0]),
         api.get::<List<Backup>>(&paths[1]),
         api.get::<List<Schedule>>(&paths[2]),
         api.get::<DatabaseMetrics>(&paths[3]),
         api.get::<List<Operation>>(&paths[4]),
+        api.get::<DatabaseRecoveryWindow>(&paths[5]),
     );
     fn items<T>(unread: &mut Vec<String>, what: &str, r: Result<List<T>, ApiFailure>) -> Vec<T> {
         r.map(|l| l.items).unwrap_or_else(|e| {
@@ -62,6 +65,8 @@ pub(super) async fn render(session: &Session, id: Uuid, once: Once, status: Stat
     let schedules = items(&mut unread, "schedules", schedules);
     let ops = items(&mut unread, "operations", ops);
     let metrics = metrics.ok();
+    // A window that cannot be read (the host unreachable) leaves the section out, said so.
+    let window = window.map_err(|e| unread.push(format!("recovery window ({})", e.message()))).ok();
     let body = html! {
         @if !unread.is_empty() { (notice("error", &format!("Could not read: {}.", unread.join("; ")))) }
         @match &once {
@@ -87,6 +92,7 @@ pub(super) async fn render(session: &Session, id: Uuid, once: Once, status: Stat
         (leases(session, &db, &creds))
         (maintenance(session, &db, &schedules))
         (backups_section(session, &db, &backups))
+        (super::recovery::database_section(session, &db, window.as_ref()))
         (metrics_section(metrics.as_ref()))
         (drift(&db))
         (operations(&ops))

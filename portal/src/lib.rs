@@ -7,6 +7,8 @@
 //!   database's page and its forms.
 //! - `operations`: the live feed and one operation's streaming log.
 //! - `admin`: instances, hosts, tenants, tokens and the audit log (platform admins).
+//! - `recovery`: point-in-time recovery: a database's window and restore to a time, an
+//!   instance's window, base backups and drills.
 //!
 //! May use: `dbaas-domain` (the process state, token authentication), `dbaas-crypto`, and the
 //! API router it is given. Must never: read or write the state database's resources directly
@@ -19,6 +21,7 @@ mod database_page;
 mod databases;
 mod layout;
 mod operations;
+mod recovery;
 mod session;
 mod signed_in;
 mod sizes;
@@ -60,6 +63,7 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/portal/databases/{id}/backups", post(database_actions::take_backup))
         .route("/portal/databases/{id}/restore", post(database_actions::restore))
         .route("/portal/databases/{id}/restore/undo", post(database_actions::undo_restore))
+        .route("/portal/databases/{id}/restore-to-time", post(recovery::restore_to_time))
         .route("/portal/databases/{id}/delete", post(database_actions::delete))
         .route("/portal/backups/{id}/verify", post(database_actions::verify_backup))
         .route("/portal/operations", get(operations::feed))
@@ -69,6 +73,7 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/portal/operations/{id}/cancel", post(operations::cancel))
         .route("/portal/admin", get(admin::overview))
         .route("/portal/admin/audit", get(admin::audit))
+        .route("/portal/admin/instances/{name}", get(recovery::instance_page))
         .layer(from_fn(layout::security_headers))
         .with_state(Portal { state, api, streams: Default::default() })
 }

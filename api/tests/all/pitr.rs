@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::hosts::*;
+use common::portal::{portal_get, portal_post, sign_in};
 use common::*;
 use dbaas_client::*;
 
@@ -185,6 +186,30 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
         assert!(start.elapsed() < Duration::from_secs(30), "missing point-in-time metrics in\n{body}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // The portal: the database's window and a restore to a time through its form; the
+    // instance's page with its base backups and drill.
+    let session = sign_in(h.endpoint(), a.token()).await;
+    let page =
+        portal_get(h.endpoint(), &session, &format!("/portal/databases/{}", orders.id)).await.text().await.unwrap();
+    assert!(
+        page.contains("Point-in-time recovery") && page.contains("<svg") && page.contains("restore-to-time"),
+        "{page}"
+    );
+    let csrf = common::portal::csrf_of(&page);
+    let when = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let path = format!("/portal/databases/{}/restore-to-time", orders.id);
+    let form = [("_csrf", csrf.as_str()), ("time", when.as_str()), ("target", "new"), ("name", "orders-portal")];
+    let r = portal_post(h.endpoint(), &session, &path, &form).await;
+    assert_eq!(r.status(), 303);
+    let op: uuid::Uuid = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    succeeded(&a, op).await;
+    let restored = a.list_databases("").await.unwrap().into_iter().find(|d| d.name == "orders-portal").unwrap();
+    assert_eq!(rows(&a, restored.id, "t").await, vec![1]);
+    let admin = sign_in(h.endpoint(), &h.admin_token).await;
+    let page = portal_get(h.endpoint(), &admin, "/portal/admin/instances/pg-pitr").await.text().await.unwrap();
+    assert!(page.contains("base-backup-table") && page.contains("drill-result") && page.contains("passed"), "{page}");
+    assert_eq!(portal_get(h.endpoint(), &session, "/portal/admin/instances/pg-pitr").await.status(), 403);
 
     // A base backup on demand: a differential one joins the window.
     let op = h.admin.create_base_backup("pg-pitr", BaseBackupKind::Diff).await.unwrap();

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::dev::Dev;
+use common::portal::{portal_get, sign_in};
 use common::*;
 use dbaas_client::*;
 
@@ -136,41 +137,15 @@ async fn the_audit_endpoint(dev: &Dev, tenant_token: &str) {
 }
 
 /// Signs in with `token` as a browser would (login form, its CSRF cookie); the session cookie.
-async fn sign_in(dev: &Dev, token: &str) -> String {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = http.get(format!("{}/portal/login", dev.endpoint)).send().await.unwrap();
-    let login_cookie = cookie(&login, "dbaas_portal_login");
-    let page = login.text().await.unwrap();
-    let csrf = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
-    let signed_in = http
-        .post(format!("{}/portal/login", dev.endpoint))
-        .header("cookie", format!("dbaas_portal_login={login_cookie}"))
-        .form(&[("_csrf", csrf.as_str()), ("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 303);
-    cookie(&signed_in, "dbaas_portal")
-}
-
-async fn portal_get(dev: &Dev, session: &str, path: &str) -> reqwest::Response {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    http.get(format!("{}{path}", dev.endpoint))
-        .header("cookie", format!("dbaas_portal={session}"))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// A session is only as good as its token: revoked, the next page is the sign-in page.
 async fn revoking_the_token_ends_the_session(dev: &Dev) {
     let tok =
         dev.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
-    let session = sign_in(dev, &tok.secret).await;
-    assert_eq!(portal_get(dev, &session, "/portal/databases").await.status(), 200);
+    let session = sign_in(&dev.endpoint, &tok.secret).await;
+    assert_eq!(portal_get(&dev.endpoint, &session, "/portal/databases").await.status(), 200);
     // A second cookie of the session's name (planted by another site) makes no session of
     // either: whichever the browser sends first.
-    let planted = sign_in(dev, &tok.secret).await;
+    let planted = sign_in(&dev.endpoint, &tok.secret).await;
     for pair in [
         format!("dbaas_portal={session}; dbaas_portal={planted}"),
         format!("dbaas_portal={planted}; dbaas_portal={session}"),
@@ -180,9 +155,9 @@ async fn revoking_the_token_ends_the_session(dev: &Dev) {
         assert_eq!(r.status(), 303, "two session cookies were taken as a session");
     }
     // The session cookie is no credential for the API itself.
-    assert_eq!(portal_get(dev, &session, "/v1/databases").await.status(), 401);
+    assert_eq!(portal_get(&dev.endpoint, &session, "/v1/databases").await.status(), 401);
     dev.admin.revoke_token(tok.token.id).await.unwrap();
-    let after = portal_get(dev, &session, "/portal/databases").await;
+    let after = portal_get(&dev.endpoint, &session, "/portal/databases").await;
     assert_eq!(after.status(), 303);
     assert!(after.headers()["location"].to_str().unwrap().starts_with("/portal/login?next="), "{after:?}");
 }
@@ -192,23 +167,23 @@ async fn revoking_the_token_ends_the_session(dev: &Dev) {
 async fn event_streams_are_bounded(dev: &mut Dev, other_tenant: &Client) {
     let tok =
         dev.admin.create_token(&CreateToken { tenant: Some("team-a".into()), ..Default::default() }).await.unwrap();
-    let session = sign_in(dev, &tok.secret).await;
+    let session = sign_in(&dev.endpoint, &tok.secret).await;
     let mut open = Vec::new();
     for _ in 0..4 {
-        let r = portal_get(dev, &session, "/portal/operations/events").await;
+        let r = portal_get(&dev.endpoint, &session, "/portal/operations/events").await;
         assert_eq!(r.status(), 200);
         open.push(r);
     }
-    assert_eq!(portal_get(dev, &session, "/portal/operations/events").await.status(), 429);
+    assert_eq!(portal_get(&dev.endpoint, &session, "/portal/operations/events").await.status(), 429);
     // One operation's log stream polls too: it takes a place like the feed.
     let a = dev.admin.with_token(&tok.secret);
     let acc =
         a.create_database(&CreateDatabase { instance: Some("local".into()), ..db_req("streamed") }).await.unwrap();
     let log_stream = format!("/portal/operations/{}/events", acc.operation.unwrap().id);
-    assert_eq!(portal_get(dev, &session, &log_stream).await.status(), 429, "a log stream took no place");
+    assert_eq!(portal_get(&dev.endpoint, &session, &log_stream).await.status(), 429, "a log stream took no place");
     drop(open.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut feed = portal_get(dev, &session, "/portal/operations/events").await;
+    let mut feed = portal_get(&dev.endpoint, &session, "/portal/operations/events").await;
     assert_eq!(feed.status(), 200, "a closed stream's place was not given back");
     // Revoked: the stream ends at the next change it would have shown.
     dev.admin.revoke_token(tok.token.id).await.unwrap();
@@ -221,19 +196,10 @@ async fn event_streams_are_bounded(dev: &mut Dev, other_tenant: &Client) {
     .await;
     assert!(ended.is_ok(), "the stream of a revoked session went on");
     // SIGTERM with streams open: the process still exits (streams end at shutdown).
-    let admin_session = sign_in(dev, &dev.token).await;
-    let _held = portal_get(dev, &admin_session, "/portal/operations/events").await;
+    let admin_session = sign_in(&dev.endpoint, &dev.token).await;
+    let _held = portal_get(&dev.endpoint, &admin_session, "/portal/operations/events").await;
     let started = std::time::Instant::now();
     let status = common::dev::sigterm(&mut dev.child);
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(60), "shutdown waited {:?} on an open stream", started.elapsed());
-}
-
-fn cookie(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_string()))
-        .unwrap_or_else(|| panic!("no {name} cookie"))
 }

@@ -5,6 +5,7 @@
 
 pub mod dev;
 pub mod hosts;
+pub mod portal;
 pub mod proxy;
 
 use std::collections::BTreeMap;
