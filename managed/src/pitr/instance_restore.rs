@@ -144,11 +144,7 @@ async fn in_place(ctx: &OpContext, to: &RecoveryTarget) -> Result<(), OpError> {
     for stage in ["safety", "restored"] {
         node.sys("/bin/rm", &["-f", &marker(stage)]).await?;
     }
-    reconcile(ctx, &inst).await?;
-    // A base backup on the new timeline: later restores start from it, not from one taken on
-    // the timeline this restore left.
-    ctx.step("full base backup on the new timeline").await;
-    super::ops::base_backup(ctx, &node, BaseBackupKind::Full).await
+    reconcile(ctx, &inst).await
 }
 
 #[derive(sqlx::FromRow)]
@@ -226,6 +222,13 @@ async fn reconcile(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
             revoked += 1;
         }
     }
+    // A full base backup on the new timeline, queued behind this operation (the instance
+    // serves meanwhile; until it is done restores start from a backup before the fork).
+    let job = super::jobs::BaseBackup {
+        kind: BaseBackupKind::Full,
+        reason: Some("the first base backup on the timeline an in-place restore began".into()),
+    };
+    queue::enqueue(&mut tx, &job, "instance", inst.id, None).await?;
     tx.commit().await?;
     ctx.log(
         "info",
