@@ -88,29 +88,47 @@ for l in json.load(sys.stdin)['items']:
 echo "one database to a time (new database): $one ms"
 echo "$parts"
 
-# The whole instance in place through the API...
+# The whole instance in place, first by hand and then through the API, each from the same kind
+# of state (the same changes made after the target, archived), to the same target.
 inst_dir=$(ls -d "$work"/host/pg-bench-*)
-t0=$(date +%s%N)
-op=$(api -X POST "$DBAAS_ENDPOINT/v1/instances/pg-bench/restore" -d "{\"time\":\"$target\",\"target\":\"in_place\"}" | field "['last_operation_id']")
-wait_op "$op"
-t1=$(date +%s%N)
-via_api=$(ms "$t0" "$t1")
-echo "instance in place to a time through the API: $via_api ms"
-# (let the follow-up operations finish: database reprovisioning, the new timeline's backup)
-sleep 2
-busy() { api "$DBAAS_ENDPOINT/v1/operations?status=$1" | field "['items'].__len__()"; }
-while [ "$(busy queued)" != 0 ] || [ "$(busy running)" != 0 ]; do sleep 1; done
-
-# ...and by hand on the same data: stop, restore --delta to the same time, start, promoted.
-pg() { runuser -u postgres -- "$@"; }
 port=$(api "$DBAAS_ENDPOINT/v1/instances/pg-bench" | field "['port']")
+pg() { runuser -u postgres -- "$@"; }
+changes() {
+  psql "$uri" -qc "UPDATE pgbench_branches SET bbalance = bbalance + 1" -c "DELETE FROM pgbench_history" \
+    -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 100 = 0"
+  psql "$uri" -qc "INSERT INTO marks DEFAULT VALUES"
+  local now; now=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+  until latest_covers "/v1/instances/pg-bench/recovery" "$now"; do sleep 0.5; done
+}
+changes
 t0=$(date +%s%N)
 pg /usr/lib/postgresql/15/bin/pg_ctl stop -m fast -w -D "$inst_dir/pgdata" >/dev/null
 pg pgbackrest --config="$inst_dir/pgbackrest.conf" --stanza=pg-bench restore --delta --type=time \
   "--target=$(date -u -d "$target" '+%Y-%m-%d %H:%M:%S.%6N+00')" --target-action=promote >/dev/null
 pg /usr/lib/postgresql/15/bin/pg_ctl start -w -t 600 -D "$inst_dir/pgdata" -l "$inst_dir/server.log" >/dev/null
-until [ "$(pg psql -X -At -h "$inst_dir/run" -p "$port" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.2; done
+until [ "$(pg psql -X -At -h "$inst_dir/run" -p "$port" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.1; done
 t1=$(date +%s%N)
 by_hand=$(ms "$t0" "$t1")
 echo "instance in place to a time by hand (stop, pgbackrest restore --delta, start, promoted): $by_hand ms"
+pg psql -X -q -h "$inst_dir/run" -p "$port" -d postgres -c CHECKPOINT
+changes
+
+t0=$(date +%s%N)
+op=$(api -X POST "$DBAAS_ENDPOINT/v1/instances/pg-bench/restore" -d "{\"time\":\"$target\",\"target\":\"in_place\"}" | field "['last_operation_id']")
+wait_op "$op"
+t1=$(date +%s%N)
+via_api=$(ms "$t0" "$t1")
+echo "instance in place to a time through the API: $via_api ms; its steps:"
+steps=$(api "$DBAAS_ENDPOINT/v1/operations/$op/logs" | python3 -c "import sys,json
+from datetime import datetime as d
+items = json.load(sys.stdin)['items']
+t0 = d.fromisoformat(items[0]['at'])
+at = lambda m: next((d.fromisoformat(i['at']) for i in items if i['message'].startswith(m)), None)
+for a in items:
+    print('  +%6.0f ms  %s' % ((d.fromisoformat(a['at']) - t0).total_seconds() * 1000, a['message'][:110]))
+s, e = at('safety base backup'), at('stopping the server')
+print('safety=%d' % ((e - s).total_seconds() * 1000 if s and e else 0))")
+echo "$steps" | grep -v '^safety='
+safety=$(echo "$steps" | sed -n 's/^safety=//p')
 awk -v a="$via_api" -v b="$by_hand" 'BEGIN { printf "instance restore ratio API / by hand: %.2f (target <= 1.10)\n", a / b }'
+awk -v a="$via_api" -v b="$by_hand" -v s="$safety" 'BEGIN { printf "without the safety base backup (%d ms): %.2f\n", s, (a - s) / b }'

@@ -239,9 +239,13 @@ pub(super) async fn update_settings(
     drop(conn);
     let mut conn = wait_reloaded(&target, before).await?;
 
+    // A row with neither file nor name is a restart-only setting no file sets any more
+    // ("cannot be changed without restarting the server"): pending, not rejected, and
+    // `pending_restart` below restarts for it.
     let errors: Vec<(String, String)> = sqlx::query_as(
         "SELECT coalesce(name, sourcefile), error FROM pg_catalog.pg_file_settings \
-         WHERE error IS NOT NULL AND error <> 'setting could not be applied'",
+         WHERE error IS NOT NULL AND error <> 'setting could not be applied' \
+         AND (name IS NOT NULL OR sourcefile IS NOT NULL)",
     )
     .fetch_all(&mut conn)
     .await?;

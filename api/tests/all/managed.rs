@@ -123,6 +123,25 @@ async fn two_instances_on_one_host_settings_actions_delete() {
     assert_eq!(show(&mut c, "shared_buffers").await, "48MB");
     assert!(started_at(&mut c).await > before);
 
+    // ...and so does removing a restart-only setting that no file sets any more (the server
+    // reports that change as an error row with no file and no name: no rejected setting).
+    for (step, want) in [
+        (&settings(&[("work_mem", "16MB"), ("shared_buffers", "48MB"), ("max_prepared_transactions", "10")]), "10"),
+        (&new, "0"),
+    ] {
+        let restarted = started_at(&mut c).await;
+        h.admin
+            .update_instance("pg-one", &UpdateInstance { settings: Some(step.clone()), ..Default::default() })
+            .await
+            .unwrap();
+        let (op, inst) = settle(&h.admin, "pg-one").await;
+        assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}\n{}", log_text(&h.admin, op.id).await);
+        assert_eq!(&inst.managed.as_ref().unwrap().settings, step);
+        c = connect_as(&a.get_credential(d.id, Access::Admin).await.unwrap()).await.unwrap();
+        assert_eq!(show(&mut c, "max_prepared_transactions").await, want);
+        assert!(started_at(&mut c).await > restarted);
+    }
+
     // An invalid value is refused before anything changes, with the server's own words.
     let e = h
         .admin

@@ -26,10 +26,10 @@ async fn ids(cred: &Credential) -> Vec<i32> {
     sqlx::query_scalar("SELECT i FROM t ORDER BY i").fetch_all(&mut conn).await.unwrap()
 }
 
-async fn window(admin: &Client, until: impl Fn(&RecoveryWindow) -> bool, what: &str) -> RecoveryWindow {
+async fn window(admin: &(Client, &str), until: impl Fn(&RecoveryWindow) -> bool, what: &str) -> RecoveryWindow {
     let start = Instant::now();
     loop {
-        let w = admin.instance_recovery("pg-f").await.unwrap();
+        let w = admin.0.instance_recovery(admin.1).await.unwrap();
         if until(&w) {
             return w;
         }
@@ -67,7 +67,7 @@ async fn setup(opts: ApiOptions, ports: [u16; 2]) -> (Harness, HostDir, tempfile
             CreateDatabase { name: "orders".into(), instance: Some("pg-f".into()), ..Default::default() },
         )
         .await;
-    window(&h.admin, |w| w.earliest.is_some(), "a base backup").await;
+    window(&(h.admin.clone(), "pg-f"), |w| w.earliest.is_some(), "a base backup").await;
     stamp(&a, db.id, "CREATE TABLE t (i int); INSERT INTO t VALUES (1)").await;
     (h, dir, store, a, db)
 }
@@ -96,7 +96,7 @@ async fn killed_during_a_base_backup_and_a_restore_to_a_time_each_ends_once() {
     let t = stamp(&a, db.id, "SELECT 1").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stamp(&a, db.id, "INSERT INTO t VALUES (2)").await;
-    window(&admin, |w| w.latest.is_some_and(|l| l >= t), "the window reaching t").await;
+    window(&(admin.clone(), "pg-f"), |w| w.latest.is_some_and(|l| l >= t), "the window reaching t").await;
     let req = RestoreRequest {
         backup: None,
         time: Some(t),
@@ -141,14 +141,18 @@ async fn archive_failures_surface_and_nothing_is_lost_once_the_repository_takes_
         last = stamp(&a, db.id, &format!("INSERT INTO t VALUES ({i})")).await;
         tokio::time::sleep(Duration::from_millis(2500)).await;
     }
-    let w =
-        window(&h.admin, |w| w.archive.as_ref().is_some_and(|x| x.failed_count > 0), "archive failures shown").await;
+    let w = window(
+        &(h.admin.clone(), "pg-f"),
+        |w| w.archive.as_ref().is_some_and(|x| x.failed_count > 0),
+        "archive failures shown",
+    )
+    .await;
     assert!(w.latest.is_none_or(|l| l < last), "{w:?}");
     assert!(w.archive.unwrap().last_failed_wal.is_some());
 
     // Back: everything committed meanwhile becomes restorable, and restores.
     std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(mode)).unwrap();
-    window(&h.admin, |w| w.latest.is_some_and(|l| l >= last), "the window catching up").await;
+    window(&(h.admin.clone(), "pg-f"), |w| w.latest.is_some_and(|l| l >= last), "the window catching up").await;
     let req = RestoreRequest {
         backup: None,
         time: Some(last),
@@ -162,4 +166,63 @@ async fn archive_failures_surface_and_nothing_is_lost_once_the_repository_takes_
     assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_of(&a, op.id).await);
     let cred = a.get_credential(acc.database.id, Access::Admin).await.unwrap();
     assert_eq!(ids(&cred).await, vec![1, 10, 11, 12, 13, 14]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_made_before_archiving_gets_it_from_the_migrations_operation_even_when_killed() {
+    let opts = ApiOptions { lease_ms: 2000, step_delay_ms: 300, ..Default::default() };
+    let mut h = Harness::start_with(opts.clone()).await;
+    let (dir, _host) = local_host(&h, "old-box", [25450, 25474]).await;
+    h.admin.create_instance(&managed("pg-old", "old-box")).await.unwrap();
+    let (op, inst) = settle(&h.admin, "pg-old").await;
+    assert_eq!(op.status, OperationStatus::Succeeded);
+    window(&(h.admin.clone(), "pg-old"), |w| w.earliest.is_some(), "a base backup").await;
+
+    // Made into an instance from before archiving: no repository, no archiving settings.
+    let mut state = h.state_db().await;
+    sqlx::query("UPDATE instances SET archiving = 'off', repo_key_enc = NULL WHERE name = 'pg-old'")
+        .execute(&mut state)
+        .await
+        .unwrap();
+    let inst_dir =
+        format!("{}/{}", dir.root(), dir.instance_dirs().into_iter().find(|d| d.starts_with("pg-old-")).unwrap());
+    std::fs::remove_dir_all(format!("{inst_dir}/backrest")).unwrap();
+    std::fs::remove_file(format!("{inst_dir}/pgbackrest.conf")).unwrap();
+    let up = h
+        .admin
+        .update_instance(
+            "pg-old",
+            &UpdateInstance { settings: Some(settings(&[("work_mem", "8MB")])), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let op = h.admin.wait_operation(up.last_operation_id.unwrap(), Duration::from_secs(120)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_text(&h.admin, op.id).await);
+    let conf = std::fs::read_to_string(format!("{inst_dir}/pgdata/dbaas.conf")).unwrap();
+    assert!(!conf.contains("archive_command"), "{conf}");
+    assert_eq!(h.admin.instance_recovery("pg-old").await.unwrap().archiving, ArchivingState::Off);
+
+    // The migration's own statement queues the operation; the API is killed while it restarts
+    // the server, and the next process finishes it.
+    let migration =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/20261203000017_pitr.sql")).unwrap();
+    let insert = &migration[migration.find("INSERT INTO operations").unwrap()..];
+    sqlx::raw_sql(insert).execute(&mut state).await.unwrap();
+    let op: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM operations WHERE kind = 'enable_archiving' AND target_id = $1")
+            .bind(inst.id)
+            .fetch_one(&mut state)
+            .await
+            .unwrap();
+    logged(&h, op, "restarting the server").await;
+    h.apis[0].kill();
+    let i = h.spawn_api(opts).await;
+    let admin = Client::new(&h.apis[i].endpoint, &h.admin_token).unwrap();
+    let done = admin.wait_operation(op, Duration::from_secs(240)).await.unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded, "{}", log_text(&admin, op).await);
+    let w = admin.instance_recovery("pg-old").await.unwrap();
+    assert_eq!(w.archiving, ArchivingState::On);
+    assert!(w.earliest.is_some() && w.base_backups.iter().any(|b| b.kind == BaseBackupKind::Full), "{w:?}");
+    let conf = std::fs::read_to_string(format!("{inst_dir}/pgdata/dbaas.conf")).unwrap();
+    assert!(conf.contains("archive_mode = 'on'") && conf.contains("archive-push %p"), "{conf}");
 }

@@ -194,11 +194,14 @@ async fn reconcile(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
     .fetch_all(&s.db)
     .await?;
     let mut tx = s.db.begin().await?;
-    let (mut reapplied, mut recreated, mut unknown) = (0, Vec::new(), Vec::new());
+    let (mut reapplied, mut recreated, mut unknown, mut left) = (0, Vec::new(), Vec::new(), Vec::new());
     for d in &dbs {
         match (d.status.as_str(), present.contains(&d.physical_name)) {
             ("deleted", true) => unknown.push(d.physical_name.clone()),
             ("deleted", false) => {}
+            // Kept without management (`retained`), on their way out, or not made yet: their
+            // own operations decide; provisioning them here would undo a delete.
+            ("retained" | "deleting" | "provisioning", _) => left.push(format!("{} ({})", d.physical_name, d.status)),
             (_, there) => {
                 if !there {
                     recreated.push(d.physical_name.clone());
@@ -236,11 +239,12 @@ async fn reconcile(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
             "catalog vs records: {reapplied} database(s) provisioned again (roles, passwords, access model); \
              {} created after the target, recreated empty{}; {relogged} lease login(s) issued since, given back; \
              {revoked} lease login(s) revoked since, revoked again; {} restored database(s) the service deleted since, \
-             left in place{}",
+             left in place{}; not provisioned: {}",
             recreated.len(),
             if recreated.is_empty() { String::new() } else { format!(" ({})", recreated.join(", ")) },
             unknown.len(),
             if unknown.is_empty() { String::new() } else { format!(" ({})", unknown.join(", ")) },
+            if left.is_empty() { "none".to_string() } else { left.join(", ") },
         ),
     )
     .await;

@@ -7,7 +7,9 @@
 //! for the roles its user names (its `pg_hba.conf` is replaced: credentials revoked since that
 //! time must not open it), has its own pgBackRest configuration (its own lock and log paths,
 //! synchronous `archive-get`, archiving off), and is removed whatever happens. An attempt cut
-//! short leaves a directory the next attempt removes first.
+//! short leaves a directory the next attempt removes first. One scratch cluster per instance
+//! at a time (each is a full copy of it on the same disk): another restore or drill waits
+//! its turn, retried.
 //!
 //! A target later than the archive's last commit but inside the window (see
 //! [`super::window`]) is the archive's end: PostgreSQL stops with "recovery ended before
@@ -37,6 +39,10 @@ pub enum Target {
 /// A recovered scratch cluster, serving on `node.port`.
 pub struct Scratch {
     pub node: Node,
+    /// Holds the instance's scratch lock (a session advisory lock on a connection of its own,
+    /// closed when this is dropped): one scratch cluster per instance at a time, since each
+    /// is a full copy of the instance on the same disk.
+    _guard: sqlx::PgConnection,
     pub restored_ms: u128,
     pub recovered_ms: u128,
     /// The last transaction recovery replayed (from the server's log), if any.
@@ -59,6 +65,7 @@ pub async fn open(
     logins: &[&str],
 ) -> Result<Scratch, OpError> {
     let s = &ctx.state;
+    let guard = lock(ctx, inst).await?;
     let port = free_port(ctx, live).await?;
     let node = Node {
         exec: live.exec.clone(),
@@ -117,13 +124,30 @@ pub async fn open(
     .await;
     match opened {
         Ok((restored_ms, recovered_ms, recovery_point)) => {
-            Ok(Scratch { node, restored_ms, recovered_ms, recovery_point })
+            Ok(Scratch { node, _guard: guard, restored_ms, recovered_ms, recovery_point })
         }
         Err(e) => {
             close(ctx, &node).await;
             Err(e)
         }
     }
+}
+
+/// The instance's scratch lock, or a retryable error while another restore or drill holds it.
+async fn lock(ctx: &OpContext, inst: &InstanceRow) -> Result<sqlx::PgConnection, OpError> {
+    // Out of the pool: the session lock goes with the connection, never back into the pool.
+    let mut conn = ctx.state.db.acquire().await?.detach();
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("dbaas:pitr-scratch:{}", inst.id))
+        .fetch_one(&mut conn)
+        .await?;
+    if !got {
+        return Err(OpError::retryable(
+            "scratch_busy",
+            format!("another restore or drill of instance {}'s archive runs now; trying again shortly", inst.name),
+        ));
+    }
+    Ok(conn)
 }
 
 /// Stops and removes a scratch cluster; a failure is logged (the next attempt removes it).
@@ -226,7 +250,7 @@ pub(crate) async fn recover(ctx: &OpContext, scratch: &Node, to_time: bool) -> R
             if !scratch.running().await? {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let log = scratch.read_file(&scratch.log_file()).await.unwrap_or_default();
         if round == 0 && to_time && log.contains(NOT_REACHED) {
