@@ -110,26 +110,45 @@ pub(super) async fn check_time(s: &AppState, db: &DatabaseRow, time: DateTime<Ut
             format!("the database's instance has no WAL archive (archiving is {:?})", w.archiving).to_lowercase(),
         ));
     }
-    let (Some(earliest), Some(latest)) = (w.earliest, w.latest) else {
-        return Err(ApiError::field(
+    inside(time, w.earliest, w.latest)
+}
+
+/// A 422 on `time` naming the window unless `time` lies in it.
+fn inside(time: DateTime<Utc>, earliest: Option<DateTime<Utc>>, latest: Option<DateTime<Utc>>) -> ApiResult<()> {
+    match (earliest, latest) {
+        (Some(e), Some(l)) if e <= time && time <= l => Ok(()),
+        (Some(e), Some(l)) => Err(ApiError::field(
+            "time",
+            "outside_window",
+            format!("{} is outside the recovery window {} to {}", time.to_rfc3339(), e.to_rfc3339(), l.to_rfc3339()),
+        )),
+        _ => Err(ApiError::field(
             "time",
             "outside_window",
             "nothing is restorable yet: the first base backup or the first archived WAL is still to come",
-        ));
-    };
-    if time < earliest || time > latest {
-        return Err(ApiError::field(
-            "time",
-            "outside_window",
-            format!(
-                "{} is outside the recovery window {} to {}",
-                time.to_rfc3339(),
-                earliest.to_rfc3339(),
-                latest.to_rfc3339()
-            ),
-        ));
+        )),
     }
-    Ok(())
+}
+
+/// An archiving managed instance, or the 422 that says why not.
+async fn archiving_instance(s: &AppState, name: &str) -> ApiResult<InstanceRow> {
+    let inst = managed_instance(s, name).await?;
+    if inst.archiving != ArchivingState::On {
+        return Err(ApiError::Unprocessable("not_archiving", format!("instance {name} archives no WAL")));
+    }
+    Ok(inst)
+}
+
+/// Queues `job` on the instance (behind its other operations) and answers with it.
+async fn enqueue_on(
+    s: &AppState,
+    inst: &InstanceRow,
+    job: &(impl dbaas_engine::Payload<dbaas_client::OperationKind> + Sync),
+) -> ApiResult<(StatusCode, axum::Json<dbaas_client::Operation>)> {
+    let mut tx = s.db.begin().await?;
+    let op = crate::operation::enqueue(&mut tx, job, "instance", inst.id, None).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(op.to_model())))
 }
 
 #[utoipa::path(post, path = "/v1/instances/{name}/base-backups", tag = "instances", params(("name" = String, Path)),
@@ -142,16 +161,10 @@ async fn create_base_backup(
     Path(name): Path<String>,
     ApiJson(req): ApiJson<CreateBaseBackup>,
 ) -> ApiResult<(StatusCode, axum::Json<dbaas_client::Operation>)> {
-    let inst = managed_instance(&s, &name).await?;
-    if inst.archiving != ArchivingState::On {
-        return Err(ApiError::Unprocessable("not_archiving", format!("instance {name} archives no WAL")));
-    }
-    let mut tx = s.db.begin().await?;
+    let inst = archiving_instance(&s, &name).await?;
     let job =
         crate::managed::pitr::jobs::BaseBackup { kind: req.kind, reason: Some("asked for through the API".into()) };
-    let op = crate::operation::enqueue(&mut tx, &job, "instance", inst.id, None).await?;
-    tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(op.to_model())))
+    enqueue_on(&s, &inst, &job).await
 }
 
 #[utoipa::path(post, path = "/v1/instances/{name}/recovery/drills", tag = "instances", params(("name" = String, Path)),
@@ -164,15 +177,9 @@ async fn create_drill(
     _: Admin,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, axum::Json<dbaas_client::Operation>)> {
-    let inst = managed_instance(&s, &name).await?;
-    if inst.archiving != ArchivingState::On {
-        return Err(ApiError::Unprocessable("not_archiving", format!("instance {name} archives no WAL")));
-    }
-    let mut tx = s.db.begin().await?;
+    let inst = archiving_instance(&s, &name).await?;
     let job = crate::managed::pitr::drill::PitrDrill { reason: Some("asked for through the API".into()) };
-    let op = crate::operation::enqueue(&mut tx, &job, "instance", inst.id, None).await?;
-    tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(op.to_model())))
+    enqueue_on(&s, &inst, &job).await
 }
 
 /// `0/3000060`: two hex numbers of at most 8 digits.
@@ -212,29 +219,11 @@ async fn restore_instance(
         _ => {}
     }
     errs.into_result()?;
-    let inst = managed_instance(&s, &name).await?;
-    if inst.archiving != ArchivingState::On {
-        return Err(ApiError::Unprocessable("not_archiving", format!("instance {name} archives no WAL")));
-    }
+    let inst = archiving_instance(&s, &name).await?;
     let to = match (req.time, req.lsn.clone()) {
         (Some(t), _) => {
             let w = read(&s, &inst).await?;
-            match (w.earliest, w.latest) {
-                (Some(e), Some(l)) if e <= t && t <= l => {}
-                (Some(e), Some(l)) => {
-                    return Err(ApiError::field(
-                        "time",
-                        "outside_window",
-                        format!(
-                            "{} is outside the recovery window {} to {}",
-                            t.to_rfc3339(),
-                            e.to_rfc3339(),
-                            l.to_rfc3339()
-                        ),
-                    ))
-                }
-                _ => return Err(ApiError::field("time", "outside_window", "nothing is restorable yet")),
-            }
+            inside(t, w.earliest, w.latest)?;
             RecoveryTarget::Time(t)
         }
         (None, Some(l)) => RecoveryTarget::Lsn(l.to_uppercase()),
