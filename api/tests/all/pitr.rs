@@ -220,3 +220,46 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
         vec![BaseBackupKind::Full, BaseBackupKind::Diff]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_environment_policy_times_base_backups_and_drills() {
+    let h = Harness::start().await;
+    let (_dir, _host) = local_host(&h, "sched-box", [25475, 25499]).await;
+    // Every minute, for the test (the shipped policies: daily differential backups, daily or
+    // weekly drills).
+    let mut state = h.state_db().await;
+    sqlx::query(
+        "UPDATE pitr_policies SET diff_cron = '* * * * *', drill_cron = '* * * * *' WHERE environment = 'sandbox'",
+    )
+    .execute(&mut state)
+    .await
+    .unwrap();
+    h.admin.create_instance(&managed("pg-sched", "sched-box")).await.unwrap();
+    let (op, inst) = settle(&h.admin, "pg-sched").await;
+    assert_eq!(op.status, OperationStatus::Succeeded);
+    let done = |kind: &'static str| {
+        let sql = format!(
+            "SELECT count(*) FROM operations WHERE target_id = '{}' AND kind = '{kind}' AND status = 'succeeded' \
+             AND params->>'reason' = 'the environment''s point-in-time policy'",
+            inst.id
+        );
+        let h = &h;
+        async move { h.count(&sql).await >= 1 }
+    };
+    wait_until("a scheduled differential backup and a scheduled drill", Duration::from_secs(180), || async {
+        done("base_backup").await && done("pitr_drill").await
+    })
+    .await;
+    let w = h.admin.instance_recovery("pg-sched").await.unwrap();
+    assert!(w.base_backups.iter().any(|b| b.kind == BaseBackupKind::Diff), "{w:?}");
+    assert!(w.last_drill.as_ref().is_some_and(|d| d.passed), "{:?}", w.last_drill);
+    // A slot becomes one operation: never two of a kind in the same minute.
+    let twice = h
+        .count(&format!(
+            "SELECT count(*) FROM (SELECT kind, date_trunc('minute', created_at) FROM operations WHERE target_id = '{}' \
+             AND params->>'reason' = 'the environment''s point-in-time policy' GROUP BY 1, 2 HAVING count(*) > 1) x",
+            inst.id
+        ))
+        .await;
+    assert_eq!(twice, 0);
+}
