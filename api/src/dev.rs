@@ -107,7 +107,7 @@ pub async fn run(dir: &std::path::Path, port: u16, engine: crate::state::EngineC
     let result = crate::server::serve(state.clone(), listen, crate::server::shutdown_on_signals()).await;
     // Managed instances on this machine stop with it (and start again with the next `dev`).
     for inst in local_managed(&db).await.unwrap_or_default() {
-        if let Ok(node) = crate::managed::ops::node_of(&state, &inst).await {
+        if let Ok(node) = crate::managed::server::node_of(&state, &inst).await {
             if let Err(e) = node.stop("fast").await {
                 eprintln!("warning: stopping managed instance {}: {e}", inst.name);
             }

@@ -129,7 +129,9 @@ pub struct AppState {
 
 /// See [`AppState::point_in_time`].
 pub type PointInTimeHook = for<'a> fn(
-    &'a crate::operation::OpContext,
+    // The engine's context, not `operation::OpContext` (the same type): this module is below
+    // `operation`.
+    &'a dbaas_engine::OpContext<AppState>,
     &'a dbaas_store::backups::BackupRow,
 ) -> std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<(), dbaas_engine::OpError>> + Send + 'a>,

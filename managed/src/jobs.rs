@@ -71,15 +71,15 @@ async fn set_status_if(tx: &mut PgConnection, op: &OperationRow, ok: bool, statu
 
 /// Starts the server (stopping it first for a restart) and waits until it serves.
 async fn start(ctx: &OpContext, restart: bool) -> Result<(), OpError> {
-    let (inst, node) = ops::load(ctx).await?;
+    let (inst, node) = crate::server::load(ctx).await?;
     if restart {
         ctx.step("restarting the server").await;
         node.stop("fast").await?;
     } else {
         ctx.step("starting the server").await;
     }
-    ops::start_patiently(ctx, &node).await?;
-    ops::check_ready(ctx, &inst).await?;
+    crate::server::start_patiently(ctx, &node).await?;
+    crate::server::check_ready(ctx, &inst).await?;
     if inst.archiving == ArchivingState::On {
         // A start after a crash ends a recovery too.
         crate::pitr::ops::wake_archiver(ctx, &node).await?;
@@ -96,7 +96,7 @@ impl Operation for ProvisionInstance {
     type Host = AppState;
     const KIND: OperationKind = OperationKind::ProvisionInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (inst, node) = ops::load(ctx).await?;
+        let (inst, node) = crate::server::load(ctx).await?;
         ops::provision(ctx, &inst, &node, None).await
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
@@ -134,7 +134,7 @@ impl Operation for UpdateInstance {
     type Host = AppState;
     const KIND: OperationKind = OperationKind::UpdateInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (inst, node) = ops::load(ctx).await?;
+        let (inst, node) = crate::server::load(ctx).await?;
         ops::update_settings(ctx, &inst, &node, &self.settings).await
     }
     /// A failed change leaves the instance and its recorded settings as they were.
@@ -154,7 +154,7 @@ impl Operation for RenewCertificate {
     type Host = AppState;
     const KIND: OperationKind = OperationKind::RenewCertificate;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (inst, node) = ops::load(ctx).await?;
+        let (inst, node) = crate::server::load(ctx).await?;
         super::certs::renew(ctx, &inst, &node).await
     }
     /// The status stays: the server served throughout.
@@ -179,7 +179,7 @@ impl Operation for StopInstance {
     type Host = AppState;
     const KIND: OperationKind = OperationKind::StopInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (_, node) = ops::load(ctx).await?;
+        let (_, node) = crate::server::load(ctx).await?;
         ctx.step("stopping the server (fast: sessions are disconnected)").await;
         Ok(node.stop("fast").await?)
     }
@@ -203,7 +203,7 @@ impl Operation for DeleteInstance {
     type Host = AppState;
     const KIND: OperationKind = OperationKind::DeleteInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (_, node) = ops::load(ctx).await?;
+        let (_, node) = crate::server::load(ctx).await?;
         ctx.step(&format!("stopping the server and removing {}", node.dir)).await;
         node.remove().await?;
         ctx.state.hosts.forget(node.host.id).await;
@@ -233,6 +233,35 @@ impl Operation for DeleteInstance {
         .bind(op.target_id)
         .execute(&mut *tx)
         .await?;
+        Ok(())
+    }
+}
+
+/// A point-in-time restore of the instance (in place), or a new instance seeded from another's
+/// repository (`from`); the steps are in [`crate::pitr::instance_restore`].
+impl Operation for crate::pitr::instance_restore::RestoreInstance {
+    type Host = AppState;
+    const KIND: OperationKind = OperationKind::RestoreInstance;
+    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
+        match self.from {
+            None => crate::pitr::instance_restore::in_place(ctx, &self.to).await,
+            Some(source) => {
+                let (inst, node) = crate::server::load(ctx).await?;
+                ops::provision(ctx, &inst, &node, Some((source, &self.to))).await
+            }
+        }
+    }
+    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
+        if self.from.is_some() {
+            return provisioned(tx, op, ok).await;
+        }
+        set_status(tx, op, if ok { "ready" } else { "failed" }).await
+    }
+    /// A new instance that will not be retried leaves nothing on the host.
+    async fn cleanup(&self, ctx: &OpContext, last: bool) -> Result<(), OpError> {
+        if last && self.from.is_some() {
+            ops::cleanup_failed_provision(ctx).await?;
+        }
         Ok(())
     }
 }

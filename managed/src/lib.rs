@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod node;
 pub mod ops;
 pub mod pitr;
+pub mod server;
 pub mod settings;
 pub mod tls_probe;
 

@@ -9,40 +9,15 @@ use dbaas_client::Settings;
 use sqlx::PgConnection;
 
 use super::node::Node;
-use super::settings::{render_conf, HBA};
+use super::server::{check_ready, load, start_patiently, write_config};
 use super::SERVICE_ADMIN;
 use dbaas_crypto::scram_sha256_verifier;
 use dbaas_domain::catalog::conn::{InstanceRow, MAINTENANCE_DB};
 use dbaas_domain::catalog::record::load_instance;
 use dbaas_domain::operation::OpContext;
-use dbaas_domain::state::AppState;
 use dbaas_engine::OpError;
-use dbaas_hosts::executor::{Command, ExecError, Executor};
-use dbaas_hosts::HostRecord;
+use dbaas_hosts::executor::{Command, Executor};
 use dbaas_store::naming::PgQuote;
-
-/// The instance and its node on the host.
-pub(crate) async fn load(ctx: &OpContext) -> Result<(InstanceRow, Node), OpError> {
-    let inst = load_instance(&ctx.state.db, ctx.op.target_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the instance record is gone"))?;
-    let node = node_of(&ctx.state, &inst).await?;
-    Ok((inst, node))
-}
-
-/// Where a managed instance lives, with a connection to its host.
-pub async fn node_of(s: &AppState, inst: &InstanceRow) -> Result<Node, OpError> {
-    let host_id = inst.host_id.ok_or_else(|| OpError::permanent("not_managed", "the instance has no host"))?;
-    let host = HostRecord::load(&s.db, host_id)
-        .await?
-        .ok_or_else(|| OpError::permanent("not_found", "the host record is gone"))?;
-    let version = inst.pg_version.clone().unwrap_or_default();
-    let bin = host.bin_dir(&version).ok_or_else(|| {
-        OpError::permanent("unknown_version", format!("PostgreSQL {version} is not on host {}", host.name))
-    })?;
-    let exec = s.hosts.get(&host, &s.key).await?;
-    Ok(Node { exec, name: inst.name.clone(), port: inst.port as u16, dir: inst.managed_state().data_dir, bin, host })
-}
 
 /// After a provisioning that will not be retried: nothing stays on the host.
 pub async fn cleanup_failed_provision(ctx: &OpContext) -> Result<(), OpError> {
@@ -184,31 +159,6 @@ pub(crate) async fn provision(
     Ok(())
 }
 
-pub(crate) async fn write_config(node: &Node, settings: &Settings, archiving: Option<&str>) -> Result<(), OpError> {
-    let data = node.data();
-    node.write_file(&format!("{data}/dbaas.conf"), &render_conf(node, settings, archiving), "0600").await?;
-    node.write_file(&format!("{data}/pg_hba.conf"), HBA, "0600").await?;
-    let main = format!("{data}/postgresql.conf");
-    let text = node.read_file(&main).await?;
-    if !text.contains("include = 'dbaas.conf'") {
-        node.write_file(
-            &main,
-            &format!("{text}\n# Managed by dbaas-api: this include comes last and wins.\ninclude = 'dbaas.conf'\n"),
-            "0600",
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Connects as the service (the server is up and our login works).
-pub(crate) async fn check_ready(ctx: &OpContext, inst: &InstanceRow) -> Result<(), OpError> {
-    let mut conn = inst.target(&ctx.state.key)?.connect(MAINTENANCE_DB).await?;
-    sqlx::query("SELECT 1").execute(&mut conn).await?;
-    ctx.log("info", "the server accepts connections").await;
-    Ok(())
-}
-
 /// Writes the new settings, reloads, and restarts only when a changed parameter needs it.
 pub(super) async fn update_settings(
     ctx: &OpContext,
@@ -288,24 +238,6 @@ pub(super) async fn update_settings(
     check_ready(ctx, inst).await?;
     ctx.log("info", &format!("restarted to apply {}", pending.join(", "))).await;
     Ok(())
-}
-
-/// Starts the server; while another socket holds its port or the dead server before it is
-/// not reaped (see `Node::start`), tries again for a little over a TIME_WAIT period before
-/// giving up, retryably.
-pub(crate) async fn start_patiently(ctx: &OpContext, node: &Node) -> Result<(), OpError> {
-    const TRIES: u32 = 6;
-    let mut attempt = 1;
-    loop {
-        match node.start().await {
-            Err(e @ (ExecError::PortUnavailable(_) | ExecError::NotReaped(_))) if attempt < TRIES => {
-                ctx.log("warn", &format!("{e}; trying again in 15 s")).await;
-                tokio::time::sleep(Duration::from_secs(15)).await;
-                attempt += 1;
-            }
-            r => return Ok(r?),
-        }
-    }
 }
 
 /// A new session once the server has loaded the configuration again (reload is a signal:

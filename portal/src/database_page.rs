@@ -92,7 +92,7 @@ pub(super) async fn render(session: &Session, id: Uuid, once: Once, status: Stat
         (leases(session, &db, &creds))
         (maintenance(session, &db, &schedules))
         (backups_section(session, &db, &backups))
-        (super::recovery::database_section(session, &db, window.as_ref()))
+        (super::timeline::database_section(session, &db, window.as_ref()))
         (metrics_section(metrics.as_ref()))
         (drift(&db))
         (operations(&ops))

@@ -26,6 +26,7 @@ mod session;
 mod signed_in;
 mod sizes;
 mod terraform;
+mod timeline;
 
 use axum::middleware::from_fn;
 use axum::response::Redirect;

@@ -37,7 +37,7 @@ async fn materialize(ctx: &OpContext, backup: &BackupRow) -> Result<(), OpError>
     if inst.archiving != ArchivingState::On {
         return Err(OpError::permanent("not_archiving", format!("instance {} archives no WAL", inst.name)));
     }
-    let live = crate::ops::node_of(s, &inst).await?;
+    let live = crate::server::node_of(s, &inst).await?;
     let started = Instant::now();
     // The service (to open the backup login) and the backup login (to dump) only.
     let backup_login = dbaas_domain::catalog::backup_login::name(&db.physical());

@@ -34,7 +34,7 @@ struct Outcome {
 
 async fn drill(ctx: &OpContext) -> Outcome {
     let failed = |e: OpError| Outcome { restore_ms: None, recovery_point: None, result: Err(e) };
-    let (inst, live) = match crate::ops::load(ctx).await {
+    let (inst, live) = match crate::server::load(ctx).await {
         Ok(x) => x,
         Err(e) => return failed(e),
     };

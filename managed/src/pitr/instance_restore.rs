@@ -15,31 +15,29 @@
 //! safety backup and the restore are not done twice, and a server killed while recovering
 //! recovers again when started.
 //!
-//! Into a new instance: provisioning ([`crate::ops::provision`]) with the source's repository
+//! Into a new instance: provisioning (`ops::provision`, run by the operation in `jobs`) with the source's repository
 //! restored where `initdb` would run; the new instance gets its own certificate, its own admin
 //! password, and a repository and stanza of its own. The databases it holds belong to the
 //! source's records: they are listed in the log for inspection, not managed here.
 
 use std::collections::HashSet;
 
-use dbaas_client::{ArchivingState, BaseBackupKind, OperationKind, RecoveryTarget};
+use dbaas_client::{ArchivingState, BaseBackupKind, RecoveryTarget};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use dbaas_domain::catalog::conn::{InstanceRow, InstanceTarget, MAINTENANCE_DB};
 use dbaas_domain::catalog::jobs::{CreateLease, ProvisionDatabase, RevokeLease, RevokeReason};
 use dbaas_domain::catalog::record::load_instance;
-use dbaas_domain::operation::{self as queue, OpContext, OperationRow};
-use dbaas_domain::state::AppState;
-use dbaas_engine::{OpError, Operation};
+use dbaas_domain::operation::{self as queue, OpContext};
+use dbaas_engine::OpError;
 
 use super::config::{self, Paths};
 use super::ops::{pgbackrest, LONG_COMMAND};
 use super::scratch;
 use super::sets::Until;
 use crate::node::Node;
-use crate::ops;
+use crate::server;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,8 +96,8 @@ async fn strip_recovery_settings(node: &Node) -> Result<(), OpError> {
     Ok(())
 }
 
-async fn in_place(ctx: &OpContext, to: &RecoveryTarget) -> Result<(), OpError> {
-    let (inst, node) = ops::load(ctx).await?;
+pub async fn in_place(ctx: &OpContext, to: &RecoveryTarget) -> Result<(), OpError> {
+    let (inst, node) = server::load(ctx).await?;
     if inst.archiving != ArchivingState::On {
         return Err(OpError::permanent("not_archiving", format!("instance {} archives no WAL", inst.name)));
     }
@@ -140,7 +138,7 @@ async fn in_place(ctx: &OpContext, to: &RecoveryTarget) -> Result<(), OpError> {
     }
     strip_recovery_settings(&node).await?;
     super::ops::wake_archiver(ctx, &node).await?;
-    ops::check_ready(ctx, &inst).await?;
+    server::check_ready(ctx, &inst).await?;
     for stage in ["safety", "restored"] {
         node.sys("/bin/rm", &["-f", &marker(stage)]).await?;
     }
@@ -266,7 +264,7 @@ pub async fn seed(ctx: &OpContext, node: &Node, source: Uuid, to: &RecoveryTarge
     if src.archiving != ArchivingState::On {
         return Err(OpError::permanent("not_archiving", format!("instance {} archives no WAL", src.name)));
     }
-    let src_node = ops::node_of(s, &src).await?;
+    let src_node = server::node_of(s, &src).await?;
     if node.exists(&node.data()).await? {
         node.sys("/bin/rm", &["-rf", "--one-file-system", &node.data()]).await?;
     }
@@ -303,7 +301,7 @@ pub async fn finish_seed(ctx: &OpContext, node: &Node, to: &RecoveryTarget) -> R
     strip_recovery_settings(node).await?;
     ctx.step("restarting with the instance's own settings").await;
     node.stop("fast").await?;
-    ops::start_patiently(ctx, node).await?;
+    server::start_patiently(ctx, node).await?;
     let databases = super::scratch::databases(node).await?;
     ctx.log(
         "info",
@@ -314,31 +312,4 @@ pub async fn finish_seed(ctx: &OpContext, node: &Node, to: &RecoveryTarget) -> R
     )
     .await;
     Ok(())
-}
-
-impl Operation for RestoreInstance {
-    type Host = AppState;
-    const KIND: OperationKind = OperationKind::RestoreInstance;
-    async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        match self.from {
-            None => in_place(ctx, &self.to).await,
-            Some(source) => {
-                let (inst, node) = ops::load(ctx).await?;
-                ops::provision(ctx, &inst, &node, Some((source, &self.to))).await
-            }
-        }
-    }
-    async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
-        if self.from.is_some() {
-            return crate::jobs::provisioned(tx, op, ok).await;
-        }
-        crate::jobs::set_status(tx, op, if ok { "ready" } else { "failed" }).await
-    }
-    /// A new instance that will not be retried leaves nothing on the host.
-    async fn cleanup(&self, ctx: &OpContext, last: bool) -> Result<(), OpError> {
-        if last && self.from.is_some() {
-            ops::cleanup_failed_provision(ctx).await?;
-        }
-        Ok(())
-    }
 }

@@ -10,7 +10,7 @@ use dbaas_domain::operation::{OpContext, OperationRow};
 use dbaas_domain::state::AppState;
 use dbaas_engine::{OpError, Operation};
 
-use crate::ops;
+use crate::server;
 
 /// Settings (`wal_level`, `archive_mode`, `archive_command`, `archive_timeout`), a restart
 /// when the server runs, the stanza, then the first full base backup.
@@ -35,19 +35,19 @@ impl Operation for EnableArchiving {
     type Host = AppState;
     const KIND: OperationKind = OperationKind::EnableArchiving;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (inst, node) = ops::load(ctx).await?;
+        let (inst, node) = server::load(ctx).await?;
         ctx.step("pgBackRest configuration and repository").await;
         let Some(lines) = super::ops::prepare(ctx, &inst, &node).await? else {
             return Ok(());
         };
         ctx.step("archiving settings in dbaas.conf").await;
-        ops::write_config(&node, &inst.settings.0, Some(&lines)).await?;
+        server::write_config(&node, &inst.settings.0, Some(&lines)).await?;
         if node.running().await? {
             // archive_mode and wal_level take effect at a restart only.
             ctx.step("restarting the server (archive_mode and wal_level need it)").await;
             node.stop("fast").await?;
-            ops::start_patiently(ctx, &node).await?;
-            ops::check_ready(ctx, &inst).await?;
+            server::start_patiently(ctx, &node).await?;
+            server::check_ready(ctx, &inst).await?;
         } else {
             // The stanza needs the server: the instance's next start makes it (and the first
             // full backup), see `jobs::start`.
@@ -66,7 +66,7 @@ impl Operation for BaseBackup {
     type Host = AppState;
     const KIND: OperationKind = OperationKind::BaseBackup;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
-        let (inst, node) = ops::load(ctx).await?;
+        let (inst, node) = server::load(ctx).await?;
         if inst.archiving != dbaas_client::ArchivingState::On {
             return Err(OpError::permanent("not_archiving", format!("instance {} archives no WAL", inst.name)));
         }

@@ -221,7 +221,7 @@ pub async fn read(s: &AppState, inst: &InstanceRow) -> Result<RecoveryWindow, Op
     if inst.archiving != ArchivingState::On {
         return Ok(window);
     }
-    let node = crate::ops::node_of(s, inst).await?;
+    let node = crate::server::node_of(s, inst).await?;
     // The server's view first (and a fresh sample), so the repository read after it covers
     // at least what the server says it archived.
     let archiver = match inst.target(&s.key)?.connect(MAINTENANCE_DB).await {
