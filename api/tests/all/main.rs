@@ -31,6 +31,7 @@ mod managed;
 mod managed_faults;
 mod managed_ssh;
 mod metrics;
+mod no_secret_in_logs;
 mod pitr;
 mod pitr_faults;
 mod pitr_instance;

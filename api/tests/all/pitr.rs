@@ -50,7 +50,7 @@ async fn window_reaching(c: &Client, db: uuid::Uuid, time: DateTime<Utc>) -> Dat
 async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_keeps_every_row() {
     let h = Harness::start().await;
     let _store = with_store(&h).await;
-    let (dir, _host) = local_host(&h, "pitr-box", [25300, 25349]).await;
+    let (dir, _host) = local_host(&h, "pitr-box", [25800, 25819]).await;
     let a = h.tenant("team-a").await;
     let req = CreateInstance { settings: settings(&[("archive_timeout", "2s")]), ..managed("pg-pitr", "pitr-box") };
     h.admin.create_instance(&req).await.unwrap();
@@ -224,7 +224,7 @@ async fn one_database_restored_to_a_second_new_and_in_place_while_its_neighbour_
 #[tokio::test(flavor = "multi_thread")]
 async fn the_environment_policy_times_base_backups_and_drills() {
     let h = Harness::start().await;
-    let (_dir, _host) = local_host(&h, "sched-box", [25475, 25499]).await;
+    let (_dir, _host) = local_host(&h, "sched-box", [25820, 25839]).await;
     // Every minute, for the test (the shipped policies: daily differential backups, daily or
     // weekly drills).
     let mut state = h.state_db().await;

@@ -75,7 +75,7 @@ async fn setup(opts: ApiOptions, ports: [u16; 2]) -> (Harness, HostDir, tempfile
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_during_a_base_backup_and_a_restore_to_a_time_each_ends_once() {
     let opts = ApiOptions { lease_ms: 2000, step_delay_ms: 300, ..Default::default() };
-    let (mut h, dir, _store, a, db) = setup(opts.clone(), [25400, 25424]).await;
+    let (mut h, dir, _store, a, db) = setup(opts.clone(), [25870, 25889]).await;
 
     // A full base backup, the API killed while pgBackRest copies.
     let before = h.admin.instance_recovery("pg-f").await.unwrap().base_backups.len();
@@ -128,7 +128,7 @@ async fn killed_during_a_base_backup_and_a_restore_to_a_time_each_ends_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn archive_failures_surface_and_nothing_is_lost_once_the_repository_takes_wal_again() {
-    let (h, dir, _store, a, db) = setup(ApiOptions::default(), [25425, 25449]).await;
+    let (h, dir, _store, a, db) = setup(ApiOptions::default(), [25890, 25909]).await;
     let inst_dir = dir.instance_dirs().into_iter().find(|d| d.starts_with("pg-f-")).unwrap();
     let archive = format!("{}/{inst_dir}/backrest/repo/archive", dir.root());
     let mode = std::fs::metadata(&archive).unwrap().permissions().mode();
@@ -172,7 +172,7 @@ async fn archive_failures_surface_and_nothing_is_lost_once_the_repository_takes_
 async fn an_instance_made_before_archiving_gets_it_from_the_migrations_operation_even_when_killed() {
     let opts = ApiOptions { lease_ms: 2000, step_delay_ms: 300, ..Default::default() };
     let mut h = Harness::start_with(opts.clone()).await;
-    let (dir, _host) = local_host(&h, "old-box", [25450, 25474]).await;
+    let (dir, _host) = local_host(&h, "old-box", [25910, 25929]).await;
     h.admin.create_instance(&managed("pg-old", "old-box")).await.unwrap();
     let (op, inst) = settle(&h.admin, "pg-old").await;
     assert_eq!(op.status, OperationStatus::Succeeded);

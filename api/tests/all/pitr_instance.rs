@@ -64,7 +64,7 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_is_restored_in_place_after_a_kill_and_into_a_copy() {
     let h = Harness::start().await;
-    let (dir, _host) = local_host(&h, "pitr-box2", [25350, 25399]).await;
+    let (dir, _host) = local_host(&h, "pitr-box2", [25840, 25869]).await;
     let a = h.tenant("team-a").await;
     let req = CreateInstance { settings: settings(&[("archive_timeout", "2s")]), ..managed("pg-whole", "pitr-box2") };
     h.admin.create_instance(&req).await.unwrap();
