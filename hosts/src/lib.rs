@@ -9,6 +9,7 @@
 //! Must never: connect to PostgreSQL as a client, write the state database, or know about
 //! tenants, databases or operations.
 
+pub mod disk;
 pub mod executor;
 mod host_exec;
 pub mod pgcluster;

@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::exposition::Sample;
-use crate::hosts::executor::{Command, Executor};
+
 use crate::state::AppState;
 use crate::store::hosts::HostRecord;
 use dbaas_engine::periodic::{each_locked, fresh};
@@ -53,32 +53,10 @@ async fn collect(state: &AppState, id: Uuid, interval_ms: i64) -> Result<bool, s
 
 async fn disk(state: &AppState, host: &HostRecord) -> Result<(f64, f64), String> {
     let exec = state.hosts.get(host, &state.key).await.map_err(|e| e.to_string())?;
-    let cmd = Command::new("/usr/bin/df", &["-P", "-B1", &host.data_root]).map_err(|e| e.to_string())?;
-    let out = tokio::time::timeout(std::time::Duration::from_secs(10), exec.run(&cmd))
-        .await
-        .map_err(|_| "df did not answer within 10 s".to_string())?
-        .map_err(|e| e.to_string())?;
-    parse_df(&out.stdout).ok_or_else(|| format!("unexpected df output: {:?}", out.stdout))
-}
-
-/// Size and available bytes from `df -P -B1 <path>` (the second line).
-fn parse_df(text: &str) -> Option<(f64, f64)> {
-    let line = text.lines().nth(1)?;
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let size = f.get(1)?.parse::<f64>().ok()?;
-    let available = f.get(3)?.parse::<f64>().ok()?;
-    Some((size, available))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn df_output_is_read() {
-        let out = "Filesystem      1-blocks       Used   Available Capacity Mounted on\n\
-                   /dev/sda1   105089261568 52544630784 47161147392      53% /var/lib/my data\n";
-        assert_eq!(parse_df(out), Some((105089261568.0, 47161147392.0)));
-        assert_eq!(parse_df("df: /nope: No such file or directory\n"), None);
-    }
+    let (size, available) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), dbaas_hosts::disk::space(&*exec, &host.data_root))
+            .await
+            .map_err(|_| "df did not answer within 10 s".to_string())?
+            .map_err(|e| e.to_string())?;
+    Ok((size as f64, available as f64))
 }

@@ -30,7 +30,12 @@ async fn no_password_reaches_the_server_log() {
     let (op, inst) = settle(&h.admin, "pg-logged").await;
     assert_eq!(op.status, OperationStatus::Succeeded);
 
-    let db = h.ready_database(&a, CreateDatabase { name: "orders".into(), instance: Some("pg-logged".into()), ..Default::default() }).await;
+    let db = h
+        .ready_database(
+            &a,
+            CreateDatabase { name: "orders".into(), instance: Some("pg-logged".into()), ..Default::default() },
+        )
+        .await;
     let mut secrets = Vec::new();
     for access in [Access::Admin, Access::Write, Access::Read] {
         secrets.push(a.get_credential(db.id, access).await.unwrap().password);

@@ -284,7 +284,8 @@ pub async fn seed(ctx: &OpContext, node: &Node, source: Uuid, to: &RecoveryTarge
     node.write_file(&paths.conf, &conf, "0600").await?;
     ctx.step(&format!("restoring instance {}'s repository {} into {}", src.name, describe(to), node.data())).await;
     let pg1 = format!("--pg1-path={}", node.data());
-    let set = super::sets::set_for(&src_node, time_of(to)).await?;
+    let (set, size) = super::sets::chosen(&src_node, time_of(to)).await?;
+    super::sets::room_for(node, &node.dir, size).await?;
     let mut args: Vec<String> = vec!["restore".into(), pg1, set, "--archive-mode=off".into()];
     args.extend(target_args(to));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -92,14 +92,13 @@ pub async fn open(
         node.write_file(&paths.conf, &scratch_conf(live, &node, &live_paths, &pass, &policy), "0600").await?;
         let restoring = Instant::now();
         let pg1 = format!("--pg1-path={}", node.data());
-        let set = super::sets::set_for(
-            live,
-            match target {
-                Target::Time(t) => super::sets::Until::Time(t),
-                Target::Latest => super::sets::Until::End,
-            },
-        )
-        .await?;
+        let until = match target {
+            Target::Time(t) => super::sets::Until::Time(t),
+            Target::Latest => super::sets::Until::End,
+        };
+        let (set, size) = super::sets::chosen(live, until).await?;
+        // Checked where the copy goes, before it is made.
+        super::sets::room_for(&node, &node.dir, size).await?;
         let mut args = vec!["restore", pg1.as_str(), set.as_str(), "--archive-mode=off"];
         let target_arg;
         if let Target::Time(t) = target {

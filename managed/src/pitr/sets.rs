@@ -50,6 +50,12 @@ pub enum Until {
 /// `--set=<label>` for a restore of `live`'s repository onto the archive's newest timeline,
 /// to `target` (or the archive's end).
 pub async fn set_for(live: &Node, target: Until) -> Result<String, OpError> {
+    Ok(chosen(live, target).await?.0)
+}
+
+/// [`set_for`] and the chosen set's size (the cluster's size when it was taken: about what a
+/// restore of it writes, before WAL).
+pub async fn chosen(live: &Node, target: Until) -> Result<(String, i64), OpError> {
     let info = info(live).await?;
     let timeline = info.archive_max.as_deref().and_then(segment_end).map_or(1, |(tl, _)| tl);
     let history = if timeline > 1 { history(live, timeline).await? } else { Vec::new() };
@@ -66,7 +72,31 @@ pub async fn set_for(live: &Node, target: Until) -> Result<String, OpError> {
             ),
         )
     })?;
-    Ok(format!("--set={}", set.label))
+    let size = info.backups.iter().find(|b| b.label == set.label).map_or(0, |b| b.size_bytes);
+    Ok((format!("--set={}", set.label), size))
+}
+
+/// Whether a copy of `bytes` fits on the filesystem that holds `dir`, keeping a margin (a
+/// tenth of the copy, at least 256 MiB) for the WAL recovery replays and the server's own
+/// files: a restore that would fill the disk the instances live on stops before it starts.
+pub async fn room_for(node: &Node, dir: &str, bytes: i64) -> Result<(), OpError> {
+    let (_, available) = dbaas_hosts::disk::space(&*node.exec, dir).await?;
+    check_room(bytes.max(0) as u64, available, &node.host.name)
+}
+
+fn check_room(bytes: u64, available: u64, host: &str) -> Result<(), OpError> {
+    let needed = bytes + (bytes / 10).max(256 << 20);
+    if needed > available {
+        return Err(OpError::permanent(
+            "disk_full",
+            format!(
+                "not enough disk on host {host} for a restored copy: about {} MiB needed, {} MiB free",
+                needed >> 20,
+                available >> 20
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The timeline's history: from the server's `pg_wal` (PostgreSQL keeps every history file
@@ -88,6 +118,21 @@ async fn history(live: &Node, timeline: i32) -> Result<Vec<(i32, u64)>, OpError>
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_copy_needs_its_size_and_a_margin() {
+        let gib = 1u64 << 30;
+        assert!(check_room(gib, 2 * gib, "h").is_ok());
+        let e = check_room(gib, gib, "h").unwrap_err();
+        assert_eq!(e.code, "disk_full");
+        assert!(e.message.contains("1280 MiB needed, 1024 MiB free"), "{}", e.message);
+        // Large ones keep a tenth.
+        assert!(check_room(10 * gib, 11 * gib, "h").is_ok());
+        assert!(check_room(10 * gib, 11 * gib - 1, "h").is_err());
+        // Small clusters still keep 256 MiB free.
+        assert!(check_room(10 << 20, 200 << 20, "h").is_err());
+        assert!(check_room(10 << 20, 300 << 20, "h").is_ok());
+    }
 
     #[test]
     fn sets_on_the_timeline_s_history() {
