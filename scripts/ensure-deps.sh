@@ -8,6 +8,8 @@ need=()
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client-15)
 # pg_repack: client binary and server extension (maintenance jobs and their tests).
 [ -x /usr/lib/postgresql/15/bin/pg_repack ] || need+=(postgresql-15-repack)
+# Point-in-time recovery of managed instances: WAL archiving, base backups and restores.
+[ -x /usr/bin/pgbackrest ] || need+=(pgbackrest)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # Managed instances on SSH hosts: the service drives the OpenSSH client; the tests start a
 # real sshd on loopback.
