@@ -102,6 +102,20 @@ async fn database_recovery(
 /// A restore of `db` to `time` must fall inside its window: a 422 naming the window otherwise,
 /// before anything runs.
 pub(super) async fn check_time(s: &AppState, db: &DatabaseRow, time: DateTime<Utc>) -> ApiResult<()> {
+    // The scratch cluster is restored from the instance's repository and its timeline: not
+    // while the instance itself is being restored (or made, or removed).
+    let inst =
+        crate::store::databases::load_instance(&s.db, db.instance_id).await?.ok_or(ApiError::NotFound("instance"))?;
+    if inst.is_managed() && inst.status() != dbaas_client::InstanceStatus::Ready {
+        return Err(ApiError::Conflict(
+            "invalid_state",
+            format!(
+                "the database's instance {} is {}; a restore to a time needs it ready",
+                inst.name,
+                inst.status().as_str()
+            ),
+        ));
+    }
     let w = window_of_database(s, db).await?;
     if w.archiving != ArchivingState::On {
         return Err(ApiError::field(

@@ -114,8 +114,21 @@ async fn an_instance_is_restored_in_place_after_a_kill_and_into_a_copy() {
     assert_eq!(problem(&e).status, 403);
     assert_eq!(h.admin.get_instance("pg-whole").await.unwrap().status, InstanceStatus::Ready);
 
-    // In place, to `t`.
-    let op = restored(&h, "pg-whole", &at(t)).await;
+    // In place, to `t`; meanwhile a database's own restore to a time waits its turn (409).
+    let inst = h.admin.restore_instance("pg-whole", &at(t)).await.unwrap();
+    assert_eq!(inst.status, InstanceStatus::Restoring);
+    let own = RestoreRequest {
+        backup: None,
+        time: Some(t),
+        target: RestoreTarget::New,
+        name: Some("orders-meanwhile".into()),
+        retain_hours: None,
+        grace: None,
+    };
+    let e = a.restore_database(orders.id, &own).await.unwrap_err();
+    assert_eq!((problem(&e).status, problem(&e).code.as_str()), (409, "invalid_state"), "{e}");
+    let op = h.admin.wait_operation(inst.last_operation_id.unwrap(), Duration::from_secs(300)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{op:?}\n{}", log_text(&h.admin, op.id).await);
     let log = log_text(&h.admin, op.id).await;
     for step in [
         "safety base backup",
