@@ -114,6 +114,23 @@ async fn killed_during_a_base_backup_and_a_restore_to_a_time_each_ends_once() {
     assert_eq!(ids(&cred).await, vec![1, 2]);
     let j = h.spawn_api(opts).await;
     let a = Client::new(&h.apis[j].endpoint, a.token()).unwrap();
+    // While the resumed attempt dumps from its scratch cluster (a copy of the whole instance,
+    // with every role as it was), the tenant's own login is refused there: only the service
+    // and the backup login may log in.
+    logged(&h, op, "dumping").await;
+    let mut state = h.state_db().await;
+    let line: String = sqlx::query_scalar(
+        "SELECT message FROM operation_logs WHERE operation_id = $1 AND message LIKE 'scratch cluster %' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(op)
+    .fetch_one(&mut state)
+    .await
+    .unwrap();
+    let port: u16 = line.split(" on port ").nth(1).unwrap().split(':').next().unwrap().parse().unwrap();
+    let opts: sqlx::postgres::PgConnectOptions = cred.uri.parse().unwrap();
+    let e = sqlx::Connection::connect_with(&opts.port(port).ssl_mode(sqlx::postgres::PgSslMode::Require)).await;
+    let e: sqlx::Error = e.map(|_: sqlx::PgConnection| ()).unwrap_err();
+    assert!(e.to_string().contains("no pg_hba.conf entry"), "the tenant's login reached the scratch cluster: {e}");
     let done = a.wait_operation(op, Duration::from_secs(240)).await.unwrap();
     assert_eq!(done.status, OperationStatus::Succeeded, "{}", log_of(&a, op).await);
     assert!(done.attempts >= 2, "{done:?}");

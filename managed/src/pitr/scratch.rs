@@ -162,8 +162,10 @@ pub(crate) fn when(t: DateTime<Utc>) -> String {
 }
 
 /// Only the postgres system user locally, and the given logins over TLS.
+/// Each login double-quoted (pg_hba reads a quoted name as that name, never as a keyword such
+/// as `all` or a `+group`); role names are ours and hold no quote.
 fn hba(logins: &[&str]) -> String {
-    let who = logins.join(",");
+    let who = logins.iter().map(|l| format!("\"{}\"", l.replace('"', ""))).collect::<Vec<_>>().join(",");
     format!(
         "# A point-in-time scratch cluster: {who} only.\n\
          local   all  postgres               peer\n\
@@ -327,7 +329,8 @@ mod tests {
     #[test]
     fn scratch_clusters_let_in_only_whom_they_name() {
         let text = hba(&["dbaas_admin", "dab12_backup"]);
-        assert!(text.contains("hostssl all  dbaas_admin,dab12_backup  0.0.0.0/0  scram-sha-256"), "{text}");
+        assert!(text.contains(r#"hostssl all  "dbaas_admin","dab12_backup"  0.0.0.0/0  scram-sha-256"#), "{text}");
+        assert!(hba(&["all"]).contains(r#"hostssl all  "all"  "#));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 3);
     }
 }
