@@ -26,15 +26,7 @@ async fn pass(state: &AppState) -> Result<(), sqlx::Error> {
     for inst in rows {
         let problem = match inst.target(&state.key) {
             Ok(t) => match t.connect(MAINTENANCE_DB).await {
-                Ok(mut conn) => {
-                    if inst.archiving == dbaas_client::ArchivingState::On {
-                        // A (time, WAL position) sample for the recovery window's `latest`.
-                        if let Err(e) = crate::pitr::window::mark(&mut conn, &state.db, &inst).await {
-                            tracing::warn!(instance = %inst.name, error = %e.message, "sampling the WAL position");
-                        }
-                    }
-                    None
-                }
+                Ok(_) => None,
                 Err(e) => Some(e.message),
             },
             Err(e) => Some(e.to_string()),

@@ -7,8 +7,8 @@
 //! insert position (`wal_marks`: every commit stamped at or before `at` is written at or
 //! before `lsn`, with a second's margin for a commit stamped just before its record is
 //! inserted), and `latest` is the newest sample whose position the archive has reached (the
-//! end of the newest archived file). Samples are taken by the health check and every time a
-//! window is read.
+//! end of the newest archived file). Samples are taken by the metrics collection (once per
+//! interval across replicas) and every time a window is read.
 
 use chrono::{DateTime, TimeZone, Utc};
 use dbaas_client::{ArchiveHealth, ArchivingState, BaseBackup, BaseBackupKind, RecoveryWindow};
