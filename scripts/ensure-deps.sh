@@ -10,6 +10,8 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client-15)
 [ -x /usr/lib/postgresql/15/bin/pg_repack ] || need+=(postgresql-15-repack)
 # Point-in-time recovery of managed instances: WAL archiving, base backups and restores.
 [ -x /usr/bin/pgbackrest ] || need+=(pgbackrest)
+# The routing proxy each host runs in front of its managed instances.
+[ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # Managed instances on SSH hosts: the service drives the OpenSSH client; the tests start a
 # real sshd on loopback.

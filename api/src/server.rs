@@ -62,6 +62,7 @@ pub fn state(db: PgPool, key: MasterKey, engine: EngineConfig) -> AppState {
         hosts: Arc::new(crate::hosts::HostPool::default()),
         stopping: CancellationToken::new(),
         point_in_time: Some(dbaas_managed::pitr::database::hook),
+        proxy_sync: Some(dbaas_managed::proxy::sync::hook),
     }
 }
 
@@ -110,6 +111,7 @@ pub async fn serve_with(
     crate::catalog::reconcile::spawn(state.clone(), shutdown.clone());
     crate::managed::health::spawn(state.clone(), shutdown.clone());
     crate::managed::pitr::schedule::spawn(state.clone(), shutdown.clone());
+    crate::managed::proxy::sync::spawn(state.clone(), shutdown.clone());
     let hand_back = CancellationToken::new();
     let workers =
         dbaas_engine::worker::spawn::<AppState, ops::job::Job>(state.clone(), shutdown.clone(), hand_back.clone());

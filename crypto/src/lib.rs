@@ -27,7 +27,12 @@ pub enum CryptoError {
 
 /// The operator's key that encrypts every secret stored in the state database.
 #[derive(Clone)]
-pub struct MasterKey(Aes256Gcm);
+pub struct MasterKey(Aes256Gcm, SaltKey);
+
+/// A key derived from the master key (HMAC-SHA-256 of a fixed label) that only derives the
+/// salts of SCRAM verifiers: never the encryption key itself.
+#[derive(Clone)]
+struct SaltKey([u8; 32]);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,7 +46,10 @@ impl MasterKey {
         if raw.len() != 32 {
             return Err(CryptoError::KeyLength(raw.len()));
         }
-        Ok(Self(Aes256Gcm::new_from_slice(&raw).map_err(|_| CryptoError::KeyLength(raw.len()))?))
+        let cipher = Aes256Gcm::new_from_slice(&raw).map_err(|_| CryptoError::KeyLength(raw.len()))?;
+        let mut salt_key = [0u8; 32];
+        salt_key.copy_from_slice(&hmac(&raw, b"dbaas scram salt key v1"));
+        Ok(Self(cipher, SaltKey(salt_key)))
     }
 
     /// A fresh random key, base64-encoded (what `dev` mode stores in its data dir).
@@ -77,6 +85,21 @@ impl MasterKey {
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
         out
+    }
+
+    /// The SCRAM-SHA-256 verifier of a login's password, the same every time for the same
+    /// `context` (the credential, e.g. `credential:<id>`) and password: its salt is derived
+    /// from both under the master key. The service sets it on the server and writes the same
+    /// verifier into the routing proxy's auth file (pgbouncer passes SCRAM through only when
+    /// both hold the same salt and iterations), and can rebuild that file from the state
+    /// database at any time without storing verifiers. A new password gets a new salt.
+    pub fn scram_verifier(&self, password: &str, context: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.1 .0).expect("HMAC accepts any key length");
+        mac.update(context.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        let salt = mac.finalize().into_bytes();
+        scram_with_salt(password, &salt[..16], 4096)
     }
 
     pub fn decrypt(&self, data: &[u8], context: &str) -> Result<String, CryptoError> {
@@ -152,6 +175,20 @@ mod tests {
         assert!(key.decrypt(&ct, "credential:2").is_err());
         let other = MasterKey::from_base64(&MasterKey::generate_base64()).expect("key");
         assert!(other.decrypt(&ct, "credential:1").is_err());
+    }
+
+    #[test]
+    fn derived_verifiers_are_stable_per_credential_and_password() {
+        let key = MasterKey::from_base64(&MasterKey::generate_base64()).expect("key");
+        let a = key.scram_verifier("pw", "credential:1");
+        assert_eq!(a, key.scram_verifier("pw", "credential:1"));
+        assert_ne!(a, key.scram_verifier("pw", "credential:2"));
+        assert_ne!(a, key.scram_verifier("pw2", "credential:1"));
+        let other = MasterKey::from_base64(&MasterKey::generate_base64()).expect("key");
+        assert_ne!(a, other.scram_verifier("pw", "credential:1"));
+        // The verifier of that salt: what PostgreSQL computes for the password.
+        let salt = a.split('$').nth(1).and_then(|s| s.split(':').nth(1)).expect("salt");
+        assert_eq!(a, scram_with_salt("pw", &B64.decode(salt).expect("b64"), 4096));
     }
 
     #[test]

@@ -125,6 +125,29 @@ pub struct AppState {
     /// Makes a point-in-time backup's dump (a scratch cluster recovered to its time): the
     /// managed instances' code, which this crate cannot name, set by the service.
     pub point_in_time: Option<PointInTimeHook>,
+    /// Brings the routing proxy of an instance's host in line with the state database (its
+    /// databases and logins), reloading it: the managed instances' code, set by the service.
+    /// Called by the operations that change who may log in where.
+    pub proxy_sync: Option<ProxySyncHook>,
+}
+
+/// See [`AppState::proxy_sync`]: `(state, instance id)`.
+pub type ProxySyncHook = for<'a> fn(
+    &'a AppState,
+    Uuid,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), dbaas_engine::OpError>> + Send + 'a>,
+>;
+
+impl AppState {
+    /// Re-syncs the proxy in front of `instance` (nothing when the service has no proxies or
+    /// the instance's host runs none).
+    pub async fn sync_proxy(&self, instance: Uuid) -> Result<(), dbaas_engine::OpError> {
+        match self.proxy_sync {
+            Some(sync) => sync(self, instance).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// See [`AppState::point_in_time`].

@@ -101,3 +101,8 @@ pub fn server_cert(ca_name: &str, names: &[String]) -> Result<ServerCert, rcgen:
 pub fn instance_ca_name(instance: &str) -> String {
     format!("dbaas instance {instance} CA")
 }
+
+/// The CA name of a host's routing proxy.
+pub fn proxy_ca_name(host: &str) -> String {
+    format!("dbaas proxy {host} CA")
+}

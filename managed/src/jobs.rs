@@ -97,7 +97,9 @@ impl Operation for ProvisionInstance {
     const KIND: OperationKind = OperationKind::ProvisionInstance;
     async fn run(&self, ctx: &OpContext) -> Result<(), OpError> {
         let (inst, node) = crate::server::load(ctx).await?;
-        ops::provision(ctx, &inst, &node, None).await
+        ops::provision(ctx, &inst, &node, None).await?;
+        // The host's proxy learns the instance's CA and public name before its first database.
+        ctx.state.sync_proxy(inst.id).await
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
         provisioned(tx, op, ok).await
@@ -207,7 +209,8 @@ impl Operation for DeleteInstance {
         ctx.step(&format!("stopping the server and removing {}", node.dir)).await;
         node.remove().await?;
         ctx.state.hosts.forget(node.host.id).await;
-        Ok(())
+        // Its databases leave the host's proxy (a `deleting` instance is not routed).
+        crate::proxy::sync::sync_host(&ctx.state, node.host.id).await
     }
     async fn on_outcome(&self, tx: &mut PgConnection, op: &OperationRow, ok: bool) -> Result<(), sqlx::Error> {
         if !ok {

@@ -1,6 +1,6 @@
 //! dbaas-managed: managed instances, the PostgreSQL clusters this service creates and runs on
 //! registered hosts: admission (placement, ports, settings), provisioning and the instance
-//! operations, server certificates, health checks.
+//! operations, server certificates, health checks, and the routing proxy in front of them.
 //!
 //! May use: `dbaas-domain` (state, catalog connections, enqueueing), `dbaas-hosts`,
 //! `dbaas-store`, `dbaas-engine`, `dbaas-crypto`.
@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod node;
 pub mod ops;
 pub mod pitr;
+pub mod proxy;
 pub mod server;
 pub mod settings;
 pub mod tls_probe;

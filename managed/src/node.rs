@@ -244,7 +244,7 @@ fn parse_listening(text: &str) -> Vec<u16> {
 
 /// The state letter of a `/proc/<pid>/stat` line (`R`, `S`, `Z`, …): the field after the
 /// command name, which is in parentheses and may itself hold spaces or parentheses.
-fn process_state(stat: &str) -> Option<char> {
+pub(crate) fn process_state(stat: &str) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use dbaas_client::{
-    Access, BackupStatus, Database, DatabaseBackups, DatabaseMode, DatabaseStatus, RoleNames, VerifyStatus,
+    Access, BackupStatus, Database, DatabaseBackups, DatabaseMode, DatabaseStatus, PoolMode, RoleNames, VerifyStatus,
 };
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -15,9 +15,10 @@ macro_rules! database_columns {
     ($ca_cert:literal) => {
         concat!(
             "d.id, d.tenant_id, t.name AS tenant_name, d.name, d.physical_name, d.instance_id, \
-            i.name AS instance_name, i.environment, i.public_host, i.port, ",
+            i.name AS instance_name, i.environment, i.public_host, coalesce(ph.proxy_port, i.port) AS port, \
+            ph.proxy_port IS NOT NULL AS via_proxy, ",
             $ca_cert,
-            ", d.mode, d.status, d.extensions, \
+            ", d.mode, d.pool_mode, d.status, d.extensions, \
             d.connection_limit, d.version, d.last_operation_id, d.created_at, d.updated_at, d.backup_retention_days, \
             d.backup_store_id, bs.name AS backup_store_name, d.retained_until, lb.created_at AS last_backup_at, \
             lb.status AS last_backup_status, lv.verify_status AS last_verify_status, lv.verified_at AS last_verified_at"
@@ -25,7 +26,11 @@ macro_rules! database_columns {
     };
 }
 
-pub const DATABASE_COLUMNS: &str = database_columns!("i.ca_cert");
+/// Through the proxy, clients get the proxy's CA after the instance's (a bundle: either
+/// address verifies).
+pub const DATABASE_COLUMNS: &str = database_columns!(
+    "CASE WHEN ph.proxy_port IS NOT NULL THEN i.ca_cert || E'\\n' || ph.proxy_ca_cert ELSE i.ca_cert END AS ca_cert"
+);
 /// For lists, which never show the instance's CA certificate (credentials do): without it a
 /// page of 100 carries 100 copies fewer of the same PEM from the state database.
 pub const DATABASE_LIST_COLUMNS: &str = database_columns!("NULL::text AS ca_cert");
@@ -33,6 +38,7 @@ pub const DATABASE_LIST_COLUMNS: &str = database_columns!("NULL::text AS ca_cert
 /// With the database's latest backup and latest verification (index `backups_database`).
 pub const DATABASE_FROM: &str = "databases d JOIN tenants t ON t.id = d.tenant_id \
     JOIN instances i ON i.id = d.instance_id LEFT JOIN backup_stores bs ON bs.id = d.backup_store_id \
+    LEFT JOIN hosts ph ON ph.id = i.host_id AND i.kind = 'managed' AND ph.proxy_port IS NOT NULL \
     LEFT JOIN LATERAL (SELECT b.created_at, b.status FROM backups b WHERE b.database_id = d.id \
         ORDER BY b.created_at DESC LIMIT 1) lb ON true \
     LEFT JOIN LATERAL (SELECT b.verify_status, b.verified_at FROM backups b WHERE b.database_id = d.id \
@@ -51,11 +57,17 @@ pub struct DatabaseRow {
     #[sqlx(try_from = "String")]
     pub environment: dbaas_client::Environment,
     pub public_host: String,
+    /// Where clients connect: the port of the routing proxy of the instance's host when it
+    /// runs one, else the instance's own.
     pub port: i32,
-    /// The instance's CA (PEM), handed to clients for `verify-full`.
+    pub via_proxy: bool,
+    /// The instance's CA (PEM), handed to clients for `verify-full` (with the proxy's CA
+    /// when `via_proxy`).
     pub ca_cert: Option<String>,
     #[sqlx(try_from = "String")]
     pub mode: DatabaseMode,
+    #[sqlx(try_from = "String")]
+    pub pool_mode: PoolMode,
     #[sqlx(try_from = "String")]
     pub status: DatabaseStatus,
     pub extensions: Vec<String>,
@@ -115,6 +127,7 @@ impl DatabaseRow {
             status: self.status(),
             extensions: self.extensions.clone(),
             connection_limit: self.connection_limit,
+            pool_mode: self.pool_mode,
             roles: RoleNames { read: p.role(Access::Read), write: p.role(Access::Write), admin: p.role(Access::Admin) },
             version: self.version,
             created_at: self.created_at,

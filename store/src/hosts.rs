@@ -5,7 +5,8 @@ use dbaas_client::{Host, HostKind, PgVersion};
 use uuid::Uuid;
 
 pub const HOST_COLUMNS: &str = "h.id, h.name, h.kind, h.address, h.ssh_port, h.ssh_user, h.ssh_private_key_enc, \
-    h.ssh_known_host_key, h.data_root, h.port_range_start, h.port_range_end, h.pg_versions, h.version, h.created_at";
+    h.ssh_known_host_key, h.data_root, h.port_range_start, h.port_range_end, h.pg_versions, h.version, h.created_at, \
+    h.proxy_port, h.proxy_ca_cert, h.proxy_ca_key_enc, h.proxy_cert_not_after, h.proxy_cert_names, h.proxy_cert_tag, h.proxy_health, h.proxy_message";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HostRecord {
@@ -24,6 +25,14 @@ pub struct HostRecord {
     pub pg_versions: sqlx::types::Json<Vec<PgVersion>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
+    pub proxy_port: Option<i32>,
+    pub proxy_ca_cert: Option<String>,
+    pub proxy_ca_key_enc: Option<Vec<u8>>,
+    pub proxy_cert_not_after: Option<DateTime<Utc>>,
+    pub proxy_cert_names: Option<Vec<String>>,
+    pub proxy_cert_tag: Option<String>,
+    pub proxy_health: String,
+    pub proxy_message: Option<String>,
 }
 
 impl HostRecord {
@@ -47,6 +56,11 @@ impl HostRecord {
         self.address.clone().unwrap_or_else(|| "127.0.0.1".into())
     }
 
+    /// The routing proxy's directory on the host.
+    pub fn proxy_dir(&self) -> String {
+        format!("{}/.proxy", self.data_root)
+    }
+
     /// The server binaries of a major version, as registration found them.
     pub fn bin_dir(&self, version: &str) -> Option<String> {
         self.pg_versions.0.iter().find(|v| v.version == version).map(|v| v.bin_dir.clone())
@@ -65,6 +79,15 @@ impl HostRecord {
             data_root: self.data_root.clone(),
             port_range: [self.port_range_start as u16, self.port_range_end as u16],
             pg_versions: self.pg_versions.0.clone(),
+            proxy_port: self.proxy_port.map(|p| p as u16),
+            proxy_ca_cert: self.proxy_ca_cert.clone(),
+            proxy_health: match (self.proxy_port, self.proxy_health.as_str()) {
+                (Some(_), "healthy") => Some(dbaas_client::HealthStatus::Healthy),
+                (Some(_), "down") => Some(dbaas_client::HealthStatus::Down),
+                // 'unknown' (the column's CHECK allows nothing else): not checked yet.
+                _ => None,
+            },
+            proxy_message: self.proxy_message.clone(),
             version: self.version,
             created_at: self.created_at,
         }

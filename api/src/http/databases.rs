@@ -186,7 +186,7 @@ pub(super) async fn create_database(
     refuse_foreign(&inst, &s, &claim).await?;
     sqlx::query(
         "INSERT INTO databases (id, tenant_id, name, physical_name, instance_id, mode, status, extensions, connection_limit, \
-         backup_retention_days, backup_store_id) VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8, $9, $10)",
+         backup_retention_days, backup_store_id, pool_mode) VALUES ($1, $2, $3, $4, $5, $6, 'provisioning', $7, $8, $9, $10, $11)",
     )
     .bind(id)
     .bind(tenant_id)
@@ -198,6 +198,7 @@ pub(super) async fn create_database(
     .bind(req.connection_limit.unwrap_or(-1))
     .bind(retention)
     .bind(backup_store)
+    .bind(req.pool_mode.unwrap_or_default().as_str())
     .execute(&mut *tx)
     .await?;
     for (access, cid) in cred_ids {
@@ -362,7 +363,9 @@ async fn update_database(
     if cur.mode() == DatabaseMode::Protected && mode == DatabaseMode::Standard {
         lower_protection(&mut tx, &who, &cur).await?;
     }
-    let target_changes = extensions != cur.extensions || limit != cur.connection_limit;
+    let pool_mode = req.pool_mode.unwrap_or(cur.pool_mode);
+    // A new pool mode is the proxy's: the re-apply ends by syncing it.
+    let target_changes = extensions != cur.extensions || limit != cur.connection_limit || pool_mode != cur.pool_mode;
     let env =
         record::load_instance(&mut *tx, cur.instance_id).await?.ok_or(ApiError::NotFound("instance"))?.environment();
     let (retention, backup_store) =
@@ -370,8 +373,8 @@ async fn update_database(
     sqlx::query(
         "UPDATE databases SET mode = $2, extensions = $3, connection_limit = $4, version = version + 1, updated_at = now(), \
          status = CASE WHEN $5 THEN 'updating' ELSE status END, \
-         backup_retention_days = coalesce($6, backup_retention_days), backup_store_id = coalesce($7, backup_store_id) \
-         WHERE id = $1",
+         backup_retention_days = coalesce($6, backup_retention_days), backup_store_id = coalesce($7, backup_store_id), \
+         pool_mode = $8 WHERE id = $1",
     )
     .bind(cur.id)
     .bind(mode.as_str())
@@ -380,6 +383,7 @@ async fn update_database(
     .bind(target_changes)
     .bind(retention)
     .bind(backup_store)
+    .bind(pool_mode.as_str())
     .execute(&mut *tx)
     .await?;
     let op = if target_changes {

@@ -144,6 +144,7 @@ async fn start_restore(
                 restore_from: Some(backup),
                 backup_retention_days: db.backup_retention_days.map(|d| d as u32),
                 backup_store: db.backup_store_name.clone(),
+                pool_mode: Some(db.pool_mode),
             };
             create_database(State(s.clone()), who, ApiJson(create)).await
         }

@@ -138,6 +138,36 @@ pub const FAMILIES: &[Family] = &[
     g("dbaas_host_up", "Whether the last reading of a host's data disk succeeded."),
     g("dbaas_host_data_disk_size_bytes", "Size of the file system holding a host's data root."),
     g("dbaas_host_data_disk_available_bytes", "Bytes available on the file system holding a host's data root."),
+    // The host's routing proxy (pgbouncer), under pgbouncer_exporter's names.
+    g("pgbouncer_up", "Whether the routing proxy's admin console answered the last reading."),
+    g(
+        "pgbouncer_pools_client_active_connections",
+        "Client connections linked to a server connection, per database and user.",
+    ),
+    g(
+        "pgbouncer_pools_client_waiting_connections",
+        "Client connections waiting for a server connection, per database and user.",
+    ),
+    g("pgbouncer_pools_server_active_connections", "Server connections linked to a client, per database and user."),
+    g(
+        "pgbouncer_pools_server_idle_connections",
+        "Server connections idle and ready for a client, per database and user.",
+    ),
+    g(
+        "pgbouncer_pools_server_used_connections",
+        "Server connections idle longer than the check delay, per database and user.",
+    ),
+    g("pgbouncer_pools_server_login_connections", "Server connections logging in, per database and user."),
+    g(
+        "pgbouncer_pools_client_maxwait_seconds",
+        "How long the oldest waiting client has waited, per database and user.",
+    ),
+    c("pgbouncer_stats_queries_pooled_total", "Queries pooled by the proxy, per database."),
+    c("pgbouncer_stats_sql_transactions_pooled_total", "Transactions pooled by the proxy, per database."),
+    c("pgbouncer_stats_received_bytes_total", "Bytes the proxy received from clients, per database."),
+    c("pgbouncer_stats_sent_bytes_total", "Bytes the proxy sent to clients, per database."),
+    c("pgbouncer_stats_queries_duration_seconds_total", "Time spent by the proxy's queries on servers, per database."),
+    c("pgbouncer_stats_client_wait_seconds_total", "Time clients waited for a server connection, per database."),
 ];
 
 pub fn family(name: &str) -> Option<&'static Family> {

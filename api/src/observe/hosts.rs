@@ -29,7 +29,7 @@ async fn collect(state: &AppState, id: Uuid, interval_ms: i64) -> Result<bool, s
         return Ok(false);
     }
     let Some(host) = HostRecord::load(&state.db, id).await? else { return Ok(false) };
-    let samples = match disk(state, &host).await {
+    let mut samples = match disk(state, &host).await {
         Ok((size, available)) => vec![
             Sample::new("dbaas_host_up", &[], 1.0),
             Sample::new("dbaas_host_data_disk_size_bytes", &[], size),
@@ -40,6 +40,9 @@ async fn collect(state: &AppState, id: Uuid, interval_ms: i64) -> Result<bool, s
             vec![Sample::new("dbaas_host_up", &[], 0.0)]
         }
     };
+    if host.proxy_port.is_some() {
+        samples.extend(proxy(state, &host).await);
+    }
     sqlx::query(
         "INSERT INTO host_metrics (host_id, collected_at, samples) VALUES ($1, now(), $2) \
          ON CONFLICT (host_id) DO UPDATE SET collected_at = now(), samples = $2",
@@ -59,4 +62,24 @@ async fn disk(state: &AppState, host: &HostRecord) -> Result<(f64, f64), String>
             .map_err(|_| "df did not answer within 10 s".to_string())?
             .map_err(|e| e.to_string())?;
     Ok((size as f64, available as f64))
+}
+
+/// The routing proxy's pools and traffic under pgbouncer_exporter's names (`pgbouncer_up` 0
+/// when its console does not answer).
+async fn proxy(state: &AppState, host: &HostRecord) -> Vec<Sample> {
+    let read = dbaas_managed::proxy::stats::read(state, host);
+    match tokio::time::timeout(std::time::Duration::from_secs(10), read).await {
+        Ok(Ok(samples)) => samples
+            .into_iter()
+            .map(|(name, labels, value)| {
+                let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                Sample::new(name, &labels, value)
+            })
+            .collect(),
+        Ok(Err(e)) => {
+            tracing::debug!(host = %host.name, error = %e.message, "proxy stats not read");
+            vec![Sample::new("pgbouncer_up", &[], 0.0)]
+        }
+        Err(_) => vec![Sample::new("pgbouncer_up", &[], 0.0)],
+    }
 }

@@ -27,6 +27,14 @@ fn record(key: &MasterKey, port: u16, sshd: &Sshd) -> HostRecord {
         pg_versions: sqlx::types::Json(vec![]),
         version: 1,
         created_at: chrono::Utc::now(),
+        proxy_port: None,
+        proxy_ca_cert: None,
+        proxy_ca_key_enc: None,
+        proxy_cert_not_after: None,
+        proxy_cert_names: None,
+        proxy_cert_tag: None,
+        proxy_health: "unknown".into(),
+        proxy_message: None,
     }
 }
 

@@ -38,6 +38,7 @@ mod pitr_instance;
 mod placement_tls;
 mod portal;
 mod prometheus;
+mod proxy;
 mod readme_tour;
 mod restorable;
 mod restores;

@@ -23,6 +23,7 @@ fn ssh_host(name: &str, sshd: &Sshd, root: &str) -> CreateHost {
         ssh_known_host_key: Some(sshd.host_key.clone()),
         data_root: root.into(),
         port_range: Some([25500, 25509]),
+        proxy_port: Some(25510),
     }
 }
 

@@ -24,6 +24,30 @@ impl DatabaseMode {
     }
 }
 
+/// How the routing proxy in front of a managed instance pools a database's server
+/// connections.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// A client keeps one server connection for its whole session (everything works).
+    #[default]
+    Session,
+    /// A server connection per transaction: many more clients than server connections, but
+    /// no session state between transactions (SET, advisory locks, LISTEN, and with
+    /// pgbouncer 1.18 no protocol-level prepared statements).
+    Transaction,
+}
+
+impl PoolMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Transaction => "transaction",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -113,6 +137,10 @@ pub struct CreateDatabase {
     /// The store its backups go to (default: the only store serving its environment).
     #[serde(default)]
     pub backup_store: Option<String>,
+    /// How the routing proxy pools its connections (default `session`; only databases on
+    /// managed instances whose host runs a proxy are reached through one).
+    #[serde(default)]
+    pub pool_mode: Option<PoolMode>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -129,6 +157,8 @@ pub struct UpdateDatabase {
     pub backup_retention_days: Option<u32>,
     #[serde(default)]
     pub backup_store: Option<String>,
+    #[serde(default)]
+    pub pool_mode: Option<PoolMode>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -155,6 +185,8 @@ pub struct Database {
     pub status: DatabaseStatus,
     pub extensions: Vec<String>,
     pub connection_limit: i32,
+    /// How the routing proxy pools its connections.
+    pub pool_mode: PoolMode,
     pub roles: RoleNames,
     pub version: i64,
     pub created_at: DateTime<Utc>,

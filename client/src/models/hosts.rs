@@ -40,6 +40,11 @@ pub struct CreateHost {
     /// Ports instances may use, inclusive (default 5500-5599).
     #[serde(default)]
     pub port_range: Option<[u16; 2]>,
+    /// The port of the host's routing proxy (pgbouncer), outside `port_range`: clients
+    /// reach every database of the host's instances there, by database name. Absent: no
+    /// proxy; clients use each instance's own port.
+    #[serde(default)]
+    pub proxy_port: Option<u16>,
 }
 
 impl CreateHost {
@@ -55,6 +60,7 @@ impl CreateHost {
             ssh_known_host_key: None,
             data_root: data_root.into(),
             port_range: Some(ports),
+            proxy_port: None,
         }
     }
 }
@@ -88,6 +94,17 @@ pub struct Host {
     pub port_range: [u16; 2],
     /// PostgreSQL versions found on the host at registration.
     pub pg_versions: Vec<PgVersion>,
+    /// The routing proxy's port, when the host runs one.
+    #[serde(default)]
+    pub proxy_port: Option<u16>,
+    /// The proxy's CA (PEM): its clients verify the proxy with it (`verify-full`).
+    #[serde(default)]
+    pub proxy_ca_cert: Option<String>,
+    /// What the service last found of the proxy (absent: not checked yet).
+    #[serde(default)]
+    pub proxy_health: Option<HealthStatus>,
+    #[serde(default)]
+    pub proxy_message: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
 }

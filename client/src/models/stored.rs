@@ -30,6 +30,7 @@ macro_rules! from_serde_name {
 
 from_serde_name!(
     DatabaseMode => "database mode",
+    PoolMode => "pool mode",
     CredentialKind => "credential kind",
     InstanceKind => "instance kind",
     HealthStatus => "health status",
@@ -65,6 +66,7 @@ stored_as_text!(
     Environment,
     SslMode,
     DatabaseMode,
+    PoolMode,
     CredentialKind,
     InstanceKind,
     HealthStatus,

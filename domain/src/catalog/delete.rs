@@ -33,6 +33,8 @@ pub async fn run(ctx: &OpContext, grace: Option<Duration>) -> Result<(), OpError
         // record goes, the database stays exactly as it is.
         ctx.log("warn", &format!("database {} is not ours ({why}); left untouched", names.database)).await;
     } else if ownership.is_ours() {
+        // The routing proxy stops routing to it (a `deleting` database is not listed).
+        state.sync_proxy(db.instance_id).await?;
         ctx.step("step 1/4: revoking CONNECT").await;
         ctx.step("step 2/4: waiting for sessions to end").await;
         drain(ctx, &mut locked.conn, &names, grace.unwrap_or(state.engine.delete_grace)).await?;

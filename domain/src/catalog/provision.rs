@@ -65,7 +65,8 @@ pub async fn run(ctx: &OpContext, drop_extensions: &[String]) -> Result<(), OpEr
         let cred = static_credential(&creds, access)?;
         // A rotation in flight wins: its password is the one about to be recorded.
         let enc = cred.pending_password_enc.as_ref().unwrap_or(&cred.password_enc);
-        let verifier = crate::crypto::scram_sha256_verifier(&state.key.decrypt(enc, &cred.context())?);
+        // Derived, not random: the routing proxy's auth file holds the same verifier.
+        let verifier = state.key.scram_verifier(&state.key.decrypt(enc, &cred.context())?, &cred.context());
         let found = ownership::role(&mut locked.conn, role, *marker).await?;
         let step = phases::role(role, *marker, &found, &verifier).map_err(conflict_of)?;
         run_steps(ctx, &mut locked.conn, &[step]).await?;
@@ -111,7 +112,11 @@ pub async fn run(ctx: &OpContext, drop_extensions: &[String]) -> Result<(), OpEr
     let present: Vec<String> =
         sqlx::query_scalar("SELECT e.extname::text FROM pg_catalog.pg_extension e").fetch_all(&mut conn).await?;
     let steps = phases::extensions(&db.extensions, &present, drop_extensions, super::conn::PINNED_SEARCH_PATH);
-    run_steps(ctx, &mut conn, &steps).await
+    run_steps(ctx, &mut conn, &steps).await?;
+    drop(conn);
+    drop(locked);
+    // The routing proxy of a managed instance's host: this database and its logins.
+    state.sync_proxy(db.instance_id).await
 }
 
 fn conflict_of(f: phases::Foreign) -> OpError {

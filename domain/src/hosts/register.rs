@@ -29,6 +29,18 @@ pub async fn register(db: &sqlx::PgPool, key: &MasterKey, req: CreateHost) -> Ap
             "must be [start, end] with 1024 <= start <= end and at most 10000 ports",
         );
     }
+    if let Some(p) = req.proxy_port {
+        if p < 1024 {
+            errs.add("proxy_port", "out_of_range", "must be 1024-65535");
+        } else if (lo..=hi).contains(&p) {
+            errs.add("proxy_port", "inside_port_range", format!("{p} lies inside the instances' port range {lo}-{hi}"));
+        }
+        // The proxy's admin socket: `<data_root>/.proxy/run/.s.PGSQL.<port>` within the
+        // 107 bytes a unix socket path may have.
+        if req.data_root.len() + 30 > 107 {
+            errs.add("data_root", "too_long_for_proxy", "at most 77 characters on a host that runs a proxy");
+        }
+    }
     let ssh_target = match req.kind {
         HostKind::Local => {
             for (f, v) in [
@@ -67,6 +79,17 @@ pub async fn register(db: &sqlx::PgPool, key: &MasterKey, req: CreateHost) -> Ap
     let ephemeral = ephemeral_ports(&exec).await.map_err(|e| {
         ApiError::Unprocessable("host_check_failed", format!("reading the host's ephemeral port range failed: {e}"))
     })?;
+    if let Some(p) = req.proxy_port.filter(|p| ephemeral.contains(p)) {
+        return Err(ApiError::field(
+            "proxy_port",
+            "overlaps_ephemeral_ports",
+            format!(
+                "{p} lies in the host's ephemeral port range {}-{} (net.ipv4.ip_local_port_range)",
+                ephemeral.start(),
+                ephemeral.end()
+            ),
+        ));
+    }
     if lo <= *ephemeral.end() && *ephemeral.start() <= hi {
         return Err(ApiError::field(
             "port_range",
@@ -93,10 +116,20 @@ pub async fn register(db: &sqlx::PgPool, key: &MasterKey, req: CreateHost) -> Ap
         ));
     }
     let id = Uuid::new_v4();
+    // The proxy's CA: made here (no host work), so connection details can hand it out as
+    // soon as a database is routed.
+    let proxy_ca = match req.proxy_port {
+        Some(_) => Some(
+            super::tlsgen::new_ca(&super::tlsgen::proxy_ca_name(&req.name))
+                .map_err(|e| anyhow::anyhow!("making the proxy's CA: {e}"))?,
+        ),
+        None => None,
+    };
     sqlx::query(
         "INSERT INTO hosts (id, name, kind, data_root, port_range_start, port_range_end, pg_versions, \
-         address, ssh_port, ssh_user, ssh_private_key_enc, ssh_known_host_key) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         address, ssh_port, ssh_user, ssh_private_key_enc, ssh_known_host_key, proxy_port, proxy_ca_cert, \
+         proxy_ca_key_enc) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(id)
     .bind(&req.name)
@@ -110,6 +143,9 @@ pub async fn register(db: &sqlx::PgPool, key: &MasterKey, req: CreateHost) -> Ap
     .bind(ssh_target.as_ref().map(|t| &t.user))
     .bind(ssh_target.as_ref().map(|t| key.encrypt(&t.private_key, &format!("host:{id}"))))
     .bind(ssh_target.as_ref().map(|t| &t.known_host_key))
+    .bind(req.proxy_port.map(i32::from))
+    .bind(proxy_ca.as_ref().map(|c| &c.cert_pem))
+    .bind(proxy_ca.as_ref().map(|c| key.encrypt(&c.key_pem, &format!("proxy-ca:{id}"))))
     .execute(db)
     .await?;
     let row = HostRecord::by_name(db, &req.name).await?.ok_or(ApiError::NotFound("host"))?;

@@ -2,7 +2,7 @@
 
 use dbaas_client::{
     Access, Client, CreateDatabase, Database as ApiDatabase, DatabaseMode, DatabaseStatus, Environment, Placement,
-    UpdateDatabase,
+    PoolMode, UpdateDatabase,
 };
 
 use super::common::{field_paths, wait_op};
@@ -24,11 +24,16 @@ fn api_paths() -> Vec<(&'static str, Path)> {
         D::mode,
         D::extensions,
         D::connection_limit,
+        D::pool_mode,
         D::backup_retention_days,
         D::backup_store,
     ]);
     paths.push(("restore_from", Path::attr(D::restore_from).then(RestoreFromModel::backup)));
     paths
+}
+
+fn pool_mode(m: &str) -> Option<PoolMode> {
+    m.parse().ok()
 }
 
 fn mode(m: &str) -> DatabaseMode {
@@ -92,6 +97,15 @@ impl TypedResource for Database {
         if let Some(m) = c.mode.as_str() {
             if m != "standard" && m != "protected" {
                 diags.error_at(Path::attr(D::mode), "Invalid mode", format!("{m:?}: use standard or protected"));
+            }
+        }
+        if let Some(m) = c.pool_mode.as_str() {
+            if pool_mode(m).is_none() {
+                diags.error_at(
+                    Path::attr(D::pool_mode),
+                    "Invalid pool mode",
+                    format!("{m:?}: use session or transaction"),
+                );
             }
         }
         if let Some(list) = c.extensions.known() {
@@ -186,6 +200,7 @@ impl TypedResource for Database {
             restore_from: config.restore_from.known().and_then(|r| r.backup.as_str()).and_then(|b| b.parse().ok()),
             backup_retention_days: config.backup_retention_days.get().map(|d| d as u32),
             backup_store: config.backup_store.as_str().map(str::to_string),
+            pool_mode: config.pool_mode.as_str().and_then(pool_mode),
         };
         let (id, op) = match client.create_database(&req).await {
             Ok(acc) => (acc.database.id, acc.operation),
@@ -294,6 +309,7 @@ impl TypedResource for Database {
         if changed(&prior.mode, &planned.mode)
             || changed(&prior.extensions, &planned.extensions)
             || changed(&prior.connection_limit, &planned.connection_limit)
+            || changed(&prior.pool_mode, &planned.pool_mode)
             || changed(&prior.backup_retention_days, &planned.backup_retention_days)
             || changed(&prior.backup_store, &planned.backup_store)
         {
@@ -304,6 +320,7 @@ impl TypedResource for Database {
                 connection_limit: planned.connection_limit.get().map(|n| n as i32),
                 backup_retention_days: planned.backup_retention_days.get().map(|d| d as u32),
                 backup_store: planned.backup_store.as_str().map(str::to_string),
+                pool_mode: planned.pool_mode.as_str().and_then(pool_mode),
             };
             match client.update_database(id, &req).await {
                 Ok(acc) => {

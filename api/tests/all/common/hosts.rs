@@ -44,6 +44,11 @@ impl HostDir {
 
 impl Drop for HostDir {
     fn drop(&mut self) {
+        // The host's routing proxy, when it runs one.
+        let pidfile = Path::new(&self.root()).join(".proxy/pgbouncer.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT);
+        }
         // The binaries the clusters were made with (found, not a fixed version).
         let Ok(bin) = dbaas_api::pgcluster::find_bin_dir() else { return };
         let pg_ctl = bin.join("pg_ctl").to_string_lossy().into_owned();
