@@ -222,6 +222,10 @@ pub struct DevArgs {
     /// API port.
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// Port of the routing proxy in front of this machine's managed instances (used when
+    /// host `local` is first registered).
+    #[arg(long, default_value_t = 16432)]
+    pub proxy_port: u16,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -291,7 +295,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             state.engine_db = engine_db;
             crate::server::serve_with(state, args.listen, tls, crate::server::shutdown_on_signals()).await
         }
-        Command::Dev(args) => crate::dev::run(&args.data_dir, args.port, args.engine.config()?).await,
+        Command::Dev(args) => crate::dev::run(&args.data_dir, args.port, args.proxy_port, args.engine.config()?).await,
         Command::Openapi { markdown } => {
             let (_, doc) = crate::http::api();
             if markdown {

@@ -17,7 +17,7 @@ use crate::pgcluster::{Cluster, ClusterOptions};
 const LOCAL_EXTENSIONS: &[&str] =
     &["pgcrypto", "citext", "hstore", "pg_trgm", "uuid-ossp", "btree_gin", "btree_gist", "pg_stat_statements"];
 
-pub async fn run(dir: &std::path::Path, port: u16, engine: crate::state::EngineConfig) -> Result<()> {
+pub async fn run(dir: &std::path::Path, port: u16, proxy_port: u16, engine: crate::state::EngineConfig) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     check_owned(dir)?;
     make_private(dir)?;
@@ -63,7 +63,7 @@ pub async fn run(dir: &std::path::Path, port: u16, engine: crate::state::EngineC
     fs::create_dir_all(&host_root)?;
     if crate::hosts::HostRecord::by_name(&db, "local").await?.is_none() {
         let root = host_root.canonicalize().unwrap_or(host_root.clone()).to_string_lossy().into_owned();
-        let req = CreateHost::local("local", &root, DEV_PORTS);
+        let req = CreateHost { proxy_port: Some(proxy_port), ..CreateHost::local("local", &root, DEV_PORTS) };
         if let Err(e) = crate::hosts::register::register(&state.db, &state.key, req).await {
             eprintln!("warning: this machine is not registered as a host ({e:?}); managed instances need one");
         }
@@ -111,6 +111,12 @@ pub async fn run(dir: &std::path::Path, port: u16, engine: crate::state::EngineC
             if let Err(e) = node.stop("fast").await {
                 eprintln!("warning: stopping managed instance {}: {e}", inst.name);
             }
+        }
+    }
+    // So does its routing proxy (the next `dev` starts it again with its configuration).
+    if let Ok(Some(host)) = crate::hosts::HostRecord::by_name(&db, "local").await {
+        if let Err(e) = crate::managed::proxy::sync::stop(&state, &host).await {
+            eprintln!("warning: stopping the routing proxy: {}", e.message);
         }
     }
     db.close().await;

@@ -62,6 +62,7 @@ async fn delete_host(State(s): State<AppState>, _: Admin, Path(name): Path<Strin
             format!("host {name} runs {live} instance(s); delete them first"),
         ));
     }
+    dbaas_managed::proxy::sync::retire(&s, &row).await.map_err(|e| anyhow::anyhow!(e.message))?;
     hosts::delete(&s.db, row.id).await?;
     s.hosts.forget(row.id).await;
     Ok(StatusCode::NO_CONTENT)

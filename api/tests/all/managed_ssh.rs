@@ -29,9 +29,10 @@ fn ssh_host(name: &str, sshd: &Sshd, root: &str) -> CreateHost {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_host_provisions_an_instance() {
+    // Dropped after the API: nothing starts its clusters or proxy again once stopped.
+    let dir = HostDir::new();
     let h = Harness::start().await;
     let sshd = Sshd::start();
-    let dir = HostDir::new();
 
     // Wrong host key, unreachable port, a key the server does not accept: clear errors,
     // nothing registered.
@@ -102,6 +103,8 @@ async fn ssh_host_provisions_an_instance() {
             CreateDatabase { name: "over-ssh".into(), instance: Some("pg-ssh".into()), ..Default::default() },
         )
         .await;
+    // Through the host's routing proxy, started and configured over SSH too.
+    assert_eq!(d.port, 25510);
     let mut c = connect_as(&a.get_credential(d.id, Access::Write).await.unwrap()).await.unwrap();
     assert_eq!(show(&mut c, "work_mem").await, "12MB");
     // The files belong to the postgres user even though the SSH login is root.
@@ -128,4 +131,5 @@ async fn ssh_host_provisions_an_instance() {
     assert!(dir.instance_dirs().is_empty());
     assert!(!listening(inst.port));
     h.admin.delete_host("remote").await.unwrap();
+    assert!(!listening(25510), "the deleted host's proxy still listens");
 }

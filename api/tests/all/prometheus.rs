@@ -286,7 +286,8 @@ async fn plot_dashboards(prom: &Prometheus, vars: &[(&str, &str)]) {
         let d: Value =
             serde_json::from_str(&std::fs::read_to_string(repo().join(format!("deploy/grafana/{file}.json"))).unwrap())
                 .unwrap();
-        let panels = d["panels"].as_array().unwrap();
+        // Row panels only group the ones below them.
+        let panels: Vec<&Value> = d["panels"].as_array().unwrap().iter().filter(|p| p["type"] != "row").collect();
         let rows = panels.len().div_ceil(2);
         let mut svg = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n\

@@ -31,7 +31,11 @@ async fn the_readme_curl_tour_runs_as_written() {
     for (what, count) in [("/var/tmp/dbaas-dev", 1), ("cargo run -q --release -p dbaas-api --", 1)] {
         assert_eq!(text.matches(what).count(), count, "the tour names {what} {count} time(s)");
     }
-    let script = text.replace("/var/tmp/dbaas-dev", dir).replace("cargo run -q --release -p dbaas-api --", BIN);
+    assert_eq!(text.matches("16432").count(), 2, "the tour names dev's proxy port twice");
+    let script = text
+        .replace("/var/tmp/dbaas-dev", dir)
+        .replace("cargo run -q --release -p dbaas-api --", BIN)
+        .replace("16432", &dev.proxy_port.to_string());
     let work = tempdir();
     let failures = work.path().join("curl-failures");
     // Every curl the tour runs fails on a non-2xx answer (and says which); any failing

@@ -74,14 +74,10 @@ impl Daemon {
 
     /// Files in the directory whose names start with `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, OpError> {
-        let out = self
-            .files
-            .sys(
-                "/usr/bin/find",
-                &[self.dir(), "-maxdepth", "1", "-type", "f", "-name", &format!("{prefix}*"), "-printf", "%f\n"],
-            )
-            .await?;
-        Ok(out.stdout.lines().map(str::to_string).collect())
+        // `ls`, not `find`: find changes directory, and over SSH the login's working
+        // directory is not the postgres user's to return to.
+        let out = self.files.sys("/bin/ls", &["-1", "-A", "--", self.dir()]).await?;
+        Ok(out.stdout.lines().filter(|f| f.starts_with(prefix)).map(str::to_string).collect())
     }
 
     pub async fn remove(&self, name: &str) -> Result<(), OpError> {
@@ -177,10 +173,20 @@ impl Daemon {
         }
     }
 
-    /// Stops the proxy (a host taken out of service).
+    /// Stops the proxy (a host taken out of service, with no instance left to route to):
+    /// SIGTERM, pgbouncer's immediate shutdown, then waits until it is gone.
     pub async fn stop(&self) -> Result<(), OpError> {
-        if let Some(pid) = self.pid().await? {
-            self.files.sys("/bin/kill", &["-INT", &pid.to_string()]).await?;
+        let Some(pid) = self.pid().await? else { return Ok(()) };
+        self.files.sys("/bin/kill", &["-TERM", &pid.to_string()]).await?;
+        let started = std::time::Instant::now();
+        while self.pid().await?.is_some() {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(OpError::retryable(
+                    "proxy_stop",
+                    format!("pgbouncer (PID {pid}) still runs 10 s after SIGTERM"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(())
     }

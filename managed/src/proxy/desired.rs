@@ -104,7 +104,9 @@ pub async fn load(state: &AppState, host: &HostRecord) -> Result<Desired, OpErro
 /// PBKDF2, and every sync lists every login of the host: derived ones are kept per
 /// (credential, stored ciphertext), which a rotation changes.
 fn verifier(state: &AppState, c: &record::CredentialRow, password: &str) -> String {
-    static CACHE: OnceLock<Mutex<HashMap<(Uuid, Vec<u8>), String>>> = OnceLock::new();
+    /// (credential, digest of its stored ciphertext) -> verifier.
+    type Cache = Mutex<HashMap<(Uuid, Vec<u8>), String>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (c.id, dbaas_crypto::sha256(&c.password_enc));
     if let Some(v) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {

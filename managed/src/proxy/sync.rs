@@ -176,3 +176,39 @@ async fn certificate(
         .await?;
     Ok(tag)
 }
+
+/// Stops a host's proxy for good (the host is being deleted): it no longer has one in the
+/// record first, under the sync lock, so no check starts it again. An unreachable host
+/// keeps its process (logged): the record goes all the same.
+pub async fn retire(state: &AppState, host: &HostRecord) -> Result<(), OpError> {
+    let Some(port) = host.proxy_port else { return Ok(()) };
+    let mut tx = state.db.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("dbaas:proxy:{}", host.id))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE hosts SET proxy_port = NULL, proxy_health = 'unknown' WHERE id = $1")
+        .bind(host.id)
+        .execute(&mut *tx)
+        .await?;
+    let stopped = async {
+        let exec = state.hosts.get(host, &state.key).await?;
+        Daemon::new(exec, host, port as u16)?.stop().await
+    };
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(30), stopped)
+        .await
+        .unwrap_or_else(|_| Err(OpError::retryable("proxy_timeout", "no answer within 30 s")))
+    {
+        tracing::warn!(host = %host.name, error = %e.message, "the proxy of a deleted host was not stopped");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Stops a host's proxy without changing its record (`dev` stopping with the machine): the
+/// next check starts it again.
+pub async fn stop(state: &AppState, host: &HostRecord) -> Result<(), OpError> {
+    let Some(port) = host.proxy_port else { return Ok(()) };
+    let exec = state.hosts.get(host, &state.key).await?;
+    Daemon::new(exec, host, port as u16)?.stop().await
+}

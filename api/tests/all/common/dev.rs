@@ -11,10 +11,27 @@ use super::{tempdir, BIN};
 
 /// Starts `dbaas-api dev` on `dir` and `port` (stdout/stderr next to the dir).
 pub fn start_dev(dir: &Path, port: u16, env: &[(&str, &str)]) -> Child {
+    start_dev_with(dir, port, proxy_port(), env)
+}
+
+/// A free port for a dev's routing proxy: outside the ephemeral range (registration refuses
+/// those) and never handed out twice by this process.
+pub fn proxy_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(26100);
+    loop {
+        let p = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(p < 26400, "no free proxy port left");
+        if std::net::TcpListener::bind(("0.0.0.0", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+pub fn start_dev_with(dir: &Path, port: u16, proxy_port: u16, env: &[(&str, &str)]) -> Child {
     Command::new(BIN)
         .args(["dev", "--data-dir"])
         .arg(dir)
-        .args(["--port", &port.to_string()])
+        .args(["--port", &port.to_string(), "--proxy-port", &proxy_port.to_string()])
         .env("DBAAS_POLL_INTERVAL_MS", "500")
         .envs(env.iter().copied())
         .stdout(std::fs::File::create(dir.with_extension("stdout")).unwrap())
@@ -53,6 +70,8 @@ pub struct Dev {
     pub token: String,
     pub admin: Client,
     pub dir: PathBuf,
+    /// Its routing proxy's port (host `local`).
+    pub proxy_port: u16,
     _tmp: tempfile::TempDir,
 }
 
@@ -61,12 +80,13 @@ impl Dev {
         let tmp = tempdir();
         let dir = tmp.path().join("dev");
         let port = dbaas_api::pgcluster::free_port().unwrap();
-        let child = start_dev(&dir, port, env);
+        let proxy_port = proxy_port();
+        let child = start_dev_with(&dir, port, proxy_port, env);
         let endpoint = format!("http://127.0.0.1:{port}");
         wait_ready(&endpoint).await;
         let token = env_of(&std::fs::read_to_string(dir.join("env")).unwrap(), "DBAAS_TOKEN");
         let admin = Client::new(&endpoint, &token).unwrap();
-        Self { child, endpoint, token, admin, dir, _tmp: tmp }
+        Self { child, endpoint, token, admin, dir, proxy_port, _tmp: tmp }
     }
 
     /// Stops dev's `local` instance behind the service's back (`pg_ctl stop` as postgres).
