@@ -10,6 +10,7 @@ mod common;
 
 mod access_model;
 mod adversarial;
+mod adversarial_proxy;
 mod backup_faults;
 mod backups;
 mod backups_s3;

@@ -203,7 +203,13 @@ async fn an_instance_made_before_archiving_gets_it_from_the_migrations_operation
         .unwrap();
     let inst_dir =
         format!("{}/{}", dir.root(), dir.instance_dirs().into_iter().find(|d| d.starts_with("pg-old-")).unwrap());
-    std::fs::remove_dir_all(format!("{inst_dir}/backrest")).unwrap();
+    // The archiver may be writing a file into it meanwhile: removal races it, so again.
+    let mut tries = 0;
+    while let Err(e) = std::fs::remove_dir_all(format!("{inst_dir}/backrest")) {
+        tries += 1;
+        assert!(tries < 50 && e.kind() == std::io::ErrorKind::DirectoryNotEmpty, "{e}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     std::fs::remove_file(format!("{inst_dir}/pgbackrest.conf")).unwrap();
     let up = h
         .admin

@@ -16,17 +16,17 @@ use dbaas_client::*;
 
 /// What a client is told for one credential, as libpq connection parameters
 /// (`verify-full` against the CA the API returned).
-struct Conninfo {
-    host: String,
-    port: u16,
-    dbname: String,
-    user: String,
-    password: String,
-    ca: std::path::PathBuf,
+pub(crate) struct Conninfo {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password: String,
+    pub ca: std::path::PathBuf,
 }
 
 impl Conninfo {
-    fn of(db: &Database, cred: &Credential, dir: &std::path::Path) -> Self {
+    pub fn of(db: &Database, cred: &Credential, dir: &std::path::Path) -> Self {
         let ca = dir.join(format!("ca-{}.pem", cred.id));
         std::fs::write(&ca, cred.ca_cert.clone().expect("a CA")).unwrap();
         Self {
@@ -39,7 +39,7 @@ impl Conninfo {
         }
     }
 
-    fn string(&self) -> String {
+    pub fn string(&self) -> String {
         format!(
             "host={} port={} dbname={} user={} password={} sslmode=verify-full sslrootcert={} connect_timeout=5",
             self.host,
@@ -60,7 +60,7 @@ fn client(program: &str) -> Command {
 }
 
 /// `psql -c sql` through `conn`: its output, or its error.
-fn psql(conn: &str, sql: &str) -> Result<String, String> {
+pub(crate) fn psql(conn: &str, sql: &str) -> Result<String, String> {
     let out = client("psql").args(["-X", "-q", "-A", "-t", "-d", conn, "-c", sql]).output().unwrap();
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -80,14 +80,14 @@ fn proxy_pid(dir: &HostDir) -> Option<i32> {
     std::fs::read_to_string(format!("{}/.proxy/pgbouncer.pid", dir.root())).ok()?.trim().parse().ok()
 }
 
-async fn creds(c: &Client, db: &Database) -> (Credential, Credential, Credential) {
+pub(crate) async fn creds(c: &Client, db: &Database) -> (Credential, Credential, Credential) {
     let r = c.get_credential(db.id, Access::Read).await.unwrap();
     let w = c.get_credential(db.id, Access::Write).await.unwrap();
     let a = c.get_credential(db.id, Access::Admin).await.unwrap();
     (r, w, a)
 }
 
-fn proxied() -> ApiOptions {
+pub(crate) fn proxied() -> ApiOptions {
     ApiOptions { env: vec![("DBAAS_HEALTH_INTERVAL_MS".into(), "1000".into())], ..Default::default() }
 }
 
