@@ -114,6 +114,7 @@ fn summary(db: &Database) -> Markup {
                 dt { "Mode" } dd { (label(&db.mode)) }
                 dt { "Extensions" } dd { @if db.extensions.is_empty() { span.muted { "none" } } @else { (db.extensions.join(", ")) } }
                 dt { "Connection limit" } dd { (db.connection_limit) }
+                dt { "Pool mode" } dd { (db.pool_mode.as_str()) }
                 dt { "Created" } dd { (when(&db.created_at)) }
             }
         }

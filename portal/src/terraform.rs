@@ -55,6 +55,9 @@ pub fn snippet(db: &Database) -> String {
     if db.connection_limit != -1 {
         lines.push(format!("  connection_limit = {}", db.connection_limit));
     }
+    if db.pool_mode != dbaas_client::PoolMode::Session {
+        lines.push(format!("  pool_mode = {}", hcl_string(db.pool_mode.as_str())));
+    }
     if let Some(days) = db.backups.retention_days {
         lines.push(format!("  backup_retention_days = {days}"));
     }

@@ -51,12 +51,19 @@ async fn apply_plan_update_replace_import_drift_destroy() {
     let (code, plan) = env.plan(&wd);
     assert_eq!(code, 0, "second plan should be empty:\n{plan}");
 
-    // In-place update: connection limit and extensions.
-    env.write(&wd, &db_config("orders", "connection_limit = 12\n  extensions = [\"citext\"]"));
+    // In-place update: connection limit, extensions and the proxy's pool mode.
+    env.write(
+        &wd,
+        &db_config("orders", "connection_limit = 12\n  extensions = [\"citext\"]\n  pool_mode = \"transaction\""),
+    );
     let (code, plan) = env.plan(&wd);
     assert_eq!(code, 2);
     assert!(plan.contains("will be updated in-place") && !plan.contains("must be replaced"), "{plan}");
     env.apply(&wd);
+    let dbs = env.admin.list_databases("tenant=team-a").await.unwrap();
+    assert_eq!(dbs.iter().find(|d| d.name == "orders").unwrap().pool_mode, dbaas_client::PoolMode::Transaction);
+    // Left out of the configuration again: kept as it is (optional and computed).
+    env.write(&wd, &db_config("orders", "connection_limit = 12\n  extensions = [\"citext\"]"));
     let mut su = env.target_db("postgres").await;
     let limit: i32 = sqlx::query_scalar("SELECT datconnlimit FROM pg_database WHERE datname = 'team-a_orders'")
         .fetch_one(&mut su)
