@@ -225,6 +225,15 @@ async fn two_instances_behind_one_proxy_port_with_tls_scram_and_isolation() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(psql(&read.string(), "SELECT sum(i) FROM t").unwrap(), "3");
+    // Its files lost or edited on the host: rebuilt from the state database and reloaded.
+    let userlist = format!("{proxy_dir}/userlist.txt");
+    std::fs::write(&userlist, "\"nobody\" \"x\"\n").unwrap();
+    std::fs::remove_file(format!("{proxy_dir}/pgbouncer.ini")).unwrap();
+    wait_until("the proxy's files rebuilt", Duration::from_secs(30), || async {
+        std::fs::read_to_string(&userlist).is_ok_and(|t| t.contains(&sr.username))
+            && std::path::Path::new(&format!("{proxy_dir}/pgbouncer.ini")).exists()
+    })
+    .await;
     let host = h.admin.get_host("px-box").await.unwrap();
     assert_eq!(host.proxy_health, Some(HealthStatus::Healthy), "{host:?}");
 

@@ -106,7 +106,17 @@ async fn apply(state: &AppState, host: &HostRecord, port: u16) -> Result<(), OpE
     let rendered = config::render(&spec).map_err(|e| OpError::permanent("proxy_config", e))?;
     let digest = rendered.digest();
     let applied = daemon.read("applied").await?.map(|s| s.trim().to_string());
-    let changed = applied.as_deref() != Some(digest.as_str());
+    // The files as they are on the host, not only the digest last applied: a file lost or
+    // edited there is written again (and the proxy reloaded).
+    let mut changed = applied.as_deref() != Some(digest.as_str());
+    for (name, want) in
+        [("pgbouncer.ini", &rendered.ini), ("hba.conf", &rendered.hba), ("userlist.txt", &rendered.userlist)]
+    {
+        if changed {
+            break;
+        }
+        changed = daemon.read(name).await?.as_deref() != Some(want.as_str());
+    }
     if changed {
         // The auth file and hba first: a new route never opens before its rules.
         daemon.replace("userlist.txt", &rendered.userlist, "0600").await?;
