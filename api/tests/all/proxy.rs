@@ -387,3 +387,54 @@ async fn rotations_leases_and_revocations_reach_pooled_connections_and_a_restore
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_registered_without_a_proxy_gets_one_and_its_databases_move_behind_it() {
+    let dir = HostDir::new();
+    let h = Harness::start_with(proxied()).await;
+    h.admin.create_host(&local_req("px-late", &dir.root(), [25993, 25997])).await.unwrap();
+    h.admin.create_instance(&managed("px-late-pg", "px-late")).await.unwrap();
+    let (op, inst) = settle(&h.admin, "px-late-pg").await;
+    assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_text(&h.admin, op.id).await);
+    let a = h.tenant("team-a").await;
+    let db = h
+        .ready_database(
+            &a,
+            CreateDatabase { name: "old".into(), instance: Some("px-late-pg".into()), ..Default::default() },
+        )
+        .await;
+    assert_eq!(db.port, inst.port, "no proxy yet: the instance's own port");
+    let tmp = tempdir();
+    let (_, w, _) = creds(&a, &db).await;
+    // As a password set before this version was: a verifier with a random salt (what the
+    // server computes itself), which the proxy cannot pass SCRAM through with.
+    let direct = Conninfo::of(&db, &w, tmp.path());
+    let sql = format!("SET password_encryption = 'scram-sha-256'; ALTER ROLE CURRENT_USER PASSWORD '{}'", w.password);
+    psql(&direct.string(), &sql).unwrap();
+
+    // Bad ports change nothing.
+    for (port, code) in [(25995, "inside_port_range"), (80, "out_of_range")] {
+        let e = h.admin.update_host("px-late", &UpdateHost { proxy_port: Some(Some(port)) }).await.unwrap_err();
+        assert_eq!((problem(&e).status, problem(&e).errors[0].code.as_str()), (422, code), "{e}");
+    }
+    let host = h.admin.update_host("px-late", &UpdateHost { proxy_port: Some(Some(25998)) }).await.unwrap();
+    assert_eq!(host.proxy_port, Some(25998));
+    assert!(host.proxy_ca_cert.is_some());
+    // Its databases re-applied (a reconcile each), then reached through the proxy.
+    let after = a.get_database(db.id).await.unwrap();
+    let op = a.wait_operation(after.last_operation_id.unwrap(), std::time::Duration::from_secs(60)).await.unwrap();
+    assert_eq!(op.status, OperationStatus::Succeeded, "{}", log_text(&a, op.id).await);
+    let after = a.get_database(db.id).await.unwrap();
+    assert_eq!(after.port, 25998);
+    let w = a.get_credential(db.id, Access::Write).await.unwrap();
+    assert_eq!(psql(&Conninfo::of(&after, &w, tmp.path()).string(), "SELECT current_user").unwrap(), w.username);
+
+    // Turned off: back to the instance's own port, the proxy gone.
+    let host = h.admin.update_host("px-late", &UpdateHost { proxy_port: Some(None) }).await.unwrap();
+    assert_eq!(host.proxy_port, None);
+    assert_eq!(a.get_database(db.id).await.unwrap().port, inst.port);
+    assert!(!listening(25998));
+    let w = a.get_credential(db.id, Access::Write).await.unwrap();
+    let back = a.get_database(db.id).await.unwrap();
+    assert_eq!(psql(&Conninfo::of(&back, &w, tmp.path()).string(), "SELECT 1").unwrap(), "1");
+}

@@ -303,6 +303,9 @@ impl Client {
     pub async fn list_hosts(&self) -> Result<Vec<Host>, ClientError> {
         self.get_all::<Host>("/v1/hosts").await
     }
+    pub async fn update_host(&self, name: &str, req: &UpdateHost) -> Result<Host, ClientError> {
+        Ok(self.send(Method::PATCH, &format!("/v1/hosts/{name}"), Some(req), &[], None).await?.body)
+    }
     pub async fn delete_host(&self, name: &str) -> Result<(), ClientError> {
         self.send::<(), serde_json::Value>(Method::DELETE, &format!("/v1/hosts/{name}"), None, &[], None)
             .await

@@ -65,6 +65,24 @@ impl CreateHost {
     }
 }
 
+/// `PATCH /v1/hosts/{name}`: what may change on a registered host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateHost {
+    /// A port turns the routing proxy on (or moves it: clients of the old port are
+    /// disconnected); `null` turns it off (clients go back to the instances' own ports);
+    /// absent leaves it as it is.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u16>))]
+    pub proxy_port: Option<Option<u16>>,
+}
+
+/// A field that is present: `null` is `Some(None)`, absent (the default) is `None`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PgVersion {

@@ -30,16 +30,7 @@ pub async fn register(db: &sqlx::PgPool, key: &MasterKey, req: CreateHost) -> Ap
         );
     }
     if let Some(p) = req.proxy_port {
-        if p < 1024 {
-            errs.add("proxy_port", "out_of_range", "must be 1024-65535");
-        } else if (lo..=hi).contains(&p) {
-            errs.add("proxy_port", "inside_port_range", format!("{p} lies inside the instances' port range {lo}-{hi}"));
-        }
-        // The proxy's admin socket: `<data_root>/.proxy/run/.s.PGSQL.<port>` within the
-        // 107 bytes a unix socket path may have.
-        if req.data_root.len() + 30 > 107 {
-            errs.add("data_root", "too_long_for_proxy", "at most 77 characters on a host that runs a proxy");
-        }
+        check_proxy_port(&mut errs, p, [lo, hi], &req.data_root);
     }
     let ssh_target = match req.kind {
         HostKind::Local => {
@@ -79,16 +70,8 @@ pub async fn register(db: &sqlx::PgPool, key: &MasterKey, req: CreateHost) -> Ap
     let ephemeral = ephemeral_ports(&exec).await.map_err(|e| {
         ApiError::Unprocessable("host_check_failed", format!("reading the host's ephemeral port range failed: {e}"))
     })?;
-    if let Some(p) = req.proxy_port.filter(|p| ephemeral.contains(p)) {
-        return Err(ApiError::field(
-            "proxy_port",
-            "overlaps_ephemeral_ports",
-            format!(
-                "{p} lies in the host's ephemeral port range {}-{} (net.ipv4.ip_local_port_range)",
-                ephemeral.start(),
-                ephemeral.end()
-            ),
-        ));
+    if let Some(p) = req.proxy_port {
+        outside_ephemeral(p, &ephemeral)?;
     }
     if lo <= *ephemeral.end() && *ephemeral.start() <= hi {
         return Err(ApiError::field(
@@ -119,10 +102,7 @@ pub async fn register(db: &sqlx::PgPool, key: &MasterKey, req: CreateHost) -> Ap
     // The proxy's CA: made here (no host work), so connection details can hand it out as
     // soon as a database is routed.
     let proxy_ca = match req.proxy_port {
-        Some(_) => Some(
-            super::tlsgen::new_ca(&super::tlsgen::proxy_ca_name(&req.name))
-                .map_err(|e| anyhow::anyhow!("making the proxy's CA: {e}"))?,
-        ),
+        Some(_) => Some(proxy_ca(&req.name)?),
         None => None,
     };
     sqlx::query(
@@ -179,4 +159,71 @@ fn ssh_target(req: &CreateHost, errs: &mut FieldErrors) -> Option<SshTarget> {
         }
     };
     Some(SshTarget { address, port: req.ssh_port.unwrap_or(22), user, private_key: key, known_host_key: host_key })
+}
+
+/// A proxy port: not privileged, outside the instances' ports, and a data root short
+/// enough for the console's socket (`<data_root>/.proxy/run/.s.PGSQL.<port>` within the
+/// 107 bytes of a unix socket path).
+fn check_proxy_port(errs: &mut FieldErrors, p: u16, [lo, hi]: [u16; 2], data_root: &str) {
+    if p < 1024 {
+        errs.add("proxy_port", "out_of_range", "must be 1024-65535");
+    } else if (lo..=hi).contains(&p) {
+        errs.add("proxy_port", "inside_port_range", format!("{p} lies inside the instances' port range {lo}-{hi}"));
+    }
+    if data_root.len() + 30 > 107 {
+        errs.add("data_root", "too_long_for_proxy", "at most 77 characters on a host that runs a proxy");
+    }
+}
+
+fn outside_ephemeral(p: u16, ephemeral: &std::ops::RangeInclusive<u16>) -> ApiResult<()> {
+    if !ephemeral.contains(&p) {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "proxy_port",
+        "overlaps_ephemeral_ports",
+        format!(
+            "{p} lies in the host's ephemeral port range {}-{} (net.ipv4.ip_local_port_range)",
+            ephemeral.start(),
+            ephemeral.end()
+        ),
+    ))
+}
+
+fn proxy_ca(host: &str) -> ApiResult<super::tlsgen::CaPem> {
+    Ok(super::tlsgen::new_ca(&super::tlsgen::proxy_ca_name(host))
+        .map_err(|e| anyhow::anyhow!("making the proxy's CA: {e}"))?)
+}
+
+/// Gives a registered host a proxy on `port` (checked as at registration, the ephemeral
+/// range read from the host), with a CA of its own if it has none yet.
+pub async fn set_proxy_port(
+    db: &sqlx::PgPool,
+    key: &MasterKey,
+    host: &HostRecord,
+    exec: &HostExec,
+    port: u16,
+) -> ApiResult<()> {
+    let mut errs = FieldErrors::default();
+    check_proxy_port(&mut errs, port, [host.port_range_start as u16, host.port_range_end as u16], &host.data_root);
+    errs.into_result()?;
+    let ephemeral = ephemeral_ports(exec).await.map_err(|e| {
+        ApiError::Unprocessable("host_check_failed", format!("reading the host's ephemeral port range failed: {e}"))
+    })?;
+    outside_ephemeral(port, &ephemeral)?;
+    let ca = match host.proxy_ca_key_enc {
+        Some(_) => None,
+        None => Some(proxy_ca(&host.name)?),
+    };
+    sqlx::query(
+        "UPDATE hosts SET proxy_port = $2, proxy_ca_cert = coalesce($3, proxy_ca_cert), \
+         proxy_ca_key_enc = coalesce($4, proxy_ca_key_enc), proxy_health = 'unknown', version = version + 1 WHERE id = $1",
+    )
+    .bind(host.id)
+    .bind(i32::from(port))
+    .bind(ca.as_ref().map(|c| &c.cert_pem))
+    .bind(ca.as_ref().map(|c| key.encrypt(&c.key_pem, &format!("proxy-ca:{}", host.id))))
+    .execute(db)
+    .await?;
+    Ok(())
 }

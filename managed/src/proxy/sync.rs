@@ -57,13 +57,20 @@ async fn pass(state: &AppState) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Syncs one host's proxy and records what it found.
-pub async fn sync_host(state: &AppState, host_id: Uuid) -> Result<(), OpError> {
+/// A transaction holding the host's proxy lock (released with it, also when this process
+/// dies).
+async fn locked(state: &AppState, host_id: Uuid) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     let mut tx = state.db.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!("dbaas:proxy:{host_id}"))
         .execute(&mut *tx)
         .await?;
+    Ok(tx)
+}
+
+/// Syncs one host's proxy and records what it found.
+pub async fn sync_host(state: &AppState, host_id: Uuid) -> Result<(), OpError> {
+    let mut tx = locked(state, host_id).await?;
     let Some(host) = HostRecord::load(&mut *tx, host_id).await? else { return Ok(()) };
     let Some(port) = host.proxy_port else { return Ok(()) };
     let result = tokio::time::timeout(Duration::from_secs(60), apply(state, &host, port as u16))
@@ -192,11 +199,7 @@ async fn certificate(
 /// keeps its process (logged): the record goes all the same.
 pub async fn retire(state: &AppState, host: &HostRecord) -> Result<(), OpError> {
     let Some(port) = host.proxy_port else { return Ok(()) };
-    let mut tx = state.db.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("dbaas:proxy:{}", host.id))
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = locked(state, host.id).await?;
     sqlx::query("UPDATE hosts SET proxy_port = NULL, proxy_health = 'unknown' WHERE id = $1")
         .bind(host.id)
         .execute(&mut *tx)
