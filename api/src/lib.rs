@@ -16,7 +16,7 @@ pub mod observe;
 pub mod ops;
 pub mod server;
 
-pub use dbaas_domain::{auth, backup, catalog, crypto, error, hosts, metrics, operation, state};
+pub use dbaas_domain::{auth, backup, catalog, crypto, error, hosts, metrics, oidc, operation, state};
 pub use dbaas_hosts::{pgcluster, tlsgen};
 pub use dbaas_managed as managed;
 pub use dbaas_portal as portal;

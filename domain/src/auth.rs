@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub struct Principal {
     pub token_id: Uuid,
     pub tenant: Option<TenantRef>,
+    /// A token that may only read (an OIDC exchange through a read-only binding).
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,14 @@ impl Principal {
     /// The tenant filter for queries: `None` for admins (they see all).
     pub fn tenant_filter(&self) -> Option<Uuid> {
         self.tenant.as_ref().map(|t| t.id)
+    }
+
+    /// A read-only token reads: any method but GET and HEAD is refused.
+    pub fn may(&self, method: &axum::http::Method) -> ApiResult<()> {
+        if self.read_only && !matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD) {
+            return Err(ApiError::Forbidden("this token may only read (its trust binding is read-only)".into()));
+        }
+        Ok(())
     }
 
     pub fn actor(&self) -> String {
@@ -77,12 +87,13 @@ struct TokenRow {
     tenant_name: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    access: String,
 }
 
 pub async fn authenticate(db: &PgPool, secret: &str) -> ApiResult<Principal> {
     let row: Option<TokenRow> = sqlx::query_as(
         "SELECT t.id, t.tenant_id, n.name AS tenant_name, t.expires_at, \
-         coalesce(t.revoked_at, n.deleted_at) AS revoked_at \
+         coalesce(t.revoked_at, n.deleted_at) AS revoked_at, t.access \
          FROM tokens t LEFT JOIN tenants n ON n.id = t.tenant_id WHERE t.secret_hash = $1",
     )
     .bind(sha256(secret.as_bytes()))
@@ -99,7 +110,12 @@ pub async fn authenticate(db: &PgPool, secret: &str) -> ApiResult<Principal> {
         (Some(id), Some(name)) => Some(TenantRef { id, name }),
         _ => None,
     };
-    Ok(Principal { token_id: row.id, tenant })
+    let read_only = match row.access.as_str() {
+        "full" => false,
+        "read_only" => true,
+        other => return Err(anyhow::anyhow!("token {} has an unknown access {other:?}", row.id).into()),
+    };
+    Ok(Principal { token_id: row.id, tenant, read_only })
 }
 
 /// The bearer secret of a request, if any.
@@ -118,6 +134,7 @@ impl FromRequestParts<AppState> for Principal {
             if let Some(slot) = parts.extensions.get::<ActorSlot>() {
                 let _ = slot.0.set(p.clone());
             }
+            p.may(&parts.method)?;
             return Ok(p);
         }
         let secret = bearer(parts).ok_or_else(|| {
@@ -127,6 +144,7 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(slot) = parts.extensions.get::<ActorSlot>() {
             let _ = slot.0.set(principal.clone());
         }
+        principal.may(&parts.method)?;
         Ok(principal)
     }
 }

@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod error;
 pub mod hosts;
 pub mod metrics;
+pub mod oidc;
 pub mod operation;
 pub mod ops;
 pub mod state;

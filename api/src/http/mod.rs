@@ -14,6 +14,7 @@ pub mod instances;
 pub mod maintenance;
 mod managed;
 pub mod middleware;
+pub mod oidc;
 pub mod operations;
 pub mod pagination;
 mod placement;
@@ -73,6 +74,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(recovery::router())
         .merge(prometheus::router())
         .merge(audit::router())
+        .merge(oidc::router())
         .split_for_parts();
     contract::complete(&mut doc);
     (router, doc)

@@ -33,6 +33,7 @@ mod managed_faults;
 mod managed_ssh;
 mod metrics;
 mod no_secret_in_logs;
+mod oidc;
 mod pitr;
 mod pitr_faults;
 mod pitr_instance;

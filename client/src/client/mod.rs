@@ -303,6 +303,21 @@ impl Client {
     pub async fn list_hosts(&self) -> Result<Vec<Host>, ClientError> {
         self.get_all::<Host>("/v1/hosts").await
     }
+    /// `POST /v1/auth/oidc`: the identity token is the credential (this client's own token, if any, is ignored).
+    pub async fn oidc_exchange(&self, req: &OidcExchange) -> Result<OidcToken, ClientError> {
+        self.post("/v1/auth/oidc", req).await
+    }
+    pub async fn create_oidc_binding(&self, req: &CreateOidcBinding) -> Result<OidcBinding, ClientError> {
+        self.post("/v1/oidc-bindings", req).await
+    }
+    pub async fn list_oidc_bindings(&self) -> Result<Vec<OidcBinding>, ClientError> {
+        Ok(self.get::<List<OidcBinding>>("/v1/oidc-bindings").await?.items)
+    }
+    pub async fn delete_oidc_binding(&self, id: Uuid) -> Result<(), ClientError> {
+        self.send::<(), serde_json::Value>(Method::DELETE, &format!("/v1/oidc-bindings/{id}"), None, &[], None)
+            .await
+            .map(|_| ())
+    }
     pub async fn update_host(&self, name: &str, req: &UpdateHost) -> Result<Host, ClientError> {
         Ok(self.send(Method::PATCH, &format!("/v1/hosts/{name}"), Some(req), &[], None).await?.body)
     }

@@ -41,7 +41,8 @@ from_serde_name!(
     ObjectLockMode => "object lock mode",
     BackupReason => "backup reason",
     ScheduleKind => "schedule kind",
-    ArchivingState => "archiving state"
+    ArchivingState => "archiving state",
+    TokenAccess => "token access"
 );
 
 macro_rules! stored_as_text {
@@ -77,7 +78,8 @@ stored_as_text!(
     ObjectLockMode,
     BackupReason,
     ScheduleKind,
-    ArchivingState
+    ArchivingState,
+    TokenAccess
 );
 
 #[cfg(test)]

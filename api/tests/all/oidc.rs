@@ -1,0 +1,276 @@
+//! Signing in with an OIDC identity token against a real issuer in the suite: a discovery
+//! document and a JWKS served over HTTP on loopback, RSA and EC keys made by openssl, a key
+//! rotation, and GitLab-shaped tokens signed with jsonwebtoken. Accepted for a matching
+//! binding (the API token works, read-only where the binding says so, and the exchange is in
+//! the audit log with the job's claims); refused, each with the check that failed, for a
+//! wrong audience, an expired, not-yet-valid, replayed or unsigned (`alg: none`) token, an
+//! HS256 token signed with the public key, an unknown key after a rotation, another project,
+//! an unprotected ref where a protected one is required.
+#![allow(clippy::unwrap_used)]
+
+use crate::common;
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use common::*;
+use dbaas_client::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+struct Key {
+    kid: String,
+    alg: Algorithm,
+    pem: Vec<u8>,
+    jwk: Value,
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn rsa_key(dir: &std::path::Path, kid: &str) -> Key {
+    let path = dir.join(format!("{kid}.pem"));
+    let p = path.to_str().unwrap();
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p]);
+    let modulus = String::from_utf8(openssl(&["rsa", "-in", p, "-noout", "-modulus"])).unwrap();
+    let hex = modulus.trim().trim_start_matches("Modulus=");
+    let n: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    Key {
+        kid: kid.into(),
+        alg: Algorithm::RS256,
+        pem: std::fs::read(&path).unwrap(),
+        jwk: json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": B64.encode(n), "e": "AQAB"}),
+    }
+}
+
+fn ec_key(dir: &std::path::Path, kid: &str) -> Key {
+    let path = dir.join(format!("{kid}.pem"));
+    let p = path.to_str().unwrap();
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", p]);
+    let spki = openssl(&["pkey", "-in", p, "-pubout", "-outform", "DER"]);
+    // The uncompressed point closes the SubjectPublicKeyInfo: 0x04 || X || Y.
+    let point = &spki[spki.len() - 65..];
+    assert_eq!(point[0], 4);
+    Key {
+        kid: kid.into(),
+        alg: Algorithm::ES256,
+        pem: std::fs::read(&path).unwrap(),
+        jwk: json!({"kty": "EC", "kid": kid, "use": "sig", "alg": "ES256", "crv": "P-256",
+            "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..])}),
+    }
+}
+
+/// The issuer: its discovery document and the keys it publishes now.
+struct Issuer {
+    url: String,
+    published: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn issuer() -> Issuer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let published: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (doc_url, keys) = (url.clone(), published.clone());
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let u = doc_url.clone();
+                async move { axum::Json(json!({"issuer": u, "jwks_uri": format!("{u}/oauth/discovery/keys")})) }
+            }),
+        )
+        .route(
+            "/oauth/discovery/keys",
+            axum::routing::get(move || {
+                let k = keys.lock().unwrap().clone();
+                async move { axum::Json(json!({ "keys": k })) }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Issuer { url, published }
+}
+
+const AUD: &str = "https://dbaas.example.com";
+
+/// A GitLab CI job's identity token's claims.
+fn job(iss: &str, project: &str, git_ref: &str, protected: bool) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "iss": iss, "aud": AUD, "iat": now, "nbf": now - 5, "exp": now + 300,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "sub": format!("project_path:acme/app:ref_type:branch:ref:{git_ref}"),
+        "namespace_id": "7", "namespace_path": "acme", "project_id": project, "project_path": "acme/app",
+        "user_id": "3", "user_login": "alice", "user_email": "alice@example.com",
+        "pipeline_id": "1001", "pipeline_source": "push", "job_id": "5001",
+        "ref": git_ref, "ref_type": "branch", "ref_path": format!("refs/heads/{git_ref}"),
+        "ref_protected": protected.to_string(), "environment": "prod", "environment_protected": protected.to_string(),
+        "runner_id": "9", "runner_environment": "self-hosted", "sha": "0123abcd"
+    })
+}
+
+fn sign(key: &Key, claims: &Value) -> String {
+    let header = Header { kid: Some(key.kid.clone()), ..Header::new(key.alg) };
+    let enc = match key.alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&key.pem).unwrap(),
+        _ => EncodingKey::from_ec_pem(&key.pem).unwrap(),
+    };
+    jsonwebtoken::encode(&header, claims, &enc).unwrap()
+}
+
+async fn exchange(h: &Harness, token: &str) -> Result<OidcToken, ClientError> {
+    let anonymous = Client::new(&h.apis[0].endpoint, "none").unwrap();
+    anonymous.oidc_exchange(&OidcExchange { token: token.into(), tenant: None }).await
+}
+
+async fn refused(h: &Harness, token: &str, code: &str) {
+    let e = exchange(h, token).await.unwrap_err();
+    let p = e.problem().unwrap_or_else(|| panic!("not a problem: {e}"));
+    assert_eq!((p.status, p.code.as_str()), (401, code), "{p:?}");
+    assert!(!p.detail.contains(token), "the problem echoes the token");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ci_jobs_sign_in_with_their_identity_token() {
+    let h = Harness::start().await;
+    let tmp = tempdir();
+    let iss = issuer().await;
+    let (rsa, ec) = (rsa_key(tmp.path(), "rsa-1"), ec_key(tmp.path(), "ec-1"));
+    iss.published.lock().unwrap().extend([rsa.jwk.clone(), ec.jwk.clone()]);
+    let a = h.tenant("team-a").await;
+    let binding = |name: &str, claims: &[(&str, &str)]| CreateOidcBinding {
+        tenant: "team-a".into(),
+        name: name.into(),
+        issuer: iss.url.clone(),
+        audience: AUD.into(),
+        claims: claims.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        access: None,
+        unprotected: false,
+    };
+
+    // Bindings that would trust too much are refused at creation.
+    for (req, code) in [
+        (binding("any-ref", &[("project_id", "42")]), "no_ref_requirement"),
+        (binding("any-project", &[("ref_protected", "true")]), "no_project"),
+        (binding("glob-project", &[("project_id", "4*"), ("ref", "main")]), "no_project"),
+        (binding("by-path", &[("project_path", "acme/app"), ("project_id", "42"), ("ref", "main")]), "unknown_claim"),
+        (
+            CreateOidcBinding {
+                issuer: "http://gitlab.example.com".into(),
+                ..binding("plain", &[("project_id", "42"), ("ref", "main")])
+            },
+            "invalid_issuer",
+        ),
+    ] {
+        let e = h.admin.create_oidc_binding(&req).await.unwrap_err();
+        let p = e.problem().unwrap();
+        assert_eq!((p.status, p.errors[0].code.as_str()), (422, code), "{p:?}");
+    }
+    assert!(a.create_oidc_binding(&binding("mine", &[("project_id", "42"), ("ref", "main")])).await.is_err());
+    // Protected refs of project 42: full access; its merge requests' pipelines on any ref of
+    // the project, explicitly unprotected: read only.
+    h.admin.create_oidc_binding(&binding("deploy", &[("project_id", "42"), ("ref_protected", "true")])).await.unwrap();
+    h.admin
+        .create_oidc_binding(&CreateOidcBinding {
+            access: Some(TokenAccess::ReadOnly),
+            unprotected: true,
+            ..binding("review", &[("project_id", "43")])
+        })
+        .await
+        .unwrap();
+
+    // Accepted (RS256 and ES256): a token of the tenant, expiring with the identity token.
+    let claims = job(&iss.url, "42", "main", true);
+    let got = exchange(&h, &sign(&rsa, &claims)).await.unwrap();
+    assert_eq!((got.tenant.as_str(), got.binding.as_str(), got.access), ("team-a", "deploy", TokenAccess::Full));
+    assert!(got.expires_at.timestamp() <= claims["exp"].as_i64().unwrap());
+    let ci = Client::new(&h.apis[0].endpoint, &got.token).unwrap();
+    let acc = ci
+        .create_database(&CreateDatabase {
+            name: "from-ci".into(),
+            instance: Some("main".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(acc.database.tenant, "team-a");
+    let es = exchange(&h, &sign(&ec, &job(&iss.url, "42", "main", true))).await.unwrap();
+    assert_eq!(es.binding, "deploy");
+    // Read only: reads work, anything else is 403.
+    let ro = exchange(&h, &sign(&rsa, &job(&iss.url, "43", "feature/x", false))).await.unwrap();
+    assert_eq!(ro.access, TokenAccess::ReadOnly);
+    let reader = Client::new(&h.apis[0].endpoint, &ro.token).unwrap();
+    assert!(reader.list_databases("").await.unwrap().iter().any(|d| d.name == "from-ci"));
+    let e = reader
+        .create_database(&CreateDatabase { name: "nope".into(), instance: Some("main".into()), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.problem().unwrap().status, 403, "{e}");
+
+    // Refused, each naming the check.
+    let t = sign(&rsa, &claims);
+    refused(&h, &t, "replayed").await;
+    let mut c = job(&iss.url, "42", "main", true);
+    c["aud"] = json!("https://other.example.com");
+    refused(&h, &sign(&rsa, &c), "wrong_audience").await;
+    let mut c = job(&iss.url, "42", "main", true);
+    c["exp"] = json!(chrono::Utc::now().timestamp() - 120);
+    refused(&h, &sign(&rsa, &c), "expired").await;
+    let mut c = job(&iss.url, "42", "main", true);
+    c["nbf"] = json!(chrono::Utc::now().timestamp() + 600);
+    refused(&h, &sign(&rsa, &c), "not_yet_valid").await;
+    let mut c = job(&iss.url, "42", "main", true);
+    c["iat"] = json!(chrono::Utc::now().timestamp() + 600);
+    refused(&h, &sign(&rsa, &c), "issued_in_future").await;
+    refused(&h, &sign(&rsa, &job(&iss.url, "44", "main", true)), "no_matching_binding").await;
+    refused(&h, &sign(&rsa, &job(&iss.url, "42", "main", false)), "no_matching_binding").await;
+    // Unsigned, and HS256 keyed with the issuer's public key.
+    let body = B64.encode(serde_json::to_vec(&job(&iss.url, "42", "main", true)).unwrap());
+    refused(&h, &format!("{}.{body}.", B64.encode(br#"{"alg":"none","typ":"JWT"}"#)), "unsupported_algorithm").await;
+    let public = openssl(&["pkey", "-in", tmp.path().join("rsa-1.pem").to_str().unwrap(), "-pubout"]);
+    let hs = jsonwebtoken::encode(
+        &Header { kid: Some("rsa-1".into()), ..Header::new(Algorithm::HS256) },
+        &job(&iss.url, "42", "main", true),
+        &EncodingKey::from_secret(&public),
+    )
+    .unwrap();
+    refused(&h, &hs, "unsupported_algorithm").await;
+    // A token signed by a key that is not the issuer's (same kid): the signature fails.
+    let forged = Key { kid: "rsa-1".into(), ..rsa_key(tmp.path(), "forger") };
+    refused(&h, &sign(&forged, &job(&iss.url, "42", "main", true)), "bad_signature").await;
+    // An issuer no binding names.
+    refused(&h, &sign(&rsa, &job("https://gitlab.other.example", "42", "main", true)), "untrusted_issuer").await;
+
+    // Rotation: the issuer publishes a new key and withdraws the old; the new one is fetched
+    // on first sight, a key it never published is unknown.
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let rsa2 = rsa_key(tmp.path(), "rsa-2");
+    *iss.published.lock().unwrap() = vec![rsa2.jwk.clone(), ec.jwk.clone()];
+    assert_eq!(exchange(&h, &sign(&rsa2, &job(&iss.url, "42", "main", true))).await.unwrap().binding, "deploy");
+    let stranger = Key { kid: "rsa-9".into(), ..rsa_key(tmp.path(), "rsa-9") };
+    refused(&h, &sign(&stranger, &job(&iss.url, "42", "main", true)), "unknown_key").await;
+
+    // Audited with the job's claims.
+    let mut state = h.state_db().await;
+    let audit: Vec<String> =
+        sqlx::query_scalar("SELECT actor || ' ' || target FROM audit_log WHERE action = 'oidc.exchange' ORDER BY id")
+            .fetch_all(&mut state)
+            .await
+            .unwrap();
+    assert_eq!(audit.len(), 4, "{audit:?}");
+    assert!(
+        audit[0].contains("project_path=acme/app")
+            && audit[0].contains("pipeline_id=1001")
+            && audit[0].contains("user_login=alice"),
+        "{audit:?}"
+    );
+    // Deleting a binding revokes what it issued.
+    let bindings = h.admin.list_oidc_bindings().await.unwrap();
+    let deploy = bindings.iter().find(|b| b.name == "deploy").unwrap();
+    h.admin.delete_oidc_binding(deploy.id).await.unwrap();
+    assert_eq!(ci.list_databases("").await.unwrap_err().problem().unwrap().status, 401);
+}
