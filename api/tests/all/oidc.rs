@@ -200,6 +200,37 @@ async fn ci_jobs_sign_in_with_their_identity_token() {
     assert_eq!(acc.database.tenant, "team-a");
     let es = exchange(&h, &sign(&ec, &job(&iss.url, "42", "main", true))).await.unwrap();
     assert_eq!(es.binding, "deploy");
+    // Another tenant trusting the same project: the job must say which tenant it signs in as.
+    h.tenant("team-b").await;
+    h.admin
+        .create_oidc_binding(&CreateOidcBinding {
+            tenant: "team-b".into(),
+            ..binding("shared", &[("project_id", "42"), ("ref", "main")])
+        })
+        .await
+        .unwrap();
+    refused(&h, &sign(&rsa, &job(&iss.url, "42", "main", true)), "ambiguous_binding").await;
+    let anonymous = Client::new(&h.apis[0].endpoint, "none").unwrap();
+    let named = OidcExchange { token: sign(&rsa, &job(&iss.url, "42", "main", true)), tenant: Some("team-b".into()) };
+    assert_eq!(anonymous.oidc_exchange(&named).await.unwrap().tenant, "team-b");
+    let b = h.admin.list_oidc_bindings().await.unwrap().into_iter().find(|b| b.name == "shared").unwrap();
+    h.admin.delete_oidc_binding(b.id).await.unwrap();
+    // Two bindings of one tenant match a protected job: the one requiring more wins; an
+    // unprotected job of the project gets the read-only one only.
+    h.admin
+        .create_oidc_binding(&CreateOidcBinding {
+            access: Some(TokenAccess::ReadOnly),
+            unprotected: true,
+            ..binding("mr", &[("project_id", "42")])
+        })
+        .await
+        .unwrap();
+    let both = exchange(&h, &sign(&rsa, &job(&iss.url, "42", "main", true))).await.unwrap();
+    assert_eq!((both.binding.as_str(), both.access), ("deploy", TokenAccess::Full));
+    let mr = exchange(&h, &sign(&rsa, &job(&iss.url, "42", "feature/y", false))).await.unwrap();
+    assert_eq!((mr.binding.as_str(), mr.access), ("mr", TokenAccess::ReadOnly));
+    let b = h.admin.list_oidc_bindings().await.unwrap().into_iter().find(|b| b.name == "mr").unwrap();
+    h.admin.delete_oidc_binding(b.id).await.unwrap();
     // Read only: reads work, anything else is 403.
     let ro = exchange(&h, &sign(&rsa, &job(&iss.url, "43", "feature/x", false))).await.unwrap();
     assert_eq!(ro.access, TokenAccess::ReadOnly);
@@ -261,7 +292,7 @@ async fn ci_jobs_sign_in_with_their_identity_token() {
             .fetch_all(&mut state)
             .await
             .unwrap();
-    assert_eq!(audit.len(), 4, "{audit:?}");
+    assert_eq!(audit.len(), 7, "{audit:?}");
     assert!(
         audit[0].contains("project_path=acme/app")
             && audit[0].contains("pipeline_id=1001")

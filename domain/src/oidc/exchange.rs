@@ -138,21 +138,22 @@ pub async fn verify(db: &sqlx::PgPool, token: &str, tenant: Option<&str>) -> Res
             }
         })
         .collect();
-    let binding = match matching.as_slice() {
-        [one] => (*one).clone(),
-        [] => {
-            return Err(refused(
-                "no_matching_binding",
-                format!("no trust binding matches the token's claims ({})", why.join("; ")),
-            ))
-        }
-        _ => {
-            return Err(refused(
-                "ambiguous_binding",
-                "bindings of several tenants match: name the tenant in the request (`tenant`)",
-            ))
-        }
+    let Some(first) = matching.first() else {
+        return Err(refused(
+            "no_matching_binding",
+            format!("no trust binding matches the token's claims ({})", why.join("; ")),
+        ));
     };
+    if matching.iter().any(|b| b.tenant_id != first.tenant_id) {
+        return Err(refused(
+            "ambiguous_binding",
+            "bindings of several tenants match: name the tenant in the request (`tenant`)",
+        ));
+    }
+    // Several of one tenant (a protected-branch binding and an any-branch one): the one that
+    // requires the most of the token, the least specific never wins over it.
+    let binding =
+        matching.iter().max_by_key(|b| b.claims.0.len()).map(|b| (*b).clone()).unwrap_or_else(|| (*first).clone());
     let jti = claim_text(&claims, "jti").ok_or_else(|| refused("missing_claim", "the token has no jti claim"))?;
     let expires = DateTime::from_timestamp(exp, 0).unwrap_or_else(Utc::now);
     // Seen jtis are kept until their token expired (plus the leeway); older ones go here.
