@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod cty;
 mod framework;
+mod oidc_login;
 mod plugin;
 mod proto;
 mod provider_config;

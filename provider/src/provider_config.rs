@@ -1,5 +1,5 @@
-//! The provider block: `endpoint`, `token`, `ca_cert`, `fresh_drift`, each also from the
-//! environment.
+//! The provider block: `endpoint`, `token` (or `oidc_token`), `ca_cert`, `fresh_drift`, each
+//! also from the environment.
 
 use dbaas_client::Client;
 
@@ -12,6 +12,7 @@ model! {
     pub struct ProviderConfig {
         endpoint: Field<String> => optional("Base URL of the dbaas API, e.g. `https://dbaas.example.com`. Defaults to `$DBAAS_ENDPOINT`."),
         token: Field<String> => optional("API bearer token (admin or tenant). Defaults to `$DBAAS_TOKEN`.").sensitive(),
+        oidc_token: Field<String> => optional("A CI job's OIDC identity token (GitLab `id_tokens`), exchanged for a short-lived API token of the tenant whose trust binding matches; used when no `token` is set. Defaults to `$DBAAS_OIDC_TOKEN`.").sensitive(),
         ca_cert: Field<String> => optional("PEM CA certificate to trust for the API's TLS certificate. Defaults to `$DBAAS_CA_CERT`."),
         fresh_drift: Field<bool> => optional("Refresh compares each database with its instance's catalog now instead of using the service's last background comparison (at most one reconciler interval old, one minute by default). Live checks connect to the instances and are limited to 30 a minute per tenant. Defaults to `$DBAAS_FRESH_DRIFT` (`true`/`false`), else false."),
     }
@@ -66,7 +67,7 @@ fn check(c: &ProviderConfig, diags: &mut Diags) {
 pub async fn configure(config: &Value, diags: &mut Diags) -> Option<Client> {
     type P = ProviderConfig;
     let c = decode_config(config, diags)?;
-    if [&c.endpoint, &c.token, &c.ca_cert].iter().any(|v| v.is_unknown()) || c.fresh_drift.is_unknown() {
+    if [&c.endpoint, &c.token, &c.oidc_token, &c.ca_cert].iter().any(|v| v.is_unknown()) || c.fresh_drift.is_unknown() {
         // Known only after apply (e.g. from another resource); resources will report it.
         return None;
     }
@@ -79,11 +80,25 @@ pub async fn configure(config: &Value, diags: &mut Diags) -> Option<Client> {
         );
         return None;
     };
-    let Some(token) = setting(&c.token, "DBAAS_TOKEN") else {
-        diags.error_at(Path::attr(P::token), "Missing dbaas token", "set `token` in the provider block or DBAAS_TOKEN");
-        return None;
-    };
     let ca = setting(&c.ca_cert, "DBAAS_CA_CERT");
+    let token = match (setting(&c.token, "DBAAS_TOKEN"), setting(&c.oidc_token, "DBAAS_OIDC_TOKEN")) {
+        (Some(t), _) => t,
+        (None, Some(identity)) => match crate::oidc_login::api_token(&endpoint, ca.as_deref(), &identity).await {
+            Ok(t) => t,
+            Err(e) => {
+                diags.error_at(Path::attr(P::oidc_token), "The dbaas API refused the identity token", e);
+                return None;
+            }
+        },
+        (None, None) => {
+            diags.error_at(
+                Path::attr(P::token),
+                "Missing dbaas token",
+                "set `token` (or DBAAS_TOKEN), or `oidc_token` (or DBAAS_OIDC_TOKEN) in a CI job",
+            );
+            return None;
+        }
+    };
     let fresh_drift =
         c.fresh_drift.get().unwrap_or_else(|| std::env::var("DBAAS_FRESH_DRIFT").is_ok_and(|v| v == "true"));
     if diags.has_errors() {

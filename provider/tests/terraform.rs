@@ -530,3 +530,56 @@ async fn an_existing_tenant_says_how_to_import_it() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(env.plan(&wd).0, 0);
 }
+
+/// A CI job applies with its OIDC identity token and no stored API token: the provider
+/// exchanges it once and keeps the API token for the job's later Terraform walks and
+/// commands; the identity token cannot be exchanged again elsewhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ci_job_applies_with_its_identity_token() {
+    use dbaas_testkit::oidc::{issuer, job, rsa_key, sign, AUD};
+    let env = Env::start().await;
+    let iss = issuer().await;
+    let key = rsa_key(env.dir.path(), "ci-1");
+    iss.published.lock().unwrap().push(key.jwk.clone());
+    env.admin.create_tenant(&dbaas_client::CreateTenant { name: "team-ci".into(), max_databases: None }).await.unwrap();
+    let claims = [("project_id", "42"), ("ref_protected", "true")].map(|(k, v)| (k.to_string(), v.to_string()));
+    env.admin
+        .create_oidc_binding(&dbaas_client::CreateOidcBinding {
+            tenant: "team-ci".into(),
+            name: "deploy".into(),
+            issuer: iss.url.clone(),
+            audience: AUD.into(),
+            claims: claims.into_iter().collect(),
+            access: None,
+            unprotected: false,
+        })
+        .await
+        .unwrap();
+    let body = "resource \"dbaas_database\" \"app\" {\n  name     = \"from-ci\"\n  instance = \"main\"\n}\n";
+    let wd = env.workdir("oidc", body);
+    let identity = sign(&key, &job(&iss.url, "42", "main", true));
+    let ci = [("DBAAS_ENDPOINT", env.endpoint.as_str()), ("DBAAS_OIDC_TOKEN", identity.as_str())];
+    let out = env.tf_env(&wd, &["apply", "-auto-approve", "-input=false"], &ci);
+    assert!(out.status.success(), "apply with the identity token:\n{}", text(&out));
+    let dbs = env.admin.list_databases("tenant=team-ci").await.unwrap();
+    assert!(dbs.iter().any(|d| d.name == "from-ci"), "{dbs:?}");
+    // The job's next command reuses the API token the exchange gave (kept 0600).
+    let out = env.tf_env(&wd, &["plan", "-input=false", "-detailed-exitcode"], &ci);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let kept: Vec<_> =
+        std::fs::read_dir(wd.join(".terraform/dbaas-oidc")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(kept.len(), 1);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&kept[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    // Elsewhere (another data directory), the same identity token is a replay.
+    let other = env.dir.path().join("other-data");
+    let replay = [
+        ("DBAAS_ENDPOINT", env.endpoint.as_str()),
+        ("DBAAS_OIDC_TOKEN", identity.as_str()),
+        ("TF_DATA_DIR", other.to_str().unwrap()),
+    ];
+    let out = env.tf_env(&wd, &["init", "-input=false"], &replay);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = env.tf_env(&wd, &["plan", "-input=false"], &replay);
+    assert!(!out.status.success() && text(&out).contains("replayed"), "{}", text(&out));
+}

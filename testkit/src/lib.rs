@@ -13,6 +13,7 @@
 //!   error's SQLSTATE, waiting for a condition.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod oidc;
 pub mod s3;
 
 use std::path::Path;
