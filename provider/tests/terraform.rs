@@ -193,6 +193,20 @@ resource "terraform_data" "migration" {
     environment = { URI = ephemeral.dbaas_lease.migrate.uri }
   }
 }
+
+ephemeral "dbaas_credentials" "writer" {
+  database_id = dbaas_database.orders.id
+  access      = "write"
+}
+
+resource "terraform_data" "seed" {
+  triggers_replace = [dbaas_database.orders.id]
+  depends_on       = [terraform_data.migration]
+  provisioner "local-exec" {
+    command     = "psql \"$URI\" -Atc 'SELECT current_user' > writer.txt"
+    environment = { URI = ephemeral.dbaas_credentials.writer.uri }
+  }
+}
 "#;
     let wd = env.workdir("lease", &body);
     env.apply(&wd);
@@ -224,6 +238,10 @@ resource "terraform_data" "migration" {
     let types: Vec<&str> =
         parsed["resources"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
     assert!(!types.contains(&"dbaas_lease"), "{types:?}");
+    // The static login read at use: the write role, and no credentials resource in state.
+    let writer = std::fs::read_to_string(wd.join("writer.txt")).unwrap();
+    assert_eq!(writer.trim(), "team-a_app_write");
+    assert!(!types.contains(&"dbaas_credentials"), "{types:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

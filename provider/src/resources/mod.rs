@@ -6,6 +6,7 @@ use crate::framework::server::ProviderServer;
 
 mod backups_data;
 mod common;
+mod credentials;
 mod database;
 mod database_data;
 mod database_model;
@@ -33,7 +34,7 @@ pub fn provider() -> ProviderServer {
             Arc::new(databases_data::DatabasesData),
             Arc::new(backups_data::BackupsData),
         ],
-        vec![Arc::new(lease::Lease)],
+        vec![Arc::new(lease::Lease), Arc::new(credentials::Credentials)],
     )
 }
 
@@ -85,5 +86,6 @@ mod tests {
             check("data-sources", d.type_name(), d.schema());
         }
         check("ephemeral-resources", lease::Lease.type_name(), lease::Lease.schema());
+        check("ephemeral-resources", credentials::Credentials.type_name(), credentials::Credentials.schema());
     }
 }
