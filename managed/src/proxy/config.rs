@@ -128,11 +128,11 @@ pub fn render(spec: &ProxySpec) -> Result<Rendered, String> {
             port = r.server_port,
             mode = r.pool_mode.as_str(),
         ));
-        // Each database admits its own logins only (the cluster checks CONNECT too).
-        if !r.users.is_empty() {
-            let users = r.users.join(",");
+        // Each database admits its own logins only (the cluster checks CONNECT too); a line
+        // per login, however many leases a database has (no line grows without bound).
+        for user in &r.users {
             for net in ["0.0.0.0/0", "::/0"] {
-                hba.push_str(&format!("hostssl {} {users} {net} scram-sha-256\n", r.database));
+                hba.push_str(&format!("hostssl {} {user} {net} scram-sha-256\n", r.database));
             }
         }
     }
@@ -227,7 +227,8 @@ mod tests {
         assert!(r.ini.contains("server_tls_sslmode = verify-full\n"));
         assert!(r.ini.contains("server_tls_ca_file = /var/lib/dbaas/.proxy/servers-cd.crt\n"));
         assert!(r.ini.contains("client_tls_sslmode = require\n"));
-        assert!(r.hba.contains("hostssl acme_app acme_app__read,acme_app__write 0.0.0.0/0 scram-sha-256\n"));
+        assert!(r.hba.contains("hostssl acme_app acme_app__read 0.0.0.0/0 scram-sha-256\n"));
+        assert!(r.hba.contains("hostssl acme_app acme_app__write ::/0 scram-sha-256\n"));
         // The console: peer on the socket, refused over TCP before any database line.
         let reject = r.hba.find("hostssl pgbouncer all 0.0.0.0/0 reject").expect("reject");
         assert!(reject < r.hba.find("hostssl acme_app").expect("route"));
