@@ -601,3 +601,48 @@ async fn a_ci_job_applies_with_its_identity_token() {
     let out = env.tf_env(&wd, &["plan", "-input=false"], &replay);
     assert!(!out.status.success() && text(&out).contains("replayed"), "{}", text(&out));
 }
+
+/// An external instance registered with a write-only admin password: sent to the service,
+/// never in the plan or the state; a new version sends it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn write_only_admin_password_never_reaches_state() {
+    let env = Env::start().await;
+    let req = dbaas_api::dev::instance_request(&env.target, "ext");
+    let password = req.admin_password.clone().unwrap();
+    let dir = env.dir.path().join("wo");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), req.ca_cert.clone().unwrap()).unwrap();
+    let body = |version: u32| {
+        format!(
+            "resource \"dbaas_instance\" \"ext\" {{\n  name        = \"ext\"\n  host        = \"127.0.0.1\"\n  port        = {}\n  \
+             admin_user  = \"postgres\"\n  admin_password_wo = \"{password}\"\n  admin_password_wo_version = {version}\n  \
+             sslmode     = \"verify-full\"\n  ca_cert     = file(\"ca.pem\")\n  environment = \"sandbox\"\n}}\n",
+            req.port.unwrap()
+        )
+    };
+    let wd = env.workdir("wo", &body(1));
+    let out = env.tf(&wd, &["plan", "-input=false", "-out=wo.tfplan"]);
+    assert!(out.status.success(), "{}", text(&out));
+    env.apply(&wd);
+    assert_eq!(env.admin.get_instance("ext").await.unwrap().status, dbaas_client::InstanceStatus::Ready);
+    let state = std::fs::read_to_string(wd.join("terraform.tfstate")).unwrap();
+    assert!(!state.contains(&password), "the write-only password is in the state");
+    let plan = std::fs::read(wd.join("wo.tfplan")).unwrap();
+    assert!(!String::from_utf8_lossy(&plan).contains(&password), "the write-only password is in the saved plan");
+    let show = env.tf(&wd, &["show", "-json"]);
+    assert!(!String::from_utf8_lossy(&show.stdout).contains(&password));
+    let (code, replan) = env.plan(&wd);
+    assert_eq!(code, 0, "a write-only value is no change:\n{replan}");
+    // A new version sends the password again (the service re-verifies the login with it).
+    env.write(&wd, &body(2));
+    let (code, plan) = env.plan(&wd);
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("admin_password_wo_version") && !plan.contains(&password), "{plan}");
+    env.apply(&wd);
+    assert!(!std::fs::read_to_string(wd.join("terraform.tfstate")).unwrap().contains(&password));
+    // With both passwords set, validation says so at the attribute.
+    env.write(&wd, &body(2).replace("  sslmode", "  admin_password = \"x\"\n  sslmode"));
+    let (code, out) = env.plan(&wd);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Conflicting passwords"), "{out}");
+}

@@ -19,6 +19,10 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
     }
     let mut state = proposed.clone();
     let attrs = &schema.block.attrs;
+    // Write-only values live in the configuration only: null in every plan.
+    for a in attrs.iter().filter(|a| a.write_only) {
+        state.set(a.name, Value::Null);
+    }
     if prior.is_null() {
         for a in attrs.iter().filter(|a| a.computed) {
             if config.get(a.name).is_null() {
@@ -27,7 +31,11 @@ pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) ->
         }
         return Planned { state, requires_replace: vec![] };
     }
-    let changed = attrs.iter().filter(|a| a.required || a.optional).any(|a| proposed.get(a.name) != prior.get(a.name));
+    // A write-only value is never a change by itself (its `*_version` companion is).
+    let changed = attrs
+        .iter()
+        .filter(|a| (a.required || a.optional) && !a.write_only)
+        .any(|a| proposed.get(a.name) != prior.get(a.name));
     for a in attrs.iter().filter(|a| a.computed && !a.optional && !a.required) {
         let v = if a.use_state_for_unknown || !changed { prior.get(a.name).clone() } else { Value::Unknown };
         state.set(a.name, v);
@@ -86,6 +94,26 @@ mod tests {
         let proposed = obj(Value::str("x"), "b", Value::int(1), Value::str("standard"), Value::str("ready"));
         let p = plan(&schema(), &prior, &proposed, &proposed);
         assert_eq!(p.requires_replace, vec![Path::attr("name")]);
+    }
+
+    #[test]
+    fn write_only_values_are_never_planned_nor_a_change() {
+        let schema = Schema::new(
+            "t",
+            vec![
+                Attr::required("name", Type::String, ""),
+                Attr::optional("secret_wo", Type::String, "").sensitive().write_only(),
+                Attr::computed("status", Type::String, ""),
+            ],
+        );
+        let prior =
+            Value::object([("name", Value::str("a")), ("secret_wo", Value::Null), ("status", Value::str("ok"))]);
+        let proposed =
+            Value::object([("name", Value::str("a")), ("secret_wo", Value::str("s3")), ("status", Value::str("ok"))]);
+        let p = plan(&schema, &prior, &proposed, &proposed);
+        assert_eq!(p.state, prior, "no change, and the value is not in the plan");
+        let p = plan(&schema, &Value::Null, &proposed, &proposed);
+        assert!(p.state.get("secret_wo").is_null());
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl Attr {
         self.requires_replace = true;
         self
     }
+    /// Write-only (Terraform 1.11): sent in the configuration, never kept in plan or state.
+    pub fn write_only(mut self) -> Self {
+        self.write_only = true;
+        self
+    }
     pub fn keep(mut self) -> Self {
         self.use_state_for_unknown = true;
         self

@@ -138,8 +138,21 @@ impl Provider for ProviderServer {
     ) -> Result<Response<pb::validate_resource_config::Response>, Status> {
         let r = r.into_inner();
         let res = self.resource(&r.type_name)?;
-        let config = decode(&res.schema().ty(), r.config.as_ref())?;
+        let schema = res.schema();
+        let config = decode(&schema.ty(), r.config.as_ref())?;
         let mut diags = Diags::default();
+        // A client that cannot keep write-only values out of its plan and state may not send
+        // them at all.
+        let allowed = r.client_capabilities.as_ref().is_some_and(|c| c.write_only_attributes_allowed);
+        for a in schema.block.attrs.iter().filter(|a| a.write_only) {
+            if !allowed && !config.get(a.name).is_null() {
+                diags.error_at(
+                    super::diag::Path::attr(a.name),
+                    "Write-only attribute not supported",
+                    format!("{} is write-only: it needs Terraform 1.11 or later", a.name),
+                );
+            }
+        }
         super::resource::timeout(&config, "create", &mut diags);
         super::resource::timeout(&config, "update", &mut diags);
         super::resource::timeout(&config, "delete", &mut diags);
@@ -256,13 +269,14 @@ impl Provider for ProviderServer {
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
         let r = r.into_inner();
         let res = self.resource(&r.type_name)?;
-        let ty = res.schema().ty();
+        let schema = res.schema();
+        let ty = schema.ty();
         let prior = decode(&ty, r.prior_state.as_ref())?;
         let planned = decode(&ty, r.planned_state.as_ref())?;
         let config = decode(&ty, r.config.as_ref())?;
         let mut private = Private::decode(&r.planned_private);
         let mut diags = Diags::default();
-        let new_state = if planned.is_null() {
+        let mut new_state = if planned.is_null() {
             res.delete(&self.ctx, &prior, &mut private, &mut diags).await;
             // A failed delete leaves the resource in state.
             if diags.has_errors() {
@@ -275,6 +289,12 @@ impl Provider for ProviderServer {
         } else {
             res.update(&self.ctx, &prior, &planned, &config, &mut private, &mut diags).await.unwrap_or(prior)
         };
+        // Never a write-only value in state, whatever the resource returned.
+        if !new_state.is_null() {
+            for a in schema.block.attrs.iter().filter(|a| a.write_only) {
+                new_state.set(a.name, Value::Null);
+            }
+        }
         Ok(Response::new(pb::apply_resource_change::Response {
             new_state: encode(&ty, &new_state)?,
             private: private.encode(),
