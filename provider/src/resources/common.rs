@@ -69,3 +69,12 @@ pub fn warn_if_stored_drift(db: &dbaas_client::Database, diags: &mut Diags) {
         ),
     );
 }
+
+/// An `access` argument (`read`, `write` or `admin`), diagnosed at `path` when invalid.
+pub fn check_access(value: Option<&str>, path: crate::framework::Path, diags: &mut crate::framework::Diags) {
+    if let Some(a) = value {
+        if a.parse::<dbaas_client::Access>().is_err() {
+            diags.error_at(path, "Invalid access level", format!("{a:?}: use read, write or admin"));
+        }
+    }
+}

@@ -36,15 +36,7 @@ impl TypedEphemeralResource for Credentials {
     }
 
     fn validate(&self, c: &CredentialsModel, diags: &mut Diags) {
-        if let Some(a) = c.access.as_str() {
-            if a.parse::<Access>().is_err() {
-                diags.error_at(
-                    Path::attr(CredentialsModel::access),
-                    "Invalid access level",
-                    format!("{a:?}: use read, write or admin"),
-                );
-            }
-        }
+        super::common::check_access(c.access.as_str(), Path::attr(CredentialsModel::access), diags);
     }
 
     async fn open(&self, ctx: &Ctx, c: &CredentialsModel, diags: &mut Diags) -> Option<(CredentialsModel, Private)> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dbaas_client::{Access, CreateLease};
+use dbaas_client::CreateLease;
 
 use super::common::{field_paths, wait_op};
 use crate::framework::{model, Ctx, Diags, Field, Path, Private, Schema, TypedEphemeralResource};
@@ -41,15 +41,7 @@ impl TypedEphemeralResource for Lease {
     }
 
     fn validate(&self, c: &LeaseModel, diags: &mut Diags) {
-        if let Some(a) = c.access.as_str() {
-            if a.parse::<Access>().is_err() {
-                diags.error_at(
-                    Path::attr(LeaseModel::access),
-                    "Invalid access level",
-                    format!("{a:?}: use read, write or admin"),
-                );
-            }
-        }
+        super::common::check_access(c.access.as_str(), Path::attr(LeaseModel::access), diags);
         if let Some(t) = c.ttl.as_str() {
             let at = || Path::attr(LeaseModel::ttl);
             match crate::util::parse_duration(t) {
